@@ -1,0 +1,59 @@
+"""The exceptions of stream_cf: one base class and small, specific subclasses.
+
+Third-party errors are wrapped with ``raise X(...) from exc`` so that callers catch
+:class:`StreamCFError` and still see the cause.
+"""
+
+from __future__ import annotations
+
+
+class StreamCFError(Exception):
+    """Base class of every error raised by stream_cf."""
+
+
+class InvalidEvent(StreamCFError, ValueError):
+    """An event that cannot be applied: bad bytes, bad JSON, a bad field, a value off the scale.
+
+    ``reason`` is a short machine-readable code (``not_utf8``, ``invalid_json``, ``not_an_object``,
+    ``invalid_field``, ``unknown_type``, ``rating_out_of_scale``, ``not_finite``, ``empty_id``,
+    ``id_too_long``, ...); the message says what was wrong in words.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+class UnknownUser(StreamCFError, KeyError):
+    """The user id is not in the state."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
+        return str(self.args[0]) if self.args else "unknown user"
+
+
+class UnknownRating(StreamCFError, KeyError):
+    """An ``unrate`` of a (user, item) pair that has no rating."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown rating"
+
+
+class PredictionImpossible(StreamCFError):
+    """No neighbour-based prediction can be made; the caller falls back and records why."""
+
+
+class StateFormatError(StreamCFError):
+    """A saved state or checkpoint that cannot be read (wrong format, wrong version, corrupt)."""
+
+
+class ConfigError(StreamCFError, ValueError):
+    """Settings that contradict each other or cannot be used; the message names the values."""
+
+
+class BrokerError(StreamCFError):
+    """The local Kafka broker could not be built, started or reached."""
+
+
+class DatasetUnavailable(StreamCFError):
+    """A named dataset whose package is not installed; the message says how to install it."""
