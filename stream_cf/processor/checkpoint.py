@@ -1,0 +1,167 @@
+"""Checkpoints: the engine state and the stream positions together in one file, written atomically.
+
+A checkpoint is the source of truth on restart: the processor loads the engine from it and seeks the
+input to its offsets (committed group offsets only serve monitoring). It also holds what the
+processor needs to publish exactly the lists that changed: the digest of the last list published per
+user, the users whose list is a fallback, and the output topic's end offsets when it was written.
+
+File layout (``<state dir>/checkpoint.scf``)::
+
+    b"SCFCKPT1"                      magic and format version
+    u64 big-endian  n                length of the metadata
+    n bytes                          metadata, UTF-8 JSON
+    u64 big-endian  m                length of the engine state
+    m bytes                          UserKNN.save() output
+    32 bytes                         SHA-256 of everything above
+
+Writing: a temporary file in the same directory, ``fsync``, ``os.replace`` over the old file, then
+``fsync`` of the directory. A crash at any point leaves either the old or the new checkpoint, whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import struct
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stream_cf.exceptions import StateFormatError
+
+logger = logging.getLogger(__name__)
+
+MAGIC = b"SCFCKPT1"
+_LEN = struct.Struct(">Q")
+_HASH_SIZE = 32
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint holds. ``engine`` is the bytes written by ``UserKNN.save``."""
+
+    input_topic: str
+    input_offsets: dict[int, int]
+    output_topic: str
+    output_offsets: dict[int, int]
+    engine: bytes
+    engine_config: dict[str, Any] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
+    fallback_users: set[str] = field(default_factory=set)
+    event_time_ms: int | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        """The JSON-ready metadata part."""
+        return {
+            "input_topic": self.input_topic,
+            "input_offsets": {str(p): o for p, o in sorted(self.input_offsets.items())},
+            "output_topic": self.output_topic,
+            "output_offsets": {str(p): o for p, o in sorted(self.output_offsets.items())},
+            "engine_config": self.engine_config,
+            "digests": dict(sorted(self.digests.items())),
+            "fallback_users": sorted(self.fallback_users),
+            "event_time_ms": self.event_time_ms,
+            "counters": dict(sorted(self.counters.items())),
+        }
+
+
+def encode_checkpoint(checkpoint: Checkpoint) -> bytes:
+    """The bytes of a checkpoint file."""
+    meta = json.dumps(checkpoint.metadata(), separators=(",", ":")).encode("utf-8")
+    body = b"".join(
+        [MAGIC, _LEN.pack(len(meta)), meta, _LEN.pack(len(checkpoint.engine)), checkpoint.engine]
+    )
+    return body + hashlib.sha256(body).digest()
+
+
+def decode_checkpoint(data: bytes) -> Checkpoint:
+    """Parse checkpoint bytes; StateFormatError if truncated, corrupt or of another format."""
+    if len(data) < len(MAGIC) + 2 * _LEN.size + _HASH_SIZE or not data.startswith(MAGIC):
+        raise StateFormatError("not a stream_cf checkpoint (bad magic or too short)")
+    body, checksum = data[:-_HASH_SIZE], data[-_HASH_SIZE:]
+    if hashlib.sha256(body).digest() != checksum:
+        raise StateFormatError("checkpoint checksum mismatch (corrupt or truncated file)")
+    pos = len(MAGIC)
+    (n,) = _LEN.unpack_from(body, pos)
+    pos += _LEN.size
+    meta_bytes = body[pos : pos + n]
+    pos += n
+    (m,) = _LEN.unpack_from(body, pos)
+    pos += _LEN.size
+    engine = body[pos : pos + m]
+    if pos + m != len(body):
+        raise StateFormatError("checkpoint lengths do not add up")
+    try:
+        meta = json.loads(meta_bytes.decode("utf-8"))
+        return Checkpoint(
+            input_topic=str(meta["input_topic"]),
+            input_offsets={int(p): int(o) for p, o in meta["input_offsets"].items()},
+            output_topic=str(meta["output_topic"]),
+            output_offsets={int(p): int(o) for p, o in meta["output_offsets"].items()},
+            engine=engine,
+            engine_config=dict(meta["engine_config"]),
+            digests={str(u): str(d) for u, d in meta["digests"].items()},
+            fallback_users={str(u) for u in meta["fallback_users"]},
+            event_time_ms=None if meta["event_time_ms"] is None else int(meta["event_time_ms"]),
+            counters={str(k): int(v) for k, v in meta["counters"].items()},
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise StateFormatError(f"checkpoint metadata unreadable: {exc}") from exc
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_checkpoint(path: Path, checkpoint: Checkpoint) -> int:
+    """Write ``checkpoint`` to ``path`` atomically and durably; return its size in bytes."""
+    data = encode_checkpoint(checkpoint)
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(directory)
+    return len(data)
+
+
+def read_checkpoint(path: Path) -> Checkpoint | None:
+    """The checkpoint at ``path``, or None if there is none; StateFormatError if unreadable."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateFormatError(f"cannot read checkpoint {path}: {exc}") from exc
+    try:
+        return decode_checkpoint(data)
+    except StateFormatError as exc:
+        raise StateFormatError(f"{path}: {exc}") from exc
+
+
+def remove_stale_temporaries(path: Path) -> int:
+    """Delete temporary files left by a crash during a write; return how many were removed."""
+    removed = 0
+    if path.parent.is_dir():
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        logger.info("removed %d unfinished checkpoint temporaries in %s", removed, path.parent)
+    return removed

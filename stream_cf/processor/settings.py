@@ -1,0 +1,219 @@
+"""The processor's configuration: one typed, frozen settings class.
+
+Every field can be given as a keyword (the CLI passes its flags that way) or as a
+``STREAM_CF_<FIELD>`` environment variable (keywords win). Choices are ``Literal`` types,
+passwords are ``SecretStr`` (never logged), and the rules that tie fields together are checked at
+construction with the offending values in the message (:class:`~stream_cf.exceptions.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from stream_cf.exceptions import ConfigError
+
+Similarity = Literal["cosine", "msd", "pearson", "adjusted_cosine"]
+Feedback = Literal["explicit", "implicit"]
+Refresh = Literal["actors", "neighbours"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"]
+
+
+def _parse_scale(value: Any) -> Any:
+    """Accept ``"1,5"``, ``"1 5"``, ``"[1, 5]"`` or a pair of numbers."""
+    if isinstance(value, str):
+        text = value.strip().strip("[]()")
+        parts = [p for p in text.replace(",", " ").split() if p]
+        return tuple(parts)
+    return value
+
+
+RatingScale = Annotated[tuple[float, float], NoDecode, BeforeValidator(_parse_scale)]
+
+
+class ProcessorSettings(BaseSettings):
+    """Settings of ``stream-cf run`` (and of :class:`~stream_cf.processor.loop.Processor`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAM_CF_",
+        frozen=True,
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    # Kafka
+    bootstrap_servers: str = Field("localhost:9092", min_length=1)
+    input_topic: str = Field("cf.events", min_length=1)
+    output_topic: str = Field("cf.recommendations", min_length=1)
+    dlq_topic: str | None = Field(None, description="default: '<input topic>.dlq'")
+    group_id: str = Field("stream-cf", min_length=1)
+    partitions: int = Field(1, ge=1, description="partitions of the topics the processor creates")
+    replication_factor: int = Field(1, ge=1)
+    # Security (passed to every Kafka client)
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    # Engine (UserKNN constructor)
+    similarity: Similarity = "pearson"
+    k: int = Field(40, ge=1)
+    min_k: int = Field(1, ge=1)
+    min_support: int = Field(1, ge=1)
+    min_similarity: float | None = 0.0
+    shrinkage: float = Field(0.0, ge=0.0)
+    feedback: Feedback = "explicit"
+    rating_scale: RatingScale = (1.0, 5.0)
+    # Validation of the input
+    max_id_length: int = Field(256, ge=1)
+    # Output and loop
+    n: int = Field(10, ge=1, description="length of each published list")
+    refresh: Refresh = "neighbours"
+    state_dir: Path = Path("stream-cf-state")
+    checkpoint_interval: float = Field(30.0, gt=0.0, description="seconds between checkpoints")
+    max_batch: int = Field(5000, ge=1, description="most records applied as one batch")
+    poll_timeout: float = Field(0.2, gt=0.0, description="seconds one poll waits for records")
+    retry_backoff_max: float = Field(5.0, gt=0.0, description="longest wait between retries (s)")
+    shutdown_timeout: float = Field(
+        30.0, gt=0.0, description="seconds to keep trying to publish after a stop request"
+    )
+
+    @field_validator("min_similarity", "shrinkage")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"must be finite, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> ProcessorSettings:
+        problems: list[str] = []
+        low, high = self.rating_scale
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            problems.append(
+                f"rating_scale must be two finite numbers low < high, got {low}, {high}"
+            )
+        if self.min_k > self.k:
+            problems.append(f"min_k ({self.min_k}) must not exceed k ({self.k})")
+        topics = {
+            "input_topic": self.input_topic,
+            "output_topic": self.output_topic,
+            "dlq_topic": self.dead_letter_topic,
+        }
+        if len(set(topics.values())) < 3:
+            problems.append(f"the input, output and dead-letter topics must differ, got {topics}")
+        if self.feedback == "implicit" and self.similarity != "cosine":
+            problems.append(
+                f"feedback='implicit' uses cosine on the weight vectors; "
+                f"similarity must be 'cosine', got {self.similarity!r}"
+            )
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and self.sasl_mechanism is None:
+            problems.append(
+                f"security_protocol={self.security_protocol} needs sasl_mechanism "
+                f"(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, ...)"
+            )
+        if not sasl and self.sasl_mechanism is not None:
+            problems.append(
+                f"sasl_mechanism={self.sasl_mechanism} is set but security_protocol is "
+                f"{self.security_protocol}; use SASL_PLAINTEXT or SASL_SSL"
+            )
+        if self.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and (
+            not self.sasl_plain_username or self.sasl_plain_password is None
+        ):
+            problems.append(
+                f"sasl_mechanism={self.sasl_mechanism} needs sasl_plain_username and "
+                f"sasl_plain_password (username given: {self.sasl_plain_username is not None}, "
+                f"password given: {self.sasl_plain_password is not None})"
+            )
+        uses_ssl = self.security_protocol in ("SSL", "SASL_SSL")
+        ssl_fields = {
+            name: getattr(self, name)
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+            if getattr(self, name) is not None
+        }
+        if ssl_fields and not uses_ssl:
+            problems.append(
+                f"{', '.join(ssl_fields)} set but security_protocol is {self.security_protocol}; "
+                f"use SSL or SASL_SSL"
+            )
+        for name, path in ssl_fields.items():
+            if not Path(path).is_file():
+                problems.append(f"{name}={path} is not a file")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def dead_letter_topic(self) -> str:
+        """The dead-letter topic: ``dlq_topic`` or ``<input topic>.dlq``."""
+        return self.dlq_topic or f"{self.input_topic}.dlq"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The one checkpoint file in ``state_dir``."""
+        return self.state_dir / "checkpoint.scf"
+
+    def engine_config(self) -> dict[str, Any]:
+        """The keywords of the ``UserKNN`` constructor these settings ask for."""
+        return {
+            "similarity": self.similarity,
+            "k": self.k,
+            "min_k": self.min_k,
+            "min_support": self.min_support,
+            "min_similarity": self.min_similarity,
+            "shrinkage": self.shrinkage,
+            "rating_scale": (float(self.rating_scale[0]), float(self.rating_scale[1])),
+            "feedback": self.feedback,
+        }
+
+    def kafka_config(self) -> dict[str, Any]:
+        """Connection and security keywords shared by every kafka-python client."""
+        config: dict[str, Any] = {
+            "bootstrap_servers": [s.strip() for s in self.bootstrap_servers.split(",") if s],
+            "security_protocol": self.security_protocol,
+            "reconnect_backoff_max_ms": int(self.retry_backoff_max * 1000),
+        }
+        if self.sasl_mechanism is not None:
+            config["sasl_mechanism"] = self.sasl_mechanism
+        if self.sasl_plain_username is not None:
+            config["sasl_plain_username"] = self.sasl_plain_username
+        if self.sasl_plain_password is not None:
+            config["sasl_plain_password"] = self.sasl_plain_password.get_secret_value()
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            config["ssl_check_hostname"] = self.ssl_check_hostname
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                value = getattr(self, name)
+                if value is not None:
+                    config[name] = str(value)
+            if self.ssl_password is not None:
+                config["ssl_password"] = self.ssl_password.get_secret_value()
+        return config
+
+
+def load_settings(**overrides: Any) -> ProcessorSettings:
+    """Build the settings from keywords and ``STREAM_CF_*`` variables, or raise ConfigError."""
+    try:
+        return ProcessorSettings(**overrides)
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"invalid processor settings: {details}") from exc

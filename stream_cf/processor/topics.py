@@ -1,0 +1,81 @@
+"""Create the processor's topics when they are missing.
+
+The input and dead-letter topics are created with the default (delete) cleanup policy; the output
+topic is created compacted (``cleanup.policy=compact``), since only the last list per user matters
+and a forgotten user's tombstone lets compaction erase them. Existing topics are left as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from stream_cf.exceptions import BrokerError
+from stream_cf.processor.settings import ProcessorSettings
+
+logger = logging.getLogger(__name__)
+
+
+def topic_specs(settings: ProcessorSettings) -> dict[str, dict[str, str]]:
+    """Topic name -> the configs it is created with."""
+    return {
+        settings.input_topic: {},
+        settings.output_topic: {"cleanup.policy": "compact"},
+        settings.dead_letter_topic: {},
+    }
+
+
+def ensure_topics(settings: ProcessorSettings, *, timeout: float = 60.0) -> list[str]:
+    """Create whichever of the input, output and dead-letter topics are missing.
+
+    Returns the names created. Retries with backoff until ``timeout`` while the broker cannot be
+    reached, then raises :class:`BrokerError`.
+    """
+    deadline = time.monotonic() + timeout
+    backoff = 0.2
+    while True:
+        try:
+            return _create_missing(settings)
+        except KafkaError as exc:
+            if time.monotonic() + backoff > deadline:
+                raise BrokerError(
+                    f"could not create topics on {settings.bootstrap_servers}: {exc!r}"
+                ) from exc
+            logger.warning("topic creation failed (%r); retrying in %.1fs", exc, backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, settings.retry_backoff_max)
+
+
+def _create_missing(settings: ProcessorSettings) -> list[str]:
+    config: dict[str, Any] = settings.kafka_config()
+    config["client_id"] = "stream-cf-admin"
+    admin = KafkaAdminClient(**config)
+    try:
+        existing = set(admin.list_topics())
+        specs = topic_specs(settings)
+        missing = [name for name in specs if name not in existing]
+        if not missing:
+            return []
+        new = [
+            NewTopic(
+                name=name,
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+                topic_configs=specs[name],
+            )
+            for name in missing
+        ]
+        try:
+            admin.create_topics(new, timeout_ms=30_000)
+        except TopicAlreadyExistsError:
+            logger.debug("a topic was created concurrently")
+        for name in missing:
+            logger.info("created topic %s %s", name, specs[name] or "")
+        return missing
+    finally:
+        admin.close()
