@@ -1,0 +1,129 @@
+"""``stream-cf run``: the stream processor.
+
+Every setting is a flag or a ``STREAM_CF_<NAME>`` environment variable (flags win); see
+:class:`stream_cf.processor.settings.ProcessorSettings`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, get_args
+
+from stream_cf.processor.settings import (
+    Feedback,
+    Refresh,
+    SaslMechanism,
+    SecurityProtocol,
+    Similarity,
+    load_settings,
+)
+
+# (flag, settings field, type, help); every default comes from the settings class
+_OPTIONS: list[tuple[str, str, Any, str]] = [
+    ("--bootstrap-servers", "bootstrap_servers", str, "host:port[,host:port] (localhost:9092)"),
+    ("--input-topic", "input_topic", str, "topic of the input events (cf.events)"),
+    ("--output-topic", "output_topic", str, "topic of the lists, compacted (cf.recommendations)"),
+    ("--dlq-topic", "dlq_topic", str, "dead-letter topic (<input topic>.dlq)"),
+    ("--group-id", "group_id", str, "consumer group the offsets are committed to (stream-cf)"),
+    ("--state-dir", "state_dir", str, "directory of the checkpoint file (stream-cf-state)"),
+    ("--partitions", "partitions", int, "partitions of the topics it creates (1)"),
+    ("--replication-factor", "replication_factor", int, "of the topics it creates (1)"),
+    ("--k", "k", int, "neighbours per prediction (40)"),
+    ("--min-k", "min_k", int, "fewer usable neighbours -> fallback to the user mean (1)"),
+    ("--min-support", "min_support", int, "co-rated items needed for a similarity (1)"),
+    ("--shrinkage", "shrinkage", float, "similarity shrinkage (0)"),
+    ("--n", "n", int, "length of each list (10)"),
+    ("--checkpoint-interval", "checkpoint_interval", float, "seconds between checkpoints (30)"),
+    ("--max-batch", "max_batch", int, "most records per batch (5000)"),
+    ("--max-id-length", "max_id_length", int, "longer ids go to the dead-letter topic (256)"),
+    ("--rating-scale", "rating_scale", str, "LOW,HIGH; ratings outside are rejected (1,5)"),
+    ("--sasl-plain-username", "sasl_plain_username", str, "SASL username"),
+    (
+        "--sasl-plain-password",
+        "sasl_plain_password",
+        str,
+        "SASL password (prefer STREAM_CF_SASL_PLAIN_PASSWORD)",
+    ),
+    ("--ssl-cafile", "ssl_cafile", str, "CA bundle"),
+    ("--ssl-certfile", "ssl_certfile", str, "client certificate"),
+    ("--ssl-keyfile", "ssl_keyfile", str, "client key"),
+    ("--ssl-password", "ssl_password", str, "password of the key (prefer STREAM_CF_SSL_PASSWORD)"),
+]
+_CHOICES: list[tuple[str, str, Any, str]] = [
+    ("--similarity", "similarity", Similarity, "similarity measure (pearson)"),
+    ("--feedback", "feedback", Feedback, "explicit ratings or implicit weights (explicit)"),
+    (
+        "--refresh",
+        "refresh",
+        Refresh,
+        "actors: only the users who acted; neighbours: also every user who shares an item with "
+        "them, so no list is left stale (neighbours)",
+    ),
+    ("--security-protocol", "security_protocol", SecurityProtocol, "(PLAINTEXT)"),
+    ("--sasl-mechanism", "sasl_mechanism", SaslMechanism, "SASL mechanism"),
+]
+FIELDS = [field for _, field, _, _ in _OPTIONS + _CHOICES] + [
+    "min_similarity",
+    "ssl_check_hostname",
+]
+
+
+def _min_similarity(text: str) -> float | None:
+    return None if text.lower() in ("none", "null", "") else float(text)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``run`` sub-command."""
+    parser = subparsers.add_parser(
+        "run",
+        help="run the stream processor",
+        description="Consume events, update the UserKNN state, publish the changed lists. "
+        "Every option is also a STREAM_CF_<OPTION> environment variable.",
+        argument_default=argparse.SUPPRESS,
+    )
+    for flag, field, kind, text in _OPTIONS:
+        parser.add_argument(flag, dest=field, type=kind, help=text)
+    for flag, field, literal, text in _CHOICES:
+        parser.add_argument(flag, dest=field, choices=list(get_args(literal)), help=text)
+    parser.add_argument(
+        "--min-similarity",
+        dest="min_similarity",
+        type=_min_similarity,
+        help="neighbours need a similarity above this; 'none' keeps every non-zero one (0)",
+    )
+    parser.add_argument(
+        "--no-ssl-check-hostname",
+        dest="ssl_check_hostname",
+        action="store_false",
+        help="do not check the broker certificate's host name",
+    )
+    parser.add_argument(
+        "--until-end",
+        action="store_true",
+        default=False,
+        help="stop once every record in the input at start is processed, published, "
+        "committed and checkpointed",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=False, help="print the run summary as JSON"
+    )
+    parser.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Build the settings from the flags (and the environment) and run the processor."""
+    from stream_cf.processor.loop import Processor  # noqa: PLC0415 - the engine loads on demand
+
+    given = {field: value for field, value in vars(args).items() if field in FIELDS}
+    settings = load_settings(**given)
+    summary = Processor(settings).run(until_end=bool(args.until_end))
+    if args.json:
+        print(json.dumps(summary.to_dict(), sort_keys=True))
+    else:
+        print(
+            f"stopped ({summary.stopped_by}): {summary.events} events, "
+            f"{summary.dead_letters} dead letters, {summary.published} lists and "
+            f"{summary.tombstones} tombstones published, offsets {summary.end_offsets}"
+        )
+    return 0

@@ -1,0 +1,562 @@
+"""The processor: input events -> UserKNN -> changed lists on the output topic.
+
+One batch at a time::
+
+    poll -> decode/validate (bad records -> dead letters) -> UserKNN.apply_many
+         -> users whose list may have changed (refresh policy) -> UserKNN.recommend_many
+         -> publish the lists whose digest changed, tombstones for forgotten users
+         -> wait for every acknowledgement -> commit the group offsets
+         -> every checkpoint_interval seconds: checkpoint (engine + offsets + digests, one file)
+
+Why this order. The checkpoint is the source of truth on restart (the group offsets only serve
+monitoring), and a checkpoint is written only after everything the batch published has been
+acknowledged, so it never records as published a list that is not on the topic. A crash (even
+SIGKILL) before the checkpoint makes the restart re-read the input from the previous checkpoint's
+offsets: lists may be published again (at least once), none is lost. To know what is really on the
+output topic, a restart reads the output records written after the checkpoint (from the output
+offsets it recorded) and takes their digests as the last published ones; so a list published
+after the checkpoint and superseded on replay is published again, and the last record per user on
+the topic is always the list of the final state.
+
+The processor assigns itself every partition of the input topic (one instance per input topic:
+the engine state is global). With one partition the events are applied in offset order, so the
+same input gives the same state and the same lists whatever the batch sizes and restarts; with
+several partitions each user's events keep their order but the interleaving between partitions
+depends on fetch timing.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from types import FrameType
+from typing import Any, TypeVar
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from stream_cf.engine import UserKNN
+from stream_cf.events import Event
+from stream_cf.exceptions import BrokerError, ConfigError, StreamCFError
+from stream_cf.processor.checkpoint import (
+    Checkpoint,
+    read_checkpoint,
+    remove_stale_temporaries,
+    write_checkpoint,
+)
+from stream_cf.processor.codec import (
+    TOMBSTONE_DIGEST,
+    SourceRecord,
+    decode,
+    digest_of_output,
+    encode_key,
+    encode_recommendations,
+    list_digest,
+)
+from stream_cf.processor.dlq import DeadLetter
+from stream_cf.processor.publisher import OutgoingRecord, Publisher
+from stream_cf.processor.refresh import co_raters
+from stream_cf.processor.semantics import BatchChecker
+from stream_cf.processor.settings import ProcessorSettings
+from stream_cf.processor.topics import ensure_topics
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+@dataclass
+class RunSummary:
+    """What one :meth:`Processor.run` did."""
+
+    events: int = 0
+    dead_letters: int = 0
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    published: int = 0
+    tombstones: int = 0
+    batches: int = 0
+    checkpoints: int = 0
+    restored: bool = False
+    start_offsets: dict[int, int] = field(default_factory=dict)
+    end_offsets: dict[int, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    stopped_by: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+class Processor:
+    """The stream processor. ``Processor(settings).run(until_end=True)`` returns a summary."""
+
+    def __init__(self, settings: ProcessorSettings) -> None:
+        self.settings = settings
+        self._stop = threading.Event()
+        self.engine: UserKNN | None = None
+        self._digests: dict[str, str] = {}
+        self._fallback_users: set[str] = set()
+        self._positions: dict[int, int] = {}
+        self._output_offsets: dict[int, int] = {}
+        self._event_time_ms: int | None = None
+        self._counters: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ control
+    def stop(self) -> None:
+        """Ask the loop to finish the current batch, checkpoint and return (thread-safe)."""
+        self._stop.set()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        logger.info("received %s: finishing the batch, then stopping", signal.Signals(signum).name)
+        self.stop()
+
+    # ------------------------------------------------------------------ run
+    def run(
+        self,
+        *,
+        until_end: bool = False,
+        install_signal_handlers: bool = True,
+        on_batch: Callable[[RunSummary], None] | None = None,
+    ) -> RunSummary:
+        """Process the input until stopped (or, with ``until_end``, until the end offsets that
+        the input had at start are processed, published, committed and checkpointed)."""
+        started = time.monotonic()
+        summary = RunSummary()
+        previous: dict[signal.Signals, Any] = {}
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, self._on_signal)
+        consumer: KafkaConsumer | None = None
+        publisher: Publisher | None = None
+        try:
+            ensure_topics(self.settings)
+            engine = self._restore(summary)
+            consumer = self._retrying("connect the consumer", self._make_consumer)
+            partitions = self._assign(consumer)
+            summary.start_offsets = dict(self._positions)
+            self._replay_output_tail()
+            targets: dict[int, int] | None = None
+            if until_end:
+                ends = self._retrying(
+                    "read the end offsets",
+                    lambda: consumer.end_offsets(partitions),
+                )
+                targets = {tp.partition: int(o) for tp, o in ends.items()}
+                logger.info("running until the input end offsets %s", targets)
+            publisher = Publisher(
+                self.settings.kafka_config(),
+                stop_requested=self._stop.is_set,
+                backoff_max=self.settings.retry_backoff_max,
+                shutdown_timeout=self.settings.shutdown_timeout,
+            )
+            last_checkpoint = time.monotonic()
+            dirty = False
+            while True:
+                if targets is not None and self._reached(targets):
+                    summary.stopped_by = "until_end"
+                    break
+                if self._stop.is_set():
+                    summary.stopped_by = "stop"
+                    break
+                records = self._poll(consumer, partitions, targets)
+                if records:
+                    self._process(engine, records, publisher, summary)
+                    self._commit(consumer)
+                    summary.batches += 1
+                    dirty = True
+                    if on_batch is not None:
+                        on_batch(summary)
+                if (
+                    dirty
+                    and time.monotonic() - last_checkpoint >= self.settings.checkpoint_interval
+                ):
+                    self._checkpoint(engine, summary)
+                    last_checkpoint = time.monotonic()
+                    dirty = False
+            self._checkpoint(engine, summary)
+            self._commit(consumer, final=True)
+        finally:
+            if consumer is not None:
+                consumer.close(autocommit=False)
+            if publisher is not None:
+                publisher.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        summary.end_offsets = dict(self._positions)
+        summary.seconds = time.monotonic() - started
+        logger.info(
+            "stopped (%s): %d events, %d dead letters %s, %d lists and %d tombstones published "
+            "in %d batches, %.1fs",
+            summary.stopped_by,
+            summary.events,
+            summary.dead_letters,
+            summary.dead_letter_reasons,
+            summary.published,
+            summary.tombstones,
+            summary.batches,
+            summary.seconds,
+        )
+        return summary
+
+    # ------------------------------------------------------------------ start-up
+    def _restore(self, summary: RunSummary) -> UserKNN:
+        path = self.settings.checkpoint_path
+        remove_stale_temporaries(path)
+        checkpoint = read_checkpoint(path)
+        wanted = self.settings.engine_config()
+        if checkpoint is None:
+            logger.info("no checkpoint at %s: starting from the beginning of the input", path)
+            self.engine = UserKNN(**wanted)
+            return self.engine
+        if checkpoint.input_topic != self.settings.input_topic:
+            raise ConfigError(
+                f"the checkpoint {path} is of input topic {checkpoint.input_topic!r}, "
+                f"not {self.settings.input_topic!r}; use another --state-dir"
+            )
+        engine = UserKNN.load(io.BytesIO(checkpoint.engine))
+        have = {key: engine.config().get(key) for key in wanted}
+        if _normalise(have) != _normalise(wanted):
+            raise ConfigError(
+                f"the checkpoint {path} was made with engine settings {have}, "
+                f"but these settings ask for {wanted}; use the same settings or another --state-dir"
+            )
+        self.engine = engine
+        self._positions = dict(checkpoint.input_offsets)
+        self._output_offsets = dict(checkpoint.output_offsets)
+        self._digests = dict(checkpoint.digests)
+        self._fallback_users = set(checkpoint.fallback_users)
+        self._event_time_ms = checkpoint.event_time_ms
+        self._counters.update(checkpoint.counters)
+        summary.restored = True
+        logger.info(
+            "restored checkpoint %s: %d users, %d items, input offsets %s",
+            path,
+            engine.n_users,
+            engine.n_items,
+            checkpoint.input_offsets,
+        )
+        return engine
+
+    def _make_consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(
+            **self.settings.kafka_config(),
+            client_id="stream-cf-processor",
+            group_id=self.settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.settings.max_batch,
+            fetch_max_wait_ms=100,
+        )
+
+    def _assign(self, consumer: KafkaConsumer) -> list[TopicPartition]:
+        topic = self.settings.input_topic
+        deadline = time.monotonic() + 60.0
+        found = consumer.partitions_for_topic(topic)
+        while not found:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"no partitions found for the input topic {topic!r}")
+            time.sleep(0.2)
+            found = consumer.partitions_for_topic(topic)
+        partitions = [TopicPartition(topic, p) for p in sorted(found)]
+        consumer.assign(partitions)
+        beginning = self._retrying(
+            "read the beginning offsets", lambda: consumer.beginning_offsets(partitions)
+        )
+        for tp in partitions:
+            start = max(self._positions.get(tp.partition, 0), int(beginning[tp]))
+            consumer.seek(tp, start)
+            self._positions[tp.partition] = start
+        logger.info("input %s: starting at offsets %s", topic, self._positions)
+        return partitions
+
+    def _replay_output_tail(self) -> None:
+        """Read the output records written after the checkpoint: the last ones published."""
+        topic = self.settings.output_topic
+        reader = self._retrying(
+            "connect the output reader",
+            lambda: KafkaConsumer(
+                **self.settings.kafka_config(),
+                client_id="stream-cf-output-reader",
+                group_id=None,
+                enable_auto_commit=False,
+                fetch_max_wait_ms=100,
+            ),
+        )
+        try:
+            found = reader.partitions_for_topic(topic) or set()
+            partitions = [TopicPartition(topic, p) for p in sorted(found)]
+            if not partitions:
+                return
+            reader.assign(partitions)
+            ends = self._retrying("read output end offsets", lambda: reader.end_offsets(partitions))
+            begins = self._retrying(
+                "read output beginning offsets", lambda: reader.beginning_offsets(partitions)
+            )
+            todo: dict[TopicPartition, int] = {}
+            for tp in partitions:
+                start = max(self._output_offsets.get(tp.partition, 0), int(begins[tp]))
+                self._output_offsets[tp.partition] = max(start, int(ends[tp]))
+                if start < int(ends[tp]):
+                    reader.seek(tp, start)
+                    todo[tp] = int(ends[tp])
+                else:
+                    reader.pause(tp)
+            replayed = 0
+            while todo:
+                for tp, batch in reader.poll(timeout_ms=500).items():
+                    for record in batch:
+                        if record.offset >= todo.get(tp, 0) or record.key is None:
+                            continue
+                        replayed += 1
+                        user = record.key.decode("utf-8", errors="replace")
+                        try:
+                            digest = digest_of_output(record.value)
+                        except StreamCFError:
+                            logger.warning("unreadable output record at %s@%d", tp, record.offset)
+                            self._digests.pop(user, None)
+                            continue
+                        if digest == TOMBSTONE_DIGEST:
+                            self._digests.pop(user, None)
+                        else:
+                            self._digests[user] = digest
+                for tp in list(todo):
+                    if reader.position(tp) >= todo[tp]:
+                        del todo[tp]
+                        reader.pause(tp)
+            if replayed:
+                logger.info("read %d output records published after the checkpoint", replayed)
+        finally:
+            reader.close()
+
+    # ------------------------------------------------------------------ the batch
+    def _poll(
+        self,
+        consumer: KafkaConsumer,
+        partitions: list[TopicPartition],
+        targets: dict[int, int] | None,
+    ) -> list[SourceRecord]:
+        try:
+            polled = consumer.poll(
+                timeout_ms=int(self.settings.poll_timeout * 1000),
+                max_records=self.settings.max_batch,
+            )
+        except KafkaError as exc:
+            logger.warning("poll failed (%r); retrying", exc)
+            time.sleep(min(1.0, self.settings.retry_backoff_max))
+            return []
+        records: list[SourceRecord] = []
+        for tp in partitions:
+            limit = None if targets is None else targets.get(tp.partition, 0)
+            for r in polled.get(tp, ()):
+                if limit is not None and r.offset >= limit:
+                    break
+                records.append(
+                    SourceRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value)
+                )
+            if tp not in polled:
+                try:
+                    position = consumer.position(tp, timeout_ms=1000)
+                except KafkaError:
+                    continue
+                # gaps (compacted records, transaction markers) advance the position alone
+                if position is not None and (limit is None or position <= limit):
+                    self._positions[tp.partition] = max(self._positions[tp.partition], position)
+        return records
+
+    def _process(
+        self,
+        engine: UserKNN,
+        records: list[SourceRecord],
+        publisher: Publisher,
+        summary: RunSummary,
+    ) -> None:
+        settings = self.settings
+        checker = BatchChecker(engine)
+        events: list[Event] = []
+        outgoing: list[OutgoingRecord] = []
+        for record in records:
+            result = decode(
+                record, max_id_length=settings.max_id_length, rating_scale=settings.rating_scale
+            )
+            if not isinstance(result, DeadLetter):
+                rejection = checker.check(result)
+                if rejection is not None:
+                    reason, message = rejection
+                    result = DeadLetter(
+                        reason,
+                        message,
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        record.timestamp_ms,
+                        record.key,
+                        record.value,
+                    )
+            if isinstance(result, DeadLetter):
+                outgoing.append(
+                    OutgoingRecord(
+                        settings.dead_letter_topic,
+                        record.key,
+                        record.value,
+                        tuple(result.headers()),
+                    )
+                )
+                summary.dead_letter_reasons[result.reason] = (
+                    summary.dead_letter_reasons.get(result.reason, 0) + 1
+                )
+                summary.dead_letters += 1
+                continue
+            events.append(result)
+            ts = int(result.ts.timestamp() * 1000) if result.ts is not None else record.timestamp_ms
+            if self._event_time_ms is None or ts > self._event_time_ms:
+                self._event_time_ms = ts
+        for record in records:
+            self._positions[record.partition] = max(
+                self._positions.get(record.partition, 0), record.offset + 1
+            )
+        rejected = len(records) - len(events)
+        if rejected:
+            logger.warning(
+                "%d of %d records sent to the dead-letter topic %s (total %d: %s)",
+                rejected,
+                len(records),
+                settings.dead_letter_topic,
+                summary.dead_letters,
+                summary.dead_letter_reasons,
+            )
+        if events:
+            outgoing.extend(self._apply(engine, events, summary))
+        if outgoing:
+            ends = publisher.publish(outgoing)
+            for (topic, partition), end in ends.items():
+                if topic == settings.output_topic:
+                    self._output_offsets[partition] = max(
+                        self._output_offsets.get(partition, 0), end
+                    )
+        summary.events += len(events)
+
+    def _apply(
+        self, engine: UserKNN, events: list[Event], summary: RunSummary
+    ) -> list[OutgoingRecord]:
+        settings = self.settings
+        actors = {event.user_id for event in events}
+        refresh: set[str] = set()
+        if settings.refresh == "neighbours":
+            refresh |= co_raters(engine, actors)
+        effect = engine.apply_many(events)
+        refresh |= set(effect.users)
+        if settings.refresh == "neighbours":
+            refresh |= co_raters(engine, effect.users)
+            for item in sorted(effect.items):
+                if engine.has_item(item):
+                    refresh.update(engine.raters(item))
+            refresh |= self._fallback_users
+        refresh = {user for user in refresh if engine.has_user(user)}
+        offsets = dict(self._positions)
+        outgoing: list[OutgoingRecord] = []
+        lists = engine.recommend_many(sorted(refresh), n=settings.n)
+        for user in sorted(lists):
+            recs = lists[user]
+            if recs.fallback is None:
+                self._fallback_users.discard(user)
+            else:
+                self._fallback_users.add(user)
+            digest = list_digest(recs.items, recs.fallback)
+            if self._digests.get(user) == digest:
+                continue
+            self._digests[user] = digest
+            value = encode_recommendations(
+                user,
+                recs.items,
+                recs.fallback,
+                event_time_ms=self._event_time_ms,
+                input_topic=settings.input_topic,
+                input_offsets=offsets,
+            )
+            outgoing.append(OutgoingRecord(settings.output_topic, encode_key(user), value))
+            summary.published += 1
+        for user in sorted(effect.forgotten):
+            self._digests.pop(user, None)
+            self._fallback_users.discard(user)
+            outgoing.append(OutgoingRecord(settings.output_topic, encode_key(user), None))
+            summary.tombstones += 1
+        return outgoing
+
+    # ------------------------------------------------------------------ commit and checkpoint
+    def _commit(self, consumer: KafkaConsumer, *, final: bool = False) -> None:
+        offsets = {
+            TopicPartition(self.settings.input_topic, p): OffsetAndMetadata(o, "", -1)
+            for p, o in self._positions.items()
+        }
+        attempts = 5 if final else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                consumer.commit(offsets)
+                return
+            except KafkaError as exc:
+                # Committed offsets are for monitoring: the checkpoint holds the positions.
+                logger.warning("offset commit failed (attempt %d): %r", attempt, exc)
+                if attempt < attempts:
+                    time.sleep(min(0.5 * attempt, self.settings.retry_backoff_max))
+
+    def _checkpoint(self, engine: UserKNN, summary: RunSummary) -> None:
+        buffer = io.BytesIO()
+        engine.save(buffer)
+        counters = dict(self._counters)
+        for name in ("events", "dead_letters", "published", "tombstones"):
+            counters[name] = counters.get(name, 0) + int(getattr(summary, name))
+        checkpoint = Checkpoint(
+            input_topic=self.settings.input_topic,
+            input_offsets=dict(self._positions),
+            output_topic=self.settings.output_topic,
+            output_offsets=dict(self._output_offsets),
+            engine=buffer.getvalue(),
+            engine_config=self.settings.engine_config(),
+            digests=dict(self._digests),
+            fallback_users=set(self._fallback_users),
+            event_time_ms=self._event_time_ms,
+            counters=counters,
+        )
+        size = write_checkpoint(self.settings.checkpoint_path, checkpoint)
+        summary.checkpoints += 1
+        logger.info(
+            "checkpoint: input offsets %s, %d users, %d bytes",
+            checkpoint.input_offsets,
+            engine.n_users,
+            size,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _reached(self, targets: dict[int, int]) -> bool:
+        return all(self._positions.get(p, 0) >= end for p, end in targets.items())
+
+    def _retrying(self, what: str, action: Callable[[], _T]) -> _T:
+        backoff = 0.25
+        deadline = time.monotonic() + 120.0
+        while True:
+            try:
+                return action()
+            except KafkaError as exc:
+                if time.monotonic() + backoff > deadline or self._stop.is_set():
+                    raise BrokerError(f"could not {what}: {exc!r}") from exc
+                logger.warning("could not %s (%r); retrying in %.1fs", what, exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.retry_backoff_max)
+
+
+def _normalise(config: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, list | tuple):
+            out[key] = tuple(float(v) for v in value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = float(value)
+        else:
+            out[key] = value
+    return out

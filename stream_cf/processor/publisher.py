@@ -1,0 +1,150 @@
+"""Publishing with acknowledgement: send a batch of records, wait until the broker has them all.
+
+The processor commits and checkpoints only after :meth:`Publisher.publish` returns, so a record is
+never counted as published before the broker acknowledged it. A broker that goes away makes the
+producer retry (idempotently, so per-key order holds); records whose send failed outright are
+sent again with exponential backoff and a log line per attempt, until they are acknowledged or a
+stop was requested and ``shutdown_timeout`` has passed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from stream_cf.exceptions import BrokerError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    """One record to publish."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class Publisher:
+    """A kafka-python producer that publishes whole batches and reports their offsets."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        stop_requested: Callable[[], bool],
+        backoff_max: float,
+        shutdown_timeout: float,
+    ) -> None:
+        self._producer = KafkaProducer(
+            **config,
+            client_id="stream-cf-processor",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            batch_size=256 * 1024,
+            max_block_ms=10_000,
+        )
+        self._stop_requested = stop_requested
+        self._backoff_max = backoff_max
+        self._shutdown_timeout = shutdown_timeout
+        self._lock = threading.Lock()
+
+    def publish(self, records: Sequence[OutgoingRecord]) -> dict[tuple[str, int], int]:
+        """Send ``records`` and wait for every acknowledgement.
+
+        Returns the highest acknowledged offset + 1 per (topic, partition). Raises
+        :class:`BrokerError` only when a stop was requested and the broker still has not
+        acknowledged after ``shutdown_timeout`` seconds.
+        """
+        ends: dict[tuple[str, int], int] = {}
+        pending = list(records)
+        attempt = 0
+        backoff = 0.25
+        stop_deadline: float | None = None
+        while pending:
+            attempt += 1
+            futures = [(record, self._send(record)) for record in pending]
+            self._flush(len(pending))
+            failed: list[OutgoingRecord] = []
+            last_error: BaseException | None = None
+            for record, future in futures:
+                if future is None or future.failed():
+                    failed.append(record)
+                    last_error = None if future is None else future.exception
+                    continue
+                meta = future.value
+                key = (meta.topic, meta.partition)
+                ends[key] = max(ends.get(key, 0), meta.offset + 1)
+            if not failed:
+                if attempt > 1:
+                    logger.warning("publish succeeded after %d attempts", attempt)
+                return ends
+            if self._stop_requested():
+                stop_deadline = stop_deadline or time.monotonic() + self._shutdown_timeout
+                if time.monotonic() > stop_deadline:
+                    raise BrokerError(
+                        f"{len(failed)} records still unacknowledged {self._shutdown_timeout}s "
+                        f"after the stop request (last error: {last_error!r})"
+                    )
+            logger.warning(
+                "broker did not acknowledge %d of %d records (%r); resending in %.1fs (attempt %d)",
+                len(failed),
+                len(pending),
+                last_error,
+                backoff,
+                attempt,
+            )
+            time.sleep(backoff)
+            backoff = min(backoff * 2, self._backoff_max)
+            pending = failed
+        return ends
+
+    def _send(self, record: OutgoingRecord) -> Any:
+        try:
+            return self._producer.send(
+                record.topic,
+                key=record.key,
+                value=record.value,
+                headers=list(record.headers) or None,
+            )
+        except KafkaError as exc:
+            logger.warning("send to %s failed at once: %r", record.topic, exc)
+            return None
+
+    def _flush(self, count: int) -> None:
+        """Wait for the in-flight records, logging while the broker does not answer."""
+        started = time.monotonic()
+        while True:
+            try:
+                self._producer.flush(timeout=5.0)
+                return
+            except KafkaError as exc:
+                waited = time.monotonic() - started
+                logger.warning(
+                    "waiting for the broker to acknowledge %d records (%.0fs so far): %r",
+                    count,
+                    waited,
+                    exc,
+                )
+                if self._stop_requested() and waited > self._shutdown_timeout:
+                    raise BrokerError(
+                        f"broker did not acknowledge {count} records within "
+                        f"{self._shutdown_timeout}s of the stop request"
+                    ) from exc
+
+    def close(self) -> None:
+        """Close the producer (flushes what is left, bounded)."""
+        try:
+            self._producer.close(timeout=5.0)
+        except KafkaError as exc:
+            logger.warning("closing the producer failed: %r", exc)
