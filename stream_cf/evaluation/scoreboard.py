@@ -139,7 +139,7 @@ class Scoreboard:
             warm_mae=_num(warm.mae) if warm else None,
             hit_rate=_num(rank.stats.hit_rate) if rank else None,
             ndcg=_num(rank.stats.ndcg) if rank else None,
-            coverage=_num(rank.coverage.value(catalogue_size)) if rank else None,
+            coverage=_num(rank.coverage.value(catalogue_size)) if rank and rank.stats.n else None,
         )
 
     def snapshot(self) -> dict[str, float]:

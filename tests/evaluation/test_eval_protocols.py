@@ -1,0 +1,126 @@
+"""Oracle tests: every figure the evaluation reports equals a plain recomputation.
+
+The stream is generated (seeded): a few users rating a few items with integer ratings, some pairs
+rated twice (so the ranking sees repeats). ``eval_reference`` recomputes every figure from scratch
+with loops and dicts; the evaluation runs once with a plain model (checks the loop's bookkeeping
+alone) and once with the real engine (checks the engine's predictions and lists too).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from eval_reference import PlainKNN, reference_prequential, reference_split
+
+from stream_cf.evaluation import EvaluationResult, prequential, split_evaluate
+from stream_cf.events import Event, RatingEvent
+
+T0 = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def generated_stream(
+    seed: int, n_events: int = 300, users: int = 14, items: int = 18
+) -> list[Event]:
+    """Users arrive over time and rate items with a taste bias, so similarities mean something."""
+    rng = random.Random(seed)
+    taste = {f"u{u}": rng.uniform(-1.5, 1.5) for u in range(users)}
+    quality = {f"i{i}": rng.uniform(-1.0, 1.0) for i in range(items)}
+    events: list[Event] = []
+    for k in range(n_events):
+        u = f"u{rng.randrange(min(users, 2 + k // 15))}"  # new users keep arriving
+        i = f"i{min(int(rng.expovariate(0.15)), items - 1)}"  # some items far more popular
+        value = round(
+            3.0 + taste[u] * (1 if int(i[1:]) % 2 else -1) + quality[i] + rng.gauss(0, 0.6)
+        )
+        events.append(
+            RatingEvent(
+                user_id=u,
+                item_id=i,
+                rating=float(min(max(value, 1), 5)),
+                ts=T0 + timedelta(seconds=k),
+            )
+        )
+    return events
+
+
+def figures_of(result: EvaluationResult) -> dict[str, Any]:
+    """The reported figures, in the reference's shape, from the JSON object."""
+    data = result.to_json()
+    keep = (
+        "rmse",
+        "mae",
+        "warm_rmse",
+        "warm_mae",
+        "hit_rate_at_10",
+        "ndcg_at_10",
+        "coverage_at_10",
+    )
+    out: dict[str, Any] = {key: data[key] for key in keep}
+    out["baselines"] = {
+        name: {key: figs[key] for key in keep} for name, figs in data["baselines"].items()
+    }
+    for key in result.counts:
+        out[key] = data[key]
+    out["catalogue_size"] = data["catalogue_size"]
+    for key in ("train_events", "test_events"):
+        if key in data:
+            out[key] = data[key]
+    return out
+
+
+def assert_same(got: Any, want: Any, where: str = "") -> None:
+    if isinstance(want, dict):
+        assert isinstance(got, dict), where
+        assert set(got) == set(want), f"{where}: keys {sorted(got)} != {sorted(want)}"
+        for key in want:
+            assert_same(got[key], want[key], f"{where}.{key}")
+    elif isinstance(want, float) and isinstance(got, float):
+        assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), f"{where}: {got} != {want}"
+    else:
+        assert got == want, f"{where}: {got!r} != {want!r}"
+
+
+def engine_model() -> Any:
+    engine = pytest.importorskip("stream_cf.engine")
+    return engine.UserKNN(similarity="msd", k=100, min_k=1, min_similarity=0.0)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("make_model", [PlainKNN, engine_model], ids=["plain", "engine"])
+def test_prequential_matches_reference(seed: int, make_model: Any) -> None:
+    events = generated_stream(seed)
+    want = reference_prequential(events, rank_sample=0.4, seed=seed)
+    result = prequential(events, make_model(), rank_sample=0.4, seed=seed)
+    assert result.events == len(events)
+    assert want["ranked"] > 20 and want["ranking_repeats"] > 0 and want["new_item"] > 0
+    assert_same(figures_of(result), want)
+    # the trace's last point is the final figures
+    assert result.trace["events"][-1] == len(events)
+    assert math.isclose(result.trace["model.rmse"][-1], want["rmse"])
+    assert math.isclose(
+        result.trace["popularity.hit_rate"][-1], want["baselines"]["popularity"]["hit_rate_at_10"]
+    )
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+@pytest.mark.parametrize("make_model", [PlainKNN, engine_model], ids=["plain", "engine"])
+def test_split_matches_reference(seed: int, make_model: Any) -> None:
+    events = generated_stream(seed)
+    want = reference_split(events, train_fraction=0.8, rank_sample=1.0, seed=seed)
+    result = split_evaluate(events, make_model(), train_fraction=0.8, rank_sample=1.0, seed=seed)
+    assert want["ranked"] > 10 and want["rated"] == 60
+    assert_same(figures_of(result), want)
+
+
+def test_no_ranking_sample_reports_no_ranking() -> None:
+    events = generated_stream(6, n_events=60)
+    result = prequential(events, PlainKNN(), rank_sample=0.0)
+    data = result.to_json()
+    assert data["ranked"] == 0
+    assert data["hit_rate_at_10"] is None and data["coverage_at_10"] is None
+    assert data["baselines"]["popularity"]["hit_rate_at_10"] is None
+    assert data["rmse"] is not None and data["baselines"]["global_mean"]["rmse"] is not None
