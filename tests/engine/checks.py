@@ -1,0 +1,167 @@
+"""Comparisons of a live UserKNN with the plain reference, shared by the oracle tests."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .reference import Reference
+
+TOL = 1e-9
+
+
+def close(a: float, b: float, tol: float = TOL) -> bool:
+    return math.isclose(a, b, rel_tol=0.0, abs_tol=tol)
+
+
+def assert_close(actual: float, expected: float, what: str, tol: float = TOL) -> None:
+    assert close(actual, expected, tol), f"{what}: engine {actual!r}, reference {expected!r}"
+
+
+def check_reads(model: Any, ref: Reference) -> None:
+    """users, items, counts, user_items, raters, means and the global mean."""
+    assert sorted(model.users()) == ref.users()
+    assert sorted(model.items()) == ref.items()
+    assert model.n_users == len(ref.users())
+    assert model.n_items == len(ref.items())
+    assert model.n_ratings == len(ref.ratings)
+    for user in ref.users():
+        assert model.has_user(user)
+        got = model.user_items(user)
+        want = ref.user_items(user)
+        assert set(got) == set(want), f"user_items({user})"
+        for item, value in want.items():
+            assert_close(got[item], value, f"user_items({user})[{item}]")
+        if ref.feedback == "explicit":
+            assert_close(model.mean(user), ref.mean(user), f"mean({user})")
+    for item in ref.items():
+        assert model.has_item(item)
+        assert sorted(model.raters(item)) == sorted(ref.raters_by_seq(item)), f"raters({item})"
+    if ref.ratings and ref.feedback == "explicit":
+        assert_close(model.global_mean, ref.global_mean(), "global_mean")
+
+
+def check_similarities(model: Any, ref: Reference) -> None:
+    users = ref.users()
+    for u in users:
+        for v in users:
+            if u == v:
+                continue
+            assert_close(model.similarity(u, v), ref.similarity(u, v), f"similarity({u}, {v})")
+
+
+def check_prediction(model: Any, ref: Reference, user: str, item: str) -> float:
+    """The engine's prediction equals the reference, or, when the k-th and (k+1)-th neighbours are
+    exactly tied in exact arithmetic but not in floating point, is a valid choice among them."""
+    got = model.predict(user, item)
+    want = ref.predict_full(user, item)
+    if close(got, want.estimate):
+        return got
+    assert ref.boundary_tied(user, item), (
+        f"predict({user}, {item}): engine {got!r}, reference {want.estimate!r} "
+        f"(reference neighbours {want.neighbours}, fallback {want.fallback})"
+    )
+    explanation = model.explain(user, item)
+    chosen = [nb.user for nb in explanation.neighbours]
+    cands = ref.candidates(user, item)
+    boundary = cands[ref.k - 1][0]
+    must = {c[2] for c in cands if c[0] > boundary}
+    may = {c[2] for c in cands if c[0] == boundary}
+    assert must <= set(chosen) <= must | may, f"predict({user}, {item}): neighbours {chosen}"
+    assert len(chosen) == ref.k
+    assert_close(got, ref.estimate_from(user, item, chosen), f"predict({user}, {item}) from tie")
+    return got
+
+
+def check_predictions(
+    model: Any, ref: Reference, users: Iterable[str], items: Sequence[str]
+) -> dict[tuple[str, str], float]:
+    out = {}
+    if not ref.ratings:
+        return out
+    for user in users:
+        for item in items:
+            out[(user, item)] = check_prediction(model, ref, user, item)
+    return out
+
+
+def check_recommend(model: Any, ref: Reference, user: str, n: int) -> None:
+    """recommend(user, n) is the reference's list: same fallback, same candidates, best first,
+    ties (equal engine scores) by the item's first appearance."""
+    got = model.recommend(user, n)
+    recs = model.recommendations(user, n)
+    assert list(recs.items) == list(got), "recommend and recommendations disagree"
+    want, is_fallback = ref.recommendations(user, n)
+    assert (recs.fallback is not None) == is_fallback, (
+        f"recommend({user}): fallback {recs.fallback!r}, reference fallback={is_fallback}; "
+        f"engine {got}, reference {want}"
+    )
+    if is_fallback:
+        assert [i for i, _ in got] == [i for i, _ in want], f"popularity for {user}"
+        for (_i, s), (_j, t) in zip(got, want, strict=True):
+            assert_close(s, t, "popularity score")
+        return
+    mine = ref.user_items(user)
+    candidates = []
+    for item in ref.items():
+        if item not in mine and ref.predict_full(user, item).fallback is None:
+            candidates.append(item)
+    ids = [i for i, _ in got]
+    assert len(ids) == len(set(ids)) == min(n, len(candidates)), f"recommend({user}, {n}): {got}"
+    assert set(ids) <= set(candidates)
+    scores = {item: model.predict(user, item) for item in candidates}
+    for item, score in got:
+        assert_close(score, scores[item], f"score of {item} for {user}")
+        check_prediction(model, ref, user, item)
+
+    def rank(item: str) -> tuple[float, int]:
+        return (-scores[item], ref.first_seen[item])
+
+    assert ids == sorted(ids, key=rank), f"recommend({user}) order: {got}"
+    if ids:
+        last = rank(ids[-1])
+        for item in candidates:
+            if item not in ids:
+                assert rank(item) > last, f"recommend({user}, {n}) misses {item}: {got}"
+
+
+def check_all(
+    model: Any, ref: Reference, users: Sequence[str], items: Sequence[str], n: int = 3
+) -> None:
+    check_reads(model, ref)
+    check_similarities(model, ref)
+    check_predictions(model, ref, users, items)
+    if ref.ratings:
+        for user in users:
+            check_recommend(model, ref, user, n)
+
+
+def snapshot(model: Any, users: Sequence[str], items: Sequence[str]) -> dict[str, Any]:
+    """Everything readable about a model, for before/after comparisons."""
+    state: dict[str, Any] = {
+        "users": sorted(model.users()),
+        "items": sorted(model.items()),
+        "n": (model.n_users, model.n_items, model.n_ratings),
+        "user_items": {u: model.user_items(u) for u in model.users()},
+        "raters": {i: list(model.raters(i)) for i in model.items()},
+        "sims": {(u, v): model.similarity(u, v) for u in model.users() for v in model.users()},
+    }
+    if model.n_ratings:
+        state["global_mean"] = model.global_mean
+        state["means"] = {u: model.mean(u) for u in model.users()}
+        state["predict"] = {(u, i): model.predict(u, i) for u in users for i in items}
+        state["recommend"] = {u: model.recommend(u, 5) for u in users}
+    return state
+
+
+def saved_bytes(model: Any) -> bytes:
+    buf = io.BytesIO()
+    model.save(buf)
+    return buf.getvalue()
+
+
+def reloaded(model: Any) -> Any:
+    buf = io.BytesIO(saved_bytes(model))
+    return type(model).load(buf)

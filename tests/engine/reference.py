@@ -1,0 +1,381 @@
+"""A plain, from-scratch reference of the UserKNN engine, for the oracle tests.
+
+Nothing here is incremental: every read recomputes what it needs from the current ratings
+``{(user, item): (value, seq)}`` with loops and dicts, so that it is obviously right. ``seq`` is the
+position in the stream of the event that last changed the pair (a re-rating or another purchase
+moves it), and ties between neighbours are broken by the lower ``seq``.
+
+Explicit mode (r̄_u the mean of u's ratings, sums over the items rated by both u and v, n of them):
+
+- cosine: Σxy / sqrt(Σx² · Σy²)
+- msd: 1 / (Σ(x − y)² / n + 1)
+- pearson (as Surprise): (Σxy − n·x̄·ȳ) / (sqrt(Σx² − n·x̄²) · sqrt(Σy² − n·ȳ²)), x̄, ȳ over the
+  co-rated items
+- adjusted_cosine: cosine of (x − r̄_u) and (y − r̄_v), centred on each user's overall mean
+- any zero denominator, n == 0 or n < min_support gives 0; then shrinkage w · n / (n + λ)
+- r̂_ui = r̄_u + Σ_{v∈N(i;u)} (r_vi − r̄_v) · w_uv / Σ|w_uv|, N(i;u) the k raters of i (u excluded)
+  with the largest w (ties: lower seq first) among the usable ones (w > 0 when min_similarity is
+  0.0, w ≠ 0 when it is None); fewer than min_k usable -> r̄_u; clipped to the rating scale;
+  unknown user -> global mean, unknown item -> r̄_u.
+
+Implicit mode: the value of a pair is the accumulated weight (quantity × type weight, capped),
+cosine over the full weight vectors (Σ over common items / sqrt of the full squared norms), and the
+score of an item is Σ w_uv · r_vi / Σ|w_uv| over the same neighbour set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+EXPLICIT_SIMILARITIES = ("cosine", "msd", "pearson", "adjusted_cosine")
+
+
+@dataclass
+class RefNeighbour:
+    user: str
+    similarity: float
+    rating: float
+    neighbour_mean: float
+
+
+@dataclass
+class RefPrediction:
+    estimate: float
+    neighbours: list[RefNeighbour] = field(default_factory=list)
+    fallback: str | None = None
+
+
+class Reference:
+    """The engine's promise, written plainly. Same constructor keywords as ``UserKNN``."""
+
+    def __init__(
+        self,
+        *,
+        similarity: str = "pearson",
+        k: int = 40,
+        min_k: int = 1,
+        min_support: int = 1,
+        min_similarity: float | None = 0.0,
+        shrinkage: float = 0.0,
+        rating_scale: tuple[float, float] = (1.0, 5.0),
+        feedback: str = "explicit",
+        implicit_weights: Mapping[str, float] | None = None,
+        implicit_cap: float | None = None,
+    ) -> None:
+        self.similarity_name = similarity
+        self.k = k
+        self.min_k = min_k
+        self.min_support = min_support
+        self.min_similarity = min_similarity
+        self.shrinkage = shrinkage
+        self.rating_scale = rating_scale
+        self.feedback = feedback
+        weights = {"purchase": 1.0, "rating": 1.0}
+        if implicit_weights is not None:
+            weights.update(implicit_weights)
+        self.implicit_weights = weights
+        self.implicit_cap = implicit_cap
+        self.ratings: dict[tuple[str, str], tuple[float, int]] = {}
+        self.first_seen: dict[str, int] = {}  # item -> seq of the first event that mentioned it
+        self.seq = 0
+        self._cache: dict[tuple[str, str, str], Any] = {}  # cleared by every event
+
+    # ------------------------------------------------------------------ events
+    def _touch(self, item: str) -> int:
+        self._cache.clear()
+        self.seq += 1
+        if item not in self.first_seen:
+            self.first_seen[item] = self.seq
+        return self.seq
+
+    def _accumulate(self, user: str, item: str, amount: float) -> None:
+        seq = self._touch(item)
+        old = self.ratings.get((user, item), (0.0, 0))[0]
+        value = old + amount
+        if self.implicit_cap is not None:
+            value = min(value, self.implicit_cap)
+        self.ratings[(user, item)] = (value, seq)
+
+    def rate(self, user: str, item: str, value: float) -> None:
+        if self.feedback == "implicit":
+            self._accumulate(user, item, value * self.implicit_weights["rating"])
+            return
+        seq = self._touch(item)
+        self.ratings[(user, item)] = (value, seq)
+
+    def purchase(self, user: str, item: str, quantity: float = 1.0) -> None:
+        self._accumulate(user, item, quantity * self.implicit_weights["purchase"])
+
+    def unrate(self, user: str, item: str) -> None:
+        self._cache.clear()
+        self.seq += 1
+        del self.ratings[(user, item)]
+
+    def forget_user(self, user: str) -> None:
+        self._cache.clear()
+        self.seq += 1
+        for key in list(self.ratings):
+            if key[0] == user:
+                del self.ratings[key]
+
+    # ------------------------------------------------------------------ plain reads
+    def users(self) -> list[str]:
+        found: list[str] = []
+        for user, _item in self.ratings:
+            if user not in found:
+                found.append(user)
+        return sorted(found)
+
+    def items(self) -> list[str]:
+        found: list[str] = []
+        for _user, item in self.ratings:
+            if item not in found:
+                found.append(item)
+        return sorted(found)
+
+    def has_user(self, user: str) -> bool:
+        return any(u == user for u, _ in self.ratings)
+
+    def has_item(self, item: str) -> bool:
+        return any(i == item for _, i in self.ratings)
+
+    def user_items(self, user: str) -> dict[str, float]:
+        return {i: v for (u, i), (v, _s) in self.ratings.items() if u == user}
+
+    def raters_by_seq(self, item: str) -> list[str]:
+        pairs = [(s, u) for (u, i), (_v, s) in self.ratings.items() if i == item]
+        pairs.sort()
+        return [u for _s, u in pairs]
+
+    def mean(self, user: str) -> float:
+        if ("mean", user, "") not in self._cache:
+            values = list(self.user_items(user).values())
+            self._cache[("mean", user, "")] = sum(values) / len(values)
+        return self._cache[("mean", user, "")]
+
+    def global_mean(self) -> float:
+        values = [v for v, _s in self.ratings.values()]
+        return sum(values) / len(values)
+
+    # ------------------------------------------------------------------ similarity
+    def support(self, u: str, v: str) -> int:
+        a = self.user_items(u)
+        b = self.user_items(v)
+        return sum(1 for item in a if item in b)
+
+    def _exact_parts(self, u: str, v: str) -> tuple[Fraction, Fraction, Fraction] | None:
+        """(num, den_x, den_y) with w = num / sqrt(den_x · den_y), in exact rational arithmetic.
+
+        The values are floats, hence exact rationals; so the zero tests below are exact and a
+        similarity that is 0 in exact arithmetic is 0 here (no 1e-17 left over from a cancellation).
+        ``None`` for msd, which has no square root.
+        """
+        a = {i: Fraction(x) for i, x in self.user_items(u).items()}
+        b = {i: Fraction(y) for i, y in self.user_items(v).items()}
+        common = [item for item in a if item in b]
+        n = len(common)
+        xs = [a[item] for item in common]
+        ys = [b[item] for item in common]
+        name = self.similarity_name
+        if self.feedback == "implicit":
+            num = sum((x * y for x, y in zip(xs, ys, strict=True)), Fraction(0))
+            return (
+                num,
+                sum((x * x for x in a.values()), Fraction(0)),
+                sum((y * y for y in b.values()), Fraction(0)),
+            )
+        if name == "cosine":
+            num = sum((x * y for x, y in zip(xs, ys, strict=True)), Fraction(0))
+            return num, sum((x * x for x in xs), Fraction(0)), sum((y * y for y in ys), Fraction(0))
+        if name == "pearson":
+            mx = sum(xs, Fraction(0)) / n
+            my = sum(ys, Fraction(0)) / n
+            num = sum((x * y for x, y in zip(xs, ys, strict=True)), Fraction(0)) - n * mx * my
+            vx = sum((x * x for x in xs), Fraction(0)) - n * mx * mx
+            vy = sum((y * y for y in ys), Fraction(0)) - n * my * my
+            return num, vx, vy
+        if name == "adjusted_cosine":
+            mu = sum(a.values(), Fraction(0)) / len(a)
+            mv = sum(b.values(), Fraction(0)) / len(b)
+            cx = [x - mu for x in xs]
+            cy = [y - mv for y in ys]
+            num = sum((x * y for x, y in zip(cx, cy, strict=True)), Fraction(0))
+            return num, sum((x * x for x in cx), Fraction(0)), sum((y * y for y in cy), Fraction(0))
+        return None
+
+    def exact_key(self, u: str, v: str) -> Fraction:
+        """A number with the same order as the similarity: sign(w) · w², exact."""
+        if ("key", u, v) not in self._cache:
+            self._cache[("key", u, v)] = self._exact_key(u, v)
+        return self._cache[("key", u, v)]
+
+    def _exact_key(self, u: str, v: str) -> Fraction:
+        n = self.support(u, v)
+        if n == 0 or n < self.min_support:
+            return Fraction(0)
+        parts = self._exact_parts(u, v)
+        if parts is None:  # msd
+            a = self.user_items(u)
+            b = self.user_items(v)
+            sq = sum((Fraction(a[i]) - Fraction(b[i])) ** 2 for i in a if i in b)
+            w = 1 / (sq / n + 1)
+            key = w * w
+        else:
+            num, dx, dy = parts
+            if num == 0 or dx == 0 or dy == 0:
+                return Fraction(0)
+            key = (1 if num > 0 else -1) * num * num / (dx * dy)
+        if self.shrinkage:
+            factor = Fraction(n) / (n + Fraction(self.shrinkage))
+            key = key * factor * factor
+        return key
+
+    def raw_similarity(self, u: str, v: str) -> float:
+        """The similarity before min_support and shrinkage; 0 for n == 0 or a zero denominator."""
+        n = self.support(u, v)
+        if n == 0:
+            return 0.0
+        parts = self._exact_parts(u, v)
+        if parts is None:  # msd: 1 / (Σ(x − y)² / n + 1)
+            a = self.user_items(u)
+            b = self.user_items(v)
+            sq = sum((a[i] - b[i]) ** 2 for i in a if i in b)
+            return 1.0 / (sq / n + 1.0)
+        num, dx, dy = parts
+        if num == 0 or dx == 0 or dy == 0:
+            return 0.0
+        return float(num) / math.sqrt(float(dx) * float(dy))
+
+    def similarity(self, u: str, v: str) -> float:
+        if ("sim", u, v) not in self._cache:
+            self._cache[("sim", u, v)] = self._similarity(u, v)
+        return self._cache[("sim", u, v)]
+
+    def _similarity(self, u: str, v: str) -> float:
+        n = self.support(u, v)
+        if n == 0 or n < self.min_support:
+            return 0.0
+        w = self.raw_similarity(u, v)
+        if self.shrinkage:
+            w = w * n / (n + self.shrinkage)
+        return w
+
+    # ------------------------------------------------------------------ prediction
+    def usable(self, key: Fraction, w: float) -> bool:
+        if self.min_similarity is None:
+            return key != 0
+        if self.min_similarity == 0:
+            return key > 0
+        return key != 0 and w > self.min_similarity
+
+    def candidates(self, user: str, item: str) -> list[tuple[Fraction, int, str, float, float]]:
+        """Every usable rater of the item but the user: (exact key, seq, rater, rating, w), best
+        first (largest similarity, then lower seq)."""
+        found = []
+        for (v, i), (value, seq) in self.ratings.items():
+            if i != item or v == user:
+                continue
+            key = self.exact_key(user, v)
+            w = self.similarity(user, v)
+            if self.usable(key, w):
+                found.append((key, seq, v, value, w))
+        found.sort(key=lambda c: (-c[0], c[1]))
+        return found
+
+    def neighbours(self, user: str, item: str) -> list[RefNeighbour]:
+        """N(i;u): the k usable raters of the item most similar to the user, ties by seq."""
+        out = []
+        for _key, _seq, v, value, w in self.candidates(user, item)[: self.k]:
+            nmean = self.mean(v) if self.feedback == "explicit" else 0.0
+            out.append(RefNeighbour(v, w, value, nmean))
+        return out
+
+    def boundary_tied(self, user: str, item: str) -> bool:
+        """Whether the k-th and the (k+1)-th candidates have exactly the same similarity."""
+        found = self.candidates(user, item)
+        return len(found) > self.k >= 1 and found[self.k - 1][0] == found[self.k][0]
+
+    def estimate_from(self, user: str, item: str, chosen: list[str]) -> float:
+        """The estimate from a given neighbour set (to check a choice among exact ties)."""
+        values = {v: value for (v, i), (value, _s) in self.ratings.items() if i == item}
+        num = 0.0
+        den = 0.0
+        for v in chosen:
+            w = self.similarity(user, v)
+            if self.feedback == "explicit":
+                num += (values[v] - self.mean(v)) * w
+            else:
+                num += w * values[v]
+            den += abs(w)
+        if self.feedback == "explicit":
+            return self.clip(self.mean(user) + num / den)
+        return num / den
+
+    def clip(self, x: float) -> float:
+        low, high = self.rating_scale
+        return min(max(x, low), high)
+
+    def predict_full(self, user: str, item: str) -> RefPrediction:
+        if self.feedback == "implicit":
+            return self._score_implicit(user, item)
+        if not self.has_user(user):
+            return RefPrediction(self.clip(self.global_mean()), [], "unknown user")
+        mu = self.mean(user)
+        if not self.has_item(item):
+            return RefPrediction(self.clip(mu), [], "unknown item")
+        nbs = self.neighbours(user, item)
+        if not nbs or len(nbs) < self.min_k:
+            return RefPrediction(self.clip(mu), nbs, "min_k not reached")
+        num = 0.0
+        den = 0.0
+        for nb in nbs:
+            num += (nb.rating - nb.neighbour_mean) * nb.similarity
+            den += abs(nb.similarity)
+        return RefPrediction(self.clip(mu + num / den), nbs, None)
+
+    def _score_implicit(self, user: str, item: str) -> RefPrediction:
+        if not self.has_user(user):
+            return RefPrediction(0.0, [], "unknown user")
+        if not self.has_item(item):
+            return RefPrediction(0.0, [], "unknown item")
+        nbs = self.neighbours(user, item)
+        if not nbs or len(nbs) < self.min_k:
+            return RefPrediction(0.0, nbs, "min_k not reached")
+        num = sum(nb.similarity * nb.rating for nb in nbs)
+        den = sum(abs(nb.similarity) for nb in nbs)
+        return RefPrediction(num / den, nbs, None)
+
+    def predict(self, user: str, item: str) -> float:
+        return self.predict_full(user, item).estimate
+
+    # ------------------------------------------------------------------ recommendation
+    def popularity(self, exclude: Mapping[str, Any]) -> list[tuple[str, float]]:
+        counts: dict[str, int] = {}
+        for _u, i in self.ratings:
+            counts[i] = counts.get(i, 0) + 1
+        ranked = sorted(counts, key=lambda i: (-counts[i], self.first_seen[i]))
+        return [(i, float(counts[i])) for i in ranked if i not in exclude]
+
+    def recommendations(self, user: str, n: int = 10) -> tuple[list[tuple[str, float]], bool]:
+        """(items, is_fallback): neighbour-based list, or popularity for a cold/unknown user."""
+        if not self.has_user(user):
+            return self.popularity({})[:n], True
+        mine = self.user_items(user)
+        scored: list[tuple[float, int, str]] = []
+        for item in self.items():
+            if item in mine:
+                continue
+            pred = self.predict_full(user, item)
+            if pred.fallback is None:
+                scored.append((-pred.estimate, self.first_seen[item], item))
+        if not scored:
+            return self.popularity(mine)[:n], True
+        scored.sort()
+        return [(item, -negs) for negs, _f, item in scored[:n]], False
+
+    def recommend(self, user: str, n: int = 10) -> list[tuple[str, float]]:
+        return self.recommendations(user, n)[0]

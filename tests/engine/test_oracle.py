@@ -1,0 +1,334 @@
+"""Oracle tests: random event streams, the engine against the from-scratch reference after every
+event (means, every pairwise similarity, every prediction, recommend), plus apply_many, save/load
+mid-stream and order independence."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stream_cf.engine import UserKNN
+from stream_cf.events import ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
+
+from .checks import assert_close, check_all, check_reads, check_similarities, reloaded
+from .reference import EXPLICIT_SIMILARITIES, Reference
+
+USERS = [f"u{n}" for n in range(5)]
+ITEMS = [f"i{n}" for n in range(5)]
+# Half steps: every sum the engine keeps is exact, so a zero denominator is exactly zero.
+VALUES = [1.0 + 0.5 * n for n in range(9)]
+QUANTITIES = [0.5, 1.0, 2.0, 3.0]
+
+SETTINGS = settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=True,
+)
+
+rate_ev = st.tuples(
+    st.just("rate"), st.sampled_from(USERS), st.sampled_from(ITEMS), st.sampled_from(VALUES)
+)
+purchase_ev = st.tuples(
+    st.just("purchase"), st.sampled_from(USERS), st.sampled_from(ITEMS), st.sampled_from(QUANTITIES)
+)
+unrate_ev = st.tuples(st.just("unrate"), st.integers(0, 10_000))
+forget_ev = st.tuples(st.just("forget"), st.sampled_from(USERS))
+
+explicit_events = st.lists(
+    st.one_of(rate_ev, rate_ev, rate_ev, rate_ev, unrate_ev, forget_ev), min_size=1, max_size=30
+)
+implicit_events = st.lists(
+    st.one_of(purchase_ev, purchase_ev, purchase_ev, rate_ev, unrate_ev, forget_ev),
+    min_size=1,
+    max_size=30,
+)
+
+
+def explicit_config(similarity: str) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "similarity": st.just(similarity),
+            "k": st.integers(1, 5),
+            "min_k": st.integers(1, 3),
+            "min_support": st.integers(1, 3),
+            "min_similarity": st.sampled_from([0.0, None]),
+            "shrinkage": st.sampled_from([0.0, 0.0, 1.0, 2.5, 10.0]),
+        }
+    )
+
+
+implicit_config = st.fixed_dictionaries(
+    {
+        "feedback": st.just("implicit"),
+        "similarity": st.just("cosine"),
+        "k": st.integers(1, 5),
+        "min_k": st.integers(1, 2),
+        "min_support": st.integers(1, 2),
+        "min_similarity": st.sampled_from([0.0, None]),
+        "shrinkage": st.sampled_from([0.0, 2.0]),
+        "implicit_weights": st.sampled_from(
+            [None, {"purchase": 1.0, "rating": 0.5}, {"purchase": 2.0, "rating": 1.0}]
+        ),
+        "implicit_cap": st.sampled_from([None, 4.0]),
+    }
+)
+
+
+def resolve(raw: tuple[Any, ...], ref: Reference) -> tuple[Any, ...] | None:
+    """Turn a raw draw into a concrete event for the current state (unrate picks an existing
+    pair; None when there is none)."""
+    if raw[0] != "unrate":
+        return raw
+    pairs = sorted(ref.ratings)
+    if not pairs:
+        return None
+    user, item = pairs[raw[1] % len(pairs)]
+    return ("unrate", user, item)
+
+
+def as_event(ev: tuple[Any, ...]) -> Any:
+    kind = ev[0]
+    if kind == "rate":
+        return RatingEvent(user_id=ev[1], item_id=ev[2], rating=ev[3])
+    if kind == "purchase":
+        return PurchaseEvent(user_id=ev[1], item_id=ev[2], quantity=ev[3])
+    if kind == "unrate":
+        return UnrateEvent(user_id=ev[1], item_id=ev[2])
+    return ForgetUserEvent(user_id=ev[1])
+
+
+def apply_direct(model: Any, ev: tuple[Any, ...]) -> None:
+    kind = ev[0]
+    if kind == "rate":
+        model.rate(ev[1], ev[2], ev[3])
+    elif kind == "purchase":
+        model.purchase(ev[1], ev[2], ev[3])
+    elif kind == "unrate":
+        model.unrate(ev[1], ev[2])
+    else:
+        model.forget_user(ev[1])
+
+
+def apply_ref(ref: Reference, ev: tuple[Any, ...]) -> None:
+    kind = ev[0]
+    if kind == "rate":
+        ref.rate(ev[1], ev[2], ev[3])
+    elif kind == "purchase":
+        ref.purchase(ev[1], ev[2], ev[3])
+    elif kind == "unrate":
+        ref.unrate(ev[1], ev[2])
+    else:
+        ref.forget_user(ev[1])
+
+
+def concrete_stream(raws: list[tuple[Any, ...]], config: dict[str, Any]) -> list[tuple[Any, ...]]:
+    ref = Reference(**config)
+    out = []
+    for raw in raws:
+        ev = resolve(raw, ref)
+        if ev is not None:
+            apply_ref(ref, ev)
+            out.append(ev)
+    return out
+
+
+def run_oracle(config: dict[str, Any], raws: list[tuple[Any, ...]], via: list[bool]) -> None:
+    model = UserKNN(**config)
+    ref = Reference(**config)
+    for step, raw in enumerate(raws):
+        ev = resolve(raw, ref)
+        if ev is None:
+            continue
+        if via[step % len(via)]:
+            model.apply(as_event(ev))
+        else:
+            apply_direct(model, ev)
+        apply_ref(ref, ev)
+        check_all(model, ref, USERS, ITEMS, n=3)
+
+
+# ---------------------------------------------------------------------------- after every event
+
+
+@SETTINGS
+@given(
+    config=st.sampled_from(EXPLICIT_SIMILARITIES).flatmap(explicit_config),
+    raws=explicit_events,
+    via=st.lists(st.booleans(), min_size=1, max_size=5),
+)
+def test_explicit_matches_reference_after_every_event(
+    config: dict[str, Any], raws: list[tuple[Any, ...]], via: list[bool]
+) -> None:
+    run_oracle(config, raws, via)
+
+
+@SETTINGS
+@given(config=implicit_config, raws=implicit_events, via=st.lists(st.booleans(), max_size=5))
+def test_implicit_matches_reference_after_every_event(
+    config: dict[str, Any], raws: list[tuple[Any, ...]], via: list[bool]
+) -> None:
+    run_oracle(config, raws, via or [False])
+
+
+# ---------------------------------------------------------------------------- apply_many
+
+
+def _state(model: Any) -> dict[str, Any]:
+    users = sorted(model.users())
+    state: dict[str, Any] = {
+        "user_items": {u: model.user_items(u) for u in users},
+        "raters": {i: list(model.raters(i)) for i in sorted(model.items())},
+        "sims": {(u, v): model.similarity(u, v) for u in users for v in users if u != v},
+    }
+    if model.n_ratings:
+        state["predict"] = {(u, i): model.predict(u, i) for u in USERS for i in ITEMS}
+        state["recommend"] = {u: model.recommend(u, 4) for u in USERS}
+    return state
+
+
+def check_effect(
+    effect: Any, before: list[tuple[Any, ...]], batch: list[tuple[Any, ...]], config: dict[str, Any]
+) -> None:
+    """BatchEffect: who acted and still exists, which items changed, who was erased (bounds: a
+    user who appears and vanishes inside the batch may or may not be listed as forgotten)."""
+    ref = Reference(**config)
+    for ev in before:
+        apply_ref(ref, ev)
+    started = set(ref.users())
+    acted: set[str] = set()
+    changed: set[str] = set()
+    mentioned: set[str] = set()
+    for ev in batch:
+        mentioned.add(ev[1])
+        if ev[0] == "forget":
+            changed |= set(ref.user_items(ev[1]))
+        else:
+            acted.add(ev[1])
+            changed.add(ev[2])
+        apply_ref(ref, ev)
+    alive = set(ref.users())
+    assert effect.events == len(batch)
+    assert acted & alive <= effect.users <= mentioned & alive, (effect, batch)
+    # forgotten: erased by forget_user or by taking back the last rating, and gone at the end
+    assert started - alive <= effect.forgotten <= mentioned - alive, (effect, batch)
+    assert changed <= effect.items, (effect, batch)
+
+
+@SETTINGS
+@given(
+    config=st.one_of(
+        st.sampled_from(EXPLICIT_SIMILARITIES).flatmap(explicit_config), implicit_config
+    ),
+    raws=st.lists(
+        st.one_of(rate_ev, rate_ev, purchase_ev, unrate_ev, forget_ev), min_size=1, max_size=30
+    ),
+    cuts=st.lists(st.integers(0, 30), max_size=5),
+)
+def test_apply_many_equals_one_by_one(
+    config: dict[str, Any], raws: list[tuple[Any, ...]], cuts: list[int]
+) -> None:
+    if config.get("feedback") != "implicit":
+        raws = [r for r in raws if r[0] != "purchase"]
+    stream = concrete_stream(raws, config)
+    one = UserKNN(**config)
+    for ev in stream:
+        one.apply(as_event(ev))
+    many = UserKNN(**config)
+    bounds = sorted({0, len(stream), *(c for c in cuts if c <= len(stream))})
+    total = 0
+    for lo, hi in itertools.pairwise(bounds):
+        effect = many.apply_many(as_event(ev) for ev in stream[lo:hi])
+        assert effect.events == hi - lo
+        total += effect.events
+        check_effect(effect, stream[:lo], stream[lo:hi], config)
+    assert total == len(stream)
+    assert _state(many) == _state(one)
+
+
+# ---------------------------------------------------------------------------- save / load
+
+
+@SETTINGS
+@given(
+    config=st.one_of(
+        st.sampled_from(EXPLICIT_SIMILARITIES).flatmap(explicit_config), implicit_config
+    ),
+    raws=st.lists(st.one_of(rate_ev, rate_ev, purchase_ev, unrate_ev, forget_ev), max_size=30),
+    cut=st.integers(0, 30),
+)
+def test_save_load_mid_stream_then_continue(
+    config: dict[str, Any], raws: list[tuple[Any, ...]], cut: int
+) -> None:
+    if config.get("feedback") != "implicit":
+        raws = [r for r in raws if r[0] != "purchase"]
+    stream = concrete_stream(raws, config)
+    cut = min(cut, len(stream))
+    live = UserKNN(**config)
+    for ev in stream[:cut]:
+        apply_direct(live, ev)
+    restored = reloaded(live)
+    assert restored.config() == live.config()
+    assert _state(restored) == _state(live)
+    for ev in stream[cut:]:
+        apply_direct(live, ev)
+        apply_direct(restored, ev)
+    assert _state(restored) == _state(live)
+    # and the restored model still matches the reference after the whole stream
+    ref = Reference(**config)
+    for ev in stream:
+        apply_ref(ref, ev)
+    check_all(restored, ref, USERS, ITEMS, n=3)
+
+
+def test_save_load_through_a_path(tmp_path: Any) -> None:
+    model = UserKNN(similarity="pearson")
+    for u, i, r in [("a", "x", 5.0), ("a", "y", 3.0), ("b", "x", 4.0), ("b", "y", 1.0)]:
+        model.rate(u, i, r)
+    path = tmp_path / "state.bin"
+    model.save(path)
+    again = UserKNN.load(path)
+    assert _state(again) == _state(model)
+    buf = io.BytesIO()
+    again.save(buf)
+    buf.seek(0)
+    assert _state(UserKNN.load(buf)) == _state(model)
+
+
+# ---------------------------------------------------------------------------- order independence
+
+
+@SETTINGS
+@given(
+    config=st.sampled_from(EXPLICIT_SIMILARITIES).flatmap(explicit_config),
+    raws=explicit_events,
+    perm=st.randoms(use_true_random=False),
+)
+def test_final_similarities_do_not_depend_on_the_order(
+    config: dict[str, Any], raws: list[tuple[Any, ...]], perm: Any
+) -> None:
+    """The same final ratings reached through a messy stream and through a shuffled clean one give
+    the same means and similarities."""
+    stream = concrete_stream(raws, config)
+    messy = UserKNN(**config)
+    for ev in stream:
+        apply_direct(messy, ev)
+    ref = Reference(**config)
+    for ev in stream:
+        apply_ref(ref, ev)
+    final = [(u, i, v) for (u, i), (v, _s) in ref.ratings.items()]
+    perm.shuffle(final)
+    clean = UserKNN(**config)
+    for u, i, v in final:
+        clean.rate(u, i, v)
+    check_reads(clean, ref)
+    check_similarities(clean, ref)
+    for u in ref.users():
+        assert_close(clean.mean(u), messy.mean(u), f"mean({u})")
+        for v in ref.users():
+            if u != v:
+                assert_close(clean.similarity(u, v), messy.similarity(u, v), f"sim({u}, {v})")
