@@ -1,0 +1,49 @@
+"""BatchChecker (unrate of a missing pair) and the co-rater set of the refresh policy, on fakes."""
+
+from __future__ import annotations
+
+from stream_cf.events import ForgetUserEvent, RatingEvent, UnrateEvent
+from stream_cf.processor.refresh import co_raters
+from stream_cf.processor.semantics import BatchChecker
+
+
+class FakeEngine:
+    def __init__(self, ratings: dict[str, dict[str, float]]) -> None:
+        self.ratings = ratings
+
+    @property
+    def n_users(self) -> int:
+        return len(self.ratings)
+
+    def has_user(self, user: str) -> bool:
+        return user in self.ratings
+
+    def user_items(self, user: str) -> dict[str, float]:
+        return dict(self.ratings[user])
+
+    def raters(self, item: str) -> list[str]:
+        return [u for u, items in self.ratings.items() if item in items]
+
+
+ENGINE = FakeEngine(
+    {"a": {"x": 1.0, "y": 2.0}, "b": {"y": 3.0}, "c": {"z": 4.0}, "d": {"w": 5.0, "z": 1.0}}
+)
+
+
+def test_unrate_needs_a_pair_that_exists_at_that_point_of_the_batch() -> None:
+    checker = BatchChecker(ENGINE)
+    assert checker.check(UnrateEvent(user_id="a", item_id="x")) is None
+    reason = checker.check(UnrateEvent(user_id="a", item_id="x"))  # already taken back
+    assert reason is not None and reason[0] == "unknown_rating"
+    assert checker.check(RatingEvent(user_id="a", item_id="x", rating=3.0)) is None
+    assert checker.check(UnrateEvent(user_id="a", item_id="x")) is None
+    assert checker.check(ForgetUserEvent(user_id="b")) is None
+    assert checker.check(UnrateEvent(user_id="b", item_id="y")) is not None
+    assert checker.check(UnrateEvent(user_id="new", item_id="y")) is not None
+
+
+def test_co_raters_are_the_users_sharing_an_item() -> None:
+    assert co_raters(ENGINE, ["a"]) == {"a", "b"}
+    assert co_raters(ENGINE, ["c"]) == {"c", "d"}
+    assert co_raters(ENGINE, ["b", "c", "gone"]) == {"a", "b", "c", "d"}
+    assert co_raters(ENGINE, []) == set()
