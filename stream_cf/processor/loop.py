@@ -377,7 +377,7 @@ class Processor:
         summary: RunSummary,
     ) -> None:
         settings = self.settings
-        checker = BatchChecker(engine)
+        checker = BatchChecker(engine, implicit=settings.feedback == "implicit")
         events: list[Event] = []
         outgoing: list[OutgoingRecord] = []
         for record in records:
@@ -449,7 +449,15 @@ class Processor:
         refresh: set[str] = set()
         if settings.refresh == "neighbours":
             refresh |= co_raters(engine, actors)
-        effect = engine.apply_many(events)
+        try:
+            effect = engine.apply_many(events)
+        except StreamCFError as exc:
+            # BatchChecker follows every rule by which the engine refuses a valid event; reaching
+            # this is a bug. The state now holds part of the batch: stop without a checkpoint.
+            raise StreamCFError(
+                f"the engine refused an event the processor accepted ({exc}); stopping "
+                f"without checkpointing this batch"
+            ) from exc
         refresh |= set(effect.users)
         if settings.refresh == "neighbours":
             refresh |= co_raters(engine, effect.users)

@@ -1,9 +1,10 @@
 """Events that are well formed but cannot be applied to the state: caught before the batch.
 
-``UserKNN.apply_many`` refuses a batch containing an ``unrate`` of a (user, item) pair that has no
-rating (``UnknownRating``). :class:`BatchChecker` follows the pairs the batch creates, removes and
-forgets, on top of the engine's state, so such an event goes to the dead-letter topic (reason
-``unknown_rating``) and the rest of the batch is applied.
+``UserKNN.apply_many`` stops at an ``unrate`` of a (user, item) pair that has no rating
+(``UnknownRating``) and at a ``purchase`` when the feedback is explicit (``unsupported_event``).
+:class:`BatchChecker` follows the pairs the batch creates, removes and forgets, on top of the
+engine's state, so such an event goes to the dead-letter topic (reason ``unknown_rating`` or
+``unsupported_event``) and the rest of the batch is applied.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ class PairIndex(Protocol):
 class BatchChecker:
     """Tracks one batch's pair changes over an engine's state that the batch has not touched yet."""
 
-    def __init__(self, engine: PairIndex) -> None:
+    def __init__(self, engine: PairIndex, *, implicit: bool) -> None:
         self._engine = engine
+        self._implicit = implicit
         self._present: dict[tuple[str, str], bool] = {}
         self._forgotten: set[str] = set()
         self._items_of: dict[str, set[str]] = {}
@@ -54,6 +56,11 @@ class BatchChecker:
                     f"user {event.user_id!r} has no rating of item {event.item_id!r} to take back",
                 )
             self._present[(event.user_id, event.item_id)] = False
+        elif isinstance(event, PurchaseEvent) and not self._implicit:
+            return (
+                "unsupported_event",
+                "a purchase needs feedback='implicit'; this processor runs with explicit ratings",
+            )
         elif isinstance(event, RatingEvent | PurchaseEvent):
             self._present[(event.user_id, event.item_id)] = True
         elif isinstance(event, ForgetUserEvent):

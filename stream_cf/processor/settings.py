@@ -118,11 +118,6 @@ class ProcessorSettings(BaseSettings):
         }
         if len(set(topics.values())) < 3:
             problems.append(f"the input, output and dead-letter topics must differ, got {topics}")
-        if self.feedback == "implicit" and self.similarity != "cosine":
-            problems.append(
-                f"feedback='implicit' uses cosine on the weight vectors; "
-                f"similarity must be 'cosine', got {self.similarity!r}"
-            )
         sasl = self.security_protocol.startswith("SASL_")
         if sasl and self.sasl_mechanism is None:
             problems.append(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream_cf.events import ForgetUserEvent, RatingEvent, UnrateEvent
+from stream_cf.events import ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
 from stream_cf.processor.refresh import co_raters
 from stream_cf.processor.semantics import BatchChecker
 
@@ -31,7 +31,7 @@ ENGINE = FakeEngine(
 
 
 def test_unrate_needs_a_pair_that_exists_at_that_point_of_the_batch() -> None:
-    checker = BatchChecker(ENGINE)
+    checker = BatchChecker(ENGINE, implicit=False)
     assert checker.check(UnrateEvent(user_id="a", item_id="x")) is None
     reason = checker.check(UnrateEvent(user_id="a", item_id="x"))  # already taken back
     assert reason is not None and reason[0] == "unknown_rating"
@@ -40,6 +40,11 @@ def test_unrate_needs_a_pair_that_exists_at_that_point_of_the_batch() -> None:
     assert checker.check(ForgetUserEvent(user_id="b")) is None
     assert checker.check(UnrateEvent(user_id="b", item_id="y")) is not None
     assert checker.check(UnrateEvent(user_id="new", item_id="y")) is not None
+    purchase = checker.check(PurchaseEvent(user_id="a", item_id="x"))
+    assert purchase is not None and purchase[0] == "unsupported_event"
+    assert (
+        BatchChecker(ENGINE, implicit=True).check(PurchaseEvent(user_id="a", item_id="x")) is None
+    )
 
 
 def test_co_raters_are_the_users_sharing_an_item() -> None:

@@ -45,7 +45,6 @@ def test_frozen() -> None:
         ({"min_k": 5, "k": 3}, r"min_k \(5\) must not exceed k \(3\)"),
         ({"rating_scale": "5,1"}, "low < high, got 5.0, 1.0"),
         ({"output_topic": "cf.events"}, "must differ"),
-        ({"feedback": "implicit", "similarity": "pearson"}, "got 'pearson'"),
         ({"similarity": "jaccard"}, "similarity"),
         ({"refresh": "everyone"}, "refresh"),
         ({"security_protocol": "SASL_SSL"}, "needs sasl_mechanism"),
