@@ -41,6 +41,12 @@ def add_bootstrap_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def quiet_kafka_logs() -> None:
+    """kafka-python logs every connection at INFO: keep its WARNING and above unless DEBUG."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("kafka").setLevel(logging.WARNING)
+
+
 def register(subparsers: Any) -> None:
     """Add the ``replay`` sub-command."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -181,6 +187,7 @@ def print_summary(summary: ReplaySummary, *, as_json: bool, on_error: str) -> No
 
 
 def run(args: argparse.Namespace) -> int:
+    quiet_kafka_logs()
     bootstrap = resolve_bootstrap(args.bootstrap_servers)
     source = open_source(
         args.source,

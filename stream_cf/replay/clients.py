@@ -49,7 +49,7 @@ def ensure_topic(
             bootstrap_servers=bootstrap,
             client_id="stream-cf-admin",
             request_timeout_ms=ms,
-            api_version_auto_timeout_ms=ms,
+            bootstrap_timeout_ms=ms,
         )
     except KafkaError as exc:
         raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc

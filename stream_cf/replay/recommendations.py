@@ -103,7 +103,7 @@ def read_latest(
         "auto_offset_reset": "earliest",
         "allow_auto_create_topics": False,
         "request_timeout_ms": 30_000,
-        "api_version_auto_timeout_ms": 30_000,
+        "bootstrap_timeout_ms": 30_000,
     }
     config.update(consumer_config or {})
     try:

@@ -92,7 +92,7 @@ def open_source(
             f"{text!r} is neither a file nor a dataset (datasets: {', '.join(DATASETS)})"
         )
     items = read_event_file(path, mapping, fmt)
-    if order == "file":
+    if order != "time":
         return Source(name=text, items=_limit_events(items, limit), order="file")
     return _time_ordered(text, items, limit)
 
