@@ -5,6 +5,7 @@ exceptions. The processor, replay, evaluation and the local broker are reached t
 ``stream-cf`` command.
 """
 
+from stream_cf.engine import Explanation, Recommendations, UserKNN
 from stream_cf.events import (
     Event,
     ForgetUserEvent,
@@ -19,12 +20,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Event",
+    "Explanation",
     "ForgetUserEvent",
     "InvalidEvent",
     "PurchaseEvent",
     "RatingEvent",
+    "Recommendations",
     "StreamCFError",
     "UnrateEvent",
+    "UserKNN",
     "__version__",
     "parse_event",
 ]

@@ -1,0 +1,71 @@
+"""The values the engine hands back: what a batch touched, recommendations, explanations.
+
+They are small frozen dataclasses so that callers (the processor, the evaluation, the CLI) can
+keep them, compare them and turn them into JSON without touching the engine's arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class BatchEffect:
+    """What a batch of events touched, for the processor's refresh policy.
+
+    ``users``: users who acted and still exist at the end of the batch; ``items``: items whose
+    rater set or values changed; ``forgotten``: users erased by the batch (``forget_user``, or
+    whose last rating was taken back) who do not exist at its end, so that their published
+    recommendations can be tombstoned; ``events``: how many events were applied.
+    """
+
+    users: frozenset[str] = field(default_factory=frozenset)
+    items: frozenset[str] = field(default_factory=frozenset)
+    forgotten: frozenset[str] = field(default_factory=frozenset)
+    events: int = 0
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """The ``n`` best items for a user, best first, and why the list is a fallback if it is.
+
+    ``items`` holds ``(item, score)`` pairs; ties are broken by the item's first appearance in
+    the stream. ``fallback`` is ``None`` for a neighbour-based list, otherwise the reason, e.g.
+    ``"unknown user: popularity"``.
+    """
+
+    items: list[tuple[str, float]]
+    fallback: str | None = None
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """One neighbour used in a prediction.
+
+    ``similarity`` is w_uv, ``rating`` is r_vi (the weight in implicit mode), ``neighbour_mean``
+    is r̄_v and ``weight`` is the neighbour's share of the estimate, w_uv / Σ_{v∈N(i;u)} |w_uv|.
+    """
+
+    user: str
+    similarity: float
+    rating: float
+    neighbour_mean: float
+    weight: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """How :meth:`UserKNN.predict` arrived at ``estimate`` for ``(user, item)``.
+
+    Explicit feedback: ``estimate = clip(user_mean + Σ weight·(rating − neighbour_mean))`` over
+    ``neighbours``; implicit feedback: ``estimate = Σ weight·rating``. ``fallback`` is ``None``
+    when the neighbours were used, otherwise the reason (unknown user, unknown item, min_k not
+    reached) and ``estimate`` is the fallback value.
+    """
+
+    user: str
+    item: str
+    estimate: float
+    user_mean: float
+    neighbours: list[Neighbour]
+    fallback: str | None = None

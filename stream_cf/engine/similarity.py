@@ -1,0 +1,107 @@
+"""Similarities computed from the additive pair sums when they are read.
+
+Every function takes, for one user u against many users v, the sums over the items both rated:
+n, Σx (u's ratings), Σy (v's ratings), Σx², Σy², Σxy, and returns the similarities as an array.
+Common rules (:func:`finish`): a pair with n < min_support, or n == 0, has similarity 0; an
+optional shrinkage multiplies by n / (n + λ).
+
+The formulas follow Surprise's ``similarities.pyx`` so that the engine reproduces
+``KNNWithMeans`` exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from stream_cf.engine.storage import FloatArray
+
+SimilarityName = Literal["cosine", "msd", "pearson", "adjusted_cosine"]
+SIMILARITIES: tuple[str, ...] = ("cosine", "msd", "pearson", "adjusted_cosine")
+
+# A centred sum of squares below this fraction of its uncentred terms is rounding noise of an
+# exact zero (every co-rated value equals the mean); it is then treated as 0.
+_RELATIVE_ZERO = 1e-12
+
+
+def _divide(num: FloatArray, den: FloatArray) -> FloatArray:
+    """num / den, and 0 where den == 0."""
+    out = np.zeros_like(num)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def cosine(n: FloatArray, sx: FloatArray, sy: FloatArray, sxx: FloatArray, syy: FloatArray,
+           sxy: FloatArray) -> FloatArray:
+    """Cosine over the co-rated items: w_uv = Σxy / sqrt(Σx²·Σy²) (0 if the denominator is 0)."""
+    del n, sx, sy
+    return _divide(sxy, np.sqrt(sxx * syy))
+
+
+def msd(n: FloatArray, sx: FloatArray, sy: FloatArray, sxx: FloatArray, syy: FloatArray,
+        sxy: FloatArray) -> FloatArray:
+    """Mean squared difference similarity: w_uv = 1 / (Σ(x − y)² / n + 1).
+
+    Σ(x − y)² = Σx² + Σy² − 2Σxy (exact for integer or half ratings); 0 when n == 0.
+    """
+    del sx, sy
+    sq = np.maximum(sxx + syy - 2.0 * sxy, 0.0)
+    out = np.zeros_like(n)
+    has = n > 0
+    out[has] = 1.0 / (sq[has] / n[has] + 1.0)
+    return out
+
+
+def pearson(n: FloatArray, sx: FloatArray, sy: FloatArray, sxx: FloatArray, syy: FloatArray,
+            sxy: FloatArray) -> FloatArray:
+    """Pearson correlation centred on the co-rated means (Surprise's ``pearson``).
+
+    w_uv = (n·Σxy − Σx·Σy) / sqrt((n·Σx² − (Σx)²)·(n·Σy² − (Σy)²)), 0 if the denominator is 0.
+    This is n² times num = Σxy − n·x̄·ȳ over den = sqrt(Σx² − n·x̄²)·sqrt(Σy² − n·ȳ²), the
+    form Surprise uses, and it stays exact in float64 for integer or half ratings.
+    """
+    num = n * sxy - sx * sy
+    den = np.sqrt(np.maximum(n * sxx - sx * sx, 0.0) * np.maximum(n * syy - sy * sy, 0.0))
+    return np.clip(_divide(num, den), -1.0, 1.0)
+
+
+def adjusted_cosine(n: FloatArray, sx: FloatArray, sy: FloatArray, sxx: FloatArray,
+                    syy: FloatArray, sxy: FloatArray, mu_u: float | FloatArray,
+                    mu_v: FloatArray) -> FloatArray:
+    """Cosine centred on each user's overall running mean μ (Papagelis et al. 2005).
+
+    Over the co-rated items, incrementally::
+
+        Σ(x−μ_u)(y−μ_v) = Σxy − μ_v·Σx − μ_u·Σy + n·μ_u·μ_v
+        Σ(x−μ_u)²      = Σx² − 2μ_u·Σx + n·μ_u²      (and likewise for v)
+        w_uv = Σ(x−μ_u)(y−μ_v) / sqrt(Σ(x−μ_u)² · Σ(y−μ_v)²),  0 if a norm is 0.
+
+    A centred norm within 1e-12 (relative) of 0 is taken as 0, so rounding cannot turn an exact
+    zero variance into a spurious similarity.
+    """
+    num = sxy - mu_v * sx - mu_u * sy + n * mu_u * mu_v
+    norm_u = sxx - 2.0 * mu_u * sx + n * mu_u * mu_u
+    norm_v = syy - 2.0 * mu_v * sy + n * mu_v * mu_v
+    norm_u = np.where(norm_u <= _RELATIVE_ZERO * (sxx + n * mu_u * mu_u), 0.0, norm_u)
+    norm_v = np.where(norm_v <= _RELATIVE_ZERO * (syy + n * mu_v * mu_v), 0.0, norm_v)
+    return np.clip(_divide(num, np.sqrt(norm_u * norm_v)), -1.0, 1.0)
+
+
+def implicit_cosine(n: FloatArray, sxy: FloatArray, norm_u: float, norm_v: FloatArray
+                    ) -> FloatArray:
+    """Cosine on the full weight vectors (implicit feedback, no centring).
+
+    w_uv = Σ_{co-bought} w_ui·w_vi / sqrt(Σ_i w_ui² · Σ_i w_vi²), the norms running over all of
+    each user's items (the diagonal of the pair sums); 0 if a norm is 0.
+    """
+    del n
+    return np.clip(_divide(sxy, np.sqrt(norm_u * norm_v)), -1.0, 1.0)
+
+
+def finish(w: FloatArray, n: FloatArray, min_support: int, shrinkage: float) -> FloatArray:
+    """Apply the common rules: 0 when n < min_support or n == 0; shrink by n / (n + λ)."""
+    w = np.where((n < max(min_support, 1)) | (n <= 0), 0.0, w)
+    if shrinkage > 0:
+        w = w * (n / (n + shrinkage))
+    return w
