@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from kafka.errors import KafkaError
 
 from stream_cf.broker import LocalBroker
 from stream_cf.processor.loop import Processor, RunSummary
@@ -44,7 +45,10 @@ def test_broker_restart_loses_nothing(
     thread.start()
 
     def committed() -> int:
-        return committed_offsets(bootstrap, settings.group_id, settings.input_topic).get(0, 0)
+        try:
+            return committed_offsets(bootstrap, settings.group_id, settings.input_topic).get(0, 0)
+        except KafkaError:  # e.g. the group coordinator of a fresh broker is not ready yet
+            return 0
 
     wait_until(lambda: committed() >= 200, timeout=60, what="some progress")
     broker.stop()
