@@ -227,8 +227,9 @@ def commit_segment(model: UserKNN, seg: Segment) -> None:
         cu = np.fromiter((key[0] for key in keys), dtype=np.int64, count=len(keys))
         ci = np.fromiter((key[1] for key in keys), dtype=np.int64, count=len(keys))
         cells = list(seg.cells.values())
-        raw = np.fromiter((np.nan if v is None else v for v, _s in cells), dtype=np.float64,
-                          count=len(keys))
+        raw = np.fromiter(
+            (np.nan if v is None else v for v, _s in cells), dtype=np.float64, count=len(keys)
+        )
         seqs = np.fromiter((s for _v, s in cells), dtype=np.int64, count=len(keys))
         present = ~np.isnan(raw)
         vals = np.where(present, raw, 0.0)
@@ -241,7 +242,15 @@ def commit_segment(model: UserKNN, seg: Segment) -> None:
         new_m = old_m.copy()
         new_v[cu, tl] = vals
         new_m[cu, tl] = present
-        st.pairs.update_block(n_users, cu, tl.astype(np.int64), old_v, old_m, new_v, new_m)
+        st.pairs.update_block(
+            n_users=n_users,
+            cell_users=cu,
+            cell_cols=tl.astype(np.int64),
+            old_values=old_v,
+            old_mask=old_m,
+            new_values=new_v,
+            new_mask=new_m,
+        )
         was = old_m[cu, tl]
         grid.values[cu, ci] = vals
         grid.mask[cu, ci] = present
@@ -267,8 +276,10 @@ def apply_batch(model: UserKNN, events: Iterable[Event]) -> BatchEffect:
         try:
             sim.step(event)
         except StreamCFError as exc:
-            exc.add_note(f"apply_many: event {n_events} of the batch was refused; "
-                         f"the {n_events} events before it were applied")
+            exc.add_note(
+                f"apply_many: event {n_events} of the batch was refused; "
+                f"the {n_events} events before it were applied"
+            )
             error = exc
             break
         n_events += 1

@@ -125,6 +125,7 @@ def score(
     nb: Neighbourhood,
     rows: IntArray,
     colpos: IntArray,
+    *,
     values: FloatArray,
     cols: IntArray,
     means: FloatArray | None,
@@ -136,8 +137,8 @@ def score(
     w = nb.weights[rows]
     r = values[slots, cols[colpos]]
     dev = r if means is None else r - means[slots]
-    num = np.bincount(colpos, weights=w * dev, minlength=size)
-    den = np.bincount(colpos, weights=np.abs(w), minlength=size)
+    num: FloatArray = np.bincount(colpos, weights=w * dev, minlength=size).astype(np.float64)
+    den: FloatArray = np.bincount(colpos, weights=np.abs(w), minlength=size).astype(np.float64)
     count = np.bincount(colpos, minlength=size).astype(np.int64)
     return Scores(num=num, den=den, count=count)
 

@@ -60,8 +60,18 @@ class UserKNN:
         if implicit_weights is not None:
             weights.update({str(key): float(value) for key, value in implicit_weights.items()})
         low, high = (float(rating_scale[0]), float(rating_scale[1]))
-        _check_config(similarity, k, min_k, min_support, min_similarity, shrinkage, (low, high),
-                      feedback, weights, implicit_cap)
+        _check_config(
+            similarity_name=similarity,
+            k=k,
+            min_k=min_k,
+            min_support=min_support,
+            min_similarity=min_similarity,
+            shrinkage=shrinkage,
+            scale=(low, high),
+            feedback=feedback,
+            weights=weights,
+            cap=implicit_cap,
+        )
         self.similarity_name = similarity
         self.k = int(k)
         self.min_k = int(min_k)
@@ -149,8 +159,9 @@ class UserKNN:
         self.check_ids(user, item)
         value = self.rating_value(value)
         if self.implicit:
-            value = self.accumulate(self.current(user, item),
-                                    value * self.implicit_weights["rating"])
+            value = self.accumulate(
+                self.current(user, item), value * self.implicit_weights["rating"]
+            )
         self._set(user, item, value)
 
     def purchase(self, user: str, item: str, quantity: float = 1.0) -> None:
@@ -161,8 +172,9 @@ class UserKNN:
         quantity = self.quantity_value(quantity)
         if not self.implicit:
             raise InvalidEvent("unsupported_event", "a purchase needs feedback='implicit'")
-        value = self.accumulate(self.current(user, item),
-                                quantity * self.implicit_weights["purchase"])
+        value = self.accumulate(
+            self.current(user, item), quantity * self.implicit_weights["purchase"]
+        )
         self._set(user, item, value)
 
     def unrate(self, user: str, item: str) -> None:
@@ -280,18 +292,20 @@ class UserKNN:
         row = sums[u, :high]
         col = sums[:high, u]
         n = row[:, 0]
+        s = similarity.Sums(n, row[:, 1], col[:, 1], row[:, 2], col[:, 2], row[:, 3])
         if self.implicit:
             idx = np.arange(high)
-            w = similarity.implicit_cosine(n, row[:, 3], float(sums[u, u, 2]),
-                                           sums[idx, idx, 2])
+            w = similarity.implicit_cosine(row[:, 3], float(sums[u, u, 2]), sums[idx, idx, 2])
         elif self.similarity_name == "adjusted_cosine":
             means = st.means()
-            w = similarity.adjusted_cosine(n, row[:, 1], col[:, 1], row[:, 2], col[:, 2],
-                                           row[:, 3], float(means[u]), means)
+            w = similarity.adjusted_cosine(s, float(means[u]), means)
         else:
-            formula = {"cosine": similarity.cosine, "msd": similarity.msd,
-                       "pearson": similarity.pearson}[self.similarity_name]
-            w = formula(n, row[:, 1], col[:, 1], row[:, 2], col[:, 2], row[:, 3])
+            formula = {
+                "cosine": similarity.cosine,
+                "msd": similarity.msd,
+                "pearson": similarity.pearson,
+            }[self.similarity_name]
+            w = formula(s)
         w = similarity.finish(w, n, self.min_support, self.shrinkage)
         w[u] = 0.0
         return w
@@ -316,14 +330,15 @@ class UserKNN:
         usable = w > self.min_similarity if self.min_similarity is not None else w != 0
         return knn.neighbourhood(w, usable)
 
-    def scores(self, u: int, cols: np.ndarray[Any, np.dtype[np.int64]]
-               ) -> tuple[knn.Neighbourhood, np.ndarray[Any, Any], np.ndarray[Any, Any],
-                          knn.Scores]:
+    def scores(
+        self, u: int, cols: np.ndarray[Any, np.dtype[np.int64]]
+    ) -> tuple[knn.Neighbourhood, np.ndarray[Any, Any], np.ndarray[Any, Any], knn.Scores]:
         st = self.state
         nb = self.neighbourhood(u)
         rows, colpos = knn.select(nb, st.grid.mask, st.grid.seq, cols, self.k)
         means = None if self.implicit else st.means()
-        return nb, rows, colpos, knn.score(nb, rows, colpos, st.grid.values, cols, means)
+        sc = knn.score(nb, rows, colpos, values=st.grid.values, cols=cols, means=means)
+        return nb, rows, colpos, sc
 
     def clip(self, value: float) -> float:
         if self.implicit:
@@ -355,11 +370,15 @@ class UserKNN:
         for r in rows:
             slot = int(nb.slots[r])
             w = float(nb.weights[r])
-            neighbours.append(Neighbour(
-                user=str(st.users.id_of[slot]), similarity=w,
-                rating=float(st.grid.values[slot, i]),
-                neighbour_mean=0.0 if self.implicit else float(means[slot]),
-                weight=w / den if den else 0.0))
+            neighbours.append(
+                Neighbour(
+                    user=str(st.users.id_of[slot]),
+                    similarity=w,
+                    rating=float(st.grid.values[slot, i]),
+                    neighbour_mean=0.0 if self.implicit else float(means[slot]),
+                    weight=w / den if den else 0.0,
+                )
+            )
         count = int(sc.count[0])
         if count == 0 or count < self.min_k:
             return Explanation(user, item, fallback_value, mu, neighbours, "min_k not reached")
@@ -401,7 +420,8 @@ class UserKNN:
             values = np.clip(st.mean_of(u) + values, low, hi)
         best = knn.top_n(values, pos, n)
         return Recommendations(
-            [(str(st.items.id_of[pos[b]]), float(values[b])) for b in best], None)
+            [(str(st.items.id_of[pos[b]]), float(values[b])) for b in best], None
+        )
 
     def recommend(self, user: str, n: int = 10) -> list[tuple[str, float]]:
         """``recommendations(user, n).items``."""
@@ -422,9 +442,19 @@ class UserKNN:
         return load_state(cls, source)
 
 
-def _check_config(similarity_name: str, k: int, min_k: int, min_support: int,
-                  min_similarity: float | None, shrinkage: float, scale: tuple[float, float],
-                  feedback: str, weights: dict[str, float], cap: float | None) -> None:
+def _check_config(
+    *,
+    similarity_name: str,
+    k: int,
+    min_k: int,
+    min_support: int,
+    min_similarity: float | None,
+    shrinkage: float,
+    scale: tuple[float, float],
+    feedback: str,
+    weights: dict[str, float],
+    cap: float | None,
+) -> None:
     problems = []
     if similarity_name not in similarity.SIMILARITIES:
         problems.append(f"similarity={similarity_name!r} (one of {similarity.SIMILARITIES})")

@@ -93,6 +93,7 @@ class PairSums:
 
     def update_block(
         self,
+        *,
         n_users: int,
         cell_users: IntArray,
         cell_cols: IntArray,

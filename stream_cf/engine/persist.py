@@ -2,9 +2,9 @@
 
 The file is a zip of ``.npy`` members readable by ``np.load(..., allow_pickle=False)``:
 
-- ``meta``: a JSON string (a one-element array) with ``format_version``, the constructor ``config``, the user and item
-  id lists by slot (``null`` for a released user slot, whose id is gone), the free user slots,
-  the event counter ``seq``, ``n_ratings`` and ``total``;
+- ``meta``: a JSON string (a one-element array) with ``format_version``, the constructor
+  ``config``, the user and item id lists by slot (``null`` for a released user slot, whose id
+  is gone), the free user slots, the event counter ``seq``, ``n_ratings`` and ``total``;
 - ``cells``: the ratings as rows (user slot, item slot) with ``cell_values`` and ``cell_seq``;
 - ``sums``: the pair sums of the slots in use (users x users x 4), saved rather than recomputed
   so that continuing after a load is bit-identical to never having saved;
@@ -93,8 +93,15 @@ def load_state(cls: type[UserKNN], source: str | os.PathLike[str] | BinaryIO) ->
         return _restore(cls, arrays)
     except StateFormatError:
         raise
-    except (KeyError, ValueError, TypeError, IndexError, OSError, zipfile.BadZipFile,
-            ConfigError) as exc:
+    except (
+        KeyError,
+        ValueError,
+        TypeError,
+        IndexError,
+        OSError,
+        zipfile.BadZipFile,
+        ConfigError,
+    ) as exc:
         raise StateFormatError(f"corrupt UserKNN state: {type(exc).__name__}: {exc}") from exc
 
 

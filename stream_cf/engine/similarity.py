@@ -11,6 +11,7 @@ The formulas follow Surprise's ``similarities.pyx`` so that the engine reproduce
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -25,6 +26,18 @@ SIMILARITIES: tuple[str, ...] = ("cosine", "msd", "pearson", "adjusted_cosine")
 _RELATIVE_ZERO = 1e-12
 
 
+@dataclass(frozen=True)
+class Sums:
+    """The pair sums of u against many v, over the items both rated (one entry per v)."""
+
+    n: FloatArray
+    sx: FloatArray  # Σx, u's ratings
+    sy: FloatArray  # Σy, v's ratings
+    sxx: FloatArray
+    syy: FloatArray
+    sxy: FloatArray
+
+
 def _divide(num: FloatArray, den: FloatArray) -> FloatArray:
     """num / den, and 0 where den == 0."""
     out = np.zeros_like(num)
@@ -32,43 +45,39 @@ def _divide(num: FloatArray, den: FloatArray) -> FloatArray:
     return out
 
 
-def cosine(n: FloatArray, sx: FloatArray, sy: FloatArray, sxx: FloatArray, syy: FloatArray,
-           sxy: FloatArray) -> FloatArray:
+def cosine(s: Sums) -> FloatArray:
     """Cosine over the co-rated items: w_uv = Σxy / sqrt(Σx²·Σy²) (0 if the denominator is 0)."""
-    del n, sx, sy
-    return _divide(sxy, np.sqrt(sxx * syy))
+    return _divide(s.sxy, np.sqrt(s.sxx * s.syy))
 
 
-def msd(n: FloatArray, sx: FloatArray, sy: FloatArray, sxx: FloatArray, syy: FloatArray,
-        sxy: FloatArray) -> FloatArray:
+def msd(s: Sums) -> FloatArray:
     """Mean squared difference similarity: w_uv = 1 / (Σ(x − y)² / n + 1).
 
     Σ(x − y)² = Σx² + Σy² − 2Σxy (exact for integer or half ratings); 0 when n == 0.
     """
-    del sx, sy
-    sq = np.maximum(sxx + syy - 2.0 * sxy, 0.0)
-    out = np.zeros_like(n)
-    has = n > 0
-    out[has] = 1.0 / (sq[has] / n[has] + 1.0)
+    sq = np.maximum(s.sxx + s.syy - 2.0 * s.sxy, 0.0)
+    out = np.zeros_like(s.n)
+    has = s.n > 0
+    out[has] = 1.0 / (sq[has] / s.n[has] + 1.0)
     return out
 
 
-def pearson(n: FloatArray, sx: FloatArray, sy: FloatArray, sxx: FloatArray, syy: FloatArray,
-            sxy: FloatArray) -> FloatArray:
+def pearson(s: Sums) -> FloatArray:
     """Pearson correlation centred on the co-rated means (Surprise's ``pearson``).
 
     w_uv = (n·Σxy − Σx·Σy) / sqrt((n·Σx² − (Σx)²)·(n·Σy² − (Σy)²)), 0 if the denominator is 0.
     This is n² times num = Σxy − n·x̄·ȳ over den = sqrt(Σx² − n·x̄²)·sqrt(Σy² − n·ȳ²), the
     form Surprise uses, and it stays exact in float64 for integer or half ratings.
     """
-    num = n * sxy - sx * sy
-    den = np.sqrt(np.maximum(n * sxx - sx * sx, 0.0) * np.maximum(n * syy - sy * sy, 0.0))
+    n = s.n
+    num = n * s.sxy - s.sx * s.sy
+    den = np.sqrt(
+        np.maximum(n * s.sxx - s.sx * s.sx, 0.0) * np.maximum(n * s.syy - s.sy * s.sy, 0.0)
+    )
     return np.clip(_divide(num, den), -1.0, 1.0)
 
 
-def adjusted_cosine(n: FloatArray, sx: FloatArray, sy: FloatArray, sxx: FloatArray,
-                    syy: FloatArray, sxy: FloatArray, mu_u: float | FloatArray,
-                    mu_v: FloatArray) -> FloatArray:
+def adjusted_cosine(s: Sums, mu_u: float, mu_v: FloatArray) -> FloatArray:
     """Cosine centred on each user's overall running mean μ (Papagelis et al. 2005).
 
     Over the co-rated items, incrementally::
@@ -80,22 +89,21 @@ def adjusted_cosine(n: FloatArray, sx: FloatArray, sy: FloatArray, sxx: FloatArr
     A centred norm within 1e-12 (relative) of 0 is taken as 0, so rounding cannot turn an exact
     zero variance into a spurious similarity.
     """
-    num = sxy - mu_v * sx - mu_u * sy + n * mu_u * mu_v
-    norm_u = sxx - 2.0 * mu_u * sx + n * mu_u * mu_u
-    norm_v = syy - 2.0 * mu_v * sy + n * mu_v * mu_v
-    norm_u = np.where(norm_u <= _RELATIVE_ZERO * (sxx + n * mu_u * mu_u), 0.0, norm_u)
-    norm_v = np.where(norm_v <= _RELATIVE_ZERO * (syy + n * mu_v * mu_v), 0.0, norm_v)
+    n = s.n
+    num = s.sxy - mu_v * s.sx - mu_u * s.sy + n * mu_u * mu_v
+    norm_u = s.sxx - 2.0 * mu_u * s.sx + n * mu_u * mu_u
+    norm_v = s.syy - 2.0 * mu_v * s.sy + n * mu_v * mu_v
+    norm_u = np.where(norm_u <= _RELATIVE_ZERO * (s.sxx + n * mu_u * mu_u), 0.0, norm_u)
+    norm_v = np.where(norm_v <= _RELATIVE_ZERO * (s.syy + n * mu_v * mu_v), 0.0, norm_v)
     return np.clip(_divide(num, np.sqrt(norm_u * norm_v)), -1.0, 1.0)
 
 
-def implicit_cosine(n: FloatArray, sxy: FloatArray, norm_u: float, norm_v: FloatArray
-                    ) -> FloatArray:
+def implicit_cosine(sxy: FloatArray, norm_u: float, norm_v: FloatArray) -> FloatArray:
     """Cosine on the full weight vectors (implicit feedback, no centring).
 
     w_uv = Σ_{co-bought} w_ui·w_vi / sqrt(Σ_i w_ui² · Σ_i w_vi²), the norms running over all of
     each user's items (the diagonal of the pair sums); 0 if a norm is 0.
     """
-    del n
     return np.clip(_divide(sxy, np.sqrt(norm_u * norm_v)), -1.0, 1.0)
 
 

@@ -69,7 +69,7 @@ class EngineState:
 
     # ------------------------------------------------------------------ reads
     def user_count(self, slot: int) -> int:
-        return int(round(self.pairs.sums[slot, slot, 0]))
+        return round(float(self.pairs.sums[slot, slot, 0]))
 
     def means(self) -> FloatArray:
         """r̄_v = Σ_v / n_v for every user slot in use (0 for a free slot)."""
