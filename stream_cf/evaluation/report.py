@@ -26,9 +26,9 @@ _COLUMNS = (
     ("MAE", "mae"),
     ("warm RMSE", "warm_rmse"),
     ("warm MAE", "warm_mae"),
-    ("hit@N", "hit_rate"),
-    ("NDCG@N", "ndcg"),
-    ("coverage@N", "coverage"),
+    ("hit@{n}", "hit_rate"),
+    ("NDCG@{n}", "ndcg"),
+    ("coverage@{n}", "coverage"),
 )
 
 
@@ -38,7 +38,7 @@ def _cell(value: float | None) -> str:
 
 def figures_table(result: EvaluationResult) -> str:
     """A Markdown table: one row per predictor/ranker, one column per figure."""
-    cols = [(label.replace("N", str(result.n)), key) for label, key in _COLUMNS]
+    cols = [(label.format(n=result.n), key) for label, key in _COLUMNS]
     if not result.rating_metrics:
         cols = [c for c in cols if c[1] in ("hit_rate", "ndcg", "coverage")]
     rows: list[tuple[str, Figures]] = [("UserKNN", result.model)]

@@ -13,7 +13,8 @@ The model is UserKNN in explicit mode with the MSD similarity, ``min_similarity=
 
 recommend(u, n): the items u has not rated that have at least one rater v with w_uv > 0, by
 prediction (highest first, ties by first appearance in the stream); an unknown user gets the
-popularity list (distinct raters, ties by first appearance).
+popularity list (distinct raters, ties by first appearance), and so does a known user for whom
+no item has a usable neighbour (without the items the user has).
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def recommend(ratings: Ratings, first_seen: list[str], user: str, n: int) -> lis
         estimate, used = predict(ratings, user, item)
         if used > 0:
             scored.append((-estimate, first_seen.index(item), item))
+    if not scored:  # a known user without any neighbour-based candidate
+        return popularity(ratings, first_seen, user, n)
     scored.sort()
     return [item for _, _, item in scored[:n]]
 
