@@ -9,42 +9,18 @@ alone) and once with the real engine (checks the engine's predictions and lists 
 from __future__ import annotations
 
 import math
-import random
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from eval_reference import PlainKNN, reference_prequential, reference_split
+from eval_reference import (
+    PlainKNN,
+    assert_same,
+    generated_stream,
+    reference_prequential,
+    reference_split,
+)
 
 from stream_cf.evaluation import EvaluationResult, prequential, split_evaluate
-from stream_cf.events import Event, RatingEvent
-
-T0 = datetime(2020, 1, 1, tzinfo=UTC)
-
-
-def generated_stream(
-    seed: int, n_events: int = 300, users: int = 14, items: int = 18
-) -> list[Event]:
-    """Users arrive over time and rate items with a taste bias, so similarities mean something."""
-    rng = random.Random(seed)
-    taste = {f"u{u}": rng.uniform(-1.5, 1.5) for u in range(users)}
-    quality = {f"i{i}": rng.uniform(-1.0, 1.0) for i in range(items)}
-    events: list[Event] = []
-    for k in range(n_events):
-        u = f"u{rng.randrange(min(users, 2 + k // 15))}"  # new users keep arriving
-        i = f"i{min(int(rng.expovariate(0.15)), items - 1)}"  # some items far more popular
-        value = round(
-            3.0 + taste[u] * (1 if int(i[1:]) % 2 else -1) + quality[i] + rng.gauss(0, 0.6)
-        )
-        events.append(
-            RatingEvent(
-                user_id=u,
-                item_id=i,
-                rating=float(min(max(value, 1), 5)),
-                ts=T0 + timedelta(seconds=k),
-            )
-        )
-    return events
 
 
 def figures_of(result: EvaluationResult) -> dict[str, Any]:
@@ -70,18 +46,6 @@ def figures_of(result: EvaluationResult) -> dict[str, Any]:
         if key in data:
             out[key] = data[key]
     return out
-
-
-def assert_same(got: Any, want: Any, where: str = "") -> None:
-    if isinstance(want, dict):
-        assert isinstance(got, dict), where
-        assert set(got) == set(want), f"{where}: keys {sorted(got)} != {sorted(want)}"
-        for key in want:
-            assert_same(got[key], want[key], f"{where}.{key}")
-    elif isinstance(want, float) and isinstance(got, float):
-        assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), f"{where}: {got} != {want}"
-    else:
-        assert got == want, f"{where}: {got!r} != {want!r}"
 
 
 def engine_model() -> Any:
