@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from stream_cf.engine import UserKNN
+from stream_cf.events import RatingEvent, UnrateEvent
 from stream_cf.processor.checkpoint import read_checkpoint
 from stream_cf.processor.loop import Processor
 from stream_cf.processor.settings import ProcessorSettings
@@ -112,4 +113,48 @@ def test_sigterm_finishes_commits_checkpoints_and_exits_zero(
     assert offsets == {0: len(events)}
     assert_same_lists(
         last_lists(kafka_bootstrap, settings.output_topic), oracle_lists(settings, events)
+    )
+
+
+def test_a_list_published_after_the_checkpoint_is_superseded_on_replay(
+    make_settings: Callable[..., ProcessorSettings], kafka_bootstrap: str
+) -> None:
+    """The crash window between publish and checkpoint, made deterministic.
+
+    Run 1 ends with checkpoint C0. Run 2 publishes lists changed by a new rating, then its
+    checkpoint is thrown away (as if it crashed just before writing it). The replay from C0 also
+    sees the rating taken back, so its final lists equal C0's digests exactly (integer ratings:
+    the sums come back bit for bit): only the output records written after C0 tell the restarted
+    processor that the topic now holds other lists, which it must supersede.
+    """
+    settings = make_settings(checkpoint_interval=3600.0)
+    ensure_topics(settings)
+    history = movielens_or_generated(600)
+    produce_events(kafka_bootstrap, settings.input_topic, history)
+    Processor(settings).run(until_end=True, install_signal_handlers=False)
+    c0 = settings.checkpoint_path.read_bytes()
+    before = oracle_lists(settings, history)
+    change = next(  # a new rating that changes someone's list
+        event
+        for user in sorted({e.user_id for e in history})
+        for rating in (1.0, 2.0, 5.0)
+        if oracle_lists(
+            settings,
+            [*history, event := RatingEvent(user_id=user, item_id="brand-new-item", rating=rating)],
+        )
+        != before
+    )
+    user = change.user_id
+    produce_events(kafka_bootstrap, settings.input_topic, [change])
+    second = Processor(settings).run(until_end=True, install_signal_handlers=False)
+    assert second.published > 0
+    settings.checkpoint_path.write_bytes(c0)  # the crash: run 2's checkpoint never happened
+
+    take_back = UnrateEvent(user_id=user, item_id="brand-new-item")
+    produce_events(kafka_bootstrap, settings.input_topic, [take_back])
+    third = Processor(settings).run(until_end=True, install_signal_handlers=False)
+    assert third.restored and third.events == 2
+    all_events = [*history, change, take_back]
+    assert_same_lists(
+        last_lists(kafka_bootstrap, settings.output_topic), oracle_lists(settings, all_events)
     )
