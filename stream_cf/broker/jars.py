@@ -10,6 +10,7 @@ half-finished download is never used and a second start needs no network.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import re
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from functools import cache
 from pathlib import Path
 
@@ -100,16 +102,21 @@ def find_java() -> str:
 
 
 @cache
-def _check_java_version(java: str) -> None:
+def _java_version_text(java: str) -> str:
     try:
         done = subprocess.run(
             [java, "-version"], capture_output=True, text=True, timeout=30, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BrokerError(f"cannot run {java} -version: {exc}. {_SUFFICIENT}") from exc
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', done.stderr + done.stdout)
+    return done.stderr + done.stdout
+
+
+def _check_java_version(java: str) -> None:
+    text = _java_version_text(java)
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', text)
     if match is None:
-        logger.warning("cannot read the Java version from %r", done.stderr.strip())
+        logger.warning("cannot read the Java version from %r", text.strip())
         return
     major = int(match.group(1))
     if major == 1 and match.group(2):  # "1.8.0_..." style
@@ -239,3 +246,38 @@ def _download(mvn: str, version: str, target: Path, timeout: float) -> None:
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+_QUIET_CDS = ["-Xshare:auto", "-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
+
+
+def class_archive_options(jars: Path, java: str) -> tuple[list[str], Path | None]:
+    """JVM options for a class-data-sharing archive of the broker kept beside its jars.
+
+    The archive (one per Java build) halves the CPU the broker needs to start. When it exists the
+    options use it; otherwise the JVM writes one at exit into the returned pending path, which
+    :func:`publish_class_archive` renames into place after a clean stop. A JVM that cannot use
+    the archive ignores it (``-Xshare:auto``).
+    """
+    if not os.access(jars, os.W_OK):
+        return [], None
+    real = os.path.realpath(java)
+    fingerprint = hashlib.sha256(f"{real}\n{_java_version_text(java)}".encode()).hexdigest()[:16]
+    archive = jars / f"broker-{fingerprint}.jsa"
+    if archive.is_file():
+        return [*_QUIET_CDS, f"-XX:SharedArchiveFile={archive}"], None
+    pending = jars / f".{archive.name}.{uuid.uuid4().hex}.tmp"
+    return [*_QUIET_CDS, f"-XX:ArchiveClassesAtExit={pending}"], pending
+
+
+def publish_class_archive(pending: Path, clean_exit: bool) -> None:
+    """Move the archive a JVM wrote at exit into place (only after a clean exit), else drop it."""
+    final = pending.parent / pending.name.removeprefix(".").rsplit(".", 2)[0]
+    try:
+        if clean_exit and pending.is_file() and pending.stat().st_size > 0:
+            os.replace(pending, final)
+            logger.debug("class-data archive written to %s", final)
+        else:
+            pending.unlink(missing_ok=True)
+    except OSError as exc:
+        logger.debug("cannot publish the class-data archive %s: %s", pending, exc)

@@ -1,0 +1,86 @@
+"""LocalBroker: restart on the same port with live clients, and its errors."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from stream_cf.broker import LocalBroker, broker_bootstrap, kafka_jars
+from stream_cf.exceptions import BrokerError
+from tests.broker.procs import alive
+from tests.kafka_utils import create_topic, read_all
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(120)
+def test_restart_keeps_port_and_clients_reconnect(
+    local_broker: Callable[..., LocalBroker],
+) -> None:
+    broker = local_broker()
+    bootstrap = broker.start()
+    topic = create_topic(bootstrap, partitions=1)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_block_ms=30_000)
+    try:
+        producer.send(topic, b"before").get(timeout=30)
+        pid = broker.pid
+        assert broker.restart() == bootstrap
+        assert pid is not None and not alive(pid)
+        producer.send(topic, b"after").get(timeout=60)  # the same client, reconnected
+    finally:
+        producer.close(timeout=5)
+    assert [r.value for r in read_all(bootstrap, topic)] == [b"before", b"after"]
+    broker.stop()
+    assert not broker.is_running()
+    assert broker.data_dir is not None and broker.data_dir.is_dir()  # a given data dir stays
+
+
+def test_broker_bootstrap_prefers_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "10.9.8.7:9092")
+    with broker_bootstrap() as bootstrap:
+        assert bootstrap == "10.9.8.7:9092"
+
+
+def test_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(
+            BrokerError, match=rf"port {port} .* is in use.*KAFKA_BOOTSTRAP_SERVERS"
+        ):
+            LocalBroker(port=port, data_dir=tmp_path).start()
+
+
+def test_missing_java(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    with pytest.raises(BrokerError, match=r"java not found.*JAVA_HOME.*KAFKA_BOOTSTRAP_SERVERS"):
+        LocalBroker(data_dir=tmp_path / "d").start()
+
+
+def test_missing_mvn_with_an_empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(BrokerError, match=r"mvn \(Apache Maven\) not found.*install"):
+        kafka_jars(cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.kafka
+def test_start_timeout_leaves_no_process(local_broker: Callable[..., LocalBroker]) -> None:
+    broker = local_broker(startup_timeout=0.3)
+    started: list[int] = []
+    original = broker._launch
+
+    def launch(java: str, jars: Path) -> None:
+        original(java, jars)
+        assert broker.pid is not None
+        started.append(broker.pid)
+
+    broker._launch = launch  # type: ignore[method-assign]
+    with pytest.raises(BrokerError, match=r"did not answer .* within 0 s"):
+        broker.start()
+    assert started and not alive(started[0])
+    assert not broker.is_running()
