@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -210,30 +211,16 @@ def _download(mvn: str, version: str, target: Path, timeout: float) -> None:
             "-DincludeScope=runtime",
             f"-DoutputDirectory={jars}",
         ]
-        try:
-            done = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise BrokerError(
-                f"mvn did not finish downloading Apache Kafka {version} within {timeout:.0f} s "
-                f"(raise STREAM_CF_MVN_TIMEOUT or check the network access to Maven Central). "
-                + _SUFFICIENT
-            ) from exc
-        except OSError as exc:
-            raise BrokerError(f"cannot run {mvn}: {exc}. {_SUFFICIENT}") from exc
+        returncode, output = _run_group(command, timeout, mvn, version)
         names = sorted(p.name for p in jars.glob("*.jar")) if jars.is_dir() else []
-        if done.returncode != 0 or not any(n.startswith("kafka_2.13-") for n in names):
-            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        if returncode != 0 or not any(n.startswith("kafka_2.13-") for n in names):
+            lines = _ANSI.sub("", output).strip().splitlines()
+            errors = [line for line in lines if line.startswith("[ERROR]") and line[7:].strip()]
+            detail = "\n".join((errors or lines)[:5])
             raise BrokerError(
                 f"mvn failed to download Apache Kafka {version} from Maven Central "
-                f"(exit {done.returncode}); check the network access to Maven Central or your "
-                f"~/.m2/settings.xml. {_SUFFICIENT}\n{tail}"
+                f"(exit {returncode}); check the network access to Maven Central or your "
+                f"~/.m2/settings.xml. {_SUFFICIENT}\n{detail}"
             )
         (jars / MANIFEST).write_text("\n".join(names) + "\n")
         try:
@@ -281,3 +268,42 @@ def publish_class_archive(pending: Path, clean_exit: bool) -> None:
             pending.unlink(missing_ok=True)
     except OSError as exc:
         logger.debug("cannot publish the class-data archive %s: %s", pending, exc)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _run_group(command: list[str], timeout: float, mvn: str, version: str) -> tuple[int, str]:
+    """Run ``command`` in its own process group; kill the whole group on a timeout or a signal."""
+    try:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise BrokerError(f"cannot run {mvn}: {exc}. {_SUFFICIENT}") from exc
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        _kill_group(process)
+        raise BrokerError(
+            f"mvn did not finish downloading Apache Kafka {version} within {timeout:.0f} s "
+            f"(raise STREAM_CF_MVN_TIMEOUT or check the network access to Maven Central). "
+            + _SUFFICIENT
+        ) from exc
+    except BaseException:
+        _kill_group(process)
+        raise
+    return process.returncode, output
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except OSError:
+        process.kill()
+    process.communicate()

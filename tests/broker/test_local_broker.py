@@ -84,3 +84,28 @@ def test_start_timeout_leaves_no_process(local_broker: Callable[..., LocalBroker
         broker.start()
     assert started and not alive(started[0])
     assert not broker.is_running()
+
+
+def _fake_mvn(directory: Path, script: str) -> None:
+    directory.mkdir()
+    mvn = directory / "mvn"
+    mvn.write_text(f"#!/bin/sh\n{script}\n")
+    mvn.chmod(0o755)
+
+
+def test_failed_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_mvn(tmp_path / "bin", 'echo "[ERROR] Could not resolve dependencies"; exit 1')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    with pytest.raises(BrokerError, match=r"mvn failed .*exit 1.*\n.*Could not resolve") as info:
+        kafka_jars(cache_dir=tmp_path / "cache")
+    assert "KAFKA_BOOTSTRAP_SERVERS" in str(info.value)
+    assert list((tmp_path / "cache").iterdir()) == [tmp_path / "cache" / ".kafka-4.1.2.lock"]
+
+
+@pytest.mark.timeout(30)
+def test_download_timeout_kills_mvn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_mvn(tmp_path / "bin", "sleep 60 & sleep 60")  # a child holding the pipe, too
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    monkeypatch.setenv("STREAM_CF_MVN_TIMEOUT", "1")
+    with pytest.raises(BrokerError, match=r"did not finish .* within 1 s.*STREAM_CF_MVN_TIMEOUT"):
+        kafka_jars(cache_dir=tmp_path / "cache")
