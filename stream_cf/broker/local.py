@@ -410,7 +410,6 @@ class LocalBroker:
             "num.recovery.threads.per.data.dir": "1",
             "log.retention.hours": "-1",
             "log.segment.bytes": str(64 * 1024 * 1024),
-            "log.flush.interval.messages": "1",
         }
         text = "".join(f"{key}={value}\n" for key, value in properties.items())
         (data / "server.properties").write_text(
