@@ -2,8 +2,9 @@
 
 A checkpoint is the source of truth on restart: the processor loads the engine from it and seeks the
 input to its offsets (committed group offsets only serve monitoring). It also holds what the
-processor needs to publish exactly the lists that changed: the digest of the last list published per
-user, the users whose list is a fallback, and the output topic's end offsets when it was written.
+processor needs to publish exactly the lists that changed: the digest of the last list published
+per user, the users whose list is a fallback, the users whose list is owed a refresh, and the
+output topic's end offsets when it was written.
 
 File layout (``<state dir>/checkpoint.scf``)::
 
@@ -51,6 +52,7 @@ class Checkpoint:
     engine_config: dict[str, Any] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
     fallback_users: set[str] = field(default_factory=set)
+    pending_users: set[str] = field(default_factory=set)
     event_time_ms: int | None = None
     counters: dict[str, int] = field(default_factory=dict)
 
@@ -64,6 +66,7 @@ class Checkpoint:
             "engine_config": self.engine_config,
             "digests": dict(sorted(self.digests.items())),
             "fallback_users": sorted(self.fallback_users),
+            "pending_users": sorted(self.pending_users),
             "event_time_ms": self.event_time_ms,
             "counters": dict(sorted(self.counters.items())),
         }
@@ -106,6 +109,7 @@ def decode_checkpoint(data: bytes) -> Checkpoint:
             engine_config=dict(meta["engine_config"]),
             digests={str(u): str(d) for u, d in meta["digests"].items()},
             fallback_users={str(u) for u in meta["fallback_users"]},
+            pending_users={str(u) for u in meta["pending_users"]},
             event_time_ms=None if meta["event_time_ms"] is None else int(meta["event_time_ms"]),
             counters={str(k): int(v) for k, v in meta["counters"].items()},
         )

@@ -1,28 +1,32 @@
 """The processor: input events -> UserKNN -> changed lists on the output topic.
 
-One batch at a time::
+One iteration::
 
     poll -> decode/validate (bad records -> dead letters) -> UserKNN.apply_many
-         -> users whose list may have changed (refresh policy) -> UserKNN.recommend_many
+         -> the actors' lists now (recommend_many), other users whose list may have changed
+            -> pending (refresh policy, see tracker.py)
          -> publish the lists whose digest changed, tombstones for forgotten users
          -> wait for every acknowledgement -> commit the group offsets
-         -> every checkpoint_interval seconds: checkpoint (engine + offsets + digests, one file)
+    then a slice of pending refreshes (bounded time), published and acknowledged the same way;
+    every checkpoint_interval seconds and at the end: checkpoint (engine + offsets + digests +
+    pending users, one file).
 
 Why this order. The checkpoint is the source of truth on restart (the group offsets only serve
-monitoring), and a checkpoint is written only after everything the batch published has been
+monitoring), and a checkpoint is written only after everything published so far has been
 acknowledged, so it never records as published a list that is not on the topic. A crash (even
 SIGKILL) before the checkpoint makes the restart re-read the input from the previous checkpoint's
 offsets: lists may be published again (at least once), none is lost. To know what is really on the
 output topic, a restart reads the output records written after the checkpoint (from the output
-offsets it recorded) and takes their digests as the last published ones; so a list published
-after the checkpoint and superseded on replay is published again, and the last record per user on
-the topic is always the list of the final state.
+offsets it recorded) and takes their digests as the last published ones; so a list published after
+the checkpoint and superseded on replay is published again, and the last record per user on the
+topic is always the list of the final state. Commit before checkpoint or after makes no difference
+to correctness: the committed offsets are never read back.
 
-The processor assigns itself every partition of the input topic (one instance per input topic:
-the engine state is global). With one partition the events are applied in offset order, so the
-same input gives the same state and the same lists whatever the batch sizes and restarts; with
-several partitions each user's events keep their order but the interleaving between partitions
-depends on fetch timing.
+The processor assigns itself every partition of the input topic (one instance per input topic: the
+engine state is global). With one partition the events are applied in offset order, so the same
+input gives the same state and the same lists whatever the batch sizes and restarts; with several
+partitions each user's events keep their order but the interleaving between partitions depends on
+fetch timing.
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ import logging
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from types import FrameType
@@ -51,21 +54,14 @@ from stream_cf.processor.checkpoint import (
     remove_stale_temporaries,
     write_checkpoint,
 )
-from stream_cf.processor.codec import (
-    TOMBSTONE_DIGEST,
-    SourceRecord,
-    decode,
-    digest_of_output,
-    encode_key,
-    encode_recommendations,
-    list_digest,
-)
+from stream_cf.processor.codec import SourceRecord, decode, encode_key, encode_recommendations
 from stream_cf.processor.dlq import DeadLetter
+from stream_cf.processor.output_tail import read_output_tail
 from stream_cf.processor.publisher import OutgoingRecord, Publisher
-from stream_cf.processor.refresh import co_raters
 from stream_cf.processor.semantics import BatchChecker
 from stream_cf.processor.settings import ProcessorSettings
 from stream_cf.processor.topics import ensure_topics
+from stream_cf.processor.tracker import ChangedList, ListTracker
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -80,6 +76,7 @@ class RunSummary:
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
     published: int = 0
     tombstones: int = 0
+    recomputed: int = 0
     batches: int = 0
     checkpoints: int = 0
     restored: bool = False
@@ -100,12 +97,12 @@ class Processor:
         self.settings = settings
         self._stop = threading.Event()
         self.engine: UserKNN | None = None
-        self._digests: dict[str, str] = {}
-        self._fallback_users: set[str] = set()
+        self.tracker = ListTracker(policy=settings.refresh, n=settings.n)
         self._positions: dict[int, int] = {}
         self._output_offsets: dict[int, int] = {}
         self._event_time_ms: int | None = None
-        self._counters: Counter[str] = Counter()
+        self._totals: dict[str, int] = {}
+        self._committed: dict[int, int] = {}
 
     # ------------------------------------------------------------------ control
     def stop(self) -> None:
@@ -124,8 +121,9 @@ class Processor:
         install_signal_handlers: bool = True,
         on_batch: Callable[[RunSummary], None] | None = None,
     ) -> RunSummary:
-        """Process the input until stopped (or, with ``until_end``, until the end offsets that
-        the input had at start are processed, published, committed and checkpointed)."""
+        """Process the input until stopped (SIGINT/SIGTERM or :meth:`stop`), or with
+        ``until_end`` until every record the input had at start is processed, every list it
+        changed is published, and the offsets are committed and checkpointed."""
         started = time.monotonic()
         summary = RunSummary()
         previous: dict[signal.Signals, Any] = {}
@@ -140,12 +138,19 @@ class Processor:
             consumer = self._retrying("connect the consumer", self._make_consumer)
             partitions = self._assign(consumer)
             summary.start_offsets = dict(self._positions)
-            self._replay_output_tail()
+            self._output_offsets = self._retrying(
+                "read the output published after the checkpoint",
+                lambda: read_output_tail(
+                    self.settings.kafka_config(),
+                    self.settings.output_topic,
+                    self._output_offsets,
+                    self.tracker.record_published,
+                ),
+            )
             targets: dict[int, int] | None = None
             if until_end:
                 ends = self._retrying(
-                    "read the end offsets",
-                    lambda: consumer.end_offsets(partitions),
+                    "read the end offsets", lambda: consumer.end_offsets(partitions)
                 )
                 targets = {tp.partition: int(o) for tp, o in ends.items()}
                 logger.info("running until the input end offsets %s", targets)
@@ -155,30 +160,15 @@ class Processor:
                 backoff_max=self.settings.retry_backoff_max,
                 shutdown_timeout=self.settings.shutdown_timeout,
             )
-            last_checkpoint = time.monotonic()
-            dirty = False
-            while True:
-                if targets is not None and self._reached(targets):
-                    summary.stopped_by = "until_end"
-                    break
-                if self._stop.is_set():
-                    summary.stopped_by = "stop"
-                    break
-                records = self._poll(consumer, partitions, targets)
-                if records:
-                    self._process(engine, records, publisher, summary)
-                    self._commit(consumer)
-                    summary.batches += 1
-                    dirty = True
-                    if on_batch is not None:
-                        on_batch(summary)
-                if (
-                    dirty
-                    and time.monotonic() - last_checkpoint >= self.settings.checkpoint_interval
-                ):
-                    self._checkpoint(engine, summary)
-                    last_checkpoint = time.monotonic()
-                    dirty = False
+            self._loop(
+                engine,
+                consumer=consumer,
+                partitions=partitions,
+                publisher=publisher,
+                targets=targets,
+                summary=summary,
+                on_batch=on_batch,
+            )
             self._checkpoint(engine, summary)
             self._commit(consumer, final=True)
         finally:
@@ -191,18 +181,63 @@ class Processor:
         summary.end_offsets = dict(self._positions)
         summary.seconds = time.monotonic() - started
         logger.info(
-            "stopped (%s): %d events, %d dead letters %s, %d lists and %d tombstones published "
-            "in %d batches, %.1fs",
+            "stopped (%s): %d events, %d dead letters %s, %d lists recomputed, %d lists and %d "
+            "tombstones published in %d batches, %d users still pending, %.1fs",
             summary.stopped_by,
             summary.events,
             summary.dead_letters,
             summary.dead_letter_reasons,
+            summary.recomputed,
             summary.published,
             summary.tombstones,
             summary.batches,
+            len(self.tracker.pending),
             summary.seconds,
         )
         return summary
+
+    def _loop(
+        self,
+        engine: UserKNN,
+        *,
+        consumer: KafkaConsumer,
+        partitions: list[TopicPartition],
+        publisher: Publisher,
+        targets: dict[int, int] | None,
+        summary: RunSummary,
+        on_batch: Callable[[RunSummary], None] | None,
+    ) -> None:
+        settings = self.settings
+        tracker = self.tracker
+        last_checkpoint = time.monotonic()
+        dirty = False
+        while True:
+            input_done = targets is not None and self._reached(targets)
+            if input_done and not tracker.pending:
+                summary.stopped_by = "until_end"
+                return
+            if self._stop.is_set():
+                summary.stopped_by = "stop"
+                return
+            if not input_done:
+                timeout = 0.0 if tracker.pending else settings.poll_timeout
+                records = self._poll(consumer, partitions, targets, timeout)
+                if records:
+                    self._publish(publisher, self._process(engine, records, summary), summary)
+                    self._commit(consumer)
+                    summary.batches += 1
+                    dirty = True
+                    if on_batch is not None:
+                        on_batch(summary)
+            if tracker.pending:
+                changed = tracker.drain(engine, settings.refresh_budget)
+                self._publish(publisher, self._list_records(changed, summary), summary)
+                dirty = True
+            summary.recomputed = tracker.recomputed
+            if dirty and time.monotonic() - last_checkpoint >= settings.checkpoint_interval:
+                self._checkpoint(engine, summary)
+                last_checkpoint = time.monotonic()
+                dirty = False
 
     # ------------------------------------------------------------------ start-up
     def _restore(self, summary: RunSummary) -> UserKNN:
@@ -229,16 +264,18 @@ class Processor:
         self.engine = engine
         self._positions = dict(checkpoint.input_offsets)
         self._output_offsets = dict(checkpoint.output_offsets)
-        self._digests = dict(checkpoint.digests)
-        self._fallback_users = set(checkpoint.fallback_users)
+        self.tracker.digests = dict(checkpoint.digests)
+        self.tracker.fallback_users = set(checkpoint.fallback_users)
+        self.tracker.pending = set(checkpoint.pending_users)
         self._event_time_ms = checkpoint.event_time_ms
-        self._counters.update(checkpoint.counters)
+        self._totals = dict(checkpoint.counters)
         summary.restored = True
         logger.info(
-            "restored checkpoint %s: %d users, %d items, input offsets %s",
+            "restored checkpoint %s: %d users, %d items, %d users pending, input offsets %s",
             path,
             engine.n_users,
             engine.n_items,
+            len(checkpoint.pending_users),
             checkpoint.input_offsets,
         )
         return engine
@@ -251,6 +288,7 @@ class Processor:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.settings.max_batch,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_wait_ms=100,
         )
 
@@ -275,107 +313,55 @@ class Processor:
         logger.info("input %s: starting at offsets %s", topic, self._positions)
         return partitions
 
-    def _replay_output_tail(self) -> None:
-        """Read the output records written after the checkpoint: the last ones published."""
-        topic = self.settings.output_topic
-        reader = self._retrying(
-            "connect the output reader",
-            lambda: KafkaConsumer(
-                **self.settings.kafka_config(),
-                client_id="stream-cf-output-reader",
-                group_id=None,
-                enable_auto_commit=False,
-                fetch_max_wait_ms=100,
-            ),
-        )
-        try:
-            found = reader.partitions_for_topic(topic) or set()
-            partitions = [TopicPartition(topic, p) for p in sorted(found)]
-            if not partitions:
-                return
-            reader.assign(partitions)
-            ends = self._retrying("read output end offsets", lambda: reader.end_offsets(partitions))
-            begins = self._retrying(
-                "read output beginning offsets", lambda: reader.beginning_offsets(partitions)
-            )
-            todo: dict[TopicPartition, int] = {}
-            for tp in partitions:
-                start = max(self._output_offsets.get(tp.partition, 0), int(begins[tp]))
-                self._output_offsets[tp.partition] = max(start, int(ends[tp]))
-                if start < int(ends[tp]):
-                    reader.seek(tp, start)
-                    todo[tp] = int(ends[tp])
-                else:
-                    reader.pause(tp)
-            replayed = 0
-            while todo:
-                for tp, batch in reader.poll(timeout_ms=500).items():
-                    for record in batch:
-                        if record.offset >= todo.get(tp, 0) or record.key is None:
-                            continue
-                        replayed += 1
-                        user = record.key.decode("utf-8", errors="replace")
-                        try:
-                            digest = digest_of_output(record.value)
-                        except StreamCFError:
-                            logger.warning("unreadable output record at %s@%d", tp, record.offset)
-                            self._digests.pop(user, None)
-                            continue
-                        if digest == TOMBSTONE_DIGEST:
-                            self._digests.pop(user, None)
-                        else:
-                            self._digests[user] = digest
-                for tp in list(todo):
-                    if reader.position(tp) >= todo[tp]:
-                        del todo[tp]
-                        reader.pause(tp)
-            if replayed:
-                logger.info("read %d output records published after the checkpoint", replayed)
-        finally:
-            reader.close()
-
     # ------------------------------------------------------------------ the batch
     def _poll(
         self,
         consumer: KafkaConsumer,
         partitions: list[TopicPartition],
         targets: dict[int, int] | None,
+        timeout: float,
     ) -> list[SourceRecord]:
-        try:
-            polled = consumer.poll(
-                timeout_ms=int(self.settings.poll_timeout * 1000),
-                max_records=self.settings.max_batch,
-            )
-        except KafkaError as exc:
-            logger.warning("poll failed (%r); retrying", exc)
-            time.sleep(min(1.0, self.settings.retry_backoff_max))
-            return []
+        """Up to max_batch records: whatever is there now (waiting at most ``timeout``)."""
         records: list[SourceRecord] = []
-        for tp in partitions:
-            limit = None if targets is None else targets.get(tp.partition, 0)
-            for r in polled.get(tp, ()):
-                if limit is not None and r.offset >= limit:
-                    break
-                records.append(
-                    SourceRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value)
+        wait_ms = int(timeout * 1000)
+        while len(records) < self.settings.max_batch:
+            try:
+                polled = consumer.poll(
+                    timeout_ms=wait_ms, max_records=self.settings.max_batch - len(records)
                 )
-            if tp not in polled:
+            except KafkaError as exc:
+                logger.warning("poll failed (%r); retrying", exc)
+                time.sleep(min(1.0, self.settings.retry_backoff_max))
+                break
+            got = 0
+            for tp in partitions:
+                limit = None if targets is None else targets.get(tp.partition, 0)
+                for r in polled.get(tp, ()):
+                    if limit is not None and r.offset >= limit:
+                        break
+                    got += 1
+                    records.append(
+                        SourceRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value)
+                    )
+            if got == 0:
+                break
+            wait_ms = 0  # then take what is already there, without waiting
+        if not records:
+            # gaps (compacted records, transaction markers) advance the position alone
+            for tp in partitions:
+                limit = None if targets is None else targets.get(tp.partition, 0)
                 try:
                     position = consumer.position(tp, timeout_ms=1000)
                 except KafkaError:
                     continue
-                # gaps (compacted records, transaction markers) advance the position alone
                 if position is not None and (limit is None or position <= limit):
                     self._positions[tp.partition] = max(self._positions[tp.partition], position)
         return records
 
     def _process(
-        self,
-        engine: UserKNN,
-        records: list[SourceRecord],
-        publisher: Publisher,
-        summary: RunSummary,
-    ) -> None:
+        self, engine: UserKNN, records: list[SourceRecord], summary: RunSummary
+    ) -> list[OutgoingRecord]:
+        """Apply one batch; return its dead letters, changed lists and tombstones."""
         settings = self.settings
         checker = BatchChecker(engine, implicit=settings.feedback == "implicit")
         events: list[Event] = []
@@ -387,10 +373,9 @@ class Processor:
             if not isinstance(result, DeadLetter):
                 rejection = checker.check(result)
                 if rejection is not None:
-                    reason, message = rejection
                     result = DeadLetter(
-                        reason,
-                        message,
+                        rejection[0],
+                        rejection[1],
                         record.topic,
                         record.partition,
                         record.offset,
@@ -399,17 +384,12 @@ class Processor:
                         record.value,
                     )
             if isinstance(result, DeadLetter):
+                headers = tuple(result.headers())
                 outgoing.append(
-                    OutgoingRecord(
-                        settings.dead_letter_topic,
-                        record.key,
-                        record.value,
-                        tuple(result.headers()),
-                    )
+                    OutgoingRecord(settings.dead_letter_topic, record.key, record.value, headers)
                 )
-                summary.dead_letter_reasons[result.reason] = (
-                    summary.dead_letter_reasons.get(result.reason, 0) + 1
-                )
+                reasons = summary.dead_letter_reasons
+                reasons[result.reason] = reasons.get(result.reason, 0) + 1
                 summary.dead_letters += 1
                 continue
             events.append(result)
@@ -420,35 +400,19 @@ class Processor:
             self._positions[record.partition] = max(
                 self._positions.get(record.partition, 0), record.offset + 1
             )
-        rejected = len(records) - len(events)
-        if rejected:
+        if len(events) < len(records):
             logger.warning(
                 "%d of %d records sent to the dead-letter topic %s (total %d: %s)",
-                rejected,
+                len(records) - len(events),
                 len(records),
                 settings.dead_letter_topic,
                 summary.dead_letters,
                 summary.dead_letter_reasons,
             )
-        if events:
-            outgoing.extend(self._apply(engine, events, summary))
-        if outgoing:
-            ends = publisher.publish(outgoing)
-            for (topic, partition), end in ends.items():
-                if topic == settings.output_topic:
-                    self._output_offsets[partition] = max(
-                        self._output_offsets.get(partition, 0), end
-                    )
         summary.events += len(events)
-
-    def _apply(
-        self, engine: UserKNN, events: list[Event], summary: RunSummary
-    ) -> list[OutgoingRecord]:
-        settings = self.settings
-        actors = {event.user_id for event in events}
-        refresh: set[str] = set()
-        if settings.refresh == "neighbours":
-            refresh |= co_raters(engine, actors)
+        if not events:
+            return outgoing
+        before = self.tracker.before_batch(engine, {event.user_id for event in events})
         try:
             effect = engine.apply_many(events)
         except StreamCFError as exc:
@@ -458,46 +422,48 @@ class Processor:
                 f"the engine refused an event the processor accepted ({exc}); stopping "
                 f"without checkpointing this batch"
             ) from exc
-        refresh |= set(effect.users)
-        if settings.refresh == "neighbours":
-            refresh |= co_raters(engine, effect.users)
-            for item in sorted(effect.items):
-                if engine.has_item(item):
-                    refresh.update(engine.raters(item))
-            refresh |= self._fallback_users
-        refresh = {user for user in refresh if engine.has_user(user)}
-        offsets = dict(self._positions)
-        outgoing: list[OutgoingRecord] = []
-        lists = engine.recommend_many(sorted(refresh), n=settings.n)
-        for user in sorted(lists):
-            recs = lists[user]
-            if recs.fallback is None:
-                self._fallback_users.discard(user)
-            else:
-                self._fallback_users.add(user)
-            digest = list_digest(recs.items, recs.fallback)
-            if self._digests.get(user) == digest:
-                continue
-            self._digests[user] = digest
-            value = encode_recommendations(
-                user,
-                recs.items,
-                recs.fallback,
-                event_time_ms=self._event_time_ms,
-                input_topic=settings.input_topic,
-                input_offsets=offsets,
-            )
-            outgoing.append(OutgoingRecord(settings.output_topic, encode_key(user), value))
-            summary.published += 1
+        now = self.tracker.after_batch(engine, effect, before)
+        outgoing.extend(self._list_records(self.tracker.recompute(engine, now), summary))
         for user in sorted(effect.forgotten):
-            self._digests.pop(user, None)
-            self._fallback_users.discard(user)
             outgoing.append(OutgoingRecord(settings.output_topic, encode_key(user), None))
             summary.tombstones += 1
         return outgoing
 
+    def _list_records(
+        self, changed: list[ChangedList], summary: RunSummary
+    ) -> list[OutgoingRecord]:
+        records = [
+            OutgoingRecord(
+                self.settings.output_topic,
+                encode_key(entry.user),
+                encode_recommendations(
+                    entry.user,
+                    entry.items,
+                    entry.fallback,
+                    event_time_ms=self._event_time_ms,
+                    input_topic=self.settings.input_topic,
+                    input_offsets=self._positions,
+                ),
+            )
+            for entry in changed
+        ]
+        summary.published += len(records)
+        return records
+
+    def _publish(
+        self, publisher: Publisher, records: list[OutgoingRecord], summary: RunSummary
+    ) -> None:
+        if not records:
+            return
+        ends = publisher.publish(records)
+        for (topic, partition), end in ends.items():
+            if topic == self.settings.output_topic:
+                self._output_offsets[partition] = max(self._output_offsets.get(partition, 0), end)
+
     # ------------------------------------------------------------------ commit and checkpoint
     def _commit(self, consumer: KafkaConsumer, *, final: bool = False) -> None:
+        if self._positions == self._committed and not final:
+            return
         offsets = {
             TopicPartition(self.settings.input_topic, p): OffsetAndMetadata(o, "", -1)
             for p, o in self._positions.items()
@@ -506,6 +472,7 @@ class Processor:
         for attempt in range(1, attempts + 1):
             try:
                 consumer.commit(offsets)
+                self._committed = dict(self._positions)
                 return
             except KafkaError as exc:
                 # Committed offsets are for monitoring: the checkpoint holds the positions.
@@ -516,7 +483,7 @@ class Processor:
     def _checkpoint(self, engine: UserKNN, summary: RunSummary) -> None:
         buffer = io.BytesIO()
         engine.save(buffer)
-        counters = dict(self._counters)
+        counters = dict(self._totals)
         for name in ("events", "dead_letters", "published", "tombstones"):
             counters[name] = counters.get(name, 0) + int(getattr(summary, name))
         checkpoint = Checkpoint(
@@ -526,18 +493,23 @@ class Processor:
             output_offsets=dict(self._output_offsets),
             engine=buffer.getvalue(),
             engine_config=self.settings.engine_config(),
-            digests=dict(self._digests),
-            fallback_users=set(self._fallback_users),
+            digests=dict(self.tracker.digests),
+            fallback_users=set(self.tracker.fallback_users),
+            pending_users=set(self.tracker.pending),
             event_time_ms=self._event_time_ms,
             counters=counters,
         )
         size = write_checkpoint(self.settings.checkpoint_path, checkpoint)
         summary.checkpoints += 1
         logger.info(
-            "checkpoint: input offsets %s, %d users, %d bytes",
+            "checkpoint: input offsets %s, %d users, %d pending, %d bytes; so far %d events, "
+            "%d dead letters",
             checkpoint.input_offsets,
             engine.n_users,
+            len(checkpoint.pending_users),
             size,
+            summary.events,
+            summary.dead_letters,
         )
 
     # ------------------------------------------------------------------ helpers

@@ -74,8 +74,8 @@ class ProcessorSettings(BaseSettings):
     # Engine (UserKNN constructor)
     similarity: Similarity = "pearson"
     k: int = Field(40, ge=1)
-    min_k: int = Field(1, ge=1)
-    min_support: int = Field(1, ge=1)
+    min_k: int = Field(1, ge=0)
+    min_support: int = Field(1, ge=0)
     min_similarity: float | None = 0.0
     shrinkage: float = Field(0.0, ge=0.0)
     feedback: Feedback = "explicit"
@@ -87,7 +87,10 @@ class ProcessorSettings(BaseSettings):
     refresh: Refresh = "neighbours"
     state_dir: Path = Path("stream-cf-state")
     checkpoint_interval: float = Field(30.0, gt=0.0, description="seconds between checkpoints")
-    max_batch: int = Field(5000, ge=1, description="most records applied as one batch")
+    max_batch: int = Field(20_000, ge=1, description="most records applied as one batch")
+    refresh_budget: float = Field(
+        0.1, gt=0.0, description="seconds per loop spent on pending neighbour refreshes"
+    )
     poll_timeout: float = Field(0.2, gt=0.0, description="seconds one poll waits for records")
     retry_backoff_max: float = Field(5.0, gt=0.0, description="longest wait between retries (s)")
     shutdown_timeout: float = Field(

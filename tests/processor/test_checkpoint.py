@@ -28,6 +28,7 @@ def _checkpoint(offset: int) -> Checkpoint:
         engine_config={"k": 40, "rating_scale": [1.0, 5.0]},
         digests={"u1": "abc", "u2": "def"},
         fallback_users={"u2"},
+        pending_users={"u1"},
         event_time_ms=123,
         counters={"events": offset},
     )

@@ -1,0 +1,106 @@
+"""What was last published per user, and whose list is owed a refresh.
+
+:class:`ListTracker` keeps, across batches and (through the checkpoint) across restarts:
+
+- ``digests``: the digest of the last list published per user (a tombstone removes the entry);
+- ``fallback_users``: users whose last computed list was a fallback (it may depend on any event);
+- ``pending``: users whose list may have changed but has not been recomputed yet.
+
+Per batch, the users who acted are recomputed at once (their lists are the latency-critical ones);
+under the ``neighbours`` policy everyone else whose list may have changed (see :mod:`refresh`)
+joins ``pending``, which the loop drains in slices of bounded time between batches. A user pending
+over several batches is computed once, against the latest state. Invariant: every existing user
+not in ``pending`` has a last computed list equal to the list of the current state, and its digest
+is the one last published (once the batch's records are acknowledged).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from stream_cf.engine import BatchEffect, UserKNN
+from stream_cf.processor.codec import list_digest
+from stream_cf.processor.refresh import co_raters
+
+
+@dataclass(frozen=True)
+class ChangedList:
+    """A list to publish."""
+
+    user: str
+    items: list[tuple[str, float]]
+    fallback: str | None
+
+
+@dataclass
+class ListTracker:
+    """Digests of published lists, fallback users and pending refreshes (see module doc)."""
+
+    policy: str
+    n: int
+    digests: dict[str, str] = field(default_factory=dict)
+    fallback_users: set[str] = field(default_factory=set)
+    pending: set[str] = field(default_factory=set)
+    recomputed: int = 0
+
+    def before_batch(self, engine: UserKNN, actors: Iterable[str]) -> set[str]:
+        """Users whose list may change because of the actors, read before the batch applies."""
+        if self.policy != "neighbours":
+            return set()
+        return co_raters(engine, actors)
+
+    def after_batch(self, engine: UserKNN, effect: BatchEffect, before: set[str]) -> list[str]:
+        """Record what the batch owes; return the users to recompute now (the actors)."""
+        now = sorted(user for user in effect.users if engine.has_user(user))
+        if self.policy == "neighbours":
+            owed = set(before) | co_raters(engine, effect.users) | self.fallback_users
+            for item in sorted(effect.items):
+                owed.update(engine.raters(item))
+            self.pending |= owed
+        self.pending.difference_update(now)
+        for user in effect.forgotten:
+            self.pending.discard(user)
+            self.fallback_users.discard(user)
+            self.digests.pop(user, None)
+        return now
+
+    def recompute(self, engine: UserKNN, users: list[str]) -> list[ChangedList]:
+        """Compute the lists of ``users``; return those that differ from the last published."""
+        changed: list[ChangedList] = []
+        if not users:
+            return changed
+        lists = engine.recommend_many(users, n=self.n)
+        self.recomputed += len(users)
+        for user in users:
+            recs = lists[user]
+            if recs.fallback is None:
+                self.fallback_users.discard(user)
+            else:
+                self.fallback_users.add(user)
+            digest = list_digest(recs.items, recs.fallback)
+            if self.digests.get(user) != digest:
+                self.digests[user] = digest
+                changed.append(ChangedList(user, list(recs.items), recs.fallback))
+        return changed
+
+    def drain(self, engine: UserKNN, budget: float, *, chunk: int = 4) -> list[ChangedList]:
+        """Recompute pending users (in id order) for about ``budget`` seconds."""
+        deadline = time.monotonic() + budget
+        changed: list[ChangedList] = []
+        queue = sorted(self.pending)
+        for start in range(0, len(queue), chunk):
+            users = [user for user in queue[start : start + chunk] if engine.has_user(user)]
+            changed.extend(self.recompute(engine, users))
+            self.pending.difference_update(queue[start : start + chunk])
+            if time.monotonic() >= deadline:
+                break
+        return changed
+
+    def record_published(self, user: str, digest: str | None) -> None:
+        """A record found on the output topic (digest None for a tombstone)."""
+        if digest is None:
+            self.digests.pop(user, None)
+        else:
+            self.digests[user] = digest
