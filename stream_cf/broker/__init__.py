@@ -15,10 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stream_cf.broker.jars import KAFKA_VERSION, cache_root, find_java, kafka_jars
-from stream_cf.broker.local import LocalBroker, broker_answers, free_port, port_is_free
+from stream_cf.broker.local import LocalBroker
+from stream_cf.broker.net import HOST, broker_answers, free_port, port_is_free
 
 __all__ = [
     "BOOTSTRAP_ENV",
+    "HOST",
     "KAFKA_VERSION",
     "LocalBroker",
     "broker_answers",

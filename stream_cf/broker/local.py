@@ -15,7 +15,6 @@ import json
 import logging
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,56 +32,14 @@ from stream_cf.broker.jars import (
     kafka_jars,
     publish_class_archive,
 )
+from stream_cf.broker.net import HOST, accepts, broker_answers, free_port, port_is_free
 from stream_cf.exceptions import BrokerError
 
 logger = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
 STATE_FILE = "stream-cf-broker.json"
 SERVER_LOG = "server.log"
 _SUFFICIENT = "Set KAFKA_BOOTSTRAP_SERVERS=host:port to use a running broker instead."
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def port_is_free(port: int) -> bool:
-    """Whether a listening socket could be bound to ``127.0.0.1:port`` now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-def broker_answers(bootstrap: str, timeout: float = 5.0) -> bool:
-    """Whether a Kafka broker at ``bootstrap`` answers an admin request within ``timeout`` s."""
-    from kafka import KafkaAdminClient  # noqa: PLC0415 - import kafka-python only when probing
-
-    ms = max(int(timeout * 1000), 500)
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
-            client_id="stream-cf-probe",
-            request_timeout_ms=ms,
-            bootstrap_timeout_ms=ms,
-        )
-    except Exception:  # noqa: BLE001 - any failure means "not answering yet"
-        return False
-    try:
-        admin.describe_cluster()
-    except Exception:  # noqa: BLE001
-        return False
-    finally:
-        admin.close()
-    return True
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
@@ -297,10 +254,9 @@ class LocalBroker:
                     f"with --port / LocalBroker(port=...), or leave it out to pick a free one. "
                     + _SUFFICIENT
                 )
-        cluster_id = str(self._state.get("cluster_id") or "")
-        formatted = (data / "kraft" / "meta.properties").is_file()
-        if not formatted or not cluster_id:
-            cluster_id = _cluster_id()
+        meta = data / "kraft" / "meta.properties"
+        formatted = meta.is_file()
+        cluster_id = _formatted_cluster_id(meta) if formatted else _cluster_id()
         self._write_config(data, cluster_id)
         self._state = {
             "cluster_id": cluster_id,
@@ -436,7 +392,8 @@ class LocalBroker:
                     f"the local Kafka broker did not answer at {self.bootstrap} within "
                     f"{self.startup_timeout:.0f} s (see {self.log_file}). {_SUFFICIENT}"
                 )
-            if _accepts(self._port, min(remaining, 1.0)) and broker_answers(
+            assert self._port is not None
+            if accepts(self._port, min(remaining, 1.0)) and broker_answers(
                 self.bootstrap, timeout=min(remaining, 5.0)
             ):
                 return
@@ -455,14 +412,16 @@ class LocalBroker:
         return (": " + " | ".join(errors[-3:])[:1500]) if errors else f" (see {self.log_file})"
 
 
-def _accepts(port: int | None, timeout: float) -> bool:
-    if port is None:
-        return False
+def _formatted_cluster_id(meta: Path) -> str:
+    """The cluster id that formatting wrote into ``meta.properties``."""
     try:
-        with socket.create_connection((HOST, port), timeout=max(timeout, 0.05)):
-            return True
-    except OSError:
-        return False
+        for line in meta.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "cluster.id" and value.strip():
+                return value.strip()
+    except OSError as exc:
+        raise BrokerError(f"cannot read {meta}: {exc}") from exc
+    raise BrokerError(f"{meta} has no cluster.id: remove the data directory to start afresh")
 
 
 def _cluster_id() -> str:
