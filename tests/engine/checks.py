@@ -71,6 +71,16 @@ def check_prediction(model: Any, ref: Reference, user: str, item: str) -> float:
     may = {c[2] for c in cands if c[0] == boundary}
     assert must <= set(chosen) <= must | may, f"predict({user}, {item}): neighbours {chosen}"
     assert len(chosen) == ref.k
+    # a choice among exact ties is only excused by unequal floating-point similarities: where the
+    # engine's own values are equal, the earlier rating of the item must win
+    seq = {c[2]: c[1] for c in cands}
+    for inside in set(chosen) & may:
+        for outside in may - set(chosen):
+            if model.similarity(user, inside) == model.similarity(user, outside):
+                assert seq[inside] < seq[outside], (
+                    f"predict({user}, {item}): {inside} (seq {seq[inside]}) chosen over "
+                    f"{outside} (seq {seq[outside]}) at an equal similarity"
+                )
     assert_close(got, ref.estimate_from(user, item, chosen), f"predict({user}, {item}) from tie")
     return got
 

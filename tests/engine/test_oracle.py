@@ -39,12 +39,26 @@ purchase_ev = st.tuples(
 unrate_ev = st.tuples(st.just("unrate"), st.integers(0, 10_000))
 forget_ev = st.tuples(st.just("forget"), st.sampled_from(USERS))
 
+
+def mix(*parts: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """Draw from the strategies with the given percentages (the first one when shrinking)."""
+
+    def pick(n: int) -> st.SearchStrategy[Any]:
+        for share, strategy in parts:
+            if n < share:
+                return strategy
+            n -= share
+        return parts[-1][1]
+
+    return st.integers(0, 99).flatmap(pick)
+
+
 explicit_events = st.lists(
-    st.one_of(rate_ev, rate_ev, rate_ev, rate_ev, unrate_ev, forget_ev), min_size=1, max_size=30
+    mix((80, rate_ev), (12, unrate_ev), (8, forget_ev)), min_size=3, max_size=30
 )
 implicit_events = st.lists(
-    st.one_of(purchase_ev, purchase_ev, purchase_ev, rate_ev, unrate_ev, forget_ev),
-    min_size=1,
+    mix((60, purchase_ev), (20, rate_ev), (12, unrate_ev), (8, forget_ev)),
+    min_size=3,
     max_size=30,
 )
 
@@ -137,7 +151,13 @@ def concrete_stream(raws: list[tuple[Any, ...]], config: dict[str, Any]) -> list
     return out
 
 
-def run_oracle(config: dict[str, Any], raws: list[tuple[Any, ...]], via: list[bool]) -> None:
+def run_oracle(
+    config: dict[str, Any],
+    raws: list[tuple[Any, ...]],
+    via: list[bool],
+    users: list[str] = USERS,
+    items: list[str] = ITEMS,
+) -> None:
     model = UserKNN(**config)
     ref = Reference(**config)
     for step, raw in enumerate(raws):
@@ -149,7 +169,7 @@ def run_oracle(config: dict[str, Any], raws: list[tuple[Any, ...]], via: list[bo
         else:
             apply_direct(model, ev)
         apply_ref(ref, ev)
-        check_all(model, ref, USERS, ITEMS, n=3)
+        check_all(model, ref, users, items, n=3)
 
 
 # ---------------------------------------------------------------------------- after every event
@@ -173,6 +193,34 @@ def test_implicit_matches_reference_after_every_event(
     config: dict[str, Any], raws: list[tuple[Any, ...]], via: list[bool]
 ) -> None:
     run_oracle(config, raws, via or [False])
+
+
+TIE_USERS = [f"u{n}" for n in range(7)]
+TIE_ITEMS = ["i0", "i1", "i2"]
+tie_rate = st.tuples(
+    st.just("rate"),
+    st.sampled_from(TIE_USERS),
+    st.sampled_from(TIE_ITEMS),
+    st.sampled_from([1.0, 5.0]),
+)
+tie_forget = st.tuples(st.just("forget"), st.sampled_from(TIE_USERS))
+
+
+@SETTINGS
+@given(
+    config=st.sampled_from(EXPLICIT_SIMILARITIES).flatmap(explicit_config),
+    raws=st.lists(
+        mix((85, tie_rate), (10, unrate_ev), (5, tie_forget)),
+        min_size=8,
+        max_size=30,
+    ),
+)
+def test_ties_are_broken_by_the_earlier_rating(
+    config: dict[str, Any], raws: list[tuple[Any, ...]]
+) -> None:
+    """Few items, many raters, two values: equal similarities at the k-th place are common."""
+    config = {**config, "k": min(config["k"], 3)}
+    run_oracle(config, raws, [False, True], TIE_USERS, TIE_ITEMS)
 
 
 # ---------------------------------------------------------------------------- apply_many
@@ -225,7 +273,7 @@ def check_effect(
         st.sampled_from(EXPLICIT_SIMILARITIES).flatmap(explicit_config), implicit_config
     ),
     raws=st.lists(
-        st.one_of(rate_ev, rate_ev, purchase_ev, unrate_ev, forget_ev), min_size=1, max_size=30
+        mix((40, rate_ev), (40, purchase_ev), (12, unrate_ev), (8, forget_ev)), max_size=30
     ),
     cuts=st.lists(st.integers(0, 30), max_size=5),
 )
@@ -258,7 +306,9 @@ def test_apply_many_equals_one_by_one(
     config=st.one_of(
         st.sampled_from(EXPLICIT_SIMILARITIES).flatmap(explicit_config), implicit_config
     ),
-    raws=st.lists(st.one_of(rate_ev, rate_ev, purchase_ev, unrate_ev, forget_ev), max_size=30),
+    raws=st.lists(
+        mix((40, rate_ev), (40, purchase_ev), (12, unrate_ev), (8, forget_ev)), max_size=30
+    ),
     cut=st.integers(0, 30),
 )
 def test_save_load_mid_stream_then_continue(
