@@ -13,15 +13,17 @@ Estimators over N(i;u):
 :func:`select` finds N(i;u) for many columns without a per-item loop: neighbours are sorted by w
 once; a column with at most k usable raters takes them all; for the others the k-th rater's row
 is the cut, and when the cut falls inside a run of equal similarities the run's raters of that
-column are ranked by sequence (earliest first). The sums are accumulated with ``np.bincount`` in
-neighbour order, so predicting one item and scoring all items give bit-identical results.
+column are ranked by sequence (earliest first). :func:`score` then sums over the selected pairs
+in neighbour order, so one item (predict) and every item (recommend) give identical values.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
 
@@ -47,69 +49,72 @@ def neighbourhood(w: FloatArray, usable: BoolArray) -> Neighbourhood:
     return Neighbourhood(slots=slots, weights=weights, group=group)
 
 
+BLOCK = 32  # neighbours per block when counting raters of every column
+
+
+def _gather(array: npt.NDArray[Any], slots: IntArray, cols: IntArray | int) -> npt.NDArray[Any]:
+    """array[slots][:, cols] (cols an int n means the first n columns)."""
+    if isinstance(cols, int):
+        return array[slots, :cols]
+    return array[np.ix_(slots, cols)]
+
+
 def select(
-    nb: Neighbourhood, mask: BoolArray, seq: IntArray, cols: IntArray, k: int
-) -> tuple[IntArray, IntArray]:
-    """N(i;u) for every column in ``cols``: the selected (neighbour position, column position)
-    pairs, ordered by column position's rows ascending within each column.
+    nb: Neighbourhood, mask: BoolArray, seq: IntArray, cols: IntArray | int, k: int
+) -> BoolArray:
+    """N(i;u) for every column: a (neighbours x columns) boolean matrix of the selected pairs.
 
-    ``mask``/``seq`` are the full grid arrays; positions index ``nb.slots`` and ``cols``.
+    ``mask``/``seq`` are the full grid arrays; ``cols`` are item slots (an int n: the first n).
+    Counting is by blocks of 32 neighbours, then
+    exactly inside the block where a column reaches k raters; runs of equal similarity that
+    straddle the k-th rater are resolved by each rating's sequence number, earliest first.
     """
-    empty = np.zeros(0, dtype=np.int64)
-    if nb.slots.size == 0 or cols.size == 0 or k <= 0:
-        return empty, empty
-    sub = mask[nb.slots][:, cols]  # neighbours x columns, best neighbour first
-    rows, colpos = np.nonzero(sub)
-    total = np.count_nonzero(sub, axis=0)
-    heavy = np.flatnonzero(total > k)
+    sub = _gather(mask, nb.slots, cols)
+    m, n_cols = sub.shape
+    if m == 0 or n_cols == 0:
+        return sub
+    n_blocks = (m + BLOCK - 1) // BLOCK
+    padded = np.zeros((n_blocks * BLOCK, n_cols), dtype=np.uint8)
+    padded[:m] = sub
+    # cumulative raters at the end of each block
+    cum = np.cumsum(padded.reshape(n_blocks, BLOCK, n_cols).sum(axis=1, dtype=np.int32), axis=0)
+    heavy = np.flatnonzero(cum[-1] > k)
     if heavy.size == 0:
-        return rows.astype(np.int64), colpos.astype(np.int64)
+        return sub
+    blk = np.argmax(cum[:, heavy] >= k, axis=0)
+    before = np.where(blk > 0, cum[np.maximum(blk - 1, 0), heavy], 0)
+    rows = blk[None, :] * BLOCK + np.arange(BLOCK)[:, None]  # BLOCK x heavy
+    inside = padded[rows, heavy[None, :]]
+    within = np.cumsum(inside, axis=0, dtype=np.int32) + before[None, :]
+    cut = blk * BLOCK + np.argmax(within >= k, axis=0)  # row of the k-th rater
+    limit = np.full(n_cols, m, dtype=np.int64)
+    limit[heavy] = cut
+    selected: BoolArray = sub & (np.arange(m)[:, None] <= limit[None, :])
+    # runs of equal similarity crossing the cut: pick the earliest ratings inside the run
+    group = nb.group
+    run_end = np.searchsorted(group, group[cut], side="right")  # one past the run's last row
+    crossing = run_end - 1 > cut
+    if not np.any(crossing):
+        return selected
+    for run in np.unique(group[cut[crossing]]):
+        cols_here = heavy[crossing & (group[cut] == run)]
+        start = int(np.searchsorted(group, run, side="left"))
+        stop = int(np.searchsorted(group, run, side="right"))
+        block = sub[start:stop][:, cols_here]
+        taken = selected[start:stop][:, cols_here]
+        need = taken.sum(axis=0)
+        if np.array_equal(need, block.sum(axis=0)):
+            continue  # no rater after the cut inside the run
+        col_slots = cols_here if isinstance(cols, int) else cols[cols_here]
+        order_seq = np.where(block, seq[np.ix_(nb.slots[start:stop], col_slots)], _NEVER)
+        order = np.argsort(order_seq, axis=0, kind="stable")
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(stop - start)[:, None], axis=0)
+        selected[start:stop, cols_here] = block & (rank < need[None, :])
+    return selected
 
-    # rows of the raters of each heavy column, column by column (rows ascending)
-    h_col, h_row = np.nonzero(np.ascontiguousarray(sub[:, heavy].T))
-    starts = np.zeros(heavy.size, dtype=np.int64)
-    np.cumsum(total[heavy][:-1], out=starts[1:])
-    cut = np.full(cols.size, nb.slots.size, dtype=np.int64)  # first row not selected
-    kth = h_row[starts + k - 1]
-    nxt = h_row[starts + k]
-    straddle = nb.group[kth] == nb.group[nxt]
-    cut[heavy] = kth + 1
-    keep = rows < cut[colpos]
-    rows = rows[keep]
-    colpos = colpos[keep]
-    if not np.any(straddle):
-        return rows.astype(np.int64), colpos.astype(np.int64)
 
-    # The k-th and (k+1)-th raters have equal similarity: inside that run, take the earliest.
-    tied = heavy[straddle]
-    run = nb.group[kth[straddle]]
-    first_of_run = np.searchsorted(nb.group, run, side="left")
-    cut[tied] = first_of_run
-    keep = rows < cut[colpos]
-    rows = rows[keep]
-    colpos = colpos[keep]
-    run_of_col = np.full(cols.size, -1, dtype=np.int64)
-    run_of_col[tied] = run
-    h_cols = heavy[h_col]
-    in_run = run_of_col[h_cols] == nb.group[h_row]
-    r_rows = h_row[in_run]
-    r_cols = h_cols[in_run]
-    r_seq = seq[nb.slots[r_rows], cols[r_cols]]
-    order = np.lexsort((r_seq, r_cols))
-    r_rows = r_rows[order]
-    r_cols = r_cols[order]
-    # rank inside each column's run; need = k − raters before the run
-    before = np.zeros(cols.size, dtype=np.int64)
-    before_counts = np.bincount(colpos, minlength=cols.size)
-    before[tied] = before_counts[tied]
-    run_start = np.searchsorted(r_cols, r_cols, side="left")
-    rank = np.arange(r_cols.size) - run_start
-    chosen = rank < (k - before[r_cols])
-    rows = np.concatenate((rows, r_rows[chosen]))
-    colpos = np.concatenate((colpos, r_cols[chosen]))
-    # the row-major order of the untied path: rows ascending within every column
-    order = np.lexsort((colpos, rows))
-    return rows[order].astype(np.int64), colpos[order].astype(np.int64)
+_NEVER = np.iinfo(np.int64).max
 
 
 @dataclass(frozen=True)
@@ -123,23 +128,27 @@ class Scores:
 
 def score(
     nb: Neighbourhood,
-    rows: IntArray,
-    colpos: IntArray,
+    selected: BoolArray,
     *,
     values: FloatArray,
-    cols: IntArray,
+    cols: IntArray | int,
     means: FloatArray | None,
 ) -> Scores:
-    """Accumulate num = Σ w_uv·(r_vi − r̄_v) (or Σ w_uv·r_vi when ``means`` is None) and
-    den = Σ |w_uv| over the selected pairs, in neighbour order."""
-    size = cols.size
+    """num = Σ w_uv·(r_vi − r̄_v) (or Σ w_uv·r_vi when ``means`` is None) and den = Σ |w_uv|
+    over the selected neighbours of each column, summed in neighbour order (np.bincount)."""
+    n_rows, n_cols = selected.shape
+    flat = np.flatnonzero(selected)
+    rows = flat // n_cols
+    colpos = flat - rows * n_cols
     slots = nb.slots[rows]
+    item_slots = colpos if isinstance(cols, int) else cols[colpos]
+    r = values[slots, item_slots]
     w = nb.weights[rows]
-    r = values[slots, cols[colpos]]
     dev = r if means is None else r - means[slots]
-    num: FloatArray = np.bincount(colpos, weights=w * dev, minlength=size).astype(np.float64)
-    den: FloatArray = np.bincount(colpos, weights=np.abs(w), minlength=size).astype(np.float64)
-    count = np.bincount(colpos, minlength=size).astype(np.int64)
+    num: FloatArray = np.bincount(colpos, weights=w * dev, minlength=n_cols).astype(np.float64)
+    den: FloatArray = np.bincount(colpos, weights=np.abs(w), minlength=n_cols).astype(np.float64)
+    count: IntArray = np.bincount(colpos, minlength=n_cols).astype(np.int64)
+    del n_rows
     return Scores(num=num, den=den, count=count)
 
 

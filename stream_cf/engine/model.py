@@ -32,7 +32,7 @@ from stream_cf.engine.batch import apply_batch
 from stream_cf.engine.persist import load_state, save_state
 from stream_cf.engine.results import BatchEffect, Explanation, Neighbour, Recommendations
 from stream_cf.engine.state import EngineState
-from stream_cf.engine.storage import FloatArray
+from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
 from stream_cf.events import Event, ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
 from stream_cf.exceptions import ConfigError, InvalidEvent, UnknownRating, UnknownUser
 
@@ -207,7 +207,29 @@ class UserKNN:
 
     def apply(self, event: Event) -> BatchEffect:
         """Apply one validated event; the effect says what it touched."""
-        return self.apply_many((event,))
+        kind = event_kind(event)
+        user = event.user_id
+        existed = user in self.state.users.slot_of
+        if isinstance(event, ForgetUserEvent):
+            items = frozenset(self.user_items(user)) if existed else frozenset()
+            self.forget_user(user)
+            gone = frozenset((user,)) if existed else frozenset()
+            return BatchEffect(frozenset(), items, gone, 1)
+        if isinstance(event, RatingEvent):
+            self.rate(user, event.item_id, event.rating)
+        elif isinstance(event, PurchaseEvent):
+            self.purchase(user, event.item_id, event.quantity)
+        elif isinstance(event, UnrateEvent):
+            self.unrate(user, event.item_id)
+        else:  # pragma: no cover - event_kind refused it
+            raise InvalidEvent("unknown_type", f"unknown event type {kind!r}")
+        alive = user in self.state.users.slot_of
+        return BatchEffect(
+            frozenset((user,)) if alive else frozenset(),
+            frozenset((event.item_id,)),
+            frozenset((user,)) if existed and not alive else frozenset(),
+            1,
+        )
 
     def apply_many(self, events: Iterable[Event]) -> BatchEffect:
         """Apply a micro-batch, vectorized: the same state as :meth:`apply` one by one, in order.
@@ -331,14 +353,15 @@ class UserKNN:
         return knn.neighbourhood(w, usable)
 
     def scores(
-        self, u: int, cols: np.ndarray[Any, np.dtype[np.int64]]
-    ) -> tuple[knn.Neighbourhood, np.ndarray[Any, Any], np.ndarray[Any, Any], knn.Scores]:
+        self, u: int, cols: IntArray | int
+    ) -> tuple[knn.Neighbourhood, BoolArray, knn.Scores]:
+        """The neighbourhood of u, N(i;u) for the columns and the estimator's sums."""
         st = self.state
         nb = self.neighbourhood(u)
-        rows, colpos = knn.select(nb, st.grid.mask, st.grid.seq, cols, self.k)
+        selected = knn.select(nb, st.grid.mask, st.grid.seq, cols, self.k)
         means = None if self.implicit else st.means()
-        sc = knn.score(nb, rows, colpos, values=st.grid.values, cols=cols, means=means)
-        return nb, rows, colpos, sc
+        sc = knn.score(nb, selected, values=st.grid.values, cols=cols, means=means)
+        return nb, selected, sc
 
     def clip(self, value: float) -> float:
         if self.implicit:
@@ -363,7 +386,8 @@ class UserKNN:
         if i is None or st.item_count[i] == 0:
             return Explanation(user, item, fallback_value, mu, [], "unknown item")
         cols = np.array([i], dtype=np.int64)
-        nb, rows, _colpos, sc = self.scores(u, cols)
+        nb, selected, sc = self.scores(u, cols)
+        rows = np.flatnonzero(selected[:, 0])
         means = st.means()
         neighbours = []
         den = float(sc.den[0])
@@ -407,8 +431,7 @@ class UserKNN:
         if u is None:
             return Recommendations(self.popularity(None, n), "unknown user: popularity")
         high = st.items.high
-        cols = np.arange(high, dtype=np.int64)
-        _nb, _rows, _colpos, sc = self.scores(u, cols)
+        _nb, _selected, sc = self.scores(u, high)
         ok = (sc.count >= max(1, self.min_k)) & ~st.grid.mask[u, :high]
         pos = np.flatnonzero(ok)
         if pos.size == 0:
