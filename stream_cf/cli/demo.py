@@ -59,6 +59,13 @@ def register(subparsers: Any) -> None:
         f"${BOOTSTRAP_ENV[0]} if set)",
     )
     parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=20_000,
+        help="records the processor applies per batch (default 20000: the demo processes a "
+        "backlog, and each batch refreshes the lists once)",
+    )
+    parser.add_argument(
         "--keep-topics",
         action="store_true",
         help="with an existing broker, keep the demo's topics (default: delete them at the end)",
@@ -137,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
             dlq_topic=f"demo-{suffix}.dlq",
             group_id=f"stream-cf-demo-{suffix}",
             state_dir=state_dir,
+            max_batch=args.max_batch,
             feedback="explicit" if args.dataset == "ml-100k" else "implicit",
             similarity="pearson" if args.dataset == "ml-100k" else "cosine",
         )

@@ -15,14 +15,19 @@ from stream_cf.datasets import (
     item_titles,
     read_event_file,
 )
-from stream_cf.events import PurchaseEvent, RatingEvent
+from stream_cf.events import Event, PurchaseEvent, RatingEvent
 from stream_cf.exceptions import ConfigError, DatasetUnavailable
 from tests.replay.conftest import requires_instacart, requires_ml100k
 
 
+@pytest.fixture(scope="module")
+def ml100k() -> list[Event]:
+    return dataset_events("ml-100k")
+
+
 @requires_ml100k
-def test_ml100k_is_in_event_time_order_ties_by_file_order() -> None:
-    events = dataset_events("ml-100k")
+def test_ml100k_is_in_event_time_order_ties_by_file_order(ml100k: list[Event]) -> None:
+    events = ml100k
     assert len(events) == 100_000
     assert all(isinstance(e, RatingEvent) for e in events)
     assert len({e.user_id for e in events}) == 943
@@ -36,8 +41,8 @@ def test_ml100k_is_in_event_time_order_ties_by_file_order() -> None:
 
 
 @requires_ml100k
-def test_ml100k_limit_is_the_first_events_in_time() -> None:
-    assert dataset_events("ml-100k", limit=50) == dataset_events("ml-100k")[:50]
+def test_ml100k_limit_is_the_first_events_in_time(ml100k: list[Event]) -> None:
+    assert dataset_events("ml-100k", limit=50) == ml100k[:50]
     assert dataset_events("ml-100k", limit=0) == []
 
 
