@@ -74,6 +74,16 @@ def test_rating_outside_a_custom_scale() -> None:
     assert_rejected(model, lambda m: m.rate("a", "z", -0.5), InvalidEvent, "rating_out_of_scale")
 
 
+@pytest.mark.xfail(strict=True, reason="engine bug: see /tmp/engine_bugs.md #2")
+@pytest.mark.parametrize("value", [-2.0, 0.0, 0.5, 9.0])
+def test_implicit_rating_outside_the_scale(value: float) -> None:
+    """The scale holds in implicit mode too: a negative or zero "rating" would make a negative or
+    empty weight (a negative cosine, an item held with weight 0)."""
+    model = implicit_model()
+    assert_rejected(model, lambda m: m.rate("a", "z", value), InvalidEvent, "rating_out_of_scale")
+    assert_rejected(model, lambda m: m.rate("a", "x", value), InvalidEvent, "rating_out_of_scale")
+
+
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_rating_not_finite(value: float) -> None:
     model = explicit_model()

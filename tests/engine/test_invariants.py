@@ -175,3 +175,35 @@ def test_implicit_cap_and_type_weights() -> None:
     assert model.user_items("a")["x"] == 5.0  # 2 + 4 = 6, capped at 5
     model.purchase("a", "x", 1.0)
     assert model.user_items("a")["x"] == 5.0
+
+
+@pytest.mark.xfail(strict=True, reason="engine bug: see /tmp/engine_bugs.md #1")
+def test_negative_min_similarity_ignores_zero_similarities() -> None:
+    """A user with w = 0 (nothing in common) is no neighbour even when min_similarity < 0: it would
+    take one of the k places and count toward min_k while adding nothing (and 0/0 alone)."""
+    model = UserKNN(similarity="pearson", min_similarity=-0.5)
+    model.rate("u", "x", 3.0)
+    model.rate("u", "y", 4.0)
+    model.rate("v", "z", 5.0)
+    model.rate("v", "w", 2.0)
+    assert model.similarity("u", "v") == 0.0
+    assert model.predict("u", "z") == 3.5
+    assert model.explain("u", "z").fallback is not None
+    recs = model.recommendations("u", 5)
+    assert recs.fallback is not None
+    assert all(math.isfinite(score) for _, score in recs.items)
+    # a negative neighbour above the threshold is used
+    model.rate("t", "x", 5.0)
+    model.rate("t", "y", 1.0)
+    model.rate("t", "z", 4.0)
+    assert model.similarity("u", "t") == pytest.approx(-1.0, abs=1e-12)
+    explanation = model.explain("u", "z")
+    assert [nb.user for nb in explanation.neighbours] == []  # -1 < -0.5: not usable
+    model2 = UserKNN(similarity="pearson", min_similarity=-1.5, k=1)
+    for row in [("u", "x", 3.0), ("u", "y", 4.0), ("v", "z", 5.0), ("v", "w", 2.0)]:
+        model2.rate(*row)
+    for row in [("t", "x", 5.0), ("t", "y", 1.0), ("t", "z", 4.0)]:
+        model2.rate(*row)
+    # v rated z first but has w = 0; the only neighbour is t (w = -1): 3.5 + (4 - 10/3)·(-1)/1
+    assert [nb.user for nb in model2.explain("u", "z").neighbours] == ["t"]
+    assert model2.predict("u", "z") == pytest.approx(3.5 - 2 / 3, abs=1e-12)
