@@ -40,7 +40,7 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
         "--refresh-budget",
         "refresh_budget",
         float,
-        "seconds per loop spent on pending neighbour refreshes (0.1)",
+        "seconds per loop spent on pending neighbour refreshes (0.05)",
     ),
     ("--max-id-length", "max_id_length", int, "longer ids go to the dead-letter topic (256)"),
     ("--rating-scale", "rating_scale", str, "LOW,HIGH; ratings outside are rejected (1,5)"),

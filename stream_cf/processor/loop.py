@@ -77,6 +77,8 @@ class RunSummary:
     published: int = 0
     tombstones: int = 0
     recomputed: int = 0
+    apply_seconds: float = 0.0
+    recommend_seconds: float = 0.0
     batches: int = 0
     checkpoints: int = 0
     restored: bool = False
@@ -96,6 +98,7 @@ class Processor:
     def __init__(self, settings: ProcessorSettings) -> None:
         self.settings = settings
         self._stop = threading.Event()
+        self.ready = threading.Event()  # set once restored, assigned and about to poll
         self.engine: UserKNN | None = None
         self.tracker = ListTracker(policy=settings.refresh, n=settings.n)
         self._positions: dict[int, int] = {}
@@ -103,6 +106,11 @@ class Processor:
         self._event_time_ms: int | None = None
         self._totals: dict[str, int] = {}
         self._committed: dict[int, int] = {}
+
+    @property
+    def positions(self) -> dict[int, int]:
+        """The next input offset per partition (everything before is applied)."""
+        return dict(self._positions)
 
     # ------------------------------------------------------------------ control
     def stop(self) -> None:
@@ -211,6 +219,7 @@ class Processor:
         tracker = self.tracker
         last_checkpoint = time.monotonic()
         dirty = False
+        self.ready.set()
         while True:
             input_done = targets is not None and self._reached(targets)
             if input_done and not tracker.pending:
@@ -223,8 +232,22 @@ class Processor:
                 timeout = 0.0 if tracker.pending else settings.poll_timeout
                 records = self._poll(consumer, partitions, targets, timeout)
                 if records:
-                    self._publish(publisher, self._process(engine, records, summary), summary)
+                    t0 = time.perf_counter()
+                    outgoing = self._process(engine, records, summary)
+                    t1 = time.perf_counter()
+                    self._publish(publisher, outgoing, summary)
+                    t2 = time.perf_counter()
                     self._commit(consumer)
+                    logger.debug(
+                        "batch of %d records: processed in %.3fs, %d records published in "
+                        "%.3fs, committed in %.3fs; %d users pending",
+                        len(records),
+                        t1 - t0,
+                        len(outgoing),
+                        t2 - t1,
+                        time.perf_counter() - t2,
+                        len(tracker.pending),
+                    )
                     summary.batches += 1
                     dirty = True
                     if on_batch is not None:
@@ -234,6 +257,7 @@ class Processor:
                 self._publish(publisher, self._list_records(changed, summary), summary)
                 dirty = True
             summary.recomputed = tracker.recomputed
+            summary.recommend_seconds = tracker.recompute_seconds
             if dirty and time.monotonic() - last_checkpoint >= settings.checkpoint_interval:
                 self._checkpoint(engine, summary)
                 last_checkpoint = time.monotonic()
@@ -413,6 +437,7 @@ class Processor:
         if not events:
             return outgoing
         before = self.tracker.before_batch(engine, {event.user_id for event in events})
+        started = time.perf_counter()
         try:
             effect = engine.apply_many(events)
         except StreamCFError as exc:
@@ -422,6 +447,7 @@ class Processor:
                 f"the engine refused an event the processor accepted ({exc}); stopping "
                 f"without checkpointing this batch"
             ) from exc
+        summary.apply_seconds += time.perf_counter() - started
         now = self.tracker.after_batch(engine, effect, before)
         outgoing.extend(self._list_records(self.tracker.recompute(engine, now), summary))
         for user in sorted(effect.forgotten):

@@ -89,7 +89,7 @@ class ProcessorSettings(BaseSettings):
     checkpoint_interval: float = Field(30.0, gt=0.0, description="seconds between checkpoints")
     max_batch: int = Field(20_000, ge=1, description="most records applied as one batch")
     refresh_budget: float = Field(
-        0.1, gt=0.0, description="seconds per loop spent on pending neighbour refreshes"
+        0.05, gt=0.0, description="seconds per loop spent on pending neighbour refreshes"
     )
     poll_timeout: float = Field(0.2, gt=0.0, description="seconds one poll waits for records")
     retry_backoff_max: float = Field(5.0, gt=0.0, description="longest wait between retries (s)")

@@ -44,21 +44,30 @@ class ListTracker:
     fallback_users: set[str] = field(default_factory=set)
     pending: set[str] = field(default_factory=set)
     recomputed: int = 0
+    recompute_seconds: float = 0.0
 
     def before_batch(self, engine: UserKNN, actors: Iterable[str]) -> set[str]:
         """Users whose list may change because of the actors, read before the batch applies."""
-        if self.policy != "neighbours":
+        if self.policy != "neighbours" or self._everyone_owed(engine, actors):
             return set()
         return co_raters(engine, actors)
+
+    def _everyone_owed(self, engine: UserKNN, actors: Iterable[str]) -> bool:
+        """Whether pending and the actors already cover every user (pending holds only users
+        that exist: forgotten ones are removed), so no co-rater needs looking up."""
+        covered = self.pending | {user for user in actors if engine.has_user(user)}
+        return len(covered) >= engine.n_users
 
     def after_batch(self, engine: UserKNN, effect: BatchEffect, before: set[str]) -> list[str]:
         """Record what the batch owes; return the users to recompute now (the actors)."""
         now = sorted(user for user in effect.users if engine.has_user(user))
         if self.policy == "neighbours":
-            owed = set(before) | co_raters(engine, effect.users) | self.fallback_users
-            for item in sorted(effect.items):
-                owed.update(engine.raters(item))
-            self.pending |= owed
+            # The raters of the touched items need no look-up of their own: an actor who still
+            # has the item finds them among their co-raters now, one who took it back (or was
+            # forgotten) found them among their co-raters before the batch.
+            self.pending |= before | self.fallback_users
+            if not self._everyone_owed(engine, now):
+                self.pending |= co_raters(engine, effect.users)
         self.pending.difference_update(now)
         for user in effect.forgotten:
             self.pending.discard(user)
@@ -71,7 +80,9 @@ class ListTracker:
         changed: list[ChangedList] = []
         if not users:
             return changed
+        started = time.perf_counter()
         lists = engine.recommend_many(users, n=self.n)
+        self.recompute_seconds += time.perf_counter() - started
         self.recomputed += len(users)
         for user in users:
             recs = lists[user]
@@ -85,7 +96,7 @@ class ListTracker:
                 changed.append(ChangedList(user, list(recs.items), recs.fallback))
         return changed
 
-    def drain(self, engine: UserKNN, budget: float, *, chunk: int = 4) -> list[ChangedList]:
+    def drain(self, engine: UserKNN, budget: float, *, chunk: int = 1) -> list[ChangedList]:
         """Recompute pending users (in id order) for about ``budget`` seconds."""
         deadline = time.monotonic() + budget
         changed: list[ChangedList] = []
