@@ -59,6 +59,16 @@ def register(subparsers: Any) -> None:
         f"${BOOTSTRAP_ENV[0]} if set)",
     )
     parser.add_argument(
+        "--min-k",
+        type=int,
+        default=10,
+        help="usable neighbours an item's prediction needs (default 10 for a demo that shows "
+        "well-known films rather than items rated by a single neighbour)",
+    )
+    parser.add_argument(
+        "--shrinkage", type=float, default=100.0, help="similarity shrinkage (default 100)"
+    )
+    parser.add_argument(
         "--max-batch",
         type=int,
         default=20_000,
@@ -123,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
     quiet_kafka_logs()
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("stream_cf.processor").setLevel(logging.WARNING)
+        logging.getLogger("kafka").setLevel(logging.ERROR)
     steps = _Steps()
     suffix = uuid.uuid4().hex[:12]
     state_dir = tempfile.mkdtemp(prefix="stream-cf-demo-")
@@ -145,12 +156,18 @@ def run(args: argparse.Namespace) -> int:
             group_id=f"stream-cf-demo-{suffix}",
             state_dir=state_dir,
             max_batch=args.max_batch,
+            min_k=args.min_k,
+            shrinkage=args.shrinkage,
             feedback="explicit" if args.dataset == "ml-100k" else "implicit",
             similarity="pearson" if args.dataset == "ml-100k" else "cosine",
         )
         with steps.step("create the topics"):
             ensure_topics(settings)
             print(f"    {settings.input_topic} -> {settings.output_topic}")
+            print(
+                f"    UserKNN {settings.similarity}, k={settings.k}, min_k={settings.min_k}, "
+                f"shrinkage={settings.shrinkage:g}, lists of {settings.n}"
+            )
 
         with steps.step(f"load {args.dataset}"):
             source = open_source(args.dataset, limit=args.limit)

@@ -45,6 +45,8 @@ def quiet_kafka_logs() -> None:
     """kafka-python logs every connection at INFO: keep its WARNING and above unless DEBUG."""
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("kafka").setLevel(logging.WARNING)
+        # "Task ran for 0.2s (>0.100s threshold)": the I/O thread waited for the GIL; harmless
+        logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
 
 
 def register(subparsers: Any) -> None:
