@@ -6,15 +6,25 @@ from __future__ import annotations
 
 import io
 import itertools
+import random
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stream_cf.engine import UserKNN
 from stream_cf.events import ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
 
-from .checks import assert_close, check_all, check_reads, check_similarities, reloaded
+from .checks import (
+    assert_close,
+    check_all,
+    check_predictions,
+    check_reads,
+    check_recommend,
+    check_similarities,
+    reloaded,
+)
 from .reference import EXPLICIT_SIMILARITIES, Reference
 
 USERS = [f"u{n}" for n in range(5)]
@@ -382,3 +392,34 @@ def test_final_similarities_do_not_depend_on_the_order(
         for v in ref.users():
             if u != v:
                 assert_close(clean.similarity(u, v), messy.similarity(u, v), f"sim({u}, {v})")
+
+
+# ---------------------------------------------------------------------------- many neighbours
+
+
+@pytest.mark.parametrize("similarity", EXPLICIT_SIMILARITIES)
+@pytest.mark.parametrize(("k", "min_similarity"), [(1, 0.0), (33, None), (40, 0.0)])
+def test_many_neighbours_match_reference(
+    similarity: str, k: int, min_similarity: float | None
+) -> None:
+    """80 users on 5 items with three values: long runs of equal similarities that cross the k-th
+    place, more than one block of neighbours; checked against the reference at the end."""
+    rng = random.Random(f"{similarity}-{k}")
+    config = {"similarity": similarity, "k": k, "min_similarity": min_similarity}
+    users = [f"u{n}" for n in range(80)]
+    items = [f"i{n}" for n in range(5)]
+    model = UserKNN(**config)
+    ref = Reference(**config)
+    for step in range(330):
+        if step % 25 == 24 and ref.ratings:
+            ev: tuple[Any, ...] = ("unrate", *sorted(ref.ratings)[rng.randrange(len(ref.ratings))])
+        elif step % 60 == 59:
+            ev = ("forget", rng.choice(users))
+        else:
+            ev = ("rate", rng.choice(users), rng.choice(items), rng.choice([1.0, 3.0, 5.0]))
+        apply_direct(model, ev)
+        apply_ref(ref, ev)
+    check_reads(model, ref)
+    check_predictions(model, ref, [*users[:25], "nobody"], items)
+    for user in users[:25]:
+        check_recommend(model, ref, user, 3)
