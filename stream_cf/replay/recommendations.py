@@ -113,13 +113,14 @@ def read_latest(
     snapshot = Snapshot(lists={})
     try:
         deadline = time.monotonic() + timeout
-        partitions = None
-        while partitions is None:
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None and time.monotonic() > deadline:
+        partitions = consumer.partitions_for_topic(topic)
+        while not partitions:
+            if topic not in consumer.topics():  # a fresh metadata request for every topic
                 raise BrokerError(f"the topic {topic!r} does not exist at {bootstrap}")
-            if partitions is None:
-                time.sleep(0.2)  # metadata refresh; bounded by the deadline above
+            if time.monotonic() > deadline:
+                raise BrokerError(f"no partition metadata for {topic!r} within {timeout:g} s")
+            time.sleep(0.2)  # leaders being elected; bounded by the deadline above
+            partitions = consumer.partitions_for_topic(topic)
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         consumer.seek_to_beginning(*assigned)

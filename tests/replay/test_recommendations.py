@@ -82,3 +82,12 @@ def test_json_and_user_selection(kafka_bootstrap: str, output_topic: str, cli: C
     assert code == 1  # user 2 was forgotten
     assert [json.loads(x)["user_id"] for x in out.splitlines()] == ["3"]
     assert "no recommendations for: 2" in err
+
+
+def test_missing_topic_is_an_error(kafka_bootstrap: str, cli: Cli) -> None:
+    code, _, err = cli(
+        "recommendations", "--topic", "no-such-topic-4f1c", "--bootstrap-servers", kafka_bootstrap,
+        "--timeout", "20",
+    )  # fmt: skip
+    assert code == 2
+    assert "the topic 'no-such-topic-4f1c' does not exist" in err
