@@ -178,6 +178,8 @@ def print_summary(summary: ReplaySummary, *, as_json: bool, on_error: str) -> No
     )
     if summary.first_ts:
         print(f"  event time {summary.first_ts} .. {summary.last_ts}", file=out)
+    if summary.interrupted:
+        print("  interrupted (Ctrl-C): the events above were flushed", file=out)
     if summary.malformed:
         action = "stopped at line" if summary.stopped_at is not None else "skipped"
         where = f" {summary.stopped_at}" if summary.stopped_at is not None else ""
@@ -224,4 +226,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         producer.close(timeout=10)
     print_summary(summary, as_json=args.json, on_error=args.on_error)
+    if summary.interrupted:
+        return 130
     return 0 if summary.ok else 1

@@ -42,6 +42,7 @@ class ReplaySummary:
     failed: int = 0
     malformed: int = 0
     stopped_at: int | None = None  # the line of the malformed input that stopped the replay
+    interrupted: bool = False  # Ctrl-C: what was handed over before it is flushed and counted
     elapsed: float = 0.0
     errors: list[str] = field(default_factory=list)  # the first failure reasons
     malformed_lines: list[Malformed] = field(default_factory=list)
@@ -55,7 +56,7 @@ class ReplaySummary:
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0 and self.stopped_at is None
+        return self.failed == 0 and self.stopped_at is None and not self.interrupted
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (``malformed_lines`` as strings)."""
@@ -66,6 +67,7 @@ class ReplaySummary:
             "failed": self.failed,
             "malformed": self.malformed,
             "stopped_at_line": self.stopped_at,
+            "interrupted": self.interrupted,
             "elapsed_s": round(self.elapsed, 3),
             "events_per_s": round(self.rate, 1),
             "errors": list(self.errors),
@@ -141,7 +143,8 @@ def replay(
 
     Malformed items are passed to ``on_malformed`` (and kept in the summary), then skipped or,
     with ``on_error="stop"``, end the replay (what was sent before is flushed). Returns the
-    counts after a flush of at most ``flush_timeout`` seconds.
+    counts after a flush of at most ``flush_timeout`` seconds; a KeyboardInterrupt also ends the
+    replay that way, with ``interrupted`` set in the summary.
     """
     from kafka.errors import KafkaError  # noqa: PLC0415
 
@@ -177,6 +180,9 @@ def replay(
                 future.add_errback(counter.failure)
             if progress is not None:
                 progress.update()
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        logger.warning("interrupted: flushing the %d events handed over so far", summary.attempted)
     finally:
         flush_error = None
         try:

@@ -177,3 +177,13 @@ def test_malformed_skip_or_stop() -> None:
     assert seen == [bad]
     stopped = replay(items, "t", producer=FakeProducer(), on_error="stop")
     assert (stopped.sent, stopped.malformed, stopped.stopped_at, stopped.ok) == (1, 1, 3, False)
+
+
+def test_interrupt_flushes_and_reports() -> None:
+    def items() -> Any:
+        yield 1, _rating(1)
+        yield 2, _rating(2)
+        raise KeyboardInterrupt
+
+    summary = replay(items(), "t", producer=FakeProducer())
+    assert (summary.sent, summary.interrupted, summary.ok) == (2, True, False)
