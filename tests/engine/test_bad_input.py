@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
+import zipfile
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 
 from stream_cf.engine import UserKNN
 from stream_cf.events import PurchaseEvent, RatingEvent, UnrateEvent
-from stream_cf.exceptions import InvalidEvent, StreamCFError, UnknownRating
+from stream_cf.exceptions import (
+    ConfigError,
+    InvalidEvent,
+    StateFormatError,
+    StreamCFError,
+    UnknownRating,
+    UnknownUser,
+)
 
 from .checks import saved_bytes, snapshot
 
@@ -74,7 +85,6 @@ def test_rating_outside_a_custom_scale() -> None:
     assert_rejected(model, lambda m: m.rate("a", "z", -0.5), InvalidEvent, "rating_out_of_scale")
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: see /tmp/engine_bugs.md #2")
 @pytest.mark.parametrize("value", [-2.0, 0.0, 0.5, 9.0])
 def test_implicit_rating_outside_the_scale(value: float) -> None:
     """The scale holds in implicit mode too: a negative or zero "rating" would make a negative or
@@ -196,3 +206,111 @@ def test_purchase_in_explicit_mode_or_works_or_is_refused_cleanly() -> None:
         model.apply(PurchaseEvent(user_id="a", item_id="z", quantity=1.0))
     except StreamCFError:
         assert snapshot(model, USERS, ITEMS) == before
+
+
+# ---------------------------------------------------------------------------- saved states
+
+
+def _rewrite_meta(data: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:
+    """A copy of a saved state whose JSON metadata is changed by ``change``."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            payload = src.read(info.filename)
+            if info.filename == "meta.npy":
+                meta = json.loads(str(np.load(io.BytesIO(payload)).reshape(-1)[0]))
+                change(meta)
+                buf = io.BytesIO()
+                np.save(buf, np.array([json.dumps(meta)]))
+                payload = buf.getvalue()
+            dst.writestr(info.filename, payload)
+    return out.getvalue()
+
+
+def _bad_states() -> dict[str, bytes]:
+    good = saved_bytes(explicit_model())
+
+    def version(meta: dict[str, Any]) -> None:
+        meta["format_version"] = 999
+
+    def kind(meta: dict[str, Any]) -> None:
+        meta["kind"] = "something else"
+
+    def config(meta: dict[str, Any]) -> None:
+        meta["config"]["k"] = 0
+
+    def count(meta: dict[str, Any]) -> None:
+        meta["n_ratings"] = meta["n_ratings"] + 1
+
+    return {
+        "empty": b"",
+        "text": b"not a saved state at all",
+        "truncated": good[: len(good) // 2],
+        "npy-not-npz": _npy_bytes(),
+        "future-version": _rewrite_meta(good, version),
+        "other-kind": _rewrite_meta(good, kind),
+        "bad-config": _rewrite_meta(good, config),
+        "wrong-count": _rewrite_meta(good, count),
+    }
+
+
+def _npy_bytes() -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.arange(3))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name", sorted(_bad_states()))
+def test_load_refuses_an_unreadable_state(name: str, tmp_path: Any) -> None:
+    data = _bad_states()[name]
+    with pytest.raises(StateFormatError):
+        UserKNN.load(io.BytesIO(data))
+    path = tmp_path / "state.npz"
+    path.write_bytes(data)
+    with pytest.raises(StateFormatError):
+        UserKNN.load(path)
+
+
+def test_load_of_a_missing_file(tmp_path: Any) -> None:
+    with pytest.raises(StateFormatError):
+        UserKNN.load(tmp_path / "nothing-here.npz")
+
+
+def test_save_is_deterministic() -> None:
+    assert saved_bytes(explicit_model()) == saved_bytes(explicit_model())
+    assert saved_bytes(implicit_model()) == saved_bytes(implicit_model())
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"similarity": "jaccard"},
+        {"k": 0},
+        {"min_k": -1},
+        {"min_support": -1},
+        {"min_similarity": math.nan},
+        {"shrinkage": -1.0},
+        {"shrinkage": math.inf},
+        {"rating_scale": (5.0, 1.0)},
+        {"rating_scale": (1.0, math.inf)},
+        {"feedback": "both"},
+        {"implicit_weights": {"purchase": -1.0}},
+        {"implicit_weights": {"purchase": math.nan}},
+        {"implicit_cap": 0.0},
+    ],
+    ids=repr,
+)
+def test_bad_settings_raise_config_error(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError) as info:
+        UserKNN(**kwargs)
+    key = next(iter(kwargs))
+    assert key in str(info.value)  # the message names the offending setting
+
+
+def test_mean_of_an_unknown_user() -> None:
+    with pytest.raises(UnknownUser):
+        explicit_model().mean("ghost")

@@ -177,7 +177,6 @@ def test_implicit_cap_and_type_weights() -> None:
     assert model.user_items("a")["x"] == 5.0
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: see /tmp/engine_bugs.md #1")
 def test_negative_min_similarity_ignores_zero_similarities() -> None:
     """A user with w = 0 (nothing in common) is no neighbour even when min_similarity < 0: it would
     take one of the k places and count toward min_k while adding nothing (and 0/0 alone)."""
