@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from stream_cf.engine.results import BatchEffect
-from stream_cf.events import Event
+from stream_cf.engine.storage import FloatArray, IntArray
+from stream_cf.events import Event, PurchaseEvent, RatingEvent
 from stream_cf.exceptions import InvalidEvent, StreamCFError, UnknownRating
 
 if TYPE_CHECKING:
@@ -224,51 +225,162 @@ def commit_segment(model: UserKNN, seg: Segment) -> None:
         assert got == slot, "batch slot simulation diverged"
     if seg.cells:
         keys = list(seg.cells)
-        cu = np.fromiter((key[0] for key in keys), dtype=np.int64, count=len(keys))
-        ci = np.fromiter((key[1] for key in keys), dtype=np.int64, count=len(keys))
+        n = len(keys)
+        cu = np.fromiter((key[0] for key in keys), dtype=np.int64, count=n)
+        ci = np.fromiter((key[1] for key in keys), dtype=np.int64, count=n)
         cells = list(seg.cells.values())
-        raw = np.fromiter(
-            (np.nan if v is None else v for v, _s in cells), dtype=np.float64, count=len(keys)
-        )
-        seqs = np.fromiter((s for _v, s in cells), dtype=np.int64, count=len(keys))
-        present = ~np.isnan(raw)
-        vals = np.where(present, raw, 0.0)
-        touched, tl = np.unique(ci, return_inverse=True)
-        n_users = st.users.high
-        grid = st.grid
-        old_v = grid.values[:n_users, touched]
-        old_m = grid.mask[:n_users, touched]
-        new_v = old_v.copy()
-        new_m = old_m.copy()
-        new_v[cu, tl] = vals
-        new_m[cu, tl] = present
-        st.pairs.update_block(
-            n_users=n_users,
-            cell_users=cu,
-            cell_cols=tl.astype(np.int64),
-            old_values=old_v,
-            old_mask=old_m,
-            new_values=new_v,
-            new_mask=new_m,
-        )
-        was = old_m[cu, tl]
-        grid.values[cu, ci] = vals
-        grid.mask[cu, ci] = present
-        grid.seq[cu, ci] = np.where(present, seqs, -1)
-        delta = present.astype(np.int64) - was.astype(np.int64)
-        np.add.at(st.item_count, ci, delta)
-        st.n_ratings += int(delta.sum())
-        st.total += float(vals.sum() - old_v[cu, tl][was].sum())
-        if st.n_ratings == 0:
-            st.total = 0.0
+        raw = np.fromiter((np.nan if v is None else v for v, _s in cells), np.float64, count=n)
+        seqs = np.fromiter((s for _v, s in cells), dtype=np.int64, count=n)
+        commit_cells(model, cu, ci, raw, seqs)
     for slot in removed:
         st.pairs.clear(slot)
         st.grid.clear_row(slot)
         st.user_since[slot] = 0
 
 
+def commit_cells(
+    model: UserKNN,
+    cu: IntArray,
+    ci: IntArray,
+    raw: FloatArray,
+    seqs: IntArray,
+) -> None:
+    """Write changed cells (user slot, item slot) -> value (NaN: removed) with their sequence
+    numbers, and update the pair sums in one block. Each cell appears once."""
+    st = model.state
+    present = ~np.isnan(raw)
+    vals = np.where(present, raw, 0.0)
+    touched, tl = np.unique(ci, return_inverse=True)
+    n_users = st.users.high
+    grid = st.grid
+    old_v = grid.values[:n_users, touched]
+    old_m = grid.mask[:n_users, touched]
+    new_v = old_v.copy()
+    new_m = old_m.copy()
+    new_v[cu, tl] = vals
+    new_m[cu, tl] = present
+    st.pairs.update_block(
+        n_users=n_users,
+        cell_users=cu,
+        cell_cols=tl.astype(np.int64),
+        old_values=old_v,
+        old_mask=old_m,
+        new_values=new_v,
+        new_mask=new_m,
+    )
+    was = old_m[cu, tl]
+    grid.values[cu, ci] = vals
+    grid.mask[cu, ci] = present
+    grid.seq[cu, ci] = np.where(present, seqs, -1)
+    delta = present.astype(np.int64) - was.astype(np.int64)
+    np.add.at(st.item_count, ci, delta)
+    st.n_ratings += int(delta.sum())
+    st.total += float(vals.sum() - old_v[cu, tl][was].sum())
+    if st.n_ratings == 0:
+        st.total = 0.0
+
+
+def fast_batch(model: UserKNN, events: list[Event]) -> BatchEffect | None:
+    """The common batch, vectorized end to end: only ratings (and purchases in implicit mode),
+    every event valid. Returns None when the batch is not of that kind (the caller then
+    simulates it event by event)."""
+    kinds = {event.type for event in events}
+    allowed = {"rating", "purchase"} if model.implicit else {"rating"}
+    if not kinds <= allowed:
+        return None
+    users = [event.user_id for event in events]
+    items = [event.item_id for event in events]  # type: ignore[union-attr]
+    if not (all(users) and all(items)) or {type(x) for x in users + items} != {str}:
+        return None
+    n = len(events)
+    if kinds == {"rating"}:
+        given = np.array([event.rating for event in events], dtype=np.float64)  # type: ignore[union-attr]
+        if not np.all(np.isfinite(given)):
+            return None
+        low, high = model.rating_scale
+        if np.any(given < low) or np.any(given > high):
+            return None
+        amounts = given if not model.implicit else given * model.implicit_weights["rating"]
+    else:
+        amounts = np.empty(n, dtype=np.float64)
+        weights = model.implicit_weights
+        for pos, event in enumerate(events):
+            if isinstance(event, RatingEvent):
+                low, high = model.rating_scale
+                if not low <= event.rating <= high:
+                    return None
+                amounts[pos] = float(event.rating) * weights["rating"]
+            elif isinstance(event, PurchaseEvent):
+                amounts[pos] = float(event.quantity) * weights["purchase"]
+        if not np.all(np.isfinite(amounts)) or np.any(amounts <= 0):
+            return None
+    st = model.state
+    seq0 = st.seq
+    slot_of = st.users.slot_of
+    new_users = [user for user in dict.fromkeys(users) if user not in slot_of]
+    if new_users:
+        first = {user: pos for pos, user in reversed(list(enumerate(users)))}
+        for user in new_users:
+            st.add_user(user, seq0 + first[user])
+    item_slot = st.items.slot_of
+    for item in dict.fromkeys(items):
+        if item not in item_slot:
+            st.add_item(item)
+    cu = np.array([slot_of[user] for user in users], dtype=np.int64)
+    ci = np.array([item_slot[item] for item in items], dtype=np.int64)
+    key = cu * st.items.high + ci
+    _uniq, rev_first, hits = np.unique(key[::-1], return_index=True, return_counts=True)
+    last = n - 1 - rev_first  # the last event of each cell
+    cell_u = cu[last]
+    cell_i = ci[last]
+    if not model.implicit:
+        raw = amounts[last]
+    else:
+        old = np.where(st.grid.mask[cell_u, cell_i], st.grid.values[cell_u, cell_i], 0.0)
+        raw = _accumulate(model, key=key, amounts=amounts, last=last, hits=hits, old=old)
+    commit_cells(model, cell_u, cell_i, raw, seq0 + last)
+    st.seq = seq0 + n
+    return BatchEffect(
+        users=frozenset(users), items=frozenset(items), forgotten=frozenset(), events=n
+    )
+
+
+def _accumulate(
+    model: UserKNN,
+    *,
+    key: IntArray,
+    amounts: FloatArray,
+    last: IntArray,
+    hits: IntArray,
+    old: FloatArray,
+) -> FloatArray:
+    """Implicit weights after the batch: old + each amount in event order, capped after each
+    addition (as one by one). ``hits`` is how many events each cell has."""
+    cap = model.implicit_cap
+    out = old + amounts[last]
+    if cap is not None:
+        out = np.minimum(out, cap)
+    several = np.flatnonzero(hits > 1)
+    if several.size:
+        cell_of = {int(key[last[c]]): int(c) for c in several}
+        value = {c: float(old[c]) for c in cell_of.values()}
+        for pos, k in enumerate(key.tolist()):
+            c = cell_of.get(k)
+            if c is not None:
+                v = value[c] + float(amounts[pos])
+                value[c] = v if cap is None else min(v, cap)
+        for c, v in value.items():
+            out[c] = v
+    return out
+
+
 def apply_batch(model: UserKNN, events: Iterable[Event]) -> BatchEffect:
     """Apply ``events`` in order as one micro-batch (see the module docstring)."""
+    events = list(events)
+    if events:
+        effect = fast_batch(model, events)
+        if effect is not None:
+            return effect
     sim = Simulation(model)
     n_events = 0
     error: StreamCFError | None = None

@@ -114,18 +114,17 @@ class UserKNN:
                 raise InvalidEvent("empty_id", f"{name} is empty")
 
     def rating_value(self, value: float) -> float:
-        """Check an explicit rating: finite and on the scale."""
+        """Check a rating (both modes): finite and on ``rating_scale``."""
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidEvent("invalid_field", f"rating must be a number, not {value!r}")
         value = float(value)
         if not math.isfinite(value):
             raise InvalidEvent("not_finite", f"rating {value} is not a finite number")
-        if not self.implicit:
-            low, high = self.rating_scale
-            if not low <= value <= high:
-                raise InvalidEvent(
-                    "rating_out_of_scale", f"rating {value} is outside the scale [{low}, {high}]"
-                )
+        low, high = self.rating_scale
+        if not low <= value <= high:
+            raise InvalidEvent(
+                "rating_out_of_scale", f"rating {value} is outside the scale [{low}, {high}]"
+            )
         return value
 
     def quantity_value(self, quantity: float) -> float:
@@ -347,10 +346,49 @@ class UserKNN:
         return float(self.similarity_row(a)[b])
 
     # ------------------------------------------------------------------ predictions
+    def usable(self, w: FloatArray) -> BoolArray:
+        """Usable neighbours: w ≠ 0 and, unless min_similarity is None, w > min_similarity."""
+        usable: BoolArray = w != 0
+        if self.min_similarity is not None:
+            usable &= w > self.min_similarity
+        return usable
+
     def neighbourhood(self, u: int) -> knn.Neighbourhood:
         w = self.similarity_row(u)
-        usable = w > self.min_similarity if self.min_similarity is not None else w != 0
-        return knn.neighbourhood(w, usable)
+        return knn.neighbourhood(w, self.usable(w))
+
+    def neighbours_of(self, u: int, i: int) -> tuple[IntArray, FloatArray]:
+        """N(i;u) for one item: the selected neighbour slots and similarities, in the order
+        :meth:`scores` sums them (similarity descending, then slot), so that predict and
+        recommend give bit-identical values."""
+        st = self.state
+        raters = st.raters_of(i)
+        raters = raters[raters != u]
+        w = self.similarity_row(u)[raters]
+        keep = self.usable(w)
+        raters = raters[keep]
+        w = w[keep]
+        if raters.size > self.k:
+            first = np.lexsort((st.grid.seq[raters, i], -w))[: self.k]
+            raters = raters[first]
+            w = w[first]
+        order = np.lexsort((raters, -w))
+        return raters[order], w[order]
+
+    def estimate(self, u: int, i: int) -> tuple[float, float, int, IntArray, FloatArray]:
+        """(Σ w·dev, Σ |w|, count, neighbour slots, similarities) for one item, summed in the
+        same order as :func:`knn.score` (sequential accumulation, as np.bincount)."""
+        slots, w = self.neighbours_of(u, i)
+        r = self.state.grid.values[slots, i]
+        if self.implicit:
+            dev = r
+        else:
+            diag = self.state.pairs.sums[slots, slots]
+            dev = r - diag[:, 1] / diag[:, 0]
+        zeros = np.zeros(slots.size, dtype=np.int64)
+        num = float(np.bincount(zeros, weights=w * dev, minlength=1)[0])
+        den = float(np.bincount(zeros, weights=np.abs(w), minlength=1)[0])
+        return num, den, int(slots.size), slots, w
 
     def scores(
         self, u: int, cols: IntArray | int
@@ -371,10 +409,13 @@ class UserKNN:
 
     def predict(self, user: str, item: str) -> float:
         """r̂_ui (explicit, clipped) or the implicit score; fallbacks as in :meth:`explain`."""
-        return self.explain(user, item).estimate
+        return self._predict(user, item, explain=False).estimate
 
     def explain(self, user: str, item: str) -> Explanation:
         """The prediction with its neighbours, weights and the fallback reason if any."""
+        return self._predict(user, item, explain=True)
+
+    def _predict(self, user: str, item: str, *, explain: bool) -> Explanation:
         st = self.state
         u = st.users.slot_of.get(user)
         if u is None:
@@ -385,28 +426,26 @@ class UserKNN:
         i = st.items.slot_of.get(item)
         if i is None or st.item_count[i] == 0:
             return Explanation(user, item, fallback_value, mu, [], "unknown item")
-        cols = np.array([i], dtype=np.int64)
-        nb, selected, sc = self.scores(u, cols)
-        rows = np.flatnonzero(selected[:, 0])
-        means = st.means()
+        num, den, count, slots, weights = self.estimate(u, i)
         neighbours = []
-        den = float(sc.den[0])
-        for r in rows:
-            slot = int(nb.slots[r])
-            w = float(nb.weights[r])
-            neighbours.append(
-                Neighbour(
-                    user=str(st.users.id_of[slot]),
-                    similarity=w,
-                    rating=float(st.grid.values[slot, i]),
-                    neighbour_mean=0.0 if self.implicit else float(means[slot]),
-                    weight=w / den if den else 0.0,
+        if explain:
+            sums = st.pairs.sums
+            for slot, w in zip(slots.tolist(), weights.tolist(), strict=True):
+                neighbours.append(
+                    Neighbour(
+                        user=str(st.users.id_of[slot]),
+                        similarity=w,
+                        rating=float(st.grid.values[slot, i]),
+                        neighbour_mean=(
+                            0.0
+                            if self.implicit
+                            else float(sums[slot, slot, 1] / sums[slot, slot, 0])
+                        ),
+                        weight=w / den if den else 0.0,
+                    )
                 )
-            )
-        count = int(sc.count[0])
         if count == 0 or count < self.min_k:
             return Explanation(user, item, fallback_value, mu, neighbours, "min_k not reached")
-        num = float(sc.num[0])
         est = num / den if self.implicit else self.clip(mu + num / den)
         return Explanation(user, item, est, mu, neighbours, None)
 
