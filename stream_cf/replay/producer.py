@@ -148,6 +148,12 @@ def replay(
     """
     from kafka.errors import KafkaError  # noqa: PLC0415
 
+    warm_up = getattr(producer, "partitions_for", None)
+    if warm_up is not None:  # fetch the topic's metadata now, so the first send is not late
+        try:
+            warm_up(topic)
+        except KafkaError as exc:
+            raise BrokerError(f"no metadata for the topic {topic!r}: {exc}") from exc
     pacer = Pacer(pacing or Pacing())
     summary = ReplaySummary(topic=topic)
     counter = _Counter()
