@@ -448,7 +448,8 @@ class Processor:
                 f"without checkpointing this batch"
             ) from exc
         summary.apply_seconds += time.perf_counter() - started
-        now = self.tracker.after_batch(engine, effect, before)
+        full = len(records) >= settings.max_batch  # behind: defer every refresh (see tracker)
+        now = self.tracker.after_batch(engine, effect, before, defer=full)
         outgoing.extend(self._list_records(self.tracker.recompute(engine, now), summary))
         for user in sorted(effect.forgotten):
             outgoing.append(OutgoingRecord(settings.output_topic, encode_key(user), None))

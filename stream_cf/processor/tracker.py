@@ -6,7 +6,8 @@
 - ``fallback_users``: users whose last computed list was a fallback (it may depend on any event);
 - ``pending``: users whose list may have changed but has not been recomputed yet.
 
-Per batch, the users who acted are recomputed at once (their lists are the latency-critical ones);
+Per batch, the users who acted are recomputed at once (their lists are the latency-critical ones;
+when the batch was full, i.e. the processor is catching up, they are deferred like the others);
 under the ``neighbours`` policy everyone else whose list may have changed (see :mod:`refresh`)
 joins ``pending``, which the loop drains in slices of bounded time between batches. A user pending
 over several batches is computed once, against the latest state. Invariant: every existing user
@@ -58,8 +59,14 @@ class ListTracker:
         covered = self.pending | {user for user in actors if engine.has_user(user)}
         return len(covered) >= engine.n_users
 
-    def after_batch(self, engine: UserKNN, effect: BatchEffect, before: set[str]) -> list[str]:
-        """Record what the batch owes; return the users to recompute now (the actors)."""
+    def after_batch(
+        self, engine: UserKNN, effect: BatchEffect, before: set[str], *, defer: bool = False
+    ) -> list[str]:
+        """Record what the batch owes; return the users to recompute now (the actors).
+
+        With ``defer`` (the consumer is behind: the batch was full) the actors join ``pending``
+        too, so that under lag each list is computed once, after the backlog, not per batch.
+        """
         now = sorted(user for user in effect.users if engine.has_user(user))
         if self.policy == "neighbours":
             # The raters of the touched items need no look-up of their own: an actor who still
@@ -68,7 +75,11 @@ class ListTracker:
             self.pending |= before | self.fallback_users
             if not self._everyone_owed(engine, now):
                 self.pending |= co_raters(engine, effect.users)
-        self.pending.difference_update(now)
+        if defer:
+            self.pending.update(now)
+            now = []
+        else:
+            self.pending.difference_update(now)
         for user in effect.forgotten:
             self.pending.discard(user)
             self.fallback_users.discard(user)
