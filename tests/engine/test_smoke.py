@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 
 from stream_cf import Recommendations, UserKNN
+from stream_cf.engine.pairs import PairSums
 from stream_cf.events import ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
 from stream_cf.exceptions import InvalidEvent, StateFormatError, UnknownRating
 
@@ -113,3 +115,72 @@ def test_implicit_purchases() -> None:
     assert model.user_items("a") == {"x": 3.0, "y": 1.0}
     assert [item for item, _ in model.recommend("a")] == ["z"]
     assert model.similarity("a", "b") > 0
+
+
+@pytest.mark.parametrize("path", ["_update_dense", "_update_sparse"])
+def test_both_block_update_paths_equal_cell_by_cell(path: str) -> None:
+    """The dense (matrix product) and sparse (pair by pair) block updates give the sums of
+    applying the same cells one at a time."""
+    rng = np.random.default_rng(7)
+    n_users, n_cols = 9, 6
+    old_m = rng.random((n_users, n_cols)) < 0.5
+    old_v = np.where(old_m, rng.integers(1, 11, (n_users, n_cols)) / 2.0, 0.0)
+    cells = [(0, 1), (3, 1), (3, 4), (5, 0), (8, 5), (2, 2)]
+    new_m = old_m.copy()
+    new_v = old_v.copy()
+    for n, (x, t) in enumerate(cells):
+        if n % 3 == 2:
+            new_m[x, t], new_v[x, t] = False, 0.0
+        else:
+            new_m[x, t], new_v[x, t] = True, float(1 + n)
+
+    def from_scratch(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+        f = mask.astype(float)
+        out = np.zeros((n_users, n_users, 4))
+        out[:, :, 0] = f @ f.T
+        out[:, :, 1] = values @ f.T
+        out[:, :, 2] = (values * values) @ f.T
+        out[:, :, 3] = values @ values.T
+        return out
+
+    pairs = PairSums()
+    pairs.ensure(n_users)
+    pairs.sums[:n_users, :n_users] = from_scratch(old_m, old_v)
+    cu = np.array([c[0] for c in cells])
+    ct = np.array([c[1] for c in cells])
+    changed, x_local = np.unique(cu, return_inverse=True)
+    getattr(pairs, path)(
+        n_users=n_users,
+        changed_users=changed,
+        x_local=x_local,
+        cell_users=cu,
+        cell_cols=ct,
+        grids=(old_v, old_m, new_v, new_m),
+        **({"any_old": True} if path == "_update_dense" else {}),
+    )
+    assert np.array_equal(pairs.sums[:n_users, :n_users], from_scratch(new_m, new_v))
+
+
+def test_implicit_batch_with_repeated_cells_equals_one_by_one() -> None:
+    events = [
+        PurchaseEvent(user_id=u, item_id=i, quantity=q)
+        for u, i, q in [
+            ("a", "x", 2.0),
+            ("a", "x", 3.0),
+            ("b", "x", 1.0),
+            ("a", "y", 0.5),
+            ("b", "y", 2.0),
+            ("a", "x", 1.0),
+            ("c", "y", 3.0),
+        ]
+    ]
+    one = UserKNN(feedback="implicit", implicit_cap=5.5)
+    for event in events:
+        one.apply(event)
+    many = UserKNN(feedback="implicit", implicit_cap=5.5)
+    many.apply_many(events)
+    for user in one.users():
+        assert one.user_items(user) == many.user_items(user)
+        assert one.raters("x") == many.raters("x")
+        for other in one.users():
+            assert one.similarity(user, other) == many.similarity(user, other)
