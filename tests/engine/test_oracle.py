@@ -80,7 +80,9 @@ def explicit_config(similarity: str) -> st.SearchStrategy[dict[str, Any]]:
             "k": st.integers(1, 5),
             "min_k": st.integers(1, 3),
             "min_support": st.integers(1, 3),
-            "min_similarity": st.sampled_from([0.0, None]),
+            # a negative threshold lets negative neighbours in, never w = 0 ones; -0.4142 is no
+            # similarity of small half-step ratings, so no float-vs-exact question at the threshold
+            "min_similarity": st.sampled_from([0.0, None, -0.4142]),
             "shrinkage": st.sampled_from([0.0, 0.0, 1.0, 2.5, 10.0]),
         }
     )
