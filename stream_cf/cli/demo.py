@@ -24,7 +24,7 @@ from typing import Any
 from stream_cf.cli.recommendations import format_table, ordered_users
 from stream_cf.cli.replay import quiet_kafka_logs
 from stream_cf.datasets import DATASETS, item_titles
-from stream_cf.replay.clients import BOOTSTRAP_ENV
+from stream_cf.replay.clients import BOOTSTRAP_ENV, client_config
 from stream_cf.replay.producer import make_producer, replay
 from stream_cf.replay.progress import Progress
 from stream_cf.replay.recommendations import read_latest
@@ -250,7 +250,7 @@ def _delete_topics(bootstrap: str, topics: list[str]) -> None:
     from kafka.errors import KafkaError  # noqa: PLC0415
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="stream-cf-demo")
+        admin = KafkaAdminClient(**client_config(bootstrap, "stream-cf-demo"))
     except KafkaError as exc:
         logger.warning("could not delete the demo topics %s: %s", topics, exc)
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from stream_cf.exceptions import BrokerError
 
@@ -27,6 +28,36 @@ def resolve_bootstrap(value: str | None = None, environ: Mapping[str, str] | Non
     return DEFAULT_BOOTSTRAP
 
 
+_SECURITY_PREFIXES = ("STREAM_CF_SECURITY_PROTOCOL", "STREAM_CF_SASL_", "STREAM_CF_SSL_")
+
+
+def security_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """kafka-python security keywords from the processor's ``STREAM_CF_SECURITY_PROTOCOL``,
+    ``STREAM_CF_SASL_*`` and ``STREAM_CF_SSL_*`` variables; empty when none is set.
+
+    Raises :class:`~stream_cf.exceptions.ConfigError` if they contradict each other.
+    """
+    env = os.environ if environ is None else environ
+    if not any(name.upper().startswith(_SECURITY_PREFIXES) for name in env):
+        return {}
+    from stream_cf.processor.settings import load_settings  # noqa: PLC0415
+
+    names = ("security_protocol", "sasl_", "ssl_")
+    config = load_settings().kafka_config()
+    return {key: value for key, value in config.items() if key.startswith(names)}
+
+
+def client_config(bootstrap: str, client_id: str, **extra: Any) -> dict[str, Any]:
+    """Keywords of a kafka-python client: servers, client id, security, then ``extra``."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": [s.strip() for s in bootstrap.split(",") if s.strip()],
+        "client_id": client_id,
+    }
+    config.update(security_config())
+    config.update(extra)
+    return config
+
+
 def ensure_topic(
     bootstrap: str,
     topic: str,
@@ -46,10 +77,9 @@ def ensure_topic(
     ms = int(timeout * 1000)
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
-            client_id="stream-cf-admin",
-            request_timeout_ms=ms,
-            bootstrap_timeout_ms=ms,
+            **client_config(
+                bootstrap, "stream-cf-admin", request_timeout_ms=ms, bootstrap_timeout_ms=ms
+            )
         )
     except KafkaError as exc:
         raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from stream_cf.datasets import Malformed
 from stream_cf.events import Event, event_to_dict
 from stream_cf.exceptions import BrokerError
+from stream_cf.replay.clients import client_config
 from stream_cf.replay.pacing import Pacer, Pacing
 from stream_cf.replay.progress import Progress
 
@@ -109,18 +110,18 @@ def make_producer(bootstrap: str, **overrides: Any) -> Any:
     from kafka import KafkaProducer  # noqa: PLC0415 - import kafka-python only when used
     from kafka.errors import KafkaError  # noqa: PLC0415
 
-    config: dict[str, Any] = {
-        "bootstrap_servers": [s.strip() for s in bootstrap.split(",") if s.strip()],
-        "client_id": "stream-cf-replay",
-        "acks": "all",
-        "retries": 5,
-        "max_in_flight_requests_per_connection": 1,
-        "linger_ms": 5,
-        "batch_size": 64 * 1024,
-        "max_block_ms": 30_000,
-        "request_timeout_ms": 30_000,
-        "delivery_timeout_ms": 120_000,
-    }
+    config = client_config(
+        bootstrap,
+        "stream-cf-replay",
+        acks="all",
+        retries=5,
+        max_in_flight_requests_per_connection=1,
+        linger_ms=5,
+        batch_size=64 * 1024,
+        max_block_ms=30_000,
+        request_timeout_ms=30_000,
+        delivery_timeout_ms=120_000,
+    )
     config.update(overrides)
     try:
         return KafkaProducer(**config)

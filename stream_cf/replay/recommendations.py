@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream_cf.exceptions import BrokerError
+from stream_cf.replay.clients import client_config
 
 logger = logging.getLogger(__name__)
 
@@ -95,16 +96,16 @@ def read_latest(
     from kafka.errors import KafkaError  # noqa: PLC0415
 
     wanted = set(users) if users is not None else None
-    config: dict[str, Any] = {
-        "bootstrap_servers": [s.strip() for s in bootstrap.split(",") if s.strip()],
-        "client_id": "stream-cf-recommendations",
-        "group_id": None,
-        "enable_auto_commit": False,
-        "auto_offset_reset": "earliest",
-        "allow_auto_create_topics": False,
-        "request_timeout_ms": 30_000,
-        "bootstrap_timeout_ms": 30_000,
-    }
+    config = client_config(
+        bootstrap,
+        "stream-cf-recommendations",
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        allow_auto_create_topics=False,
+        request_timeout_ms=30_000,
+        bootstrap_timeout_ms=30_000,
+    )
     config.update(consumer_config or {})
     try:
         consumer = KafkaConsumer(**config)

@@ -187,3 +187,23 @@ def test_interrupt_flushes_and_reports() -> None:
 
     summary = replay(items(), "t", producer=FakeProducer())
     assert (summary.sent, summary.interrupted, summary.ok) == (2, True, False)
+
+
+def test_security_settings_come_from_the_processor_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stream_cf.replay.clients import client_config  # noqa: PLC0415
+
+    assert "security_protocol" not in client_config("a:1,b:2", "x")
+    monkeypatch.setenv("STREAM_CF_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("STREAM_CF_SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("STREAM_CF_SASL_PLAIN_USERNAME", "alice")
+    monkeypatch.setenv("STREAM_CF_SASL_PLAIN_PASSWORD", "s3cret")
+    config = client_config("a:1,b:2", "x", acks="all")
+    assert config["bootstrap_servers"] == ["a:1", "b:2"]
+    assert config["security_protocol"] == "SASL_PLAINTEXT"
+    assert (config["sasl_plain_username"], config["sasl_plain_password"]) == ("alice", "s3cret")
+    assert config["acks"] == "all"
+    monkeypatch.delenv("STREAM_CF_SASL_MECHANISM")
+    with pytest.raises(ConfigError, match="sasl_mechanism"):
+        client_config("a:1", "x")
