@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from stream_cf.engine import UserKNN
+from stream_cf.events import RatingEvent
 
 surprise = pytest.importorskip("surprise")
 
@@ -66,6 +67,26 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"train": train, "test": test, "trainset": trainset}
 
 
+# Each similarity is fed through a different ingestion path, so that all three are checked at scale.
+FEED = {"cosine": "apply_many", "msd": "rate", "pearson": "apply"}
+BATCH = 5_000
+
+
+def feed(model: UserKNN, rows: list[tuple[str, str, float]], how: str) -> None:
+    if how == "rate":
+        for user, item, rating in rows:
+            model.rate(user, item, rating)
+        return
+    events = [RatingEvent(user_id=u, item_id=i, rating=r) for u, i, r in rows]
+    if how == "apply":
+        for event in events:
+            model.apply(event)
+        return
+    for start in range(0, len(events), BATCH):
+        effect = model.apply_many(events[start : start + BATCH])
+        assert effect.events == len(events[start : start + BATCH])
+
+
 @pytest.fixture(scope="module")
 def fitted(split: dict[str, Any]) -> Any:
     """fitted(name) -> (Surprise's KNNWithMeans, UserKNN), each built once per similarity."""
@@ -83,8 +104,7 @@ def fitted(split: dict[str, Any]) -> Any:
             model = UserKNN(
                 similarity=name, k=K, min_k=MIN_K, min_support=MIN_SUPPORT, min_similarity=0.0
             )
-            for user, item, rating in split["train"]:
-                model.rate(user, item, rating)
+            feed(model, split["train"], FEED[name])
             cache[name] = (algo, model)
         return cache[name]
 
