@@ -228,6 +228,7 @@ class Processor:
             if self._stop.is_set():
                 summary.stopped_by = "stop"
                 return
+            records: list[SourceRecord] = []
             if not input_done:
                 timeout = 0.0 if tracker.pending else settings.poll_timeout
                 records = self._poll(consumer, partitions, targets, timeout)
@@ -253,7 +254,9 @@ class Processor:
                     if on_batch is not None:
                         on_batch(summary)
             if tracker.pending:
-                changed = tracker.drain(engine, settings.refresh_budget)
+                # a short slice while events flow (their actors' lists come first), longer idle
+                budget = settings.refresh_budget * (1 if records else 5)
+                changed = tracker.drain(engine, budget)
                 self._publish(publisher, self._list_records(changed, summary), summary)
                 dirty = True
             summary.recomputed = tracker.recomputed
@@ -489,23 +492,32 @@ class Processor:
 
     # ------------------------------------------------------------------ commit and checkpoint
     def _commit(self, consumer: KafkaConsumer, *, final: bool = False) -> None:
+        """Commit the group offsets: for monitoring only, the checkpoint holds the positions.
+
+        During the run the commit is asynchronous (a failure is logged and the next commit covers
+        it); the final one is synchronous and retried.
+        """
         if self._positions == self._committed and not final:
             return
         offsets = {
             TopicPartition(self.settings.input_topic, p): OffsetAndMetadata(o, "", -1)
             for p, o in self._positions.items()
         }
-        attempts = 5 if final else 1
-        for attempt in range(1, attempts + 1):
+        if not final:
+            try:
+                consumer.commit_async(offsets, callback=_log_commit_failure)
+                self._committed = dict(self._positions)
+            except KafkaError as exc:
+                logger.warning("offset commit failed: %r", exc)
+            return
+        for attempt in range(1, 6):
             try:
                 consumer.commit(offsets)
                 self._committed = dict(self._positions)
                 return
             except KafkaError as exc:
-                # Committed offsets are for monitoring: the checkpoint holds the positions.
-                logger.warning("offset commit failed (attempt %d): %r", attempt, exc)
-                if attempt < attempts:
-                    time.sleep(min(0.5 * attempt, self.settings.retry_backoff_max))
+                logger.warning("final offset commit failed (attempt %d): %r", attempt, exc)
+                time.sleep(min(0.5 * attempt, self.settings.retry_backoff_max))
 
     def _checkpoint(self, engine: UserKNN, summary: RunSummary) -> None:
         buffer = io.BytesIO()
@@ -555,6 +567,11 @@ class Processor:
                 logger.warning("could not %s (%r); retrying in %.1fs", what, exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.settings.retry_backoff_max)
+
+
+def _log_commit_failure(offsets: Any, response: Any) -> None:
+    if isinstance(response, BaseException):
+        logger.warning("asynchronous offset commit failed: %r", response)
 
 
 def _normalise(config: dict[str, Any]) -> dict[str, Any]:
