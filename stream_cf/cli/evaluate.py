@@ -220,6 +220,8 @@ def build_model(args: argparse.Namespace, events: list[Event]) -> UserKNN:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not 0.0 < args.train_fraction < 1.0:
+        raise ConfigError(f"--train-fraction must be in (0, 1), got {args.train_fraction}")
     events = load_events(args)
     model = build_model(args, events)
     explicit = model.config().get("feedback") == "explicit"

@@ -142,6 +142,8 @@ def test_cli_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "--order file" in capsys.readouterr().err
     assert run_cli(["evaluate", str(path), "--order", "file", "--k", "0"]) == 2
     assert "k" in capsys.readouterr().err
+    assert run_cli(["evaluate", str(path), "--split", "--train-fraction", "1.0"]) == 2
+    assert "--train-fraction must be in (0, 1), got 1.0" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not dataset_available("ml-100k"), reason="recbole (ml-100k) not installed")
