@@ -20,8 +20,12 @@ def assert_close(actual: float, expected: float, what: str, tol: float = TOL) ->
     assert close(actual, expected, tol), f"{what}: engine {actual!r}, reference {expected!r}"
 
 
-def check_reads(model: Any, ref: Reference) -> None:
-    """users, items, counts, user_items, raters, means and the global mean."""
+def check_reads(model: Any, ref: Reference, ordered: bool = True) -> None:
+    """users, items, counts, user_items, raters, means and the global mean; ``ordered``: users in
+    order of creation, items of first appearance, raters of their rating's latest change."""
+    if ordered:
+        assert model.users() == ref.users_by_creation()
+        assert model.items() == ref.items_by_first_appearance()
     assert sorted(model.users()) == ref.users()
     assert sorted(model.items()) == ref.items()
     assert model.n_users == len(ref.users())
@@ -38,6 +42,8 @@ def check_reads(model: Any, ref: Reference) -> None:
             assert_close(model.mean(user), ref.mean(user), f"mean({user})")
     for item in ref.items():
         assert model.has_item(item)
+        if ordered:
+            assert model.raters(item) == ref.raters_by_seq(item), f"raters({item})"
         assert sorted(model.raters(item)) == sorted(ref.raters_by_seq(item)), f"raters({item})"
     if ref.ratings and ref.feedback == "explicit":
         assert_close(model.global_mean, ref.global_mean(), "global_mean")

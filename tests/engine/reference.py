@@ -81,6 +81,7 @@ class Reference:
         self.implicit_cap = implicit_cap
         self.ratings: dict[tuple[str, str], tuple[float, int]] = {}
         self.first_seen: dict[str, int] = {}  # item -> seq of the first event that mentioned it
+        self.created: dict[str, int] = {}  # user -> seq of the rating that (re)created the user
         self.seq = 0
         self._cache: dict[tuple[str, str, str], Any] = {}  # cleared by every event
 
@@ -94,6 +95,7 @@ class Reference:
 
     def _accumulate(self, user: str, item: str, amount: float) -> None:
         seq = self._touch(item)
+        self._create(user, seq)
         old = self.ratings.get((user, item), (0.0, 0))[0]
         value = old + amount
         if self.implicit_cap is not None:
@@ -105,7 +107,19 @@ class Reference:
             self._accumulate(user, item, value * self.implicit_weights["rating"])
             return
         seq = self._touch(item)
+        self._create(user, seq)
         self.ratings[(user, item)] = (value, seq)
+
+    def _create(self, user: str, seq: int) -> None:
+        if not self.has_user(user):
+            self.created[user] = seq
+
+    def users_by_creation(self) -> list[str]:
+        """The users that exist, in order of (re)creation."""
+        return sorted(self.users(), key=lambda u: self.created[u])
+
+    def items_by_first_appearance(self) -> list[str]:
+        return sorted(self.items(), key=lambda i: self.first_seen[i])
 
     def purchase(self, user: str, item: str, quantity: float = 1.0) -> None:
         self._accumulate(user, item, quantity * self.implicit_weights["purchase"])
