@@ -204,3 +204,23 @@ def test_config_round_trips(variant: tuple[dict[str, Any], UserKNN]) -> None:
         assert got[key] == value
     clone = UserKNN(**got)
     assert clone.config() == got
+
+
+def test_reads_hand_out_copies(variant: tuple[dict[str, Any], UserKNN]) -> None:
+    """Mutating what a read returned leaves the model as it was."""
+    config, model = variant
+    user = sorted(model.users())[0]
+    item = sorted(model.items())[0]
+    before = (model.user_items(user), model.raters(item), model.recommend(user, 5), model.config())
+    model.user_items(user)["injected"] = 1.0
+    model.raters(item).append("injected")
+    model.users().append("injected")
+    model.items().append("injected")
+    model.recommend(user, 5).clear()
+    model.config()["implicit_weights"]["purchase"] = 99.0
+    model.recommendations(user, 5).items.clear()
+    after = (model.user_items(user), model.raters(item), model.recommend(user, 5), model.config())
+    assert after == before
+    assert not model.has_user("injected")
+    assert not model.has_item("injected")
+    assert model.config() == {**model.config(), **config}

@@ -206,3 +206,18 @@ def test_negative_min_similarity_ignores_zero_similarities() -> None:
     # v rated z first but has w = 0; the only neighbour is t (w = -1): 3.5 + (4 - 10/3)·(-1)/1
     assert [nb.user for nb in model2.explain("u", "z").neighbours] == ["t"]
     assert model2.predict("u", "z") == pytest.approx(3.5 - 2 / 3, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", EXPLICIT_SIMILARITIES)
+def test_self_similarity(name: str) -> None:
+    """similarity(u, u) is 1 for a known user (as Surprise's diagonal), 0 for an unknown one; a
+    user is never their own neighbour (predicting an item they rated uses the others)."""
+    model = UserKNN(similarity=name, min_similarity=None)
+    for item, value in (("x", 3.0), ("y", 3.0)):
+        model.rate("a", item, value)  # constant ratings: pearson with anyone is 0
+    model.rate("b", "x", 4.0)
+    model.rate("b", "y", 2.0)
+    assert model.similarity("a", "a") == 1.0
+    assert model.similarity("ghost", "ghost") == 0.0
+    assert model.similarity("a", "ghost") == 0.0
+    assert "a" not in {nb.user for nb in model.explain("a", "x").neighbours}
