@@ -241,6 +241,7 @@ def test_ties_are_broken_by_the_earlier_rating(
 def _state(model: Any) -> dict[str, Any]:
     users = sorted(model.users())
     state: dict[str, Any] = {
+        "order": (model.users(), model.items(), model.n_ratings),
         "user_items": {u: model.user_items(u) for u in users},
         "raters": {i: list(model.raters(i)) for i in sorted(model.items())},
         "sims": {(u, v): model.similarity(u, v) for u in users for v in users if u != v},
@@ -306,6 +307,10 @@ def test_apply_many_equals_one_by_one(
         assert effect.events == hi - lo
         total += effect.events
         check_effect(effect, stream[:lo], stream[lo:hi], config)
+        ref = Reference(**config)
+        for ev in stream[:hi]:
+            apply_ref(ref, ev)
+        check_all(many, ref, USERS, ITEMS, n=3)
     assert total == len(stream)
     assert _state(many) == _state(one)
 
