@@ -43,6 +43,14 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
         "seconds per loop spent on pending neighbour refreshes (0.05)",
     ),
     ("--max-id-length", "max_id_length", int, "longer ids go to the dead-letter topic (256)"),
+    ("--poll-timeout", "poll_timeout", float, "seconds one poll waits for records (0.2)"),
+    ("--retry-backoff-max", "retry_backoff_max", float, "longest wait between retries (5)"),
+    (
+        "--shutdown-timeout",
+        "shutdown_timeout",
+        float,
+        "seconds to keep trying to publish after SIGINT/SIGTERM (30)",
+    ),
     ("--rating-scale", "rating_scale", str, "LOW,HIGH; ratings outside are rejected (1,5)"),
     ("--sasl-plain-username", "sasl_plain_username", str, "SASL username"),
     (
