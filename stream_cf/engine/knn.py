@@ -59,20 +59,36 @@ def _gather(array: npt.NDArray[Any], slots: IntArray, cols: IntArray | int) -> n
     return array[np.ix_(slots, cols)]
 
 
+@dataclass(frozen=True)
+class Selection:
+    """N(i;u) for many columns, without materialising a (neighbours x columns) matrix.
+
+    A pair (row, column) is selected when ``raters[row, column]`` and ``row <= limit[column]``,
+    or when it is one of the ``extra`` pairs (rows of a run of equal similarity that straddles
+    the k-th rater, chosen by sequence; every extra row of a column lies after its limit).
+    """
+
+    raters: BoolArray  # neighbours x columns: the neighbour rated the item
+    limit: IntArray  # per column, the last row taken wholesale
+    extra_rows: IntArray
+    extra_cols: IntArray
+
+
 def select(
     nb: Neighbourhood, mask: BoolArray, seq: IntArray, cols: IntArray | int, k: int
-) -> BoolArray:
-    """N(i;u) for every column: a (neighbours x columns) boolean matrix of the selected pairs.
+) -> Selection:
+    """N(i;u) for every column (``cols`` item slots, or an int n: the first n items).
 
-    ``mask``/``seq`` are the full grid arrays; ``cols`` are item slots (an int n: the first n).
-    Counting is by blocks of 32 neighbours, then
-    exactly inside the block where a column reaches k raters; runs of equal similarity that
-    straddle the k-th rater are resolved by each rating's sequence number, earliest first.
+    Raters are counted by blocks of 32 neighbours, then exactly inside the block where a column
+    reaches k raters; a run of equal similarity that straddles the k-th rater is resolved by
+    each rating's sequence number, earliest first.
     """
     sub = _gather(mask, nb.slots, cols)
     m, n_cols = sub.shape
+    no_extra = np.zeros(0, dtype=np.int64)
+    limit = np.full(n_cols, m, dtype=np.int64)
     if m == 0 or n_cols == 0:
-        return sub
+        return Selection(sub, limit, no_extra, no_extra)
     n_blocks = (m + BLOCK - 1) // BLOCK
     padded = np.zeros((n_blocks * BLOCK, n_cols), dtype=np.uint8)
     padded[:m] = sub
@@ -80,29 +96,29 @@ def select(
     cum = np.cumsum(padded.reshape(n_blocks, BLOCK, n_cols).sum(axis=1, dtype=np.int32), axis=0)
     heavy = np.flatnonzero(cum[-1] > k)
     if heavy.size == 0:
-        return sub
+        return Selection(sub, limit, no_extra, no_extra)
     blk = np.argmax(cum[:, heavy] >= k, axis=0)
     before = np.where(blk > 0, cum[np.maximum(blk - 1, 0), heavy], 0)
     rows = blk[None, :] * BLOCK + np.arange(BLOCK)[:, None]  # BLOCK x heavy
     inside = padded[rows, heavy[None, :]]
     within = np.cumsum(inside, axis=0, dtype=np.int32) + before[None, :]
     cut = blk * BLOCK + np.argmax(within >= k, axis=0)  # row of the k-th rater
-    limit = np.full(n_cols, m, dtype=np.int64)
     limit[heavy] = cut
-    selected: BoolArray = sub & (np.arange(m)[:, None] <= limit[None, :])
     # runs of equal similarity crossing the cut: pick the earliest ratings inside the run
     group = nb.group
     run_end = np.searchsorted(group, group[cut], side="right")  # one past the run's last row
     crossing = run_end - 1 > cut
     if not np.any(crossing):
-        return selected
+        return Selection(sub, limit, no_extra, no_extra)
+    extra_rows: list[IntArray] = []
+    extra_cols: list[IntArray] = []
     for run in np.unique(group[cut[crossing]]):
-        cols_here = heavy[crossing & (group[cut] == run)]
+        here = crossing & (group[cut] == run)
+        cols_here = heavy[here]
         start = int(np.searchsorted(group, run, side="left"))
         stop = int(np.searchsorted(group, run, side="right"))
         block = sub[start:stop][:, cols_here]
-        taken = selected[start:stop][:, cols_here]
-        need = taken.sum(axis=0)
+        need = (block & (np.arange(start, stop)[:, None] <= cut[here][None, :])).sum(axis=0)
         if np.array_equal(need, block.sum(axis=0)):
             continue  # no rater after the cut inside the run
         col_slots = cols_here if isinstance(cols, int) else cols[cols_here]
@@ -110,8 +126,13 @@ def select(
         order = np.argsort(order_seq, axis=0, kind="stable")
         rank = np.empty_like(order)
         np.put_along_axis(rank, order, np.arange(stop - start)[:, None], axis=0)
-        selected[start:stop, cols_here] = block & (rank < need[None, :])
-    return selected
+        limit[cols_here] = start - 1
+        chosen_r, chosen_c = np.nonzero((block & (rank < need[None, :])).T)
+        extra_rows.append(chosen_c.astype(np.int64) + start)
+        extra_cols.append(cols_here[chosen_r])
+    if not extra_rows:
+        return Selection(sub, limit, no_extra, no_extra)
+    return Selection(sub, limit, np.concatenate(extra_rows), np.concatenate(extra_cols))
 
 
 _NEVER = np.iinfo(np.int64).max
@@ -128,7 +149,7 @@ class Scores:
 
 def score(
     nb: Neighbourhood,
-    selected: BoolArray,
+    selection: Selection,
     *,
     values: FloatArray,
     cols: IntArray | int,
@@ -136,19 +157,21 @@ def score(
 ) -> Scores:
     """num = Σ w_uv·(r_vi − r̄_v) (or Σ w_uv·r_vi when ``means`` is None) and den = Σ |w_uv|
     over the selected neighbours of each column, summed in neighbour order (np.bincount)."""
-    n_rows, n_cols = selected.shape
-    flat = np.flatnonzero(selected)
+    n_cols = selection.raters.shape[1]
+    flat = np.flatnonzero(selection.raters)
     rows = flat // n_cols
     colpos = flat - rows * n_cols
+    keep = rows <= selection.limit[colpos]
+    rows = np.concatenate((rows[keep], selection.extra_rows))
+    colpos = np.concatenate((colpos[keep], selection.extra_cols))
     slots = nb.slots[rows]
     item_slots = colpos if isinstance(cols, int) else cols[colpos]
-    r = values[slots, item_slots]
+    r = values.ravel().take(slots * values.shape[1] + item_slots)
     w = nb.weights[rows]
     dev = r if means is None else r - means[slots]
     num: FloatArray = np.bincount(colpos, weights=w * dev, minlength=n_cols).astype(np.float64)
     den: FloatArray = np.bincount(colpos, weights=np.abs(w), minlength=n_cols).astype(np.float64)
     count: IntArray = np.bincount(colpos, minlength=n_cols).astype(np.int64)
-    del n_rows
     return Scores(num=num, den=den, count=count)
 
 

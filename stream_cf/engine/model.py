@@ -392,7 +392,7 @@ class UserKNN:
 
     def scores(
         self, u: int, cols: IntArray | int
-    ) -> tuple[knn.Neighbourhood, BoolArray, knn.Scores]:
+    ) -> tuple[knn.Neighbourhood, knn.Selection, knn.Scores]:
         """The neighbourhood of u, N(i;u) for the columns and the estimator's sums."""
         st = self.state
         nb = self.neighbourhood(u)
