@@ -162,11 +162,14 @@ class Processor:
                 )
                 targets = {tp.partition: int(o) for tp, o in ends.items()}
                 logger.info("running until the input end offsets %s", targets)
-            publisher = Publisher(
-                self.settings.kafka_config(),
-                stop_requested=self._stop.is_set,
-                backoff_max=self.settings.retry_backoff_max,
-                shutdown_timeout=self.settings.shutdown_timeout,
+            publisher = self._retrying(
+                "connect the producer",
+                lambda: Publisher(
+                    self.settings.kafka_config(),
+                    stop_requested=self._stop.is_set,
+                    backoff_max=self.settings.retry_backoff_max,
+                    shutdown_timeout=self.settings.shutdown_timeout,
+                ),
             )
             self._loop(
                 engine,
@@ -181,7 +184,10 @@ class Processor:
             self._commit(consumer, final=True)
         finally:
             if consumer is not None:
-                consumer.close(autocommit=False)
+                try:
+                    consumer.close(autocommit=False)
+                except KafkaError as exc:
+                    logger.warning("closing the consumer failed: %r", exc)
             if publisher is not None:
                 publisher.close()
             for sig, handler in previous.items():
@@ -322,12 +328,16 @@ class Processor:
     def _assign(self, consumer: KafkaConsumer) -> list[TopicPartition]:
         topic = self.settings.input_topic
         deadline = time.monotonic() + 60.0
-        found = consumer.partitions_for_topic(topic)
+        found = self._retrying(
+            "read the input topic's partitions", lambda: self._partitions(consumer)
+        )
         while not found:
             if time.monotonic() > deadline:
                 raise BrokerError(f"no partitions found for the input topic {topic!r}")
             time.sleep(0.2)
-            found = consumer.partitions_for_topic(topic)
+            found = self._retrying(
+                "read the input topic's partitions", lambda: self._partitions(consumer)
+            )
         partitions = [TopicPartition(topic, p) for p in sorted(found)]
         consumer.assign(partitions)
         beginning = self._retrying(
@@ -339,6 +349,9 @@ class Processor:
             self._positions[tp.partition] = start
         logger.info("input %s: starting at offsets %s", topic, self._positions)
         return partitions
+
+    def _partitions(self, consumer: KafkaConsumer) -> set[int]:
+        return set(consumer.partitions_for_topic(self.settings.input_topic) or ())
 
     # ------------------------------------------------------------------ the batch
     def _poll(
