@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from stream_cf.engine import UserKNN
 from stream_cf.events import ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
+from stream_cf.exceptions import InvalidEvent, UnknownRating
 
 from .checks import (
     assert_close,
@@ -430,3 +431,35 @@ def test_many_neighbours_match_reference(
     check_predictions(model, ref, [*users[:25], "nobody"], items)
     for user in users[:25]:
         check_recommend(model, ref, user, 3)
+
+
+@SETTINGS
+@given(
+    config=st.sampled_from(EXPLICIT_SIMILARITIES).flatmap(explicit_config),
+    raws=st.lists(rate_ev, min_size=1, max_size=30),
+    where=st.integers(0, 30),
+    bad=st.sampled_from(
+        [
+            RatingEvent(user_id="u0", item_id="i0", rating=7.0),
+            RatingEvent(user_id="u9", item_id="i9", rating=0.0),
+            UnrateEvent(user_id="u9", item_id="i0"),
+        ]
+    ),
+)
+def test_a_bad_event_stops_a_batch_where_it_is(
+    config: dict[str, Any], raws: list[tuple[Any, ...]], where: int, bad: Any
+) -> None:
+    """The events before the bad one are applied (as one by one), the bad one and the rest not."""
+    where = min(where, len(raws))
+    events = [as_event(ev) for ev in raws]
+    model = UserKNN(**config)
+    with pytest.raises((InvalidEvent, UnknownRating)):
+        model.apply_many([*events[:where], bad, *events[where:]])
+    ref = Reference(**config)
+    for ev in raws[:where]:
+        apply_ref(ref, ev)
+    if ref.ratings:
+        check_all(model, ref, USERS, ITEMS, n=3)
+    else:
+        assert model.n_ratings == 0
+        assert model.users() == []
