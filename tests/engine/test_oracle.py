@@ -35,7 +35,7 @@ VALUES = [1.0 + 0.5 * n for n in range(9)]
 QUANTITIES = [0.5, 1.0, 2.0, 3.0]
 
 SETTINGS = settings(
-    max_examples=30,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     derandomize=True,
