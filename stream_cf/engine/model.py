@@ -20,21 +20,20 @@ unknown item r̄_u, each with the reason recorded. Implicit feedback: weights ac
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
-from stream_cf.engine import knn, similarity
+from stream_cf.engine import knn, predict, similarity, validation
 from stream_cf.engine.batch import apply_batch
 from stream_cf.engine.persist import load_state, save_state
-from stream_cf.engine.results import BatchEffect, Explanation, Neighbour, Recommendations
+from stream_cf.engine.results import BatchEffect, Explanation, Recommendations
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
 from stream_cf.events import Event, ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
-from stream_cf.exceptions import ConfigError, InvalidEvent, UnknownRating, UnknownUser
+from stream_cf.exceptions import InvalidEvent, UnknownRating, UnknownUser
 
 DEFAULT_IMPLICIT_WEIGHTS: dict[str, float] = {"purchase": 1.0, "rating": 1.0}
 
@@ -60,7 +59,7 @@ class UserKNN:
         if implicit_weights is not None:
             weights.update({str(key): float(value) for key, value in implicit_weights.items()})
         low, high = (float(rating_scale[0]), float(rating_scale[1]))
-        _check_config(
+        validation.check_config(
             similarity_name=similarity,
             k=k,
             min_k=min_k,
@@ -105,37 +104,16 @@ class UserKNN:
 
     # ------------------------------------------------------------------ validation
     def check_ids(self, user: object, item: object | None = None) -> None:
-        for name, value in (("user_id", user), ("item_id", item)):
-            if name == "item_id" and item is None:
-                continue
-            if not isinstance(value, str):
-                raise InvalidEvent("invalid_field", f"{name} must be a string, not {value!r}")
-            if value == "":
-                raise InvalidEvent("empty_id", f"{name} is empty")
+        """InvalidEvent (``empty_id`` / ``invalid_field``) unless the ids are non-empty strings."""
+        validation.check_ids(user, item)
 
     def rating_value(self, value: float) -> float:
         """Check a rating (both modes): finite and on ``rating_scale``."""
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidEvent("invalid_field", f"rating must be a number, not {value!r}")
-        value = float(value)
-        if not math.isfinite(value):
-            raise InvalidEvent("not_finite", f"rating {value} is not a finite number")
-        low, high = self.rating_scale
-        if not low <= value <= high:
-            raise InvalidEvent(
-                "rating_out_of_scale", f"rating {value} is outside the scale [{low}, {high}]"
-            )
-        return value
+        return validation.rating_value(value, self.rating_scale)
 
     def quantity_value(self, quantity: float) -> float:
-        if isinstance(quantity, bool) or not isinstance(quantity, int | float):
-            raise InvalidEvent("invalid_field", f"quantity must be a number, not {quantity!r}")
-        quantity = float(quantity)
-        if not math.isfinite(quantity):
-            raise InvalidEvent("not_finite", f"quantity {quantity} is not a finite number")
-        if quantity <= 0:
-            raise InvalidEvent("invalid_field", f"quantity must be > 0, got {quantity}")
-        return quantity
+        """Check a purchase quantity: finite and > 0."""
+        return validation.quantity_value(quantity)
 
     def accumulate(self, old: float | None, amount: float) -> float:
         """Implicit weight after adding ``amount`` (quantity × type weight), capped."""
@@ -206,7 +184,7 @@ class UserKNN:
 
     def apply(self, event: Event) -> BatchEffect:
         """Apply one validated event; the effect says what it touched."""
-        kind = event_kind(event)
+        kind = validation.event_kind(event)
         user = event.user_id
         existed = user in self.state.users.slot_of
         if isinstance(event, ForgetUserEvent):
@@ -357,39 +335,6 @@ class UserKNN:
         w = self.similarity_row(u)
         return knn.neighbourhood(w, self.usable(w))
 
-    def neighbours_of(self, u: int, i: int) -> tuple[IntArray, FloatArray]:
-        """N(i;u) for one item: the selected neighbour slots and similarities, in the order
-        :meth:`scores` sums them (similarity descending, then slot), so that predict and
-        recommend give bit-identical values."""
-        st = self.state
-        raters = st.raters_of(i)
-        raters = raters[raters != u]
-        w = self.similarity_row(u)[raters]
-        keep = self.usable(w)
-        raters = raters[keep]
-        w = w[keep]
-        if raters.size > self.k:
-            first = np.lexsort((st.grid.seq[raters, i], -w))[: self.k]
-            raters = raters[first]
-            w = w[first]
-        order = np.lexsort((raters, -w))
-        return raters[order], w[order]
-
-    def estimate(self, u: int, i: int) -> tuple[float, float, int, IntArray, FloatArray]:
-        """(Σ w·dev, Σ |w|, count, neighbour slots, similarities) for one item, summed in the
-        same order as :func:`knn.score` (sequential accumulation, as np.bincount)."""
-        slots, w = self.neighbours_of(u, i)
-        r = self.state.grid.values[slots, i]
-        if self.implicit:
-            dev = r
-        else:
-            diag = self.state.pairs.sums[slots, slots]
-            dev = r - diag[:, 1] / diag[:, 0]
-        zeros = np.zeros(slots.size, dtype=np.int64)
-        num = float(np.bincount(zeros, weights=w * dev, minlength=1)[0])
-        den = float(np.bincount(zeros, weights=np.abs(w), minlength=1)[0])
-        return num, den, int(slots.size), slots, w
-
     def scores(
         self, u: int, cols: IntArray | int
     ) -> tuple[knn.Neighbourhood, knn.Selection, knn.Scores]:
@@ -409,81 +354,17 @@ class UserKNN:
 
     def predict(self, user: str, item: str) -> float:
         """r̂_ui (explicit, clipped) or the implicit score; fallbacks as in :meth:`explain`."""
-        return self._predict(user, item, explain=False).estimate
+        return predict.predict(self, user, item, explain=False).estimate
 
     def explain(self, user: str, item: str) -> Explanation:
         """The prediction with its neighbours, weights and the fallback reason if any."""
-        return self._predict(user, item, explain=True)
-
-    def _predict(self, user: str, item: str, *, explain: bool) -> Explanation:
-        st = self.state
-        u = st.users.slot_of.get(user)
-        if u is None:
-            value = 0.0 if self.implicit else self.clip(self.global_mean)
-            return Explanation(user, item, value, self.global_mean, [], "unknown user")
-        mu = st.mean_of(u)
-        fallback_value = 0.0 if self.implicit else self.clip(mu)
-        i = st.items.slot_of.get(item)
-        if i is None or st.item_count[i] == 0:
-            return Explanation(user, item, fallback_value, mu, [], "unknown item")
-        num, den, count, slots, weights = self.estimate(u, i)
-        neighbours = []
-        if explain:
-            sums = st.pairs.sums
-            for slot, w in zip(slots.tolist(), weights.tolist(), strict=True):
-                neighbours.append(
-                    Neighbour(
-                        user=str(st.users.id_of[slot]),
-                        similarity=w,
-                        rating=float(st.grid.values[slot, i]),
-                        neighbour_mean=(
-                            0.0
-                            if self.implicit
-                            else float(sums[slot, slot, 1] / sums[slot, slot, 0])
-                        ),
-                        weight=w / den if den else 0.0,
-                    )
-                )
-        if count == 0 or count < self.min_k:
-            return Explanation(user, item, fallback_value, mu, neighbours, "min_k not reached")
-        est = num / den if self.implicit else self.clip(mu + num / den)
-        return Explanation(user, item, est, mu, neighbours, None)
+        return predict.predict(self, user, item, explain=True)
 
     # ------------------------------------------------------------------ recommendations
-    def popularity(self, exclude: int | None, n: int) -> list[tuple[str, float]]:
-        """Items by number of raters (ties by first appearance), without ``exclude``'s items."""
-        st = self.state
-        high = st.items.high
-        counts = st.item_count[:high].astype(np.float64)
-        ok = counts > 0
-        if exclude is not None:
-            ok &= ~st.grid.mask[exclude, :high]
-        pos = np.flatnonzero(ok)
-        best = knn.top_n(counts[pos], pos, n)
-        return [(str(st.items.id_of[pos[b]]), float(counts[pos[b]])) for b in best]
-
     def recommendations(self, user: str, n: int = 10) -> Recommendations:
         """The n best items the user has not rated/bought, best first (ties by first
         appearance); a popularity list flagged as fallback for an unknown or cold user."""
-        st = self.state
-        u = st.users.slot_of.get(user)
-        if u is None:
-            return Recommendations(self.popularity(None, n), "unknown user: popularity")
-        high = st.items.high
-        _nb, _selected, sc = self.scores(u, high)
-        ok = (sc.count >= max(1, self.min_k)) & ~st.grid.mask[u, :high]
-        pos = np.flatnonzero(ok)
-        if pos.size == 0:
-            return Recommendations(self.popularity(u, n), "no neighbours: popularity")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            values = sc.num[pos] / sc.den[pos]
-        if not self.implicit:
-            low, hi = self.rating_scale
-            values = np.clip(st.mean_of(u) + values, low, hi)
-        best = knn.top_n(values, pos, n)
-        return Recommendations(
-            [(str(st.items.id_of[pos[b]]), float(values[b])) for b in best], None
-        )
+        return predict.recommendations(self, user, n)
 
     def recommend(self, user: str, n: int = 10) -> list[tuple[str, float]]:
         """``recommendations(user, n).items``."""
@@ -502,47 +383,3 @@ class UserKNN:
     def load(cls, source: str | os.PathLike[str] | BinaryIO) -> UserKNN:
         """Load a saved state; StateFormatError if the file is not a readable state."""
         return load_state(cls, source)
-
-
-def _check_config(
-    *,
-    similarity_name: str,
-    k: int,
-    min_k: int,
-    min_support: int,
-    min_similarity: float | None,
-    shrinkage: float,
-    scale: tuple[float, float],
-    feedback: str,
-    weights: dict[str, float],
-    cap: float | None,
-) -> None:
-    problems = []
-    if similarity_name not in similarity.SIMILARITIES:
-        problems.append(f"similarity={similarity_name!r} (one of {similarity.SIMILARITIES})")
-    if feedback not in ("explicit", "implicit"):
-        problems.append(f"feedback={feedback!r} (explicit or implicit)")
-    if k < 1:
-        problems.append(f"k={k} (must be >= 1)")
-    if min_k < 0:
-        problems.append(f"min_k={min_k} (must be >= 0)")
-    if min_support < 0:
-        problems.append(f"min_support={min_support} (must be >= 0)")
-    if min_similarity is not None and not math.isfinite(min_similarity):
-        problems.append(f"min_similarity={min_similarity} (must be finite or None)")
-    if not (math.isfinite(shrinkage) and shrinkage >= 0):
-        problems.append(f"shrinkage={shrinkage} (must be >= 0)")
-    if not (math.isfinite(scale[0]) and math.isfinite(scale[1]) and scale[0] < scale[1]):
-        problems.append(f"rating_scale={scale} (need finite low < high)")
-    if any(not math.isfinite(w) or w <= 0 for w in weights.values()):
-        problems.append(f"implicit_weights={weights} (must be finite and > 0)")
-    if cap is not None and not (math.isfinite(cap) and cap > 0):
-        problems.append(f"implicit_cap={cap} (must be > 0 or None)")
-    if problems:
-        raise ConfigError("invalid UserKNN settings: " + "; ".join(problems))
-
-
-def event_kind(event: Event) -> str:
-    if isinstance(event, RatingEvent | PurchaseEvent | UnrateEvent | ForgetUserEvent):
-        return event.type
-    raise InvalidEvent("unknown_type", f"not an event: {type(event).__name__}")

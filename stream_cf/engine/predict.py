@@ -1,0 +1,132 @@
+"""Predictions and recommendations read from the engine's state (the kNN estimators).
+
+Explicit feedback (Surprise's ``KNNWithMeans``), over N(i;u) the k usable raters of i most similar
+to u (ties: the earlier rating of i)::
+
+    r̂_ui = clip(r̄_u + Σ_{v∈N(i;u)} w_uv·(r_vi − r̄_v) / Σ_{v∈N(i;u)} |w_uv|)
+
+Implicit feedback: ŝ_ui = Σ_{v∈N(i;u)} w_uv·r_vi / Σ_{v∈N(i;u)} |w_uv| (r_vi the accumulated
+weight).
+Fallbacks, with the reason recorded: unknown user -> global mean (implicit 0), unknown item -> r̄_u
+(implicit 0), fewer than ``min_k`` usable neighbours -> r̄_u (implicit 0).
+
+One item (:func:`predict`) is computed from that item's raters only; all items
+(:func:`recommendations`) from the vectorized selection of :mod:`stream_cf.engine.knn`; both
+sum in the same order, so a recommended score equals :meth:`UserKNN.predict` bit for bit.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from stream_cf.engine import knn
+from stream_cf.engine.results import Explanation, Neighbour, Recommendations
+from stream_cf.engine.storage import FloatArray, IntArray
+
+if TYPE_CHECKING:
+    from stream_cf.engine.model import UserKNN
+
+
+def neighbours_of(model: UserKNN, u: int, i: int) -> tuple[IntArray, FloatArray]:
+    """N(i;u) for one item: the selected neighbour slots and similarities, in the order
+    :func:`recommendations` sums them (similarity descending, then slot), so that predict and
+    recommend give bit-identical values."""
+    st = model.state
+    raters = st.raters_of(i)
+    raters = raters[raters != u]
+    w = model.similarity_row(u)[raters]
+    keep = model.usable(w)
+    raters = raters[keep]
+    w = w[keep]
+    if raters.size > model.k:
+        first = np.lexsort((st.grid.seq[raters, i], -w))[: model.k]
+        raters = raters[first]
+        w = w[first]
+    order = np.lexsort((raters, -w))
+    return raters[order], w[order]
+
+
+def estimate(model: UserKNN, u: int, i: int) -> tuple[float, float, int, IntArray, FloatArray]:
+    """(Σ w·dev, Σ |w|, count, neighbour slots, similarities) for one item, summed in the
+    same order as :func:`knn.score` (sequential accumulation, as np.bincount)."""
+    slots, w = neighbours_of(model, u, i)
+    r = model.state.grid.values[slots, i]
+    if model.implicit:
+        dev = r
+    else:
+        diag = model.state.pairs.sums[slots, slots]
+        dev = r - diag[:, 1] / diag[:, 0]
+    zeros = np.zeros(slots.size, dtype=np.int64)
+    num = float(np.bincount(zeros, weights=w * dev, minlength=1)[0])
+    den = float(np.bincount(zeros, weights=np.abs(w), minlength=1)[0])
+    return num, den, int(slots.size), slots, w
+
+
+def predict(model: UserKNN, user: str, item: str, *, explain: bool) -> Explanation:
+    st = model.state
+    u = st.users.slot_of.get(user)
+    if u is None:
+        value = 0.0 if model.implicit else model.clip(model.global_mean)
+        return Explanation(user, item, value, model.global_mean, [], "unknown user")
+    mu = st.mean_of(u)
+    fallback_value = 0.0 if model.implicit else model.clip(mu)
+    i = st.items.slot_of.get(item)
+    if i is None or st.item_count[i] == 0:
+        return Explanation(user, item, fallback_value, mu, [], "unknown item")
+    num, den, count, slots, weights = estimate(model, u, i)
+    neighbours = []
+    if explain:
+        sums = st.pairs.sums
+        for slot, w in zip(slots.tolist(), weights.tolist(), strict=True):
+            neighbours.append(
+                Neighbour(
+                    user=str(st.users.id_of[slot]),
+                    similarity=w,
+                    rating=float(st.grid.values[slot, i]),
+                    neighbour_mean=(
+                        0.0 if model.implicit else float(sums[slot, slot, 1] / sums[slot, slot, 0])
+                    ),
+                    weight=w / den if den else 0.0,
+                )
+            )
+    if count == 0 or count < model.min_k:
+        return Explanation(user, item, fallback_value, mu, neighbours, "min_k not reached")
+    est = num / den if model.implicit else model.clip(mu + num / den)
+    return Explanation(user, item, est, mu, neighbours, None)
+
+
+def popularity(model: UserKNN, exclude: int | None, n: int) -> list[tuple[str, float]]:
+    """Items by number of raters (ties by first appearance), without ``exclude``'s items."""
+    st = model.state
+    high = st.items.high
+    counts = st.item_count[:high].astype(np.float64)
+    ok = counts > 0
+    if exclude is not None:
+        ok &= ~st.grid.mask[exclude, :high]
+    pos = np.flatnonzero(ok)
+    best = knn.top_n(counts[pos], pos, n)
+    return [(str(st.items.id_of[pos[b]]), float(counts[pos[b]])) for b in best]
+
+
+def recommendations(model: UserKNN, user: str, n: int = 10) -> Recommendations:
+    """The n best items the user has not rated/bought, best first (ties by first
+    appearance); a popularity list flagged as fallback for an unknown or cold user."""
+    st = model.state
+    u = st.users.slot_of.get(user)
+    if u is None:
+        return Recommendations(popularity(model, None, n), "unknown user: popularity")
+    high = st.items.high
+    _nb, _selected, sc = model.scores(u, high)
+    ok = (sc.count >= max(1, model.min_k)) & ~st.grid.mask[u, :high]
+    pos = np.flatnonzero(ok)
+    if pos.size == 0:
+        return Recommendations(popularity(model, u, n), "no neighbours: popularity")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = sc.num[pos] / sc.den[pos]
+    if not model.implicit:
+        low, hi = model.rating_scale
+        values = np.clip(st.mean_of(u) + values, low, hi)
+    best = knn.top_n(values, pos, n)
+    return Recommendations([(str(st.items.id_of[pos[b]]), float(values[b])) for b in best], None)

@@ -1,0 +1,98 @@
+"""Validation of the engine's settings and of event fields, with machine-readable reasons.
+
+Bad input raises :class:`~stream_cf.exceptions.InvalidEvent` (reason codes ``empty_id``,
+``invalid_field``, ``not_finite``, ``rating_out_of_scale``, ``unknown_type``) before anything is
+changed; contradictory settings raise :class:`~stream_cf.exceptions.ConfigError` naming every
+offending value.
+"""
+
+from __future__ import annotations
+
+import math
+
+from stream_cf.engine import similarity
+from stream_cf.events import Event, ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
+from stream_cf.exceptions import ConfigError, InvalidEvent
+
+
+def check_ids(user: object, item: object | None = None) -> None:
+    """InvalidEvent unless ``user`` (and ``item`` when given) are non-empty strings."""
+    for name, value in (("user_id", user), ("item_id", item)):
+        if name == "item_id" and item is None:
+            continue
+        if not isinstance(value, str):
+            raise InvalidEvent("invalid_field", f"{name} must be a string, not {value!r}")
+        if value == "":
+            raise InvalidEvent("empty_id", f"{name} is empty")
+
+
+def rating_value(value: float, scale: tuple[float, float]) -> float:
+    """A rating as float: finite and within ``scale`` (both feedback modes)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidEvent("invalid_field", f"rating must be a number, not {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise InvalidEvent("not_finite", f"rating {value} is not a finite number")
+    low, high = scale
+    if not low <= value <= high:
+        raise InvalidEvent(
+            "rating_out_of_scale", f"rating {value} is outside the scale [{low}, {high}]"
+        )
+    return value
+
+
+def quantity_value(quantity: float) -> float:
+    """A purchase quantity as float: finite and > 0."""
+    if isinstance(quantity, bool) or not isinstance(quantity, int | float):
+        raise InvalidEvent("invalid_field", f"quantity must be a number, not {quantity!r}")
+    quantity = float(quantity)
+    if not math.isfinite(quantity):
+        raise InvalidEvent("not_finite", f"quantity {quantity} is not a finite number")
+    if quantity <= 0:
+        raise InvalidEvent("invalid_field", f"quantity must be > 0, got {quantity}")
+    return quantity
+
+
+def check_config(
+    *,
+    similarity_name: str,
+    k: int,
+    min_k: int,
+    min_support: int,
+    min_similarity: float | None,
+    shrinkage: float,
+    scale: tuple[float, float],
+    feedback: str,
+    weights: dict[str, float],
+    cap: float | None,
+) -> None:
+    problems = []
+    if similarity_name not in similarity.SIMILARITIES:
+        problems.append(f"similarity={similarity_name!r} (one of {similarity.SIMILARITIES})")
+    if feedback not in ("explicit", "implicit"):
+        problems.append(f"feedback={feedback!r} (explicit or implicit)")
+    if k < 1:
+        problems.append(f"k={k} (must be >= 1)")
+    if min_k < 0:
+        problems.append(f"min_k={min_k} (must be >= 0)")
+    if min_support < 0:
+        problems.append(f"min_support={min_support} (must be >= 0)")
+    if min_similarity is not None and not math.isfinite(min_similarity):
+        problems.append(f"min_similarity={min_similarity} (must be finite or None)")
+    if not (math.isfinite(shrinkage) and shrinkage >= 0):
+        problems.append(f"shrinkage={shrinkage} (must be >= 0)")
+    if not (math.isfinite(scale[0]) and math.isfinite(scale[1]) and scale[0] < scale[1]):
+        problems.append(f"rating_scale={scale} (need finite low < high)")
+    if any(not math.isfinite(w) or w <= 0 for w in weights.values()):
+        problems.append(f"implicit_weights={weights} (must be finite and > 0)")
+    if cap is not None and not (math.isfinite(cap) and cap > 0):
+        problems.append(f"implicit_cap={cap} (must be > 0 or None)")
+    if problems:
+        raise ConfigError("invalid UserKNN settings: " + "; ".join(problems))
+
+
+def event_kind(event: Event) -> str:
+    """The event's type, or InvalidEvent for an object that is not one of the event models."""
+    if isinstance(event, RatingEvent | PurchaseEvent | UnrateEvent | ForgetUserEvent):
+        return event.type
+    raise InvalidEvent("unknown_type", f"not an event: {type(event).__name__}")
