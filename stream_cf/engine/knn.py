@@ -90,17 +90,22 @@ def select(
     if m == 0 or n_cols == 0:
         return Selection(sub, limit, no_extra, no_extra)
     n_blocks = (m + BLOCK - 1) // BLOCK
-    padded = np.zeros((n_blocks * BLOCK, n_cols), dtype=np.uint8)
-    padded[:m] = sub
-    # cumulative raters at the end of each block
-    cum = np.cumsum(padded.reshape(n_blocks, BLOCK, n_cols).sum(axis=1, dtype=np.int32), axis=0)
+    full = m // BLOCK
+    per_block = np.empty((n_blocks, n_cols), dtype=np.int32)
+    if full:
+        per_block[:full] = (
+            sub[: full * BLOCK].reshape(full, BLOCK, n_cols).sum(axis=1, dtype=np.int32)
+        )
+    if full < n_blocks:
+        per_block[full] = sub[full * BLOCK :].sum(axis=0, dtype=np.int32)
+    cum = np.cumsum(per_block, axis=0)  # raters up to the end of each block
     heavy = np.flatnonzero(cum[-1] > k)
     if heavy.size == 0:
         return Selection(sub, limit, no_extra, no_extra)
     blk = np.argmax(cum[:, heavy] >= k, axis=0)
     before = np.where(blk > 0, cum[np.maximum(blk - 1, 0), heavy], 0)
     rows = blk[None, :] * BLOCK + np.arange(BLOCK)[:, None]  # BLOCK x heavy
-    inside = padded[rows, heavy[None, :]]
+    inside = sub[np.minimum(rows, m - 1), heavy[None, :]] & (rows < m)
     within = np.cumsum(inside, axis=0, dtype=np.int32) + before[None, :]
     cut = blk * BLOCK + np.argmax(within >= k, axis=0)  # row of the k-th rater
     limit[heavy] = cut
