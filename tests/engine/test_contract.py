@@ -139,7 +139,19 @@ def test_explain_reproduces_predict(variant: tuple[dict[str, Any], UserKNN]) -> 
             if not implicit:
                 assert exp.user_mean == pytest.approx(model.mean(user), abs=TOL)
             nbs = exp.neighbours
-            assert min_k <= len(nbs) <= k
+            assert len(nbs) <= k
+            if implicit:
+                # the neighbours of N_k(u) who have the item; weight = w / Σ_{N_k(u)} |w|
+                assert nbs
+                ratios = {round(nb.weight / nb.similarity, 12) for nb in nbs}
+                assert len(ratios) == 1
+                assert next(iter(ratios)) > 0
+                for nb in nbs:
+                    assert nb.similarity == pytest.approx(model.similarity(user, nb.user), abs=TOL)
+                    assert nb.rating == pytest.approx(model.user_items(nb.user)[item], abs=TOL)
+                assert exp.estimate == pytest.approx(sum(nb.weight * nb.rating for nb in nbs))
+                continue
+            assert min_k <= len(nbs)
             assert len({nb.user for nb in nbs}) == len(nbs)
             assert user not in {nb.user for nb in nbs}
             raters = set(model.raters(item))
@@ -160,11 +172,8 @@ def test_explain_reproduces_predict(variant: tuple[dict[str, Any], UserKNN]) -> 
             for other in raters - chosen - {user}:
                 left_out = model.similarity(user, other)
                 assert left_out <= worst + TOL or left_out == 0.0
-            if implicit:
-                est = sum(nb.weight * nb.rating for nb in nbs)
-            else:
-                est = exp.user_mean + sum(nb.weight * (nb.rating - nb.neighbour_mean) for nb in nbs)
-                est = min(max(est, low), high)
+            est = exp.user_mean + sum(nb.weight * (nb.rating - nb.neighbour_mean) for nb in nbs)
+            est = min(max(est, low), high)
             assert exp.estimate == pytest.approx(est, abs=TOL)
     assert used > 50
 

@@ -167,7 +167,10 @@ def test_implicit_cosine_uses_the_full_vectors() -> None:
 
 def test_implicit_cap_and_type_weights() -> None:
     model = UserKNN(
-        feedback="implicit", implicit_weights={"purchase": 2.0, "rating": 0.5}, implicit_cap=5.0
+        feedback="implicit",
+        similarity="cosine",
+        implicit_weights={"purchase": 2.0, "rating": 0.5},
+        implicit_cap=5.0,
     )
     model.purchase("a", "x", 1.0)
     assert model.user_items("a")["x"] == 2.0
