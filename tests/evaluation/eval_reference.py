@@ -24,7 +24,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stream_cf.events import Event, RatingEvent
+from stream_cf.events import Event, ForgetUserEvent, RatingEvent, UnrateEvent
+from stream_cf.exceptions import UnknownRating
 
 T0 = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -238,13 +239,29 @@ def _new_counts() -> dict[str, int]:
 def reference_prequential(
     events: list[Event], *, rank_sample: float, seed: int, n: int = 10
 ) -> dict[str, Any]:
-    """Every figure of the prequential protocol, recomputed plainly (ratings only)."""
+    """Every figure of the prequential protocol, recomputed plainly.
+
+    Ratings are tested then learnt; ``unrate`` removes the pair (an unrate of a pair without a
+    rating is refused by the engine: counted as ``rejected``); ``forget_user`` removes the user.
+    """
     rng = random.Random(seed)
     ratings: Ratings = {}
     first_seen: list[str] = []
     tallies = {name: Tally() for name in NAMES}
     counts = _new_counts()
     for e in events:
+        if isinstance(e, UnrateEvent):
+            own = ratings.get(e.user_id, {})
+            if e.item_id not in own:
+                counts["rejected"] += 1
+                continue
+            del own[e.item_id]
+            if not own:
+                del ratings[e.user_id]
+            continue
+        if isinstance(e, ForgetUserEvent):
+            ratings.pop(e.user_id, None)
+            continue
         assert isinstance(e, RatingEvent)
         u, i = e.user_id, e.item_id
         _score_rating(tallies, counts, ratings, e)
@@ -322,6 +339,17 @@ class PlainKNN:
         return [(i, 0.0) for i in recommend(self.ratings, self.first_seen, user, n)]
 
     def apply(self, event: Event) -> None:
+        if isinstance(event, UnrateEvent):
+            own = self.ratings.get(event.user_id, {})
+            if event.item_id not in own:
+                raise UnknownRating(f"{event.user_id!r} has no rating of {event.item_id!r}")
+            del own[event.item_id]
+            if not own:
+                del self.ratings[event.user_id]
+            return
+        if isinstance(event, ForgetUserEvent):
+            self.ratings.pop(event.user_id, None)
+            return
         assert isinstance(event, RatingEvent)
         self.ratings.setdefault(event.user_id, {})[event.item_id] = event.rating
         if event.item_id not in self.first_seen:

@@ -86,12 +86,16 @@ def test_cli_prequential_json_and_report(
 def test_cli_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "ratings.csv"
     events = write_ratings(path, seed=8)
+    out_dir = tmp_path / "split"
     argv = ["evaluate", str(path), *MAPPING, *MODEL, "--split", "--rank-sample", "1", "--json"]
-    assert run_cli(argv) == 0
+    assert run_cli([*argv, "--out", str(out_dir)]) == 0
     data = last_json(capsys.readouterr().out)
     want = reference_split(list(events), train_fraction=0.8, rank_sample=1.0, seed=0)
     assert_same(pick(data, want), want)
-    assert data["mode"] == "split"
+    assert data["mode"] == "split" and data["train_fraction"] == 0.8
+    # no stream to follow in the split mode: the table and the JSON, no trace or plot
+    assert sorted(p.name for p in out_dir.iterdir()) == ["report.md", "result.json"]
+    assert "(split)" in (out_dir / "report.md").read_text(encoding="utf-8")
 
 
 def test_cli_implicit_purchases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

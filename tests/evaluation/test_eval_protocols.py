@@ -9,6 +9,7 @@ alone) and once with the real engine (checks the engine's predictions and lists 
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from eval_reference import (
 )
 
 from stream_cf.evaluation import EvaluationResult, prequential, split_evaluate
+from stream_cf.events import Event, ForgetUserEvent, RatingEvent, UnrateEvent
 
 
 def figures_of(result: EvaluationResult) -> dict[str, Any]:
@@ -88,3 +90,35 @@ def test_no_ranking_sample_reports_no_ranking() -> None:
     assert data["hit_rate_at_10"] is None and data["coverage_at_10"] is None
     assert data["baselines"]["popularity"]["hit_rate_at_10"] is None
     assert data["rmse"] is not None and data["baselines"]["global_mean"]["rmse"] is not None
+
+
+def with_takebacks(events: list[Event], seed: int) -> list[Event]:
+    """The stream with unrates (some of pairs never rated: refused) and forget_user inserted."""
+    rng = random.Random(seed)
+    out: list[Event] = []
+    rated: list[tuple[str, str]] = []
+    for e in events:
+        out.append(e)
+        if isinstance(e, RatingEvent):
+            rated.append((e.user_id, e.item_id))
+        roll = rng.random()
+        if roll < 0.08 and rated:
+            user, item = rated[rng.randrange(len(rated))]
+            out.append(UnrateEvent(user_id=user, item_id=item))
+        elif roll < 0.10:
+            out.append(UnrateEvent(user_id="u0", item_id="never-rated"))
+        elif roll < 0.115 and rated:
+            out.append(ForgetUserEvent(user_id=rated[rng.randrange(len(rated))][0]))
+    return out
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+@pytest.mark.parametrize("make_model", [PlainKNN, engine_model], ids=["plain", "engine"])
+def test_prequential_with_unrate_and_forget(seed: int, make_model: Any) -> None:
+    """Take-backs move the model and the baselines alike; refused events are counted."""
+    events = with_takebacks(generated_stream(seed), seed)
+    want = reference_prequential(events, rank_sample=0.3, seed=seed)
+    assert want["rejected"] > 0
+    result = prequential(events, make_model(), rank_sample=0.3, seed=seed)
+    assert result.events == len(events)
+    assert_same(figures_of(result), want)
