@@ -52,7 +52,7 @@ def neighbourhood(w: FloatArray, usable: BoolArray) -> Neighbourhood:
 BLOCK = 32  # neighbours per block when counting raters of every column
 
 
-def _gather(array: npt.NDArray[Any], slots: IntArray, cols: IntArray | int) -> npt.NDArray[Any]:
+def gather(array: npt.NDArray[Any], slots: IntArray, cols: IntArray | int) -> npt.NDArray[Any]:
     """array[slots][:, cols] (cols an int n means the first n columns)."""
     if isinstance(cols, int):
         return array[slots, :cols]
@@ -83,7 +83,7 @@ def select(
     reaches k raters; a run of equal similarity that straddles the k-th rater is resolved by
     each rating's sequence number, earliest first.
     """
-    sub = _gather(mask, nb.slots, cols)
+    sub = gather(mask, nb.slots, cols)
     m, n_cols = sub.shape
     no_extra = np.zeros(0, dtype=np.int64)
     limit = np.full(n_cols, m, dtype=np.int64)

@@ -5,10 +5,15 @@ to u (ties: the earlier rating of i)::
 
     r̂_ui = clip(r̄_u + Σ_{v∈N(i;u)} w_uv·(r_vi − r̄_v) / Σ_{v∈N(i;u)} |w_uv|)
 
-Implicit feedback: ŝ_ui = Σ_{v∈N(i;u)} w_uv·r_vi / Σ_{v∈N(i;u)} |w_uv| (r_vi the accumulated
-weight).
+Implicit feedback (a weighted vote of the user's own neighbourhood): N_k(u) = the k usable users
+most similar to u (cosine; ties: the earlier created user), and
+
+    ŝ_ui = Σ_{v∈N_k(u), v has i} w_uv·r_vi / Σ_{v∈N_k(u)} |w_uv|
+
+(r_vi the accumulated weight); the candidates are the items some v ∈ N_k(u) has and u has not.
 Fallbacks, with the reason recorded: unknown user -> global mean (implicit 0), unknown item -> r̄_u
-(implicit 0), fewer than ``min_k`` usable neighbours -> r̄_u (implicit 0).
+(implicit 0), fewer than ``min_k`` usable neighbours -> r̄_u (implicit 0; and a popularity list
+for recommendations); implicit, no v ∈ N_k(u) has the item -> 0.
 
 One item (:func:`predict`) is computed from that item's raters only; all items
 (:func:`recommendations`) from the vectorized selection of :mod:`stream_cf.engine.knn`; both
@@ -75,6 +80,8 @@ def predict(model: UserKNN, user: str, item: str, *, explain: bool) -> Explanati
     i = st.items.slot_of.get(item)
     if i is None or st.item_count[i] == 0:
         return Explanation(user, item, fallback_value, mu, [], "unknown item")
+    if model.implicit:
+        return implicit_predict(model, user, item, u, i)
     num, den, count, slots, weights = estimate(model, u, i)
     neighbours = []
     if explain:
@@ -117,6 +124,8 @@ def recommendations(model: UserKNN, user: str, n: int = 10) -> Recommendations:
     u = st.users.slot_of.get(user)
     if u is None:
         return Recommendations(popularity(model, None, n), "unknown user: popularity")
+    if model.implicit:
+        return implicit_recommendations(model, u, n)
     high = st.items.high
     _nb, _selected, sc = model.scores(u, high)
     ok = (sc.count >= max(1, model.min_k)) & ~st.grid.mask[u, :high]
@@ -128,5 +137,70 @@ def recommendations(model: UserKNN, user: str, n: int = 10) -> Recommendations:
     if not model.implicit:
         low, hi = model.rating_scale
         values = np.clip(st.mean_of(u) + values, low, hi)
+    best = knn.top_n(values, pos, n)
+    return Recommendations([(str(st.items.id_of[pos[b]]), float(values[b])) for b in best], None)
+
+
+def implicit_neighbours(model: UserKNN, u: int) -> tuple[IntArray, FloatArray]:
+    """N_k(u): the k usable users most similar to u, best first (ties: the earlier created)."""
+    st = model.state
+    w = model.similarity_row(u)
+    slots = np.flatnonzero(model.usable(w))
+    order = np.lexsort((st.user_since[slots], -w[slots]))[: model.k]
+    return slots[order].astype(np.int64), w[slots[order]]
+
+
+def _implicit_sums(
+    model: UserKNN, slots: IntArray, w: FloatArray, cols: IntArray | int
+) -> tuple[FloatArray, IntArray, float]:
+    """Per column Σ_{v∈N_k(u), v has i} w_uv·r_vi (summed in N_k order), how many v have it,
+    and Σ_{v∈N_k(u)} |w_uv|."""
+    st = model.state
+    has = knn.gather(st.grid.mask, slots, cols)
+    n_cols = has.shape[1]
+    rows, colpos = np.nonzero(has)
+    item_slots = colpos if isinstance(cols, int) else cols[colpos]
+    r = st.grid.values[slots[rows], item_slots]
+    num = np.bincount(colpos, weights=w[rows] * r, minlength=n_cols).astype(np.float64)
+    count = np.bincount(colpos, minlength=n_cols).astype(np.int64)
+    den = float(np.bincount(np.zeros(w.size, dtype=np.int64), weights=np.abs(w), minlength=1)[0])
+    return num, count, den
+
+
+def implicit_predict(model: UserKNN, user: str, item: str, u: int, i: int) -> Explanation:
+    """ŝ_ui for one item (see the module docstring), with the neighbours who have it."""
+    st = model.state
+    mu = st.mean_of(u)
+    slots, w = implicit_neighbours(model, u)
+    if slots.size == 0 or slots.size < model.min_k:
+        return Explanation(user, item, 0.0, mu, [], "min_k not reached")
+    num, count, den = _implicit_sums(model, slots, w, np.array([i], dtype=np.int64))
+    neighbours = [
+        Neighbour(
+            user=str(st.users.id_of[slot]),
+            similarity=float(weight),
+            rating=float(st.grid.values[slot, i]),
+            neighbour_mean=0.0,
+            weight=float(weight) / den,
+        )
+        for slot, weight in zip(slots.tolist(), w.tolist(), strict=True)
+        if st.grid.mask[slot, i]
+    ]
+    fallback = None if count[0] else "no neighbour has the item"
+    return Explanation(user, item, float(num[0]) / den, mu, neighbours, fallback)
+
+
+def implicit_recommendations(model: UserKNN, u: int, n: int) -> Recommendations:
+    """The n items with the best ŝ_ui among those some v ∈ N_k(u) has and u has not."""
+    st = model.state
+    slots, w = implicit_neighbours(model, u)
+    high = st.items.high
+    if slots.size == 0 or slots.size < model.min_k:
+        return Recommendations(popularity(model, u, n), "no neighbours: popularity")
+    num, count, den = _implicit_sums(model, slots, w, high)
+    pos = np.flatnonzero((count > 0) & ~st.grid.mask[u, :high])
+    if pos.size == 0:
+        return Recommendations(popularity(model, u, n), "no neighbours: popularity")
+    values = num[pos] / den
     best = knn.top_n(values, pos, n)
     return Recommendations([(str(st.items.id_of[pos[b]]), float(values[b])) for b in best], None)

@@ -71,6 +71,11 @@ def check_config(
         problems.append(f"similarity={similarity_name!r} (one of {similarity.SIMILARITIES})")
     if feedback not in ("explicit", "implicit"):
         problems.append(f"feedback={feedback!r} (explicit or implicit)")
+    if feedback == "implicit" and similarity_name != "cosine":
+        problems.append(
+            f"similarity={similarity_name!r} with feedback='implicit' (implicit feedback uses "
+            "similarity='cosine', on the full weight vectors)"
+        )
     if k < 1:
         problems.append(f"k={k} (must be >= 1)")
     if min_k < 0:

@@ -106,7 +106,7 @@ def test_save_load_roundtrip_and_bad_file() -> None:
 
 
 def test_implicit_purchases() -> None:
-    model = UserKNN(feedback="implicit", implicit_cap=3.0)
+    model = UserKNN(feedback="implicit", similarity="cosine", implicit_cap=3.0)
     model.apply(PurchaseEvent(user_id="a", item_id="x", quantity=2.0))
     model.purchase("a", "x", 2.0)
     model.purchase("a", "y")
@@ -174,10 +174,10 @@ def test_implicit_batch_with_repeated_cells_equals_one_by_one() -> None:
             ("c", "y", 3.0),
         ]
     ]
-    one = UserKNN(feedback="implicit", implicit_cap=5.5)
+    one = UserKNN(feedback="implicit", similarity="cosine", implicit_cap=5.5)
     for event in events:
         one.apply(event)
-    many = UserKNN(feedback="implicit", implicit_cap=5.5)
+    many = UserKNN(feedback="implicit", similarity="cosine", implicit_cap=5.5)
     many.apply_many(events)
     for user in one.users():
         assert one.user_items(user) == many.user_items(user)
