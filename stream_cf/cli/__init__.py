@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -35,9 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
-        # TEMPORARY while the sub-commands are being written: skip the ones not there yet.
-        if importlib.util.find_spec(f"stream_cf.cli.{name}") is None:
-            continue
         module = importlib.import_module(f"stream_cf.cli.{name}")
         module.register(subparsers)
     return parser
@@ -52,6 +48,11 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # kafka-python logs every connection at INFO, and "Task ran for 0.2s" when the I/O
+        # thread waited for the GIL: keep its warnings only, unless --log-level DEBUG.
+        logging.getLogger("kafka").setLevel(logging.WARNING)
+        logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     try:
         code: int = args.func(args)
     except StreamCFError as exc:

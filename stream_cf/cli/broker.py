@@ -70,9 +70,6 @@ def run(args: argparse.Namespace) -> int:
     broker = LocalBroker(
         port=args.port, data_dir=args.data_dir, startup_timeout=args.startup_timeout
     )
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        # kafka-python logs every connection of the readiness probe at INFO.
-        logging.getLogger("kafka").setLevel(logging.WARNING)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
         bootstrap = broker.start()

@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from stream_cf.cli.recommendations import format_table, ordered_users
-from stream_cf.cli.replay import quiet_kafka_logs
 from stream_cf.datasets import DATASETS, item_titles
 from stream_cf.replay.clients import BOOTSTRAP_ENV, client_config
 from stream_cf.replay.producer import make_producer, replay
@@ -130,7 +129,6 @@ def run(args: argparse.Namespace) -> int:
     from stream_cf.processor.settings import load_settings  # noqa: PLC0415
     from stream_cf.processor.topics import ensure_topics  # noqa: PLC0415
 
-    quiet_kafka_logs()
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("stream_cf.processor").setLevel(logging.WARNING)
         logging.getLogger("kafka").setLevel(logging.ERROR)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from stream_cf.cli.replay import add_bootstrap_argument, quiet_kafka_logs
+from stream_cf.cli.replay import add_bootstrap_argument
 from stream_cf.datasets import DATASETS, item_titles
 from stream_cf.replay.clients import resolve_bootstrap
 from stream_cf.replay.recommendations import DEFAULT_OUTPUT_TOPIC, UserList, read_latest
@@ -95,7 +95,6 @@ def print_lists(
 
 
 def run(args: argparse.Namespace) -> int:
-    quiet_kafka_logs()
     bootstrap = resolve_bootstrap(args.bootstrap_servers)
     titles = item_titles(args.titles) if args.titles else None
     wanted = list(args.users) if args.users else None

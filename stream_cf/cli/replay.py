@@ -41,14 +41,6 @@ def add_bootstrap_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def quiet_kafka_logs() -> None:
-    """kafka-python logs every connection at INFO: keep its WARNING and above unless DEBUG."""
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("kafka").setLevel(logging.WARNING)
-        # "Task ran for 0.2s (>0.100s threshold)": the I/O thread waited for the GIL; harmless
-        logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
-
-
 def register(subparsers: Any) -> None:
     """Add the ``replay`` sub-command."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -191,7 +183,6 @@ def print_summary(summary: ReplaySummary, *, as_json: bool, on_error: str) -> No
 
 
 def run(args: argparse.Namespace) -> int:
-    quiet_kafka_logs()
     bootstrap = resolve_bootstrap(args.bootstrap_servers)
     source = open_source(
         args.source,
