@@ -65,7 +65,7 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--ssl-password", "ssl_password", str, "password of the key (prefer STREAM_CF_SSL_PASSWORD)"),
 ]
 _CHOICES: list[tuple[str, str, Any, str]] = [
-    ("--similarity", "similarity", Similarity, "similarity measure (pearson)"),
+    ("--similarity", "similarity", Similarity, "similarity (pearson; implicit: cosine)"),
     ("--feedback", "feedback", Feedback, "explicit ratings or implicit weights (explicit)"),
     (
         "--refresh",

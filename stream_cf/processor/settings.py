@@ -72,7 +72,9 @@ class ProcessorSettings(BaseSettings):
     ssl_password: SecretStr | None = None
     ssl_check_hostname: bool = True
     # Engine (UserKNN constructor)
-    similarity: Similarity = "pearson"
+    similarity: Similarity = Field(
+        "pearson", description="pearson for explicit feedback; implicit feedback uses cosine"
+    )
     k: int = Field(40, ge=1)
     min_k: int = Field(1, ge=0)
     min_support: int = Field(1, ge=0)
@@ -104,6 +106,18 @@ class ProcessorSettings(BaseSettings):
             raise ValueError(f"must be finite, got {value}")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _implicit_default_similarity(cls, data: Any) -> Any:
+        """With ``feedback=implicit`` and no similarity named, the similarity is cosine."""
+        if (
+            isinstance(data, dict)
+            and data.get("feedback") == "implicit"
+            and data.get("similarity") is None
+        ):
+            return {**data, "similarity": "cosine"}
+        return data
+
     @model_validator(mode="after")
     def _cross_field(self) -> ProcessorSettings:
         problems: list[str] = []
@@ -111,6 +125,11 @@ class ProcessorSettings(BaseSettings):
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             problems.append(
                 f"rating_scale must be two finite numbers low < high, got {low}, {high}"
+            )
+        if self.feedback == "implicit" and self.similarity != "cosine":
+            problems.append(
+                f"feedback=implicit uses cosine on the feedback weights; similarity="
+                f"{self.similarity} cannot be used with it"
             )
         if self.min_k > self.k:
             problems.append(f"min_k ({self.min_k}) must not exceed k ({self.k})")
