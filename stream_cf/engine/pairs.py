@@ -159,7 +159,9 @@ class PairSums:
         zero elsewhere, the rows of the changed users gain G_new @ Q_newᵀ − G_old @ P_oldᵀ (and
         b @ V_newᵀ − a @ V_oldᵀ for Σxy); the columns gain, from the raters whose cell did not
         change (U, values v), [U, U∘v, U∘v², U∘v] @ [d0, d0, d0, d1]ᵀ with d0 = q − p and
-        d1 = b − a. Integer or half ratings keep every product and sum exact.
+        d1 = b − a; for the users who changed nothing the n and Σxy channels of that equal the rows'
+        (both are symmetric), so only the changed users' own columns are multiplied out. Integer
+        or half ratings keep every product and sum exact.
         """
         old_values, old_mask, new_values, new_mask = grids
         c = int(changed_users.size)
@@ -190,17 +192,20 @@ class PairSums:
 
         unchanged = old_mask.copy()
         unchanged[cell_users, cell_cols] = False
-        u_f = unchanged.astype(np.float64)
-        u_v = u_f * old_values
-        d = np.zeros((n_cols, 2 * c), dtype=np.float64)
-        d[cell_cols, x_local] = q - p
-        d[cell_cols, c + x_local] = b - a
+        u_v = np.where(unchanged, old_values, 0.0)
+        d0 = np.zeros((n_cols, c), dtype=np.float64)
+        d1 = np.zeros((n_cols, c), dtype=np.float64)
+        d0[cell_cols, x_local] = q - p
+        d1[cell_cols, x_local] = b - a
         cols = np.empty((n_users, c, 4), dtype=np.float64)
-        cols[:, :, 0] = u_f @ d[:, :c]
-        both = u_v @ d
-        cols[:, :, 1] = both[:, :c]
-        cols[:, :, 3] = both[:, c:]
-        cols[:, :, 2] = (u_v * old_values) @ d[:, :c]
+        # n and Σxy are symmetric: for a user y who changed nothing, Δ[y, x] = Δ[x, y] there
+        cols[:, :, 0] = rows[:, :, 0].T
+        cols[:, :, 3] = rows[:, :, 3].T
+        cols[:, :, 1] = u_v @ d0
+        cols[:, :, 2] = (u_v * old_values) @ d0
+        # a user who changed cells too gets, on the column side, only the items they kept
+        cols[changed_users, :, 0] = unchanged[changed_users].astype(np.float64) @ d0
+        cols[changed_users, :, 3] = u_v[changed_users] @ d1
         self.sums[:n_users, changed_users] += cols
 
     def _update_sparse(

@@ -36,6 +36,8 @@ class EngineState:
     # ------------------------------------------------------------------ capacity and slots
     def ensure(self, n_users: int, n_items: int) -> None:
         """Make room for ``n_users`` user slots and ``n_items`` item slots."""
+        if n_users <= self.user_since.size and n_items <= self.item_count.size:
+            return
         self.grid.ensure(n_users, n_items)
         self.pairs.ensure(self.grid.shape[0])
         rows, cols = self.grid.shape
