@@ -65,6 +65,17 @@ def check_prediction(model: Any, ref: Reference, user: str, item: str) -> float:
     want = ref.predict_full(user, item)
     if close(got, want.estimate):
         return got
+    message = (
+        f"predict({user}, {item}): engine {got!r}, reference {want.estimate!r} "
+        f"(reference neighbours {want.neighbours}, fallback {want.fallback})"
+    )
+    if ref.feedback == "implicit":
+        # N_k(u) with an exact tie at the k-th place: any choice among the tied users is allowed
+        assert ref.has_user(user) and ref.has_item(item), message
+        choices = ref.implicit_tied_choices(user)
+        assert len(choices) > 1, message
+        assert any(close(got, ref.implicit_score(user, item, c)) for c in choices), message
+        return got
     assert ref.boundary_tied(user, item), (
         f"predict({user}, {item}): engine {got!r}, reference {want.estimate!r} "
         f"(reference neighbours {want.neighbours}, fallback {want.fallback})"
@@ -119,12 +130,14 @@ def check_recommend(model: Any, ref: Reference, user: str, n: int) -> None:
         for (_i, s), (_j, t) in zip(got, want, strict=True):
             assert_close(s, t, "popularity score")
         return
-    mine = ref.user_items(user)
-    candidates = []
-    for item in ref.items():
-        if item not in mine and ref.predict_full(user, item).fallback is None:
-            candidates.append(item)
+    candidates = ref.candidate_items(user)
     ids = [i for i, _ in got]
+    if ref.feedback == "implicit" and not set(ids) <= set(candidates):
+        # an exact tie at the k-th place of N_k(u): the candidates of one of the allowed choices
+        for choice in ref.implicit_tied_choices(user):
+            if set(ids) <= set(ref.implicit_candidate_items(user, choice)):
+                candidates = ref.implicit_candidate_items(user, choice)
+                break
     assert len(ids) == len(set(ids)) == min(n, len(candidates)), f"recommend({user}, {n}): {got}"
     assert set(ids) <= set(candidates)
     scores = {item: model.predict(user, item) for item in candidates}

@@ -18,13 +18,17 @@ Explicit mode (r̄_u the mean of u's ratings, sums over the items rated by both 
   0.0, w ≠ 0 when it is None); fewer than min_k usable -> r̄_u; clipped to the rating scale;
   unknown user -> global mean, unknown item -> r̄_u.
 
-Implicit mode: the value of a pair is the accumulated weight (quantity × type weight, capped),
-cosine over the full weight vectors (Σ over common items / sqrt of the full squared norms), and the
-score of an item is Σ w_uv · r_vi / Σ|w_uv| over the same neighbour set.
+Implicit mode (the lead's decision of 23:50): the value of a pair is the accumulated weight
+(quantity × type weight, capped), cosine over the full weight vectors (Σ over common items / sqrt of
+the full squared norms), N_k(u) the k nearest usable neighbours of u (ties: the earlier created
+user), and the score of an item is Σ_{v ∈ N_k(u), v has i} w_uv · r_vi / Σ_{v ∈ N_k(u)} |w_uv|;
+fewer than min_k neighbours in N_k(u) -> fallback (score 0); candidates are the items a v ∈ N_k(u)
+has and u has not.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -351,17 +355,80 @@ class Reference:
             den += abs(nb.similarity)
         return RefPrediction(self.clip(mu + num / den), nbs, None)
 
+    def implicit_candidates(self, user: str) -> list[tuple[Fraction, int, str, float]]:
+        """Every usable neighbour of the user, whatever they have: (exact key, creation seq, v, w),
+        best first (largest similarity, then the earlier created user)."""
+        found = []
+        for v in self.users():
+            if v == user:
+                continue
+            key = self.exact_key(user, v)
+            w = self.similarity(user, v)
+            if self.usable(key, w):
+                found.append((key, self.created[v], v, w))
+        found.sort(key=lambda c: (-c[0], c[1]))
+        return found
+
+    def implicit_neighbours(self, user: str) -> list[tuple[str, float]]:
+        """N_k(u): the k nearest usable neighbours of the user (implicit mode)."""
+        return [(v, w) for _key, _c, v, w in self.implicit_candidates(user)[: self.k]]
+
+    def implicit_tied_choices(self, user: str) -> list[list[tuple[str, float]]]:
+        """Every N_k(u) allowed when the k-th and (k+1)-th candidates are exactly tied."""
+        found = self.implicit_candidates(user)
+        if not (len(found) > self.k >= 1 and found[self.k - 1][0] == found[self.k][0]):
+            return [self.implicit_neighbours(user)]
+        boundary = found[self.k - 1][0]
+        must = [(v, w) for key, _c, v, w in found if key > boundary]
+        run = [(v, w) for key, _c, v, w in found if key == boundary]
+        need = self.k - len(must)
+        return [must + list(extra) for extra in itertools.combinations(run, need)]
+
+    def implicit_score(self, user: str, item: str, nbs: list[tuple[str, float]]) -> float:
+        """Σ_{v ∈ N_k(u), v has i} w_uv · r_vi / Σ_{v ∈ N_k(u)} |w_uv|."""
+        num = 0.0
+        for v, w in nbs:
+            if (v, item) in self.ratings:
+                num += w * self.ratings[(v, item)][0]
+        den = sum(abs(w) for _v, w in nbs)
+        return num / den
+
     def _score_implicit(self, user: str, item: str) -> RefPrediction:
         if not self.has_user(user):
             return RefPrediction(0.0, [], "unknown user")
         if not self.has_item(item):
             return RefPrediction(0.0, [], "unknown item")
-        nbs = self.neighbours(user, item)
+        nbs = self.implicit_neighbours(user)
         if not nbs or len(nbs) < self.min_k:
-            return RefPrediction(0.0, nbs, "min_k not reached")
-        num = sum(nb.similarity * nb.rating for nb in nbs)
-        den = sum(abs(nb.similarity) for nb in nbs)
-        return RefPrediction(num / den, nbs, None)
+            return RefPrediction(0.0, [], "min_k not reached")
+        used = [
+            RefNeighbour(v, w, self.ratings[(v, item)][0], 0.0)
+            for v, w in nbs
+            if (v, item) in self.ratings
+        ]
+        fallback = None if used else "no neighbour has the item"
+        return RefPrediction(self.implicit_score(user, item, nbs), used, fallback)
+
+    def implicit_candidate_items(self, user: str, nbs: list[tuple[str, float]]) -> list[str]:
+        if not nbs or len(nbs) < self.min_k:
+            return []
+        mine = self.user_items(user)
+        held = {i for (v, i) in self.ratings for nv, _w in nbs if v == nv}
+        return [i for i in self.items() if i in held and i not in mine]
+
+    def candidate_items(self, user: str) -> list[str]:
+        """The items a neighbour-based list may hold for a known user.
+
+        Explicit: not rated by the user, predicted from >= 1 neighbour and not a min_k fallback.
+        Implicit: not held by the user, held by at least one v ∈ N_k(u), and N_k(u) has at least
+        min_k (and 1) users.
+        """
+        mine = self.user_items(user)
+        if self.feedback == "implicit":
+            return self.implicit_candidate_items(user, self.implicit_neighbours(user))
+        return [
+            i for i in self.items() if i not in mine and self.predict_full(user, i).fallback is None
+        ]
 
     def predict(self, user: str, item: str) -> float:
         return self.predict_full(user, item).estimate
@@ -378,16 +445,11 @@ class Reference:
         """(items, is_fallback): neighbour-based list, or popularity for a cold/unknown user."""
         if not self.has_user(user):
             return self.popularity({})[:n], True
-        mine = self.user_items(user)
         scored: list[tuple[float, int, str]] = []
-        for item in self.items():
-            if item in mine:
-                continue
-            pred = self.predict_full(user, item)
-            if pred.fallback is None:
-                scored.append((-pred.estimate, self.first_seen[item], item))
+        for item in self.candidate_items(user):
+            scored.append((-self.predict(user, item), self.first_seen[item], item))
         if not scored:
-            return self.popularity(mine)[:n], True
+            return self.popularity(self.user_items(user))[:n], True
         scored.sort()
         return [(item, -negs) for negs, _f, item in scored[:n]], False
 

@@ -301,6 +301,7 @@ def test_save_is_deterministic() -> None:
         {"implicit_weights": {"purchase": -1.0}},
         {"implicit_weights": {"purchase": math.nan}},
         {"implicit_cap": 0.0},
+        {"similarity": "pearson", "feedback": "implicit"},  # implicit is cosine only
     ],
     ids=repr,
 )

@@ -106,3 +106,59 @@ def test_user_1_item_1(min_similarity: float | None, expected: float) -> None:
     assert model.predict("1", "1") == pytest.approx(expected, abs=EXACT)
     users = [nb.user for nb in model.explain("1", "1").neighbours]
     assert users == (["0"] if min_similarity == 0.0 else ["0", "2"])
+
+
+# Implicit feedback, by hand (the lead's decision: N_k(u) = the k nearest neighbours of u, the
+# score Σ_{v∈N_k(u), v has i} w_uv·r_vi / Σ_{v∈N_k(u)} |w_uv|). Purchases (weights):
+#     a: x = 1, y = 2          |a| = sqrt(5)
+#     b: x = 3, z = 4          |b| = 5
+#     c: y = 1, z = 1, w = 2   |c| = sqrt(6)
+#     d: q = 5                 |d| = 5
+# cos(a, b) = 1·3 / (sqrt(5)·5) = 3 / (5·sqrt(5)) ≈ 0.2683
+# cos(a, c) = 2·1 / (sqrt(5)·sqrt(6)) = 2 / sqrt(30) ≈ 0.3651
+# cos(a, d) = 0 (nothing in common): never a neighbour
+# k = 2: N_2(a) = [c, b], Σ|w| = s_c + s_b ≈ 0.6335
+#     z: (s_b·4 + s_c·1) / (s_b + s_c) ≈ (1.0733 + 0.3651) / 0.6335 ≈ 2.2707
+#     w: (s_c·2) / (s_b + s_c) ≈ 0.7303 / 0.6335 ≈ 1.1528   (b has no w, but counts below)
+#     q: nobody in N_2(a) has it -> not a candidate; recommend(a) = [z, w]
+# k = 1: N_1(a) = [c]: z -> 1·s_c / s_c = 1, w -> 2; recommend(a) = [w, z]
+S_B = 3 / (5 * math.sqrt(5))
+S_C = 2 / math.sqrt(30)
+
+
+def implicit_example(k: int) -> UserKNN:
+    model = UserKNN(feedback="implicit", similarity="cosine", k=k)
+    for user, item, quantity in [
+        ("a", "x", 1.0),
+        ("a", "y", 2.0),
+        ("b", "x", 3.0),
+        ("b", "z", 4.0),
+        ("c", "y", 1.0),
+        ("c", "z", 1.0),
+        ("c", "w", 2.0),
+        ("d", "q", 5.0),
+    ]:
+        model.purchase(user, item, quantity)
+    return model
+
+
+def test_implicit_by_hand_k2() -> None:
+    model = implicit_example(2)
+    assert model.similarity("a", "b") == pytest.approx(S_B, abs=EXACT)
+    assert model.similarity("a", "c") == pytest.approx(S_C, abs=EXACT)
+    assert model.similarity("a", "d") == 0.0
+    z = (4 * S_B + S_C) / (S_B + S_C)
+    w = 2 * S_C / (S_B + S_C)
+    assert model.predict("a", "z") == pytest.approx(z, abs=EXACT)
+    assert model.predict("a", "w") == pytest.approx(w, abs=EXACT)
+    recs = model.recommend("a", 10)
+    assert [item for item, _ in recs] == ["z", "w"]
+    assert recs[0][1] == pytest.approx(z, abs=EXACT)
+    assert recs[1][1] == pytest.approx(w, abs=EXACT)
+
+
+def test_implicit_by_hand_k1() -> None:
+    model = implicit_example(1)
+    assert model.predict("a", "z") == pytest.approx(1.0, abs=EXACT)
+    assert model.predict("a", "w") == pytest.approx(2.0, abs=EXACT)
+    assert [item for item, _ in model.recommend("a", 10)] == ["w", "z"]
