@@ -190,9 +190,8 @@ class PairSums:
         rows[:, :, 3] = cross
         self.sums[changed_users, :n_users] += rows
 
-        unchanged = old_mask.copy()
-        unchanged[cell_users, cell_cols] = False
-        u_v = np.where(unchanged, old_values, 0.0)
+        u_v = old_values.copy()  # the values of the cells that did not change (0 elsewhere)
+        u_v[cell_users, cell_cols] = 0.0
         d0 = np.zeros((n_cols, c), dtype=np.float64)
         d1 = np.zeros((n_cols, c), dtype=np.float64)
         d0[cell_cols, x_local] = q - p
@@ -202,9 +201,11 @@ class PairSums:
         cols[:, :, 0] = rows[:, :, 0].T
         cols[:, :, 3] = rows[:, :, 3].T
         cols[:, :, 1] = u_v @ d0
-        cols[:, :, 2] = (u_v * old_values) @ d0
+        cols[:, :, 2] = (u_v * u_v) @ d0
         # a user who changed cells too gets, on the column side, only the items they kept
-        cols[changed_users, :, 0] = unchanged[changed_users].astype(np.float64) @ d0
+        kept = old_mask[changed_users].astype(np.float64)
+        kept[x_local, cell_cols] = 0.0
+        cols[changed_users, :, 0] = kept @ d0
         cols[changed_users, :, 3] = u_v[changed_users] @ d1
         self.sums[:n_users, changed_users] += cols
 
