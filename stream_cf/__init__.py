@@ -5,6 +5,14 @@ exceptions. The processor, replay, evaluation and the local broker are reached t
 ``stream-cf`` command.
 """
 
+import os as _os
+import sys as _sys
+
+if "numpy" not in _sys.modules:
+    # The engine's matrix products are small: OpenBLAS's thread pool makes them up to 100x slower
+    # on a small shared machine. One thread unless the user chose otherwise (set the variable).
+    _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from stream_cf.engine import Explanation, Recommendations, UserKNN
 from stream_cf.events import (
     Event,
