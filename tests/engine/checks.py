@@ -74,6 +74,11 @@ def check_prediction(model: Any, ref: Reference, user: str, item: str) -> float:
         assert ref.has_user(user) and ref.has_item(item), message
         choices = ref.implicit_tied_choices(user)
         assert len(choices) > 1, message
+        # excused only by unequal floats: where the engine's own similarities of the tied users
+        # are equal, the earlier created user must win, i.e. the reference's choice
+        found = ref.implicit_candidates(user)
+        run = [c[2] for c in found if c[0] == found[ref.k - 1][0]]
+        assert len({model.similarity(user, v) for v in run}) > 1, message + f", tied run {run}"
         assert any(close(got, ref.implicit_score(user, item, c)) for c in choices), message
         return got
     assert ref.boundary_tied(user, item), (

@@ -236,6 +236,27 @@ def test_ties_are_broken_by_the_earlier_rating(
     run_oracle(config, raws, [False, True], TIE_USERS, TIE_ITEMS)
 
 
+tie_purchase = st.tuples(
+    st.just("purchase"), st.sampled_from(TIE_USERS), st.sampled_from(TIE_ITEMS), st.just(1.0)
+)
+
+
+@SETTINGS
+@given(
+    config=implicit_config,
+    raws=st.lists(
+        mix((85, tie_purchase), (10, unrate_ev), (5, tie_forget)), min_size=8, max_size=30
+    ),
+)
+def test_implicit_ties_are_broken_by_the_earlier_user(
+    config: dict[str, Any], raws: list[tuple[Any, ...]]
+) -> None:
+    """Unit purchases of three items by seven users: many equal cosines at the k-th place of
+    N_k(u)."""
+    config = {**config, "k": min(config["k"], 3), "implicit_cap": 1.0}
+    run_oracle(config, raws, [False, True], TIE_USERS, TIE_ITEMS)
+
+
 # ---------------------------------------------------------------------------- apply_many
 
 
