@@ -13,7 +13,8 @@ import logging
 import sys
 from typing import Any
 
-from stream_cf.datasets import DATASETS, FILE_FORMATS, ColumnMapping, Malformed
+from stream_cf.cli.sources import add_mapping_arguments, mapping_of
+from stream_cf.datasets import DATASETS, Malformed
 from stream_cf.engine import UserKNN
 from stream_cf.evaluation.prequential import TOP_N, prequential
 from stream_cf.evaluation.report import result_json, summary_text, write_report
@@ -66,33 +67,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("dataset", metavar="DATASET", help="ml-100k, instacart, or an event file")
     src = p.add_argument_group("event files (column mapping, as in `stream-cf replay`)")
-    src.add_argument("--format", choices=FILE_FORMATS, help="default: from the file suffix")
-    for field, default in (
-        ("user", "user_id"),
-        ("item", "item_id"),
-        ("rating", "rating"),
-        ("quantity", "quantity"),
-        ("time", "ts"),
-        ("type", "type"),
-        ("event-id", "event_id"),
-    ):
-        src.add_argument(
-            f"--{field}-col",
-            metavar="COLUMN",
-            help=f"column (JSON key) of the {field.replace('-', ' ')} (default {default!r})",
-        )
-    src.add_argument(
-        "--event-type",
-        choices=["rating", "purchase", "unrate", "forget_user"],
-        help="one type for every line (default: the type column, else 'rating' when the line "
-        "has a rating and 'purchase' otherwise)",
-    )
-    src.add_argument(
-        "--time-unit",
-        choices=["s", "ms"],
-        default="s",
-        help="unit of numeric times (ISO-8601 works too)",
-    )
+    add_mapping_arguments(src)
     src.add_argument(
         "--order",
         choices=["time", "file"],
@@ -162,17 +137,7 @@ def register(subparsers: Any) -> None:
 
 def load_events(args: argparse.Namespace) -> list[Event]:
     """The events of DATASET in time order; malformed file lines are skipped with a warning."""
-    mapping = ColumnMapping(
-        user=args.user_col,
-        item=args.item_col,
-        rating=args.rating_col,
-        quantity=args.quantity_col,
-        time=args.time_col,
-        type=args.type_col,
-        event_id=args.event_id_col,
-        event_type=args.event_type,
-        time_unit=args.time_unit,
-    )
+    mapping = mapping_of(args)
     order = None if args.dataset in DATASETS else args.order
     source = open_source(
         args.dataset, mapping=mapping, fmt=args.format, order=order, limit=args.limit

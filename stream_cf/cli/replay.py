@@ -8,7 +8,8 @@ import logging
 import sys
 from typing import Any
 
-from stream_cf.datasets import DATASETS, FILE_FORMATS, ColumnMapping, Malformed
+from stream_cf.cli.sources import add_mapping_arguments, mapping_of
+from stream_cf.datasets import DATASETS, Malformed
 from stream_cf.replay.clients import ensure_topic, resolve_bootstrap
 from stream_cf.replay.pacing import Pacing
 from stream_cf.replay.producer import ReplaySummary, make_producer, replay
@@ -80,33 +81,7 @@ def register(subparsers: Any) -> None:
         "ends the replay",
     )
     files = parser.add_argument_group("event files (column mapping)")
-    files.add_argument("--format", choices=FILE_FORMATS, help="default: from the file suffix")
-    for field, default in (
-        ("user", "user_id"),
-        ("item", "item_id"),
-        ("rating", "rating"),
-        ("quantity", "quantity"),
-        ("time", "ts"),
-        ("type", "type"),
-        ("event-id", "event_id"),
-    ):
-        files.add_argument(
-            f"--{field}-col",
-            metavar="COLUMN",
-            help=f"column (JSON key) of the {field.replace('-', ' ')} (default {default!r})",
-        )
-    files.add_argument(
-        "--event-type",
-        choices=["rating", "purchase", "unrate", "forget_user"],
-        help="one type for every line (default: the type column, else 'rating' when the line "
-        "has a rating and 'purchase' otherwise)",
-    )
-    files.add_argument(
-        "--time-unit",
-        choices=["s", "ms"],
-        default="s",
-        help="unit of numeric times (ISO-8601 works too)",
-    )
+    add_mapping_arguments(files)
     parser.add_argument(
         "--partitions",
         type=int,
@@ -137,20 +112,6 @@ def pacing_of(args: argparse.Namespace) -> Pacing:
     if args.speedup is not None:
         return Pacing("speedup", args.speedup)
     return Pacing("fast")
-
-
-def mapping_of(args: argparse.Namespace) -> ColumnMapping:
-    return ColumnMapping(
-        user=args.user_col,
-        item=args.item_col,
-        rating=args.rating_col,
-        quantity=args.quantity_col,
-        time=args.time_col,
-        type=args.type_col,
-        event_id=args.event_id_col,
-        event_type=args.event_type,
-        time_unit=args.time_unit,
-    )
 
 
 def report_malformed(item: Malformed) -> None:
