@@ -57,6 +57,22 @@ def catalogue_size(events: Sequence[Event]) -> int:
     return len({e.item_id for e in events if isinstance(e, RatingEvent | PurchaseEvent)})
 
 
+def score_rating_event(
+    board: Scoreboard, model: Recommender, event: RatingEvent, means: Any
+) -> None:
+    """Predict the event's rating with the model (and the mean baselines) before it is learnt."""
+    user, item = event.user_id, event.item_id
+    board.score_rating(
+        user,
+        item,
+        event.rating,
+        model.predict(user, item),
+        user_known=model.has_user(user),
+        item_known=model.has_item(item),
+        means=means,
+    )
+
+
 class Tracer:
     """Snapshots of the running figures every ``every`` events, for the plot."""
 
@@ -107,15 +123,7 @@ def prequential(
             user, item = event.user_id, event.item_id
             user_known = model.has_user(user)
             if rate_metrics and isinstance(event, RatingEvent):
-                board.score_rating(
-                    user,
-                    item,
-                    event.rating,
-                    model.predict(user, item),
-                    user_known=user_known,
-                    item_known=model.has_item(item),
-                    means=means,
-                )
+                score_rating_event(board, model, event, means)
             if rank_sample > 0.0 and rng.random() < rank_sample:
                 if item in popularity.has(user):
                     board.count("ranking_repeats")

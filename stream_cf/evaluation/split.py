@@ -29,6 +29,7 @@ from stream_cf.evaluation.prequential import (
     Recommender,
     catalogue_size,
     model_is_explicit,
+    score_rating_event,
 )
 from stream_cf.evaluation.scoreboard import EvaluationResult, Scoreboard, build_result
 from stream_cf.events import Event, PurchaseEvent, RatingEvent
@@ -86,15 +87,7 @@ def split_evaluate(
             user, item = event.user_id, event.item_id
             user_known = model.has_user(user)
             if rate_metrics and isinstance(event, RatingEvent):
-                board.score_rating(
-                    user,
-                    item,
-                    event.rating,
-                    model.predict(user, item),
-                    user_known=user_known,
-                    item_known=model.has_item(item),
-                    means=means,
-                )
+                score_rating_event(board, model, event, means)
             if rank_sample > 0.0:
                 pair = (user, item)
                 if pair in seen or item in popularity.has(user):
