@@ -371,8 +371,9 @@ class UserKNN:
         return self.recommendations(user, n).items
 
     def recommend_many(self, users: Iterable[str], n: int = 10) -> dict[str, Recommendations]:
-        """Recommendations for many users (the processor's batch refresh)."""
-        return {user: self.recommendations(user, n) for user in users}
+        """Recommendations for many users (the processor's batch refresh), computed together:
+        the same lists as :meth:`recommendations` one by one, at a fraction of the cost per user."""
+        return predict.recommend_many(self, users, n)
 
     # ------------------------------------------------------------------ persistence
     def save(self, target: str | os.PathLike[str] | BinaryIO) -> None:

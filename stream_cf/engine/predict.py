@@ -22,11 +22,12 @@ sum in the same order, so a recommended score equals :meth:`UserKNN.predict` bit
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stream_cf.engine import knn
+from stream_cf.engine import knn, recommend
 from stream_cf.engine.results import Explanation, Neighbour, Recommendations
 from stream_cf.engine.storage import FloatArray, IntArray
 
@@ -126,19 +127,20 @@ def recommendations(model: UserKNN, user: str, n: int = 10) -> Recommendations:
         return Recommendations(popularity(model, None, n), "unknown user: popularity")
     if model.implicit:
         return implicit_recommendations(model, u, n)
-    high = st.items.high
-    _nb, _selected, sc = model.scores(u, high)
-    ok = (sc.count >= max(1, model.min_k)) & ~st.grid.mask[u, :high]
-    pos = np.flatnonzero(ok)
-    if pos.size == 0:
-        return Recommendations(popularity(model, u, n), "no neighbours: popularity")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        values = sc.num[pos] / sc.den[pos]
-    if not model.implicit:
-        low, hi = model.rating_scale
-        values = np.clip(st.mean_of(u) + values, low, hi)
-    best = knn.top_n(values, pos, n)
-    return Recommendations([(str(st.items.id_of[pos[b]]), float(values[b])) for b in best], None)
+    return recommend.recommend_slots(model, [user], n)[user]
+
+
+def recommend_many(model: UserKNN, users: Iterable[str], n: int = 10) -> dict[str, Recommendations]:
+    """:func:`recommendations` for every user; the known users of an explicit model are computed
+    together (:mod:`stream_cf.engine.recommend`), with the same result as one by one."""
+    wanted = list(dict.fromkeys(users))
+    if model.implicit:
+        return {user: recommendations(model, user, n) for user in wanted}
+    slot_of = model.state.users.slot_of
+    known = recommend.recommend_slots(model, [user for user in wanted if user in slot_of], n)
+    return {
+        user: known[user] if user in known else recommendations(model, user, n) for user in wanted
+    }
 
 
 def implicit_neighbours(model: UserKNN, u: int) -> tuple[IntArray, FloatArray]:
