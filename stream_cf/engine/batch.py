@@ -253,13 +253,23 @@ def commit_cells(
     touched, tl = np.unique(ci, return_inverse=True)
     n_users = st.users.high
     grid = st.grid
-    old_v = grid.values[:n_users, touched]
     old_m = grid.mask[:n_users, touched]
+    # values are 0 where the mask is off: gather only the ~6% present cells (a dense column
+    # gather of the float grid costs ~4x more)
+    r, c = np.nonzero(old_m)
+    old_v = np.zeros(old_m.shape, dtype=np.float64)
+    old_v[r, c] = grid.values[r, touched[c]]
     new_v = old_v.copy()
     new_m = old_m.copy()
     new_v[cu, tl] = vals
     new_m[cu, tl] = present
+    st.note_values(vals[present])
+    # every product and partial sum is a multiple of 0.25 below 2**22: exact in float32
+    exact32 = 16.0 * st.value_bound**2 * touched.size <= 2.0**24
+    raters = st.item_count[touched] + np.bincount(tl, weights=present, minlength=touched.size)
     st.pairs.update_block(
+        exact32=exact32,
+        raters=raters.astype(np.int64),
         n_users=n_users,
         cell_users=cu,
         cell_cols=tl.astype(np.int64),

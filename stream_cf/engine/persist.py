@@ -135,6 +135,7 @@ def _restore(cls: type[UserKNN], arrays: dict[str, npt.NDArray[Any]]) -> UserKNN
         raise StateFormatError("corrupt UserKNN state: a cell outside the id lists")
     rows, cols = cells[:, 0], cells[:, 1]
     st.grid.values[rows, cols] = values
+    st.note_values(values)
     st.grid.mask[rows, cols] = True
     st.grid.seq[rows, cols] = seqs
     st.pairs.sums[:nu, :nu] = sums

@@ -32,6 +32,9 @@ class EngineState:
         self.seq = 0  # the global event counter (the next event gets this number)
         self.n_ratings = 0
         self.total = 0.0  # Σ of every rating (or weight), for the global mean
+        # max |value| ever stored while every value was a multiple of 0.5 (inf after any other
+        # value): products and sums of such values are exact in float32 up to a size (batch.py)
+        self.value_bound = 0.0
 
     # ------------------------------------------------------------------ capacity and slots
     def ensure(self, n_users: int, n_items: int) -> None:
@@ -89,6 +92,16 @@ class EngineState:
     def raters_of(self, item_slot: int) -> IntArray:
         return np.flatnonzero(self.grid.mask[: self.users.high, item_slot]).astype(np.int64)
 
+    def note_values(self, values: FloatArray) -> None:
+        """Keep :attr:`value_bound` up to date with newly stored values (it never decreases)."""
+        if values.size == 0 or self.value_bound == np.inf:
+            return
+        twice = values * 2.0
+        if not np.array_equal(twice, np.rint(twice)):
+            self.value_bound = np.inf
+        else:
+            self.value_bound = max(self.value_bound, float(np.max(np.abs(values))))
+
     # ------------------------------------------------------------------ one cell
     def set_cell(self, user: str, item: str, new: float | None, seq: int) -> tuple[bool, bool]:
         """Set (or, with ``new=None``, remove) one rating, updating every sum exactly.
@@ -111,6 +124,10 @@ class EngineState:
         if had:
             others = others[others != u]
         self.pairs.update_cell(u, others, grid.values[others, i], old, new)
+        if new is not None and self.value_bound != np.inf:
+            twice = new * 2.0
+            exact = twice == round(twice)
+            self.value_bound = max(self.value_bound, abs(new)) if exact else np.inf
         if new is None:
             grid.values[u, i] = 0.0
             grid.mask[u, i] = False
