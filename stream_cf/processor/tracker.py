@@ -46,6 +46,7 @@ class ListTracker:
     pending: set[str] = field(default_factory=set)
     recomputed: int = 0
     recompute_seconds: float = 0.0
+    seconds_per_list: float = 0.002  # running estimate of one list's cost in recompute()
 
     def before_batch(self, engine: UserKNN, actors: Iterable[str]) -> set[str]:
         """Users whose list may change because of the actors, read before the batch applies."""
@@ -93,7 +94,9 @@ class ListTracker:
             return changed
         started = time.perf_counter()
         lists = engine.recommend_many(users, n=self.n)
-        self.recompute_seconds += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        self.recompute_seconds += elapsed
+        self.seconds_per_list = 0.7 * self.seconds_per_list + 0.3 * elapsed / len(users)
         self.recomputed += len(users)
         for user in users:
             recs = lists[user]
@@ -107,9 +110,18 @@ class ListTracker:
                 changed.append(ChangedList(user, list(recs.items), recs.fallback))
         return changed
 
-    def drain(self, engine: UserKNN, budget: float, *, chunk: int = 1) -> list[ChangedList]:
-        """Recompute pending users (in id order) for about ``budget`` seconds."""
+    def drain(
+        self, engine: UserKNN, budget: float, *, chunk: int | None = None
+    ) -> list[ChangedList]:
+        """Recompute pending users (in id order) for about ``budget`` seconds.
+
+        Users are computed ``chunk`` at a time in one ``recommend_many`` call (batched: much
+        cheaper per user than one by one); by default as many as the running estimate of a
+        list's cost fits in the budget (1 to 256).
+        """
         deadline = time.monotonic() + budget
+        if chunk is None:
+            chunk = min(256, max(1, int(budget / max(self.seconds_per_list, 1e-6))))
         changed: list[ChangedList] = []
         queue = sorted(self.pending)
         for start in range(0, len(queue), chunk):
