@@ -233,6 +233,7 @@ def commit_segment(model: UserKNN, seg: Segment) -> None:
         seqs = np.fromiter((s for _v, s in cells), dtype=np.int64, count=n)
         commit_cells(model, cu, ci, raw, seqs)
     for slot in removed:
+        st.changed_rows.add(slot)
         st.pairs.clear(slot)
         st.grid.clear_row(slot)
         st.user_since[slot] = 0
@@ -248,6 +249,7 @@ def commit_cells(
     """Write changed cells (user slot, item slot) -> value (NaN: removed) with their sequence
     numbers, and update the pair sums in one block. Each cell appears once."""
     st = model.state
+    st.changed_rows.update(np.unique(cu).tolist())
     present = ~np.isnan(raw)
     vals = np.where(present, raw, 0.0)
     touched, tl = np.unique(ci, return_inverse=True)

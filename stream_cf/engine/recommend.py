@@ -15,7 +15,8 @@ For a batch B of users, with W[B, :] their similarity rows and M the users x ite
    values bit for bit those of :meth:`UserKNN.predict`, order score descending then first
    appearance, whatever the other users of the batch.
 
-The per-state arrays (Dev and M in float32) are cached while the state does not change.
+The per-state arrays (Dev and M in float32) are kept between calls and refreshed only for the
+users whose ratings changed.
 """
 
 from __future__ import annotations
@@ -40,19 +41,19 @@ _U32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff of float32
 _TINY = 1e-20  # below this a usable |w| may lose its float32 precision: compute all exactly
 
 
-def state_key(model: UserKNN) -> tuple[int, int, int, int, float]:
-    """Changes whenever the ratings do (the event counter moves with every applied event)."""
-    st = model.state
-    return (st.seq, st.users.high, st.items.high, st.n_ratings, st.total)
-
-
 class Dense:
     """The per-state arrays of a batch: Dev and M in float32 (users x items), the item-major
-    rating mask (items x users) and the users' means."""
+    rating mask (items x users) and the users' means.
+
+    Built once, then kept up to date row by row: only the users whose ratings changed since
+    (``EngineState.changed_rows``) are recomputed; a new user or item slot rebuilds it all.
+    """
 
     def __init__(self, model: UserKNN) -> None:
         st = model.state
-        high, items = st.users.high, st.items.high
+        self.shape = (st.users.high, st.items.high)
+        st.changed_rows.clear()
+        high, items = self.shape
         self.means = st.means()
         mask = st.grid.mask[:high, :items]
         dev = st.grid.values[:high, :items] - self.means[:, None]
@@ -60,15 +61,34 @@ class Dense:
         self.mask32: F32Array = mask.astype(np.float32)
         self.mask_t: BoolArray = np.ascontiguousarray(mask.T)
 
+    def refresh(self, model: UserKNN) -> None:
+        """Recompute the rows of the users whose ratings changed since the last refresh."""
+        st = model.state
+        rows = np.array(sorted(st.changed_rows), dtype=np.int64)
+        st.changed_rows.clear()
+        if rows.size == 0:
+            return
+        items = self.shape[1]
+        diag = st.pairs.sums[rows, rows]
+        means = np.zeros(rows.size, dtype=np.float64)
+        np.divide(diag[:, 1], diag[:, 0], out=means, where=diag[:, 0] > 0)
+        self.means[rows] = means
+        mask = st.grid.mask[rows, :items]
+        dev = st.grid.values[rows, :items] - means[:, None]
+        self.dev32[rows] = np.where(mask, dev, 0.0)
+        self.mask32[rows] = mask
+        self.mask_t[:, rows] = mask.T
+
 
 def dense_inputs(model: UserKNN) -> Dense:
-    """:class:`Dense` for the current state, cached until the state changes."""
-    key = state_key(model)
-    cached = getattr(model, "_dense_cache", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]  # type: ignore[no-any-return]
-    dense = Dense(model)
-    model._dense_cache = (key, dense)  # type: ignore[attr-defined]
+    """:class:`Dense` for the current state (kept on the model, refreshed incrementally)."""
+    st = model.state
+    dense: Dense | None = getattr(model, "_dense", None)
+    if dense is None or dense.shape != (st.users.high, st.items.high):
+        dense = Dense(model)
+        model._dense = dense  # type: ignore[attr-defined]
+    else:
+        dense.refresh(model)
     return dense
 
 

@@ -35,6 +35,9 @@ class EngineState:
         # max |value| ever stored while every value was a multiple of 0.5 (inf after any other
         # value): products and sums of such values are exact in float32 up to a size (batch.py)
         self.value_bound = 0.0
+        # user slots whose row (ratings, mean) changed since a reader last took them (the
+        # batched recommendations keep derived per-user arrays and refresh only these rows)
+        self.changed_rows: set[int] = set()
 
     # ------------------------------------------------------------------ capacity and slots
     def ensure(self, n_users: int, n_items: int) -> None:
@@ -67,6 +70,7 @@ class EngineState:
     def release_user(self, user: str) -> int:
         """Erase the user's row and column everywhere and free the slot (privacy erasure)."""
         slot = self.users.remove(user)
+        self.changed_rows.add(slot)
         self.pairs.clear(slot)
         self.grid.clear_row(slot)
         self.user_since[slot] = 0
@@ -118,6 +122,7 @@ class EngineState:
         if i is None:
             i = self.add_item(item)
         grid = self.grid
+        self.changed_rows.add(u)
         had = bool(grid.mask[u, i])
         old = float(grid.values[u, i]) if had else None
         others = self.raters_of(i)
