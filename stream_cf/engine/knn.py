@@ -58,7 +58,8 @@ def gather(array: npt.NDArray[Any], slots: IntArray, cols: IntArray | int) -> np
         return array[slots, :cols]
     if cols.size * 8 < array.shape[1]:  # few columns: take them first
         return array[:, cols][slots]
-    return array[slots][:, cols]  # two plain gathers: ~4x faster than array[np.ix_(...)]
+    # two plain gathers: ~4x faster than array[np.ix_(...)]; np.take keeps C order
+    return np.take(array[slots], cols, axis=1)
 
 
 @dataclass(frozen=True)

@@ -267,6 +267,18 @@ class UserKNN:
         slots = slots[np.argsort(st.grid.seq[slots, i], kind="stable")]
         return [str(st.users.id_of[s]) for s in slots]
 
+    def co_raters(self, users: Iterable[str]) -> set[str]:
+        """The existing ``users`` and every user who shares an item with one of them."""
+        st = self.state
+        slots = sorted({st.users.slot_of[u] for u in users if u in st.users.slot_of})
+        if not slots:
+            return set()
+        high = st.items.high
+        mask = st.grid.mask[: st.users.high, :high]
+        items = np.flatnonzero(mask[slots].any(axis=0))
+        rows = np.flatnonzero(mask[:, items].any(axis=1))
+        return {str(st.users.id_of[s]) for s in rows}
+
     def mean(self, user: str) -> float:
         """The user's running mean r̄_u = Σ r_u / n_u; UnknownUser if the user has no rating."""
         u = self.state.users.slot_of.get(user)

@@ -56,8 +56,11 @@ class Dense:
         high, items = self.shape
         self.means = st.means()
         mask = st.grid.mask[:high, :items]
-        dev = st.grid.values[:high, :items] - self.means[:, None]
-        self.dev32: F32Array = np.where(mask, dev, 0.0).astype(np.float32)
+        self.dev32: F32Array = np.empty((high, items), dtype=np.float32)
+        for lo in range(0, high, 256):  # by blocks of rows: no full-size float64 temporaries
+            rows = slice(lo, min(lo + 256, high))
+            dev = st.grid.values[rows, :items] - self.means[rows, None]
+            self.dev32[rows] = np.where(mask[rows], dev, 0.0)
         self.mask32: F32Array = mask.astype(np.float32)
         self.mask_t: BoolArray = np.ascontiguousarray(mask.T)
 
@@ -117,8 +120,8 @@ def exact_values(
 
     ``raters`` is each column's number of usable raters. N(i;u) is the first min(raters, k) usable
     raters of the column in neighbour order (found by one scan of the item-major mask), except
-    where a run of equal similarity crosses the k-th rater: those columns go through
-    :func:`knn.select` (ties by sequence). Sums run in neighbour order, as :func:`knn.score`.
+    where a run of equal similarity crosses the k-th rater (:func:`_tied`: ties by sequence, as
+    :func:`knn.select`). Sums run in neighbour order, as :func:`knn.score`.
     """
     st = model.state
     k = model.k
@@ -127,13 +130,35 @@ def exact_values(
     low, high = model.rating_scale
     if h == 0:
         return np.zeros(0, dtype=np.float64)
-    flat = np.flatnonzero(dense.mask_t[cols][:, nb.slots])  # column-major: rows ascending
+    # column-major (rows ascending); np.take keeps the result C-ordered, a[:, idx] would not
+    flat = np.flatnonzero(np.take(dense.mask_t[cols], nb.slots, axis=1))
     take = np.minimum(raters, k)
     starts = np.cumsum(raters) - raters
-    total = int(take.sum())
+    idx = _ranges(starts, take)  # positions in flat of the first min(raters, k) of each column
     colpos = np.repeat(np.arange(h), take)
-    offsets = np.arange(total) - np.repeat(np.cumsum(take) - take, take)
-    rows = flat[np.repeat(starts, take) + offsets] - colpos * m
+    heavy = np.flatnonzero(raters > k)
+    if heavy.size:
+        base = heavy * m
+        kth = flat[starts[heavy] + k - 1] - base
+        nxt = flat[starts[heavy] + k] - base
+        tied = nb.group[kth] == nb.group[nxt]
+        if np.any(tied):
+            crossing = heavy[tied]
+            extra_idx, extra_col = _tied(
+                model,
+                nb=nb,
+                flat=flat,
+                m=m,
+                cols=cols,
+                columns=(crossing, starts, raters),
+                run=nb.group[kth[tied]],
+            )
+            other = np.ones(h, dtype=np.bool_)
+            other[crossing] = False
+            keep = other[colpos]
+            idx = np.concatenate((idx[keep], extra_idx))
+            colpos = np.concatenate((colpos[keep], extra_col))
+    rows = flat[idx] - colpos * m
     slots = nb.slots[rows]
     values = st.grid.values
     r = values.ravel().take(slots * values.shape[1] + cols[colpos])
@@ -143,38 +168,48 @@ def exact_values(
     den = np.bincount(colpos, weights=np.abs(w), minlength=h)
     with np.errstate(divide="ignore", invalid="ignore"):
         out: FloatArray = np.clip(st.mean_of(u) + num / den, low, high)
-    heavy = np.flatnonzero(raters > k)
-    if heavy.size:
-        base = heavy * m
-        kth = flat[starts[heavy] + k - 1] - base
-        nxt = flat[starts[heavy] + k] - base
-        for j in heavy[nb.group[kth] == nb.group[nxt]].tolist():
-            rows_j = flat[starts[j] : starts[j] + raters[j]] - j * m
-            out[j] = _tied_value(model, u, nb, col=int(cols[j]), rows=rows_j, dense=dense)
     return out
 
 
-def _tied_value(
-    model: UserKNN, u: int, nb: knn.Neighbourhood, *, col: int, rows: IntArray, dense: Dense
-) -> float:
-    """The exact score of one column whose run of equal similarity crosses the k-th rater:
-    the raters before the run, then the run's raters with the earliest ratings (as
-    :func:`knn.select`), summed in neighbour order."""
-    st = model.state
-    group = nb.group[rows]
-    run = group[model.k - 1]
-    before = rows[group < run]
-    in_run = rows[group == run]
-    seq = st.grid.seq[nb.slots[in_run], col]
-    chosen = np.sort(in_run[np.argsort(seq, kind="stable")[: model.k - before.size]])
-    rows = np.concatenate((before, chosen))
-    slots = nb.slots[rows]
-    w = nb.weights[rows]
-    dev = st.grid.values[slots, col] - dense.means[slots]
-    zeros = np.zeros(rows.size, dtype=np.int64)
-    num = np.bincount(zeros, weights=w * dev, minlength=1)[0]
-    den = np.bincount(zeros, weights=np.abs(w), minlength=1)[0]
-    return model.clip(float(st.mean_of(u) + num / den))
+def _ranges(starts: IntArray, lengths: IntArray) -> IntArray:
+    """The concatenated ranges [start, start + length) (np.arange per pair, vectorized)."""
+    total = int(lengths.sum())
+    shift = starts - (np.cumsum(lengths) - lengths)
+    return np.repeat(shift, lengths) + np.arange(total)
+
+
+def _tied(
+    model: UserKNN,
+    *,
+    nb: knn.Neighbourhood,
+    flat: IntArray,
+    m: int,
+    cols: IntArray,
+    columns: tuple[IntArray, IntArray, IntArray],
+    run: IntArray,
+) -> tuple[IntArray, IntArray]:
+    """N(i;u) of the columns whose run of equal similarity crosses the k-th rater: every rater
+    before the run, then the run's raters with the earliest ratings (as :func:`knn.select`).
+    Returns (positions in flat, column) of the selected raters, rows ascending per column."""
+    crossing, starts, raters = columns
+    count = raters[crossing]
+    e_idx = _ranges(starts[crossing], count)
+    local = np.repeat(np.arange(crossing.size), count)
+    e_col = crossing[local]
+    e_rows = flat[e_idx] - e_col * m
+    group = nb.group[e_rows]
+    run_e = run[local]
+    before = group < run_e
+    in_run = np.flatnonzero(group == run_e)
+    need = model.k - np.bincount(local, weights=before, minlength=crossing.size).astype(np.int64)
+    seq = model.state.grid.seq[nb.slots[e_rows[in_run]], cols[e_col[in_run]]]
+    order = np.lexsort((seq, local[in_run]))
+    sorted_local = local[in_run][order]
+    rank = np.empty(in_run.size, dtype=np.int64)
+    rank[order] = np.arange(in_run.size) - np.searchsorted(sorted_local, sorted_local)
+    chosen = before.copy()
+    chosen[in_run] = rank < need[local[in_run]]
+    return e_idx[chosen], e_col[chosen]
 
 
 def recommend_slots(model: UserKNN, users: list[str], n: int) -> dict[str, Recommendations]:

@@ -32,25 +32,10 @@ class RaterIndex(Protocol):
 
     def has_user(self, user: str) -> bool: ...
 
-    def user_items(self, user: str) -> dict[str, float]: ...
-
-    def raters(self, item: str) -> list[str]: ...
+    def co_raters(self, users: Iterable[str]) -> set[str]: ...
 
 
 def co_raters(engine: RaterIndex, users: Iterable[str]) -> set[str]:
-    """The existing ``users`` and every user who shares an item with one of them."""
-    found: set[str] = set()
-    expanded: set[str] = set()
-    total = engine.n_users
-    for user in sorted(set(users)):
-        if not engine.has_user(user):
-            continue
-        found.add(user)
-        for item in engine.user_items(user):
-            if item in expanded:
-                continue
-            expanded.add(item)
-            found.update(engine.raters(item))
-            if len(found) >= total:  # everybody already: nothing more to find
-                return found
-    return found
+    """The existing ``users`` and every user who shares an item with one of them (one vectorized
+    pass over the engine's rating mask: ``UserKNN.co_raters``)."""
+    return engine.co_raters(users)
