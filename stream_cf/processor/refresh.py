@@ -32,10 +32,32 @@ class RaterIndex(Protocol):
 
     def has_user(self, user: str) -> bool: ...
 
-    def co_raters(self, users: Iterable[str]) -> set[str]: ...
+    def user_items(self, user: str) -> dict[str, float]: ...
+
+    def raters(self, item: str) -> list[str]: ...
 
 
 def co_raters(engine: RaterIndex, users: Iterable[str]) -> set[str]:
-    """The existing ``users`` and every user who shares an item with one of them (one vectorized
-    pass over the engine's rating mask: ``UserKNN.co_raters``)."""
-    return engine.co_raters(users)
+    """The existing ``users`` and every user who shares an item with one of them.
+
+    An engine with its own ``co_raters`` (UserKNN: one vectorized pass over the rating mask)
+    answers directly; otherwise the items' raters are looked up one by one."""
+    direct = getattr(engine, "co_raters", None)
+    if direct is not None:
+        found: set[str] = direct(users)
+        return found
+    found = set()
+    expanded: set[str] = set()
+    total = engine.n_users
+    for user in sorted(set(users)):
+        if not engine.has_user(user):
+            continue
+        found.add(user)
+        for item in engine.user_items(user):
+            if item in expanded:
+                continue
+            expanded.add(item)
+            found.update(engine.raters(item))
+            if len(found) >= total:  # everybody already: nothing more to find
+                return found
+    return found
