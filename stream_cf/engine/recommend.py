@@ -68,8 +68,9 @@ class Dense:
         # 8x smaller copy of the grid whose reads along an item stay in cache
         self.twice_t: npt.NDArray[np.int8] | None = None
         if st.value_bound < _TWICE_LIMIT:
-            twice = np.rint(2.0 * st.grid.values[:high, :items])
-            self.twice_t = np.ascontiguousarray(twice.T.astype(np.int8))
+            user, item = np.nonzero(mask)  # only the ratings: no full-size temporaries
+            self.twice_t = np.zeros((items, high), dtype=np.int8)
+            self.twice_t[item, user] = np.rint(2.0 * st.grid.values[user, item])
 
     def refresh(self, model: UserKNN) -> None:
         """Recompute the rows of the users whose ratings changed since the last refresh."""
