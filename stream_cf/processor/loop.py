@@ -41,13 +41,9 @@ from dataclasses import asdict, dataclass, field
 from types import FrameType
 from typing import Any, TypeVar
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
-
 from stream_cf.engine import UserKNN
 from stream_cf.events import Event
-from stream_cf.exceptions import BrokerError, ConfigError, StreamCFError
+from stream_cf.exceptions import ConfigError, StreamCFError
 from stream_cf.processor.checkpoint import (
     Checkpoint,
     read_checkpoint,
@@ -55,6 +51,7 @@ from stream_cf.processor.checkpoint import (
     write_checkpoint,
 )
 from stream_cf.processor.codec import SourceRecord, decode, encode_key, encode_recommendations
+from stream_cf.processor.consumer import InputConsumer, retrying
 from stream_cf.processor.dlq import DeadLetter
 from stream_cf.processor.output_tail import read_output_tail
 from stream_cf.processor.publisher import OutgoingRecord, Publisher
@@ -101,16 +98,15 @@ class Processor:
         self.ready = threading.Event()  # set once restored, assigned and about to poll
         self.engine: UserKNN | None = None
         self.tracker = ListTracker(policy=settings.refresh, n=settings.n)
-        self._positions: dict[int, int] = {}
+        self.input = InputConsumer(settings, self._stop.is_set)
         self._output_offsets: dict[int, int] = {}
         self._event_time_ms: int | None = None
         self._totals: dict[str, int] = {}
-        self._committed: dict[int, int] = {}
 
     @property
     def positions(self) -> dict[int, int]:
         """The next input offset per partition (everything before is applied)."""
-        return dict(self._positions)
+        return dict(self.input.positions)
 
     # ------------------------------------------------------------------ control
     def stop(self) -> None:
@@ -138,14 +134,12 @@ class Processor:
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, self._on_signal)
-        consumer: KafkaConsumer | None = None
         publisher: Publisher | None = None
         try:
             ensure_topics(self.settings)
-            engine = self._restore(summary)
-            consumer = self._retrying("connect the consumer", self._make_consumer)
-            partitions = self._assign(consumer)
-            summary.start_offsets = dict(self._positions)
+            engine, positions = self._restore(summary)
+            self.input.open(positions)
+            summary.start_offsets = dict(self.input.positions)
             self._output_offsets = self._retrying(
                 "read the output published after the checkpoint",
                 lambda: read_output_tail(
@@ -157,10 +151,7 @@ class Processor:
             )
             targets: dict[int, int] | None = None
             if until_end:
-                ends = self._retrying(
-                    "read the end offsets", lambda: consumer.end_offsets(partitions)
-                )
-                targets = {tp.partition: int(o) for tp, o in ends.items()}
+                targets = self.input.end_offsets()
                 logger.info("running until the input end offsets %s", targets)
             publisher = self._retrying(
                 "connect the producer",
@@ -173,26 +164,20 @@ class Processor:
             )
             self._loop(
                 engine,
-                consumer=consumer,
-                partitions=partitions,
                 publisher=publisher,
                 targets=targets,
                 summary=summary,
                 on_batch=on_batch,
             )
             self._checkpoint(engine, summary)
-            self._commit(consumer, final=True)
+            self.input.commit(final=True)
         finally:
-            if consumer is not None:
-                try:
-                    consumer.close(autocommit=False)
-                except KafkaError as exc:
-                    logger.warning("closing the consumer failed: %r", exc)
+            self.input.close()
             if publisher is not None:
                 publisher.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        summary.end_offsets = dict(self._positions)
+        summary.end_offsets = dict(self.input.positions)
         summary.seconds = time.monotonic() - started
         logger.info(
             "stopped (%s): %d events, %d dead letters %s, %d lists recomputed, %d lists and %d "
@@ -214,8 +199,6 @@ class Processor:
         self,
         engine: UserKNN,
         *,
-        consumer: KafkaConsumer,
-        partitions: list[TopicPartition],
         publisher: Publisher,
         targets: dict[int, int] | None,
         summary: RunSummary,
@@ -227,7 +210,7 @@ class Processor:
         dirty = False
         self.ready.set()
         while True:
-            input_done = targets is not None and self._reached(targets)
+            input_done = targets is not None and self.input.reached(targets)
             if input_done and not tracker.pending:
                 summary.stopped_by = "until_end"
                 return
@@ -237,14 +220,14 @@ class Processor:
             records: list[SourceRecord] = []
             if not input_done:
                 timeout = 0.0 if tracker.pending else settings.poll_timeout
-                records = self._poll(consumer, partitions, targets, timeout)
+                records = self.input.poll(targets, timeout)
                 if records:
                     t0 = time.perf_counter()
                     outgoing = self._process(engine, records, summary)
                     t1 = time.perf_counter()
                     self._publish(publisher, outgoing, summary)
                     t2 = time.perf_counter()
-                    self._commit(consumer)
+                    self.input.commit()
                     logger.debug(
                         "batch of %d records: processed in %.3fs, %d records published in "
                         "%.3fs, committed in %.3fs; %d users pending",
@@ -273,7 +256,8 @@ class Processor:
                 dirty = False
 
     # ------------------------------------------------------------------ start-up
-    def _restore(self, summary: RunSummary) -> UserKNN:
+    def _restore(self, summary: RunSummary) -> tuple[UserKNN, dict[int, int]]:
+        """The engine and the input positions of the checkpoint, or a new engine at the start."""
         path = self.settings.checkpoint_path
         remove_stale_temporaries(path)
         checkpoint = read_checkpoint(path)
@@ -281,7 +265,7 @@ class Processor:
         if checkpoint is None:
             logger.info("no checkpoint at %s: starting from the beginning of the input", path)
             self.engine = UserKNN(**wanted)
-            return self.engine
+            return self.engine, {}
         if checkpoint.input_topic != self.settings.input_topic:
             raise ConfigError(
                 f"the checkpoint {path} is of input topic {checkpoint.input_topic!r}, "
@@ -295,7 +279,6 @@ class Processor:
                 f"but these settings ask for {wanted}; use the same settings or another --state-dir"
             )
         self.engine = engine
-        self._positions = dict(checkpoint.input_offsets)
         self._output_offsets = dict(checkpoint.output_offsets)
         self.tracker.digests = dict(checkpoint.digests)
         self.tracker.fallback_users = set(checkpoint.fallback_users)
@@ -311,93 +294,9 @@ class Processor:
             len(checkpoint.pending_users),
             checkpoint.input_offsets,
         )
-        return engine
-
-    def _make_consumer(self) -> KafkaConsumer:
-        return KafkaConsumer(
-            **self.settings.kafka_config(),
-            client_id="stream-cf-processor",
-            group_id=self.settings.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self.settings.max_batch,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_wait_ms=100,
-        )
-
-    def _assign(self, consumer: KafkaConsumer) -> list[TopicPartition]:
-        topic = self.settings.input_topic
-        deadline = time.monotonic() + 60.0
-        found = self._retrying(
-            "read the input topic's partitions", lambda: self._partitions(consumer)
-        )
-        while not found:
-            if time.monotonic() > deadline:
-                raise BrokerError(f"no partitions found for the input topic {topic!r}")
-            time.sleep(0.2)
-            found = self._retrying(
-                "read the input topic's partitions", lambda: self._partitions(consumer)
-            )
-        partitions = [TopicPartition(topic, p) for p in sorted(found)]
-        consumer.assign(partitions)
-        beginning = self._retrying(
-            "read the beginning offsets", lambda: consumer.beginning_offsets(partitions)
-        )
-        for tp in partitions:
-            start = max(self._positions.get(tp.partition, 0), int(beginning[tp]))
-            consumer.seek(tp, start)
-            self._positions[tp.partition] = start
-        logger.info("input %s: starting at offsets %s", topic, self._positions)
-        return partitions
-
-    def _partitions(self, consumer: KafkaConsumer) -> set[int]:
-        return set(consumer.partitions_for_topic(self.settings.input_topic) or ())
+        return engine, dict(checkpoint.input_offsets)
 
     # ------------------------------------------------------------------ the batch
-    def _poll(
-        self,
-        consumer: KafkaConsumer,
-        partitions: list[TopicPartition],
-        targets: dict[int, int] | None,
-        timeout: float,
-    ) -> list[SourceRecord]:
-        """Up to max_batch records: whatever is there now (waiting at most ``timeout``)."""
-        records: list[SourceRecord] = []
-        wait_ms = int(timeout * 1000)
-        while len(records) < self.settings.max_batch:
-            try:
-                polled = consumer.poll(
-                    timeout_ms=wait_ms, max_records=self.settings.max_batch - len(records)
-                )
-            except KafkaError as exc:
-                logger.warning("poll failed (%r); retrying", exc)
-                time.sleep(min(1.0, self.settings.retry_backoff_max))
-                break
-            got = 0
-            for tp in partitions:
-                limit = None if targets is None else targets.get(tp.partition, 0)
-                for r in polled.get(tp, ()):
-                    if limit is not None and r.offset >= limit:
-                        break
-                    got += 1
-                    records.append(
-                        SourceRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value)
-                    )
-            if got == 0:
-                break
-            wait_ms = 0  # then take what is already there, without waiting
-        if not records:
-            # gaps (compacted records, transaction markers) advance the position alone
-            for tp in partitions:
-                limit = None if targets is None else targets.get(tp.partition, 0)
-                try:
-                    position = consumer.position(tp, timeout_ms=1000)
-                except KafkaError:
-                    continue
-                if position is not None and (limit is None or position <= limit):
-                    self._positions[tp.partition] = max(self._positions[tp.partition], position)
-        return records
-
     def _process(
         self, engine: UserKNN, records: list[SourceRecord], summary: RunSummary
     ) -> list[OutgoingRecord]:
@@ -436,10 +335,7 @@ class Processor:
             ts = int(result.ts.timestamp() * 1000) if result.ts is not None else record.timestamp_ms
             if self._event_time_ms is None or ts > self._event_time_ms:
                 self._event_time_ms = ts
-        for record in records:
-            self._positions[record.partition] = max(
-                self._positions.get(record.partition, 0), record.offset + 1
-            )
+        self.input.advance(records)
         if len(events) < len(records):
             logger.warning(
                 "%d of %d records sent to the dead-letter topic %s (total %d: %s)",
@@ -485,7 +381,7 @@ class Processor:
                     entry.fallback,
                     event_time_ms=self._event_time_ms,
                     input_topic=self.settings.input_topic,
-                    input_offsets=self._positions,
+                    input_offsets=self.input.positions,
                 ),
             )
             for entry in changed
@@ -504,34 +400,6 @@ class Processor:
                 self._output_offsets[partition] = max(self._output_offsets.get(partition, 0), end)
 
     # ------------------------------------------------------------------ commit and checkpoint
-    def _commit(self, consumer: KafkaConsumer, *, final: bool = False) -> None:
-        """Commit the group offsets: for monitoring only, the checkpoint holds the positions.
-
-        During the run the commit is asynchronous (a failure is logged and the next commit covers
-        it); the final one is synchronous and retried.
-        """
-        if self._positions == self._committed and not final:
-            return
-        offsets = {
-            TopicPartition(self.settings.input_topic, p): OffsetAndMetadata(o, "", -1)
-            for p, o in self._positions.items()
-        }
-        if not final:
-            try:
-                consumer.commit_async(offsets, callback=_log_commit_failure)
-                self._committed = dict(self._positions)
-            except KafkaError as exc:
-                logger.warning("offset commit failed: %r", exc)
-            return
-        for attempt in range(1, 6):
-            try:
-                consumer.commit(offsets)
-                self._committed = dict(self._positions)
-                return
-            except KafkaError as exc:
-                logger.warning("final offset commit failed (attempt %d): %r", attempt, exc)
-                time.sleep(min(0.5 * attempt, self.settings.retry_backoff_max))
-
     def _checkpoint(self, engine: UserKNN, summary: RunSummary) -> None:
         buffer = io.BytesIO()
         engine.save(buffer)
@@ -540,7 +408,7 @@ class Processor:
             counters[name] = counters.get(name, 0) + int(getattr(summary, name))
         checkpoint = Checkpoint(
             input_topic=self.settings.input_topic,
-            input_offsets=dict(self._positions),
+            input_offsets=dict(self.input.positions),
             output_topic=self.settings.output_topic,
             output_offsets=dict(self._output_offsets),
             engine=buffer.getvalue(),
@@ -565,26 +433,13 @@ class Processor:
         )
 
     # ------------------------------------------------------------------ helpers
-    def _reached(self, targets: dict[int, int]) -> bool:
-        return all(self._positions.get(p, 0) >= end for p, end in targets.items())
-
     def _retrying(self, what: str, action: Callable[[], _T]) -> _T:
-        backoff = 0.25
-        deadline = time.monotonic() + 120.0
-        while True:
-            try:
-                return action()
-            except KafkaError as exc:
-                if time.monotonic() + backoff > deadline or self._stop.is_set():
-                    raise BrokerError(f"could not {what}: {exc!r}") from exc
-                logger.warning("could not %s (%r); retrying in %.1fs", what, exc, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, self.settings.retry_backoff_max)
-
-
-def _log_commit_failure(offsets: Any, response: Any) -> None:
-    if isinstance(response, BaseException):
-        logger.warning("asynchronous offset commit failed: %r", response)
+        return retrying(
+            what,
+            action,
+            stop_requested=self._stop.is_set,
+            backoff_max=self.settings.retry_backoff_max,
+        )
 
 
 def _normalise(config: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,217 @@
+"""The input side of the processor: one consumer that owns every partition of the input topic.
+
+It seeks to the positions the checkpoint holds (the source of truth on restart), polls batches of
+at most ``max_batch`` records (never past the ``--until-end`` targets), keeps the next offset per
+partition, and commits those offsets to the group for monitoring only: asynchronously while
+running, synchronously and retried at the end. Auto-commit is off.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from stream_cf.exceptions import BrokerError
+from stream_cf.processor.codec import SourceRecord
+from stream_cf.processor.settings import ProcessorSettings
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+def retrying(
+    what: str,
+    action: Callable[[], _T],
+    *,
+    stop_requested: Callable[[], bool],
+    backoff_max: float,
+    give_up_after: float = 120.0,
+) -> _T:
+    """Run ``action``, retrying Kafka errors with exponential backoff and a log line per retry;
+    :class:`BrokerError` naming ``what`` once ``give_up_after`` seconds pass or a stop is asked."""
+    backoff = 0.25
+    deadline = time.monotonic() + give_up_after
+    while True:
+        try:
+            return action()
+        except KafkaError as exc:
+            if time.monotonic() + backoff > deadline or stop_requested():
+                raise BrokerError(f"could not {what}: {exc!r}") from exc
+            logger.warning("could not %s (%r); retrying in %.1fs", what, exc, backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, backoff_max)
+
+
+class InputConsumer:
+    """The consumer of the input topic and the next offset of each of its partitions."""
+
+    def __init__(self, settings: ProcessorSettings, stop_requested: Callable[[], bool]) -> None:
+        self.settings = settings
+        self._stop_requested = stop_requested
+        self.positions: dict[int, int] = {}
+        self.partitions: list[TopicPartition] = []
+        self._consumer: KafkaConsumer | None = None
+        self._committed: dict[int, int] = {}
+
+    def _retrying(self, what: str, action: Callable[[], _T]) -> _T:
+        return retrying(
+            what,
+            action,
+            stop_requested=self._stop_requested,
+            backoff_max=self.settings.retry_backoff_max,
+        )
+
+    @property
+    def consumer(self) -> KafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("the input consumer is not open")
+        return self._consumer
+
+    def open(self, positions: dict[int, int]) -> None:
+        """Connect, assign every partition and seek to ``positions`` (else the beginning)."""
+        self.positions = dict(positions)
+        self._consumer = self._retrying("connect the consumer", self._make_consumer)
+        topic = self.settings.input_topic
+        deadline = time.monotonic() + 60.0
+        found = self._retrying("read the input topic's partitions", self._partition_ids)
+        while not found:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"no partitions found for the input topic {topic!r}")
+            time.sleep(0.2)
+            found = self._retrying("read the input topic's partitions", self._partition_ids)
+        self.partitions = [TopicPartition(topic, p) for p in sorted(found)]
+        consumer = self.consumer
+        consumer.assign(self.partitions)
+        beginning = self._retrying(
+            "read the beginning offsets", lambda: consumer.beginning_offsets(self.partitions)
+        )
+        for tp in self.partitions:
+            start = max(self.positions.get(tp.partition, 0), int(beginning[tp]))
+            consumer.seek(tp, start)
+            self.positions[tp.partition] = start
+        logger.info("input %s: starting at offsets %s", topic, self.positions)
+
+    def _make_consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(
+            **self.settings.kafka_config(),
+            client_id="stream-cf-processor",
+            group_id=self.settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.settings.max_batch,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_wait_ms=100,
+        )
+
+    def _partition_ids(self) -> set[int]:
+        return set(self.consumer.partitions_for_topic(self.settings.input_topic) or ())
+
+    def end_offsets(self) -> dict[int, int]:
+        """The end offset of every partition now (what ``--until-end`` runs to)."""
+        ends = self._retrying(
+            "read the end offsets", lambda: self.consumer.end_offsets(self.partitions)
+        )
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+    def reached(self, targets: dict[int, int]) -> bool:
+        """Whether every partition's position is at or past its target."""
+        return all(self.positions.get(p, 0) >= end for p, end in targets.items())
+
+    def poll(self, targets: dict[int, int] | None, timeout: float) -> list[SourceRecord]:
+        """Up to max_batch records: whatever is there now (waiting at most ``timeout``), never at
+        or past a partition's target. Positions are not advanced: see :meth:`advance`."""
+        consumer = self.consumer
+        records: list[SourceRecord] = []
+        wait_ms = int(timeout * 1000)
+        while len(records) < self.settings.max_batch:
+            try:
+                polled = consumer.poll(
+                    timeout_ms=wait_ms, max_records=self.settings.max_batch - len(records)
+                )
+            except KafkaError as exc:
+                logger.warning("poll failed (%r); retrying", exc)
+                time.sleep(min(1.0, self.settings.retry_backoff_max))
+                break
+            got = 0
+            for tp in self.partitions:
+                limit = None if targets is None else targets.get(tp.partition, 0)
+                for r in polled.get(tp, ()):
+                    if limit is not None and r.offset >= limit:
+                        break
+                    got += 1
+                    records.append(
+                        SourceRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value)
+                    )
+            if got == 0:
+                break
+            wait_ms = 0  # then take what is already there, without waiting
+        if not records:
+            self._skip_gaps(targets)
+        return records
+
+    def _skip_gaps(self, targets: dict[int, int] | None) -> None:
+        """Gaps (compacted records, transaction markers) advance the position alone."""
+        for tp in self.partitions:
+            limit = None if targets is None else targets.get(tp.partition, 0)
+            try:
+                position = self.consumer.position(tp, timeout_ms=1000)
+            except KafkaError:
+                continue
+            if position is not None and (limit is None or position <= limit):
+                self.positions[tp.partition] = max(self.positions[tp.partition], position)
+
+    def advance(self, records: list[SourceRecord]) -> None:
+        """Record that ``records`` are applied: the next offsets follow them."""
+        for record in records:
+            self.positions[record.partition] = max(
+                self.positions.get(record.partition, 0), record.offset + 1
+            )
+
+    def commit(self, *, final: bool = False) -> None:
+        """Commit the group offsets: for monitoring only, the checkpoint holds the positions.
+
+        During the run the commit is asynchronous (a failure is logged and the next commit covers
+        it); the final one is synchronous and retried.
+        """
+        if self.positions == self._committed and not final:
+            return
+        offsets = {
+            TopicPartition(self.settings.input_topic, p): OffsetAndMetadata(o, "", -1)
+            for p, o in self.positions.items()
+        }
+        if not final:
+            try:
+                self.consumer.commit_async(offsets, callback=_log_commit_failure)
+                self._committed = dict(self.positions)
+            except KafkaError as exc:
+                logger.warning("offset commit failed: %r", exc)
+            return
+        for attempt in range(1, 6):
+            try:
+                self.consumer.commit(offsets)
+                self._committed = dict(self.positions)
+                return
+            except KafkaError as exc:
+                logger.warning("final offset commit failed (attempt %d): %r", attempt, exc)
+                time.sleep(min(0.5 * attempt, self.settings.retry_backoff_max))
+
+    def close(self) -> None:
+        """Close the consumer without committing (idempotent)."""
+        if self._consumer is None:
+            return
+        try:
+            self._consumer.close(autocommit=False)
+        except KafkaError as exc:
+            logger.warning("closing the consumer failed: %r", exc)
+        self._consumer = None
+
+
+def _log_commit_failure(offsets: Any, response: Any) -> None:
+    if isinstance(response, BaseException):
+        logger.warning("asynchronous offset commit failed: %r", response)
