@@ -150,7 +150,12 @@ class PairSums:
                 x_local=x_local,
                 cell_users=cell_users,
                 cell_cols=cell_cols,
-                grids=(old_values, old_mask, new_values, new_mask),
+                grids=(
+                    old_values.astype(np.float64, copy=False),
+                    old_mask,
+                    new_values.astype(np.float64, copy=False),
+                    new_mask,
+                ),
             )
 
     def _update_dense(

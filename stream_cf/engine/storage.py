@@ -111,10 +111,13 @@ class RatingGrid:
         new_cols = cols if n_items <= cols else grown(cols, n_items)
         values = np.zeros((new_rows, new_cols), dtype=np.float64)
         mask = np.zeros((new_rows, new_cols), dtype=np.bool_)
-        seq = np.full((new_rows, new_cols), -1, dtype=np.int64)
+        # each cell of seq written once: the old block copied, only the new cells set to -1
+        seq = np.empty((new_rows, new_cols), dtype=np.int64)
+        seq[:rows, :cols] = self.seq
+        seq[:rows, cols:] = -1
+        seq[rows:] = -1
         values[:rows, :cols] = self.values
         mask[:rows, :cols] = self.mask
-        seq[:rows, :cols] = self.seq
         self.values, self.mask, self.seq = values, mask, seq
 
     def clear_row(self, slot: int) -> None:
