@@ -39,6 +39,7 @@ CHUNK = 128  # users per float32 product (bounds the batch's temporary arrays)
 SMALL = 8  # fewer users than this: matrix-vector products (see :func:`products`)
 _U32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff of float32
 _TWICE_LIMIT = 63.5  # |value| below this: 2·value fits an int8
+_UNRATED = -128  # twice_t of an unrated cell (2·value of a rating is in [-127, 127])
 _TINY = 1e-20  # below this a usable |w| may lose its float32 precision: compute all exactly
 
 
@@ -64,12 +65,16 @@ class Dense:
             self.dev32[rows] = np.where(mask[rows], dev, 0.0)
         self.mask32: F32Array = mask.astype(np.float32)
         self.mask_t: BoolArray = np.ascontiguousarray(mask.T)
-        # item-major 2·value as int8 while every value is a multiple of 0.5 below 64: an exact,
-        # 8x smaller copy of the grid whose reads along an item stay in cache
+        # item-major mask as bits (bit v of word v // 64 of an item's row: user slot v), for
+        # the counts of a few users' usable raters by popcount (:func:`products`)
+        self.bits: npt.NDArray[np.uint64] = pack(self.mask_t)
+        # item-major 2·value as int8 while every value is a multiple of 0.5 below 64 (unrated
+        # cells hold _UNRATED): an exact, 8x smaller copy of the grid that also serves as the
+        # mask in :func:`exact_values`, so that one gather gives the raters and their ratings
         self.twice_t: npt.NDArray[np.int8] | None = None
         if st.value_bound < _TWICE_LIMIT:
             user, item = np.nonzero(mask)  # only the ratings: no full-size temporaries
-            self.twice_t = np.zeros((items, high), dtype=np.int8)
+            self.twice_t = np.full((items, high), _UNRATED, dtype=np.int8)
             self.twice_t[item, user] = np.rint(2.0 * st.grid.values[user, item])
 
     def refresh(self, model: UserKNN) -> None:
@@ -89,12 +94,29 @@ class Dense:
         self.dev32[rows] = np.where(mask, dev, 0.0)
         self.mask32[rows] = mask
         self.mask_t[:, rows] = mask.T
+        touched = np.unique(rows // 64)
+        # the 64-user words holding a changed user, repacked from the item-major mask
+        lanes = (touched[:, None] * 64 + np.arange(64)).ravel()
+        block = np.zeros((items, lanes.size), dtype=np.bool_)
+        inside = lanes < self.shape[0]
+        block[:, inside] = self.mask_t[:, lanes[inside]]
+        self.bits[:, touched] = pack(block)
         if self.twice_t is not None:
             if st.value_bound < _TWICE_LIMIT:
-                twice = np.rint(2.0 * st.grid.values[rows, :items])
+                twice = np.where(mask, np.rint(2.0 * st.grid.values[rows, :items]), _UNRATED)
                 self.twice_t[:, rows] = twice.T.astype(np.int8)
             else:
                 self.twice_t = None
+
+
+def pack(mask: BoolArray) -> npt.NDArray[np.uint64]:
+    """Rows of a boolean matrix as 64-bit words, little-endian bit order (column c is bit c % 64
+    of word c // 64; missing columns of the last word are 0)."""
+    rows, width = mask.shape
+    words = (width + 63) // 64
+    packed = np.zeros((rows, words * 8), dtype=np.uint8)
+    packed[:, : (width + 7) // 8] = np.packbits(mask, axis=1, bitorder="little")
+    return packed.view("<u8").astype(np.uint64, copy=False)
 
 
 def dense_inputs(model: UserKNN) -> Dense:
@@ -145,7 +167,11 @@ def exact_values(
     if h == 0:
         return np.zeros(0, dtype=np.float64)
     # column-major (rows ascending); np.take keeps the result C-ordered, a[:, idx] would not
-    flat = np.flatnonzero(np.take(dense.mask_t[cols], nb.slots, axis=1))
+    twice = None if dense.twice_t is None else np.take(dense.twice_t[cols], nb.slots, axis=1)
+    if twice is not None:
+        flat = np.flatnonzero(twice != _UNRATED)
+    else:
+        flat = np.flatnonzero(np.take(dense.mask_t[cols], nb.slots, axis=1))
     take = np.minimum(raters, k)
     starts = np.cumsum(raters) - raters
     idx = _ranges(starts, take)  # positions in flat of the first min(raters, k) of each column
@@ -172,10 +198,11 @@ def exact_values(
             keep = other[colpos]
             idx = np.concatenate((idx[keep], extra_idx))
             colpos = np.concatenate((colpos[keep], extra_col))
-    rows = flat[idx] - colpos * m
+    picked = flat[idx]
+    rows = picked - colpos * m
     slots = nb.slots[rows]
-    if dense.twice_t is not None:
-        r = dense.twice_t.ravel().take(cols[colpos] * dense.shape[0] + slots) * 0.5
+    if twice is not None:
+        r = twice.ravel().take(picked) * 0.5
     else:
         values = st.grid.values
         r = values.ravel().take(slots * values.shape[1] + cols[colpos])
@@ -245,15 +272,21 @@ def products(
     Below ``SMALL`` rows, one matrix-vector product per row: OpenBLAS' matrix products with a
     few rows cost ~0.2 ms per row (packing), a matrix-vector product ~0.08 ms."""
     b = weights.shape[0]
-    flags = usable.astype(np.float32)
     if b < SMALL:
         num = np.stack([row @ dense.dev32 for row in weights])
         den = np.stack([np.abs(row) @ dense.mask32 for row in weights])
-        count = np.stack([row @ dense.mask32 for row in flags])
-    else:
-        num = weights @ dense.dev32
-        both = np.concatenate((np.abs(weights), flags)) @ dense.mask32
-        den, count = both[:b], both[b:]
+        # the counts by popcount of the item-major bit mask (~20x less memory than a product)
+        count = np.stack(
+            [
+                np.bitwise_count(dense.bits & pack(row[None, :])).sum(axis=1, dtype=np.int64)
+                for row in usable
+            ]
+        )
+        return num, den, count
+    flags = usable.astype(np.float32)
+    num = weights @ dense.dev32
+    both = np.concatenate((np.abs(weights), flags)) @ dense.mask32
+    den, count = both[:b], both[b:]
     return num, den, count.astype(np.int64)  # counts of 0/1 terms: exact in float32
 
 

@@ -184,3 +184,48 @@ def test_implicit_batch_with_repeated_cells_equals_one_by_one() -> None:
         assert one.raters("x") == many.raters("x")
         for other in one.users():
             assert one.similarity(user, other) == many.similarity(user, other)
+
+
+def _reference_list(model: UserKNN, user: str, n: int) -> list[tuple[str, float]]:
+    """The n best items by predict, one item at a time (ties: first appearance)."""
+    scored = []
+    for order, item in enumerate(model.items()):
+        if item in model.user_items(user):
+            continue
+        explanation = model.explain(user, item)
+        if explanation.fallback is None:
+            scored.append((-explanation.estimate, order, item, explanation.estimate))
+    scored.sort()
+    return [(item, value) for _, _, item, value in scored[:n]]
+
+
+@pytest.mark.parametrize("scale", [(1.0, 5.0), (-10.0, 10.0)])
+def test_single_user_counts_by_popcount_follow_changes_past_64_users(
+    scale: tuple[float, float],
+) -> None:
+    """recommend(u) counts usable raters from a bit mask repacked per 64-user word after each
+    change; users in several words, re-ratings, unrates and the extreme values of the scale
+    (the int8 copy of the ratings marks unrated cells with -128) give predict's lists."""
+    rng = np.random.default_rng(7)
+    low, high = scale
+    model = UserKNN(rating_scale=scale, k=5)
+    values = np.arange(low, high + 0.5, 0.5)
+    users = [f"u{j}" for j in range(150)]
+    items = [f"i{j}" for j in range(25)]
+    for _ in range(1500):
+        model.rate(str(rng.choice(users)), str(rng.choice(items)), float(rng.choice(values)))
+    probe = [users[j] for j in (0, 63, 64, 65, 127, 128, 149)]
+    for user in probe:
+        assert model.recommend(user, 8) == _reference_list(model, user, 8)
+    events = []
+    for user in (users[64], users[130], users[3]):
+        for item in list(model.user_items(user))[:3]:
+            events.append(UnrateEvent(user_id=user, item_id=item))
+        events.append(RatingEvent(user_id=user, item_id=items[0], rating=high))
+        events.append(RatingEvent(user_id=user, item_id=items[1], rating=low))
+    model.apply_many(events)
+    many = model.recommend_many(users[60:80], 8)
+    for user in [*probe, users[130], users[3]]:
+        assert model.recommend(user, 8) == _reference_list(model, user, 8)
+    for user in users[60:80]:
+        assert many[user].items == model.recommend(user, 8)
