@@ -65,9 +65,9 @@ class Dense:
             self.dev32[rows] = np.where(mask[rows], dev, 0.0)
         self.mask32: F32Array = mask.astype(np.float32)
         self.mask_t: BoolArray = np.ascontiguousarray(mask.T)
-        # item-major mask as bits (bit v of word v // 64 of an item's row: user slot v), for
-        # the counts of a few users' usable raters by popcount (:func:`products`)
-        self.bits: npt.NDArray[np.uint64] = pack(self.mask_t)
+        # the mask as 64-user words (words x items; bit v % 64 of word v // 64: user slot v),
+        # for the counts of a few users' usable raters by popcount (:func:`products`)
+        self.bits: npt.NDArray[np.uint64] = np.ascontiguousarray(pack(self.mask_t).T)
         # item-major 2·value as int8 while every value is a multiple of 0.5 below 64 (unrated
         # cells hold _UNRATED): an exact, 8x smaller copy of the grid that also serves as the
         # mask in :func:`exact_values`, so that one gather gives the raters and their ratings
@@ -100,7 +100,7 @@ class Dense:
         block = np.zeros((items, lanes.size), dtype=np.bool_)
         inside = lanes < self.shape[0]
         block[:, inside] = self.mask_t[:, lanes[inside]]
-        self.bits[:, touched] = pack(block)
+        self.bits[touched] = pack(block).T
         if self.twice_t is not None:
             if st.value_bound < _TWICE_LIMIT:
                 twice = np.where(mask, np.rint(2.0 * st.grid.values[rows, :items]), _UNRATED)
@@ -275,10 +275,13 @@ def products(
     if b < SMALL:
         num = np.stack([row @ dense.dev32 for row in weights])
         den = np.stack([np.abs(row) @ dense.mask32 for row in weights])
-        # the counts by popcount of the item-major bit mask (~20x less memory than a product)
+        # the counts by popcount of the bit mask (~30x less memory than a product); word-major,
+        # so that the sum over words adds whole rows
         count = np.stack(
             [
-                np.bitwise_count(dense.bits & pack(row[None, :])).sum(axis=1, dtype=np.int64)
+                np.add.reduce(
+                    np.bitwise_count(dense.bits & pack(row[None, :]).T), axis=0, dtype=np.int64
+                )
                 for row in usable
             ]
         )
