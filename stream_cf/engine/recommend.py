@@ -90,8 +90,11 @@ class Dense:
         np.divide(diag[:, 1], diag[:, 0], out=means, where=diag[:, 0] > 0)
         self.means[rows] = means
         mask = st.grid.mask[rows, :items]
-        dev = st.grid.values[rows, :items] - means[:, None]
-        self.dev32[rows] = np.where(mask, dev, 0.0)
+        dev = st.grid.values[rows, :items]  # a copy: computed in place (one temporary)
+        dev -= means[:, None]
+        dev[~mask] = 0.0
+        self.dev32[rows] = dev
+        del dev
         self.mask32[rows] = mask
         self.mask_t[:, rows] = mask.T
         touched = np.unique(rows // 64)
@@ -103,7 +106,10 @@ class Dense:
         self.bits[touched] = pack(block).T
         if self.twice_t is not None:
             if st.value_bound < _TWICE_LIMIT:
-                twice = np.where(mask, np.rint(2.0 * st.grid.values[rows, :items]), _UNRATED)
+                twice = st.grid.values[rows, :items]  # a copy: computed in place
+                twice *= 2.0
+                np.rint(twice, out=twice)
+                twice[~mask] = _UNRATED
                 self.twice_t[:, rows] = twice.T.astype(np.int8)
             else:
                 self.twice_t = None
