@@ -8,11 +8,30 @@
 
 Per batch, the users who acted are recomputed at once (their lists are the latency-critical ones;
 when the batch was full, i.e. the processor is catching up, they are deferred like the others);
-under the ``neighbours`` policy everyone else whose list may have changed (see :mod:`refresh`)
-joins ``pending``, which the loop drains in slices of bounded time between batches. A user pending
+under the ``neighbours`` policy everyone else whose list may have changed (below) joins
+``pending``, which the loop drains in slices of bounded time between batches. A user pending
 over several batches is computed once, against the latest state. Invariant: every existing user
 not in ``pending`` has a last computed list equal to the list of the current state, and its digest
 is the one last published (once the batch's records are acknowledged).
+
+The refresh policies. The processor knows no similarity formula; it only relies on this property of
+the engine's API: a user's list depends on their own data and on the data of the users who share at
+least one item with them (their co-raters: only they can have a non-zero similarity, and a
+neighbour's mean, a neighbour's rating and the set of candidate items all come from co-raters),
+except a fallback list (``Recommendations.fallback`` set, e.g. popularity for a user with no usable
+neighbour), which may depend on every event.
+
+``neighbours`` (exact): refresh the actors, every co-rater of an actor before the batch and after
+it (so a taken-back rating or a forgotten user still reaches the users it influenced), and every
+user whose last list was a fallback. After each batch every user's last computed list is the one a
+batch computation over the same events gives, whatever the batch boundaries.
+
+``actors`` (cheap): refresh only the users who acted in the batch. A user's published list then
+reflects the state at the end of the last batch that contained one of their own events; changes
+made later by their co-raters (new ratings, take-backs, forgotten users) are not reflected until
+they act again, and the lists depend on where batches were cut.
+
+The co-raters come from the engine (``UserKNN.co_raters``: one vectorized pass over its mask).
 """
 
 from __future__ import annotations
@@ -23,7 +42,6 @@ from dataclasses import dataclass, field
 
 from stream_cf.engine import BatchEffect, UserKNN
 from stream_cf.processor.codec import list_digest
-from stream_cf.processor.refresh import co_raters
 
 
 @dataclass(frozen=True)
@@ -52,7 +70,7 @@ class ListTracker:
         """Users whose list may change because of the actors, read before the batch applies."""
         if self.policy != "neighbours" or self._everyone_owed(engine, actors):
             return set()
-        return co_raters(engine, actors)
+        return engine.co_raters(actors)
 
     def _everyone_owed(self, engine: UserKNN, actors: Iterable[str]) -> bool:
         """Whether pending and the actors already cover every user (pending holds only users
@@ -75,7 +93,7 @@ class ListTracker:
             # forgotten) found them among their co-raters before the batch.
             self.pending |= before | self.fallback_users
             if not self._everyone_owed(engine, now):
-                self.pending |= co_raters(engine, effect.users)
+                self.pending |= engine.co_raters(effect.users)
         if defer:
             self.pending.update(now)
             now = []

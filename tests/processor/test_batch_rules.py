@@ -1,9 +1,10 @@
-"""BatchChecker (unrate of a missing pair) and the co-rater set of the refresh policy, on fakes."""
+"""BatchChecker (unrate of a missing pair) on a fake, and the co-rater set the refresh policy
+reads from the engine."""
 
 from __future__ import annotations
 
+from stream_cf.engine import UserKNN
 from stream_cf.events import ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
-from stream_cf.processor.refresh import co_raters
 from stream_cf.processor.semantics import BatchChecker
 
 
@@ -48,7 +49,13 @@ def test_unrate_needs_a_pair_that_exists_at_that_point_of_the_batch() -> None:
 
 
 def test_co_raters_are_the_users_sharing_an_item() -> None:
-    assert co_raters(ENGINE, ["a"]) == {"a", "b"}
-    assert co_raters(ENGINE, ["c"]) == {"c", "d"}
-    assert co_raters(ENGINE, ["b", "c", "gone"]) == {"a", "b", "c", "d"}
-    assert co_raters(ENGINE, []) == set()
+    engine = UserKNN()
+    for user, items in ENGINE.ratings.items():
+        for item, value in items.items():
+            engine.rate(user, item, value)
+    assert engine.co_raters(["a"]) == {"a", "b"}
+    assert engine.co_raters(["c"]) == {"c", "d"}
+    assert engine.co_raters(["b", "c", "gone"]) == {"a", "b", "c", "d"}
+    assert engine.co_raters([]) == set()
+    engine.forget_user("b")
+    assert engine.co_raters(["a"]) == {"a"}
