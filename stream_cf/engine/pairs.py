@@ -225,7 +225,22 @@ class PairSums:
         kept[x_local, cell_cols] = 0.0
         cols[changed_users, :, 0] = kept @ d0
         cols[changed_users, :, 3] = u_v[changed_users] @ d1
-        self.sums[:n_users, changed_users] += cols
+        self._add_columns(n_users, changed_users, cols)
+
+    def _add_columns(self, n_users: int, users: IntArray, cols: FloatArray) -> None:
+        """``sums[:n_users, users] += cols`` (cols: n_users x len(users) x 4), the same additions.
+
+        The 4 sums of a cell are one 32-byte record: gathered, added to and written back as
+        records (a ``take`` along the columns of a void view, ~3x cheaper than numpy's mixed
+        slice/fancy ``+=`` over the 4-float cells).
+        """
+        sums = self.sums
+        cap = sums.shape[0]
+        cells = sums.reshape(cap, 4 * cap).view(np.dtype((np.void, 32)))  # shares sums' memory
+        block = cells[:n_users].take(users, axis=1)
+        values = block.view(np.float64).reshape(n_users, users.size, 4)
+        values += cols
+        cells[:n_users, users] = block
 
     def _update_sparse(
         self,
