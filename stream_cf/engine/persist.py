@@ -137,6 +137,7 @@ def _restore(cls: type[UserKNN], arrays: dict[str, npt.NDArray[Any]]) -> UserKNN
     st.grid.values[rows, cols] = values
     st.note_values(values)
     st.grid.mask[rows, cols] = True
+    st.grid.mask_t[cols, rows] = True
     st.grid.seq[rows, cols] = seqs
     st.pairs.sums[:nu, :nu] = sums
     st.item_count[:ni] = arrays["item_count"].astype(np.int64).reshape(ni)

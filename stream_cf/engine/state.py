@@ -94,7 +94,7 @@ class EngineState:
         return float(self.pairs.sums[slot, slot, 1] / n) if n > 0 else 0.0
 
     def raters_of(self, item_slot: int) -> IntArray:
-        return np.flatnonzero(self.grid.mask[: self.users.high, item_slot]).astype(np.int64)
+        return np.flatnonzero(self.grid.mask_t[item_slot, : self.users.high]).astype(np.int64)
 
     def note_values(self, values: FloatArray) -> None:
         """Keep :attr:`value_bound` up to date with newly stored values (it never decreases)."""
@@ -136,10 +136,12 @@ class EngineState:
         if new is None:
             grid.values[u, i] = 0.0
             grid.mask[u, i] = False
+            grid.mask_t[i, u] = False
             grid.seq[u, i] = -1
         else:
             grid.values[u, i] = new
             grid.mask[u, i] = True
+            grid.mask_t[i, u] = True
             grid.seq[u, i] = seq
         delta = (new is not None) - had
         self.item_count[i] += delta

@@ -90,11 +90,15 @@ class RatingGrid:
     ``values[u, i]`` is the rating (or accumulated implicit weight), 0 where absent;
     ``mask[u, i]`` says whether the cell holds a rating; ``seq[u, i]`` is the global event counter
     of the cell's latest change (-1 where absent), which orders raters of an item (earlier first).
+    ``mask_t`` is the item-major copy of ``mask`` (items x users; written wherever ``mask`` is), so
+    that an item's raters are one contiguous row (the batched update gathers the touched items'
+    columns as rows).
     """
 
     def __init__(self) -> None:
         self.values: FloatArray = np.zeros((0, 0), dtype=np.float64)
         self.mask: BoolArray = np.zeros((0, 0), dtype=np.bool_)
+        self.mask_t: BoolArray = np.zeros((0, 0), dtype=np.bool_)
         self.seq: IntArray = np.zeros((0, 0), dtype=np.int64)
 
     @property
@@ -111,6 +115,7 @@ class RatingGrid:
         new_cols = cols if n_items <= cols else grown(cols, n_items)
         values = np.zeros((new_rows, new_cols), dtype=np.float64)
         mask = np.zeros((new_rows, new_cols), dtype=np.bool_)
+        mask_t = np.zeros((new_cols, new_rows), dtype=np.bool_)
         # each cell of seq written once: the old block copied, only the new cells set to -1
         seq = np.empty((new_rows, new_cols), dtype=np.int64)
         seq[:rows, :cols] = self.seq
@@ -118,10 +123,12 @@ class RatingGrid:
         seq[rows:] = -1
         values[:rows, :cols] = self.values
         mask[:rows, :cols] = self.mask
-        self.values, self.mask, self.seq = values, mask, seq
+        mask_t[:cols, :rows] = self.mask_t
+        self.values, self.mask, self.mask_t, self.seq = values, mask, mask_t, seq
 
     def clear_row(self, slot: int) -> None:
         """Erase every cell of a user's row (a released slot must hold nothing)."""
         self.values[slot, :] = 0.0
         self.mask[slot, :] = False
+        self.mask_t[:, slot] = False
         self.seq[slot, :] = -1
