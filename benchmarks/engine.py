@@ -81,7 +81,14 @@ def percentile(values: list[float], q: float) -> float:
 
 def state_bytes(model: UserKNN) -> int:
     st = model.state
-    arrays = [st.grid.values, st.grid.mask, st.grid.seq, st.pairs.sums, st.item_count]
+    arrays = [
+        st.grid.values,
+        st.grid.mask,
+        st.grid.mask_t,
+        st.grid.seq,
+        st.pairs.sums,
+        st.item_count,
+    ]
     return int(sum(a.nbytes for a in arrays))
 
 

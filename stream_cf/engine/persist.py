@@ -38,9 +38,15 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 def _member(zf: zipfile.ZipFile, name: str, array: npt.NDArray[Any]) -> None:
     info = zipfile.ZipInfo(f"{name}.npy", date_time=_EPOCH)
     info.compress_type = zipfile.ZIP_STORED
+    if array.flags.f_contiguous and not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)  # (write_array would store it Fortran-ordered)
+    # a strided block (the pair sums of the slots in use) is written in C order chunk by chunk
+    # by write_array, and the member from the buffer's memory: the same bytes as a contiguous
+    # copy and getvalue() would give, without two transient copies of the largest array
     buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
-    zf.writestr(info, buf.getvalue())
+    np.lib.format.write_array(buf, array, allow_pickle=False)
+    with buf.getbuffer() as data:
+        zf.writestr(info, data)
 
 
 def save_state(model: UserKNN, target: str | os.PathLike[str] | BinaryIO) -> None:
