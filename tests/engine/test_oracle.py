@@ -130,6 +130,7 @@ def as_event(ev: tuple[Any, ...]) -> Any:
 
 
 def apply_direct(model: Any, ev: tuple[Any, ...]) -> None:
+    """One raw event through the direct methods: of a UserKNN, or of the plain Reference."""
     kind = ev[0]
     if kind == "rate":
         model.rate(ev[1], ev[2], ev[3])
@@ -141,25 +142,13 @@ def apply_direct(model: Any, ev: tuple[Any, ...]) -> None:
         model.forget_user(ev[1])
 
 
-def apply_ref(ref: Reference, ev: tuple[Any, ...]) -> None:
-    kind = ev[0]
-    if kind == "rate":
-        ref.rate(ev[1], ev[2], ev[3])
-    elif kind == "purchase":
-        ref.purchase(ev[1], ev[2], ev[3])
-    elif kind == "unrate":
-        ref.unrate(ev[1], ev[2])
-    else:
-        ref.forget_user(ev[1])
-
-
 def concrete_stream(raws: list[tuple[Any, ...]], config: dict[str, Any]) -> list[tuple[Any, ...]]:
     ref = Reference(**config)
     out = []
     for raw in raws:
         ev = resolve(raw, ref)
         if ev is not None:
-            apply_ref(ref, ev)
+            apply_direct(ref, ev)
             out.append(ev)
     return out
 
@@ -181,7 +170,7 @@ def run_oracle(
             model.apply(as_event(ev))
         else:
             apply_direct(model, ev)
-        apply_ref(ref, ev)
+        apply_direct(ref, ev)
         check_all(model, ref, users, items, n=3)
 
 
@@ -281,7 +270,7 @@ def check_effect(
     user who appears and vanishes inside the batch may or may not be listed as forgotten)."""
     ref = Reference(**config)
     for ev in before:
-        apply_ref(ref, ev)
+        apply_direct(ref, ev)
     started = set(ref.users())
     acted: set[str] = set()
     changed: set[str] = set()
@@ -293,7 +282,7 @@ def check_effect(
         else:
             acted.add(ev[1])
             changed.add(ev[2])
-        apply_ref(ref, ev)
+        apply_direct(ref, ev)
     alive = set(ref.users())
     assert effect.events == len(batch)
     assert acted & alive <= effect.users <= mentioned & alive, (effect, batch)
@@ -331,7 +320,7 @@ def test_apply_many_equals_one_by_one(
         check_effect(effect, stream[:lo], stream[lo:hi], config)
         ref = Reference(**config)
         for ev in stream[:hi]:
-            apply_ref(ref, ev)
+            apply_direct(ref, ev)
         check_all(many, ref, USERS, ITEMS, n=3)
     assert total == len(stream)
     assert _state(many) == _state(one)
@@ -370,7 +359,7 @@ def test_save_load_mid_stream_then_continue(
     # and the restored model still matches the reference after the whole stream
     ref = Reference(**config)
     for ev in stream:
-        apply_ref(ref, ev)
+        apply_direct(ref, ev)
     check_all(restored, ref, USERS, ITEMS, n=3)
 
 
@@ -408,7 +397,7 @@ def test_final_similarities_do_not_depend_on_the_order(
         apply_direct(messy, ev)
     ref = Reference(**config)
     for ev in stream:
-        apply_ref(ref, ev)
+        apply_direct(ref, ev)
     final = [(u, i, v) for (u, i), (v, _s) in ref.ratings.items()]
     perm.shuffle(final)
     clean = UserKNN(**config)
@@ -447,7 +436,7 @@ def test_many_neighbours_match_reference(
         else:
             ev = ("rate", rng.choice(users), rng.choice(items), rng.choice([1.0, 3.0, 5.0]))
         apply_direct(model, ev)
-        apply_ref(ref, ev)
+        apply_direct(ref, ev)
     check_reads(model, ref)
     check_predictions(model, ref, [*users[:25], "nobody"], items)
     for user in users[:25]:
@@ -478,7 +467,7 @@ def test_a_bad_event_stops_a_batch_where_it_is(
         model.apply_many([*events[:where], bad, *events[where:]])
     ref = Reference(**config)
     for ev in raws[:where]:
-        apply_ref(ref, ev)
+        apply_direct(ref, ev)
     if ref.ratings:
         check_all(model, ref, USERS, ITEMS, n=3)
     else:
