@@ -19,9 +19,10 @@ import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from stream_cf.engine.results import BatchEffect
 from stream_cf.engine.storage import FloatArray, IntArray
@@ -250,55 +251,71 @@ def commit_cells(
     """Write changed cells (user slot, item slot) -> value (NaN: removed) with their sequence
     numbers, and update the pair sums in one block. Each cell appears once."""
     st = model.state
-    st.changed_rows.update(np.unique(cu).tolist())
+    grid = st.grid
+    n_users = st.users.high
     present = ~np.isnan(raw)
     vals = np.where(present, raw, 0.0)
-    touched, tl = np.unique(ci, return_inverse=True)
-    n_users = st.users.high
-    grid = st.grid
+    st.changed_rows.update(_distinct(cu, n_users).tolist())
+    touched, tl = _distinct(ci, st.items.high, inverse=True)
     st.note_values(vals[present])
     # every product and partial sum is a multiple of 0.25 below 2**22: exact in float32
     exact32 = 16.0 * st.value_bound**2 * touched.size <= 2.0**24
-    # the touched items' columns as rows of the item-major mask (one contiguous read each; a
-    # column gather of the user-major mask costs ~10x more), used transposed (users x touched)
-    old_mt = grid.mask_t[touched, :n_users]
-    # values are 0 where the mask is off: gather only the ~6% present cells (a dense column
-    # gather of the float grid costs ~4x more); in float32 when that is exact (every value a
-    # multiple of 0.5 below 2**11), which halves the blocks and spares the update a conversion
-    # (flat indices into the block and the grid: half the cost of np.nonzero's row/column pairs)
-    at = np.flatnonzero(old_mt)
-    t, r = np.divmod(at, n_users)
-    old_vt = np.zeros(old_mt.shape, dtype=np.float32 if exact32 else np.float64)
-    old_vt.ravel()[at] = grid.values.ravel().take(r * grid.values.shape[1] + touched[t])
-    old_m = old_mt.T
-    old_v = old_vt.T
-    new_v = old_v.copy(order="K")
-    new_m = old_m.copy(order="K")
-    new_v[cu, tl] = vals
-    new_m[cu, tl] = present
+    # the touched items' rows of the item-major mask and values (one contiguous read each; a
+    # column gather of the user-major grid costs ~10x more)
+    mask_t = grid.mask_t[touched, :n_users]
+    values_t: npt.NDArray[Any]
+    if exact32 and grid.twice_ok:  # the int8 2·value copy (the old state: written below)
+        values_t = grid.twice_t[touched, :n_users]
+        scale = 2.0
+    else:
+        # values are 0 where the mask is off: gather only the ~6% present cells
+        at = np.flatnonzero(mask_t)
+        t, r = np.divmod(at, n_users)
+        values_t = np.zeros(mask_t.shape, dtype=np.float32 if exact32 else np.float64)
+        values_t.ravel()[at] = grid.values.ravel().take(r * grid.values.shape[1] + touched[t])
+        scale = 1.0
+    was = mask_t[tl, cu]
+    old_total = float(values_t[tl, cu][was].sum(dtype=np.float64)) / scale
     raters = st.item_count[touched] + np.bincount(tl, weights=present, minlength=touched.size)
     st.pairs.update_block(
-        exact32=exact32,
-        raters=raters.astype(np.int64),
         n_users=n_users,
         cell_users=cu,
-        cell_cols=tl.astype(np.int64),
-        old_values=old_v,
-        old_mask=old_m,
-        new_values=new_v,
-        new_mask=new_m,
+        cell_cols=tl,
+        mask_t=mask_t,
+        values_t=values_t,
+        new_values=vals,
+        new_present=present,
+        scale=scale,
+        exact32=exact32,
+        raters=raters.astype(np.int64),
     )
-    was = old_m[cu, tl]
-    grid.values[cu, ci] = vals
-    grid.mask[cu, ci] = present
-    grid.mask_t[ci, cu] = present
-    grid.seq[cu, ci] = np.where(present, seqs, -1)
+    grid.write(cu, ci, raw, seqs)
     delta = present.astype(np.int64) - was.astype(np.int64)
     np.add.at(st.item_count, ci, delta)
     st.n_ratings += int(delta.sum())
-    st.total += float(vals.sum() - old_v[cu, tl][was].sum(dtype=np.float64))
+    st.total += float(vals.sum()) - old_total
     if st.n_ratings == 0:
         st.total = 0.0
+
+
+@overload
+def _distinct(slots: IntArray, high: int) -> IntArray: ...
+@overload
+def _distinct(
+    slots: IntArray, high: int, *, inverse: Literal[True]
+) -> tuple[IntArray, IntArray]: ...
+def _distinct(
+    slots: IntArray, high: int, *, inverse: bool = False
+) -> IntArray | tuple[IntArray, IntArray]:
+    """The distinct slots (below ``high``) in increasing order, and with ``inverse`` each
+    slot's index among them: np.unique by a flag array (the slots are dense and bounded)."""
+    seen = np.zeros(high, dtype=np.bool_)
+    seen[slots] = True
+    distinct = np.flatnonzero(seen)
+    if not inverse:
+        return distinct
+    rank = np.cumsum(seen) - 1
+    return distinct, rank[slots]
 
 
 _TYPE = attrgetter("type")
@@ -318,7 +335,10 @@ def fast_batch(model: UserKNN, events: list[Event]) -> BatchEffect | None:
         return None
     users: list[str] = list(map(_USER, events))
     items: list[str] = list(map(_ITEM, events))
-    if not (all(users) and all(items)) or set(map(type, users)) | set(map(type, items)) != {str}:
+    # the distinct ids in order of first appearance (checked once each, not once per event)
+    distinct_users = dict.fromkeys(users)
+    distinct_items = dict.fromkeys(items)
+    if not (_plain_ids(distinct_users) and _plain_ids(distinct_items)):
         return None
     n = len(events)
     if kinds == {"rating"}:
@@ -346,9 +366,9 @@ def fast_batch(model: UserKNN, events: list[Event]) -> BatchEffect | None:
     seq0 = st.seq
     slot_of = st.users.slot_of
     # new ids in order of first appearance
-    new_users = sorted(set(users).difference(slot_of), key=users.index)
+    new_users = [user for user in distinct_users if user not in slot_of]
     item_slot = st.items.slot_of
-    new_items = sorted(set(items).difference(item_slot), key=items.index)
+    new_items = [item for item in distinct_items if item not in item_slot]
     # grow the arrays once for the whole batch (the same capacities as growing id by id, without
     # the intermediate copies); new ids take fresh slots or the lowest free ones
     st.ensure(
@@ -374,8 +394,16 @@ def fast_batch(model: UserKNN, events: list[Event]) -> BatchEffect | None:
     commit_cells(model, cell_u, cell_i, raw, seq0 + last)
     st.seq = seq0 + n
     return BatchEffect(
-        users=frozenset(users), items=frozenset(items), forgotten=frozenset(), events=n
+        users=frozenset(distinct_users),
+        items=frozenset(distinct_items),
+        forgotten=frozenset(),
+        events=n,
     )
+
+
+def _plain_ids(ids: dict[str, None]) -> bool:
+    """Every id a non-empty ``str`` (what the event models guarantee unless bypassed)."""
+    return "" not in ids and set(map(type, ids)) == {str}
 
 
 def _accumulate(

@@ -18,9 +18,11 @@ exact in float64, so taking a rating back restores the sums bit for bit.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from stream_cf.engine.storage import BoolArray, FloatArray, IntArray, grown
 
@@ -99,133 +101,113 @@ class PairSums:
         n_users: int,
         cell_users: IntArray,
         cell_cols: IntArray,
-        old_values: FloatArray,
-        old_mask: BoolArray,
+        mask_t: BoolArray,
+        values_t: npt.NDArray[Any],
         new_values: FloatArray,
-        new_mask: BoolArray,
+        new_present: BoolArray,
+        scale: float = 1.0,
         exact32: bool = False,
         raters: IntArray | None = None,
+        method: Literal["dense", "sparse"] | None = None,
     ) -> None:
         """Exact update for many changed cells at once (a micro-batch), vectorized over items.
 
-        ``old_values``/``old_mask`` are the grid's columns of the touched items before the batch
-        (shape n_users x n_touched, values 0 where absent) and ``new_values``/``new_mask`` after
-        it; ``cell_users``/``cell_cols`` list the changed cells (each once), ``cell_cols``
-        indexing the touched columns. For a changed cell (x, t) and every y in the union of t's
-        old and new raters the row of x gains Δ[x, y] = f(b_x,b_y)q_xq_y − f(a_x,a_y)p_xp_y; for
-        every such y whose cell in t did not change the column of x gains Δ[y, x]. Each
+        ``mask_t``/``values_t`` are the touched items' rows of the item-major grid before the
+        batch (n_touched x n_users; ``values_t`` holds ``scale``·value, 0 where absent, in float64
+        or float32); the changed cells are (``cell_users[j]``, ``cell_cols[j]``), each once,
+        ``cell_cols`` indexing the touched rows, and ``new_values``/``new_present`` their values
+        after the batch (0 / False: removed). For a changed cell (x, t) and every y in the union
+        of t's old and new raters the row of x gains Δ[x, y] = f(b_x,b_y)q_xq_y − f(a_x,a_y)p_xp_y;
+        for every such y whose cell in t did not change the column of x gains Δ[y, x]. Each
         (item, ordered pair) is thus counted once, which equals applying the cells one by one.
         With ``exact32`` (every value a multiple of 0.5, small enough that all products and
         partial sums are exact in float32) the dense products run in float32. ``raters`` (per
-        touched column, about how many users rated it before or after) only feeds the choice
-        between the dense and the pair-by-pair update; by default it is counted.
+        touched row, about how many users rated it before or after) only feeds the choice
+        between the dense and the pair-by-pair update (``method`` forces one); by default it is
+        counted.
         """
         if cell_users.size == 0:
             return
         changed_users, x_local = np.unique(cell_users, return_inverse=True)
-        n_cols = int(old_mask.shape[1])
-        any_old = bool(old_mask[cell_users, cell_cols].any())
+        n_cols = int(mask_t.shape[0])
+        p = mask_t[cell_cols, cell_users]
+        a = values_t[cell_cols, cell_users].astype(np.float64) / scale
+        cells = Cells(
+            users=cell_users,
+            cols=cell_cols,
+            changed=changed_users,
+            x_local=x_local,
+            p=p.astype(np.float64),
+            a=a,
+            q=new_present.astype(np.float64),
+            b=np.where(new_present, new_values, 0.0),
+        )
         # cost model (measured): dense products ~0.4 ns per multiply-add (float64; float32
         # about half), pairs ~400 ns each
-        dense_rows = changed_users.size * (12 if any_old else 8)
-        dense_cost = (0.2 if exact32 else 0.4) * dense_rows * n_cols * n_users
+        dense_cost = (0.2 if exact32 else 0.4) * 6 * changed_users.size * n_cols * n_users
         if raters is None:
-            raters = np.count_nonzero(old_mask | new_mask, axis=0)
+            union = mask_t.copy()
+            union[cell_cols, cell_users] |= new_present
+            raters = np.count_nonzero(union, axis=1)
         sparse_cost = 400.0 * float(raters[cell_cols].sum())
-        if dense_cost < sparse_cost:
+        if method == "dense" or (method is None and dense_cost < sparse_cost):
+            dtype = np.float32 if exact32 else np.float64
             self._update_dense(
-                n_users=n_users,
-                changed_users=changed_users,
-                x_local=x_local,
-                cell_users=cell_users,
-                cell_cols=cell_cols,
-                grids=(old_values, old_mask, new_values, new_mask),
-                any_old=any_old,
-                dtype=np.float32 if exact32 else np.float64,
+                n_users, cells=cells, mask_t=mask_t, values_t=values_t, scale=scale, dtype=dtype
             )
         else:
-            self._update_sparse(
-                n_users=n_users,
-                changed_users=changed_users,
-                x_local=x_local,
-                cell_users=cell_users,
-                cell_cols=cell_cols,
-                grids=(
-                    old_values.astype(np.float64, copy=False),
-                    old_mask,
-                    new_values.astype(np.float64, copy=False),
-                    new_mask,
-                ),
-            )
+            self._update_sparse(n_users, cells, mask_t, values_t.astype(np.float64) / scale)
 
     def _update_dense(
         self,
-        *,
         n_users: int,
-        changed_users: IntArray,
-        x_local: IntArray,
-        cell_users: IntArray,
-        cell_cols: IntArray,
-        grids: tuple[FloatArray, BoolArray, FloatArray, BoolArray],
-        any_old: bool,
-        dtype: type[np.floating[Any]] = np.float64,
+        *,
+        cells: Cells,
+        mask_t: BoolArray,
+        values_t: npt.NDArray[Any],
+        scale: float,
+        dtype: type[np.floating[Any]],
     ) -> None:
-        """The block update as matrix products over the touched columns (in ``dtype``).
+        """The block update as matrix products over the touched rows (in ``dtype``).
 
-        With G·[x, t] holding the changed cells' factors (q, b·q, b²·q, b; p, a·p, a²·p, a) and
-        zero elsewhere, the rows of the changed users gain G_new @ Q_newᵀ − G_old @ P_oldᵀ (and
-        b @ V_newᵀ − a @ V_oldᵀ for Σxy); the columns gain, from the raters whose cell did not
-        change (U, values v), [U, U∘v, U∘v², U∘v] @ [d0, d0, d0, d1]ᵀ with d0 = q − p and
-        d1 = b − a; for the users who changed nothing the n and Σxy channels of that equal the rows'
-        (both are symmetric), so only the changed users' own columns are multiplied out. Integer
-        or half ratings keep every product and sum exact.
+        For a user y whose cells did not change, every term reads y's old column: with the
+        per-cell weights d0 = q − p, d1 = b − a, d2 = b² − a² (p, q: old/new presence, a, b: old/new
+        value, 0 where absent) spread over (changed user x, touched item t), the row of x gains
+        [d0, d1, d2] @ M and d1 @ V, and the column of x gains [d0 @ M, d0 @ V, d0 @ V², d1 @ V]
+        (M, V: the old mask and values, item-major; n and Σxy are the row's). The entries where
+        y is a changed user too are then corrected item by item where both changed a cell
+        (:func:`_shared_items`). Values come scaled (V = scale·value,
+        e.g. the int8 2·value copy) and the weights carry 1/scale: with integer or half ratings
+        every product and sum is exact.
         """
-        old_values, old_mask, new_values, new_mask = grids
-        c = int(changed_users.size)
-        n_cols = int(old_mask.shape[1])
-        a = old_values[cell_users, cell_cols]
-        b = new_values[cell_users, cell_cols]
-        p = old_mask[cell_users, cell_cols].astype(np.float64)
-        q = new_mask[cell_users, cell_cols].astype(np.float64)
-        g_new = np.zeros((4, c, n_cols), dtype=dtype)
-        g_new[0, x_local, cell_cols] = q
-        g_new[1, x_local, cell_cols] = b * q
-        g_new[2, x_local, cell_cols] = b * b * q
-        g_new[3, x_local, cell_cols] = b
-        counts = g_new[:3].reshape(3 * c, n_cols) @ new_mask.T.astype(dtype)
-        cross = g_new[3] @ new_values.T.astype(dtype, copy=False)
-        if any_old:
-            g_old = np.zeros((4, c, n_cols), dtype=dtype)
-            g_old[0, x_local, cell_cols] = p
-            g_old[1, x_local, cell_cols] = a * p
-            g_old[2, x_local, cell_cols] = a * a * p
-            g_old[3, x_local, cell_cols] = a
-            counts -= g_old[:3].reshape(3 * c, n_cols) @ old_mask.T.astype(dtype)
-            cross -= g_old[3] @ old_values.T.astype(dtype, copy=False)
+        c = int(cells.changed.size)
+        n_cols = int(mask_t.shape[0])
+        at = (cells.x_local, cells.cols)
+        weights = np.zeros((6, c, n_cols), dtype=dtype)
+        weights[0][at] = cells.q - cells.p
+        weights[1][at] = cells.b - cells.a
+        weights[2][at] = cells.b * cells.b - cells.a * cells.a
+        weights[3][at] = (cells.b - cells.a) / scale
+        weights[4][at] = (cells.q - cells.p) / scale
+        weights[5][at] = (cells.q - cells.p) / (scale * scale)
+        m = mask_t.astype(dtype)
+        v = values_t.astype(dtype, copy=False)
+        on_m = (weights[:3].reshape(3 * c, n_cols) @ m).reshape(3, c, n_users)
+        on_v = (weights[3:5].reshape(2 * c, n_cols) @ v).reshape(2, c, n_users)
+        on_v2 = weights[5] @ (v * v)
         rows = np.empty((c, n_users, 4), dtype=np.float64)
-        rows[:, :, :3] = counts.reshape(3, c, n_users).transpose(1, 2, 0)
-        rows[:, :, 3] = cross
-        self.sums[changed_users, :n_users] += rows
-
-        # the values of the cells that did not change (0 elsewhere)
-        u_v = old_values.astype(dtype)
-        u_v[cell_users, cell_cols] = 0.0
-        d0 = np.zeros((n_cols, c), dtype=dtype)
-        d1 = np.zeros((n_cols, c), dtype=dtype)
-        d0[cell_cols, x_local] = q - p
-        d1[cell_cols, x_local] = b - a
+        rows[:, :, :3] = on_m.transpose(1, 2, 0)
+        rows[:, :, 3] = on_v[0]
         cols = np.empty((n_users, c, 4), dtype=np.float64)
-        # n and Σxy are symmetric: for a user y who changed nothing, Δ[y, x] = Δ[x, y] there
-        cols[:, :, 0] = rows[:, :, 0].T
-        cols[:, :, 3] = rows[:, :, 3].T
-        cols[:, :, 1] = u_v @ d0
-        cols[:, :, 2] = (u_v * u_v) @ d0
-        # a user who changed cells too gets, on the column side, only the items they kept
-        kept = old_mask[changed_users].astype(dtype)
-        kept[x_local, cell_cols] = 0.0
-        cols[changed_users, :, 0] = kept @ d0
-        cols[changed_users, :, 3] = u_v[changed_users] @ d1
-        self._add_columns(n_users, changed_users, cols)
+        cols[:, :, 0] = on_m[0].T
+        cols[:, :, 1] = on_v[1].T
+        cols[:, :, 2] = on_v2.T
+        cols[:, :, 3] = on_v[0].T
+        fix_rows, fix_cols = _shared_items(cells)
+        rows[:, cells.changed] += fix_rows
+        cols[cells.changed] += fix_cols
+        self.sums[cells.changed, :n_users] += rows
+        self._add_columns(n_users, cells.changed, cols)
 
     def _add_columns(self, n_users: int, users: IntArray, cols: FloatArray) -> None:
         """``sums[:n_users, users] += cols`` (cols: n_users x len(users) x 4), the same additions.
@@ -243,46 +225,37 @@ class PairSums:
         cells[:n_users, users] = block
 
     def _update_sparse(
-        self,
-        *,
-        n_users: int,
-        changed_users: IntArray,
-        x_local: IntArray,
-        cell_users: IntArray,
-        cell_cols: IntArray,
-        grids: tuple[FloatArray, BoolArray, FloatArray, BoolArray],
+        self, n_users: int, cells: Cells, mask_t: BoolArray, values_t: FloatArray
     ) -> None:
-        """The block update pair by pair (few changed cells per touched column's raters)."""
-        old_values, old_mask, new_values, new_mask = grids
-        n_changed = int(changed_users.size)
-        n_cols = int(old_mask.shape[1])
-        union_t = np.ascontiguousarray((old_mask | new_mask).T)  # touched x users
-        t_of, y_of = np.nonzero(union_t)
+        """The block update pair by pair (few changed cells per touched item's raters);
+        ``values_t`` holds the old values themselves (float64)."""
+        n_changed = int(cells.changed.size)
+        n_cols = int(mask_t.shape[0])
+        new_mask = mask_t.copy()
+        new_mask[cells.cols, cells.users] = cells.q > 0
+        new_vals = values_t.copy()
+        new_vals[cells.cols, cells.users] = cells.b
+        t_of, y_of = np.nonzero(mask_t | new_mask)  # item-major: grouped by touched row
         per_col = np.bincount(t_of, minlength=n_cols)
         starts = np.zeros(n_cols, dtype=np.int64)
         np.cumsum(per_col[:-1], out=starts[1:])
-        counts = per_col[cell_cols]
+        counts = per_col[cells.cols]
         total = int(counts.sum())
-        cell = np.repeat(np.arange(cell_users.size), counts)
+        cell = np.repeat(np.arange(cells.users.size), counts)
         offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-        y = y_of[np.repeat(starts[cell_cols], counts) + offsets]
-        t = cell_cols[cell]
-        xl = x_local[cell]
+        y = y_of[np.repeat(starts[cells.cols], counts) + offsets]
+        t = cells.cols[cell]
+        xl = cells.x_local[cell]
 
-        # values of the changed cells, gathered per cell then spread to their pairs
-        c_a = old_values[cell_users, cell_cols]
-        c_b = new_values[cell_users, cell_cols]
-        c_p = old_mask[cell_users, cell_cols].astype(np.float64)
-        c_q = new_mask[cell_users, cell_cols].astype(np.float64)
-        a_x = c_a[cell]
-        b_x = c_b[cell]
-        p_x = c_p[cell]
-        q_x = c_q[cell]
-        # values of the other side, by flat index into the touched columns
-        flat = y * n_cols + t
-        a_y = old_values.ravel().take(flat)
-        b_y = new_values.ravel().take(flat)
-        p_y = old_mask.ravel().take(flat)
+        # the changed cells' values spread to their pairs, the other side's by flat index
+        a_x = cells.a[cell]
+        b_x = cells.b[cell]
+        p_x = cells.p[cell]
+        q_x = cells.q[cell]
+        flat = t * n_users + y
+        a_y = values_t.ravel().take(flat)
+        b_y = new_vals.ravel().take(flat)
+        p_y = mask_t.ravel().take(flat)
         q_y = new_mask.ravel().take(flat)
 
         # rows of the changed users: Δ[x, y] for every y in the union
@@ -295,11 +268,11 @@ class PairSums:
         rows[1] = np.bincount(index, weights=b_x * qq - a_x * pp, minlength=size)
         rows[2] = np.bincount(index, weights=(b_x * b_x) * qq - (a_x * a_x) * pp, minlength=size)
         rows[3] = np.bincount(index, weights=b_x * b_y - a_x * a_y, minlength=size)
-        self.sums[changed_users, :n_users] += rows.T.reshape(n_changed, n_users, 4)
+        self.sums[cells.changed, :n_users] += rows.T.reshape(n_changed, n_users, 4)
 
         # columns of the changed users: Δ[y, x] for every y whose cell did not change
-        changed = np.zeros(old_mask.shape, dtype=np.bool_)
-        changed[cell_users, cell_cols] = True
+        changed = np.zeros(mask_t.shape, dtype=np.bool_)
+        changed[cells.cols, cells.users] = True
         same = ~changed.ravel().take(flat)
         y_s = y[same]
         v_s = a_y[same]
@@ -312,4 +285,67 @@ class PairSums:
         cols[1] = np.bincount(index, weights=v_d0, minlength=size)
         cols[2] = np.bincount(index, weights=v_s * v_d0, minlength=size)
         cols[3] = np.bincount(index, weights=v_s * d1, minlength=size)
-        self.sums[:n_users, changed_users] += cols.T.reshape(n_users, n_changed, 4)
+        self.sums[:n_users, cells.changed] += cols.T.reshape(n_users, n_changed, 4)
+
+
+@dataclass(frozen=True)
+class Cells:
+    """The changed cells of a block update: user slot, touched row, the changed users (sorted)
+    and each cell's index among them, old/new presence (p, q as 0/1) and values (a, b; 0 where
+    absent)."""
+
+    users: IntArray
+    cols: IntArray
+    changed: IntArray
+    x_local: IntArray
+    p: FloatArray
+    a: FloatArray
+    q: FloatArray
+    b: FloatArray
+
+
+def _shared_items(cells: Cells) -> tuple[FloatArray, FloatArray]:
+    """What the dense products got wrong between two changed users: their corrections (c x c x 4
+    each, float64, exact) for the items where both changed a cell.
+
+    The products read every y's old column. For a pair of changed cells j = (x, t) and
+    k = (y, t) of the same item (j = k included) the row of x needs
+    f(b_j, b_k)·q_j·q_k − f(a_j, a_k)·p_j·p_k (f = [1, r_x, r_x², r_x·r_y]) where the products
+    gave [d0_j, d1_j, d2_j]·p_k and d1_j·a_k; and the column of x must not count t for y at all
+    (y's side of that item is in y's own row), where the products gave
+    [d0_j·p_k, d0_j·a_k, d0_j·a_k², d1_j·a_k]. Returns (rows, cols): rows[x, y] and cols[y, x]
+    to add, indexed by the changed users' local numbers.
+    """
+    c = int(cells.changed.size)
+    order = np.argsort(cells.cols, kind="stable")
+    sorted_cols = cells.cols[order]
+    first = np.flatnonzero(np.r_[True, sorted_cols[1:] != sorted_cols[:-1]])
+    sizes = np.diff(np.r_[first, sorted_cols.size])
+    group = np.repeat(np.arange(first.size), sizes)  # per sorted cell: its item's group
+    per = sizes[group]  # every sorted cell pairs with each cell of its group
+    j = np.repeat(order, per)
+    starts = np.repeat(first[group], per)
+    k = order[starts + np.arange(j.size) - np.repeat(np.cumsum(per) - per, per)]
+    p, q, a, b = cells.p, cells.q, cells.a, cells.b
+    qq = q[j] * q[k]
+    pp = p[j] * p[k]
+    d0 = (q - p)[j]
+    d1 = (b - a)[j]
+    d2 = (b * b - a * a)[j]
+    a_k = a[k]
+    size = c * c
+    index = cells.x_local[j] * c + cells.x_local[k]
+    rows = np.empty((4, size))
+    rows[0] = np.bincount(index, weights=qq - pp - d0 * p[k], minlength=size)
+    rows[1] = np.bincount(index, weights=b[j] * qq - a[j] * pp - d1 * p[k], minlength=size)
+    rows[2] = np.bincount(
+        index, weights=b[j] * b[j] * qq - a[j] * a[j] * pp - d2 * p[k], minlength=size
+    )
+    rows[3] = np.bincount(index, weights=b[j] * b[k] - a[j] * a_k - d1 * a_k, minlength=size)
+    index = cells.x_local[k] * c + cells.x_local[j]
+    cols = np.empty((4, size))
+    cols[0] = np.bincount(index, weights=-d0 * p[k], minlength=size)
+    cols[1] = np.bincount(index, weights=-d0 * a_k, minlength=size)
+    cols[2] = np.bincount(index, weights=-d0 * a_k * a_k, minlength=size)
+    cols[3] = np.bincount(index, weights=-d1 * a_k, minlength=size)
+    return rows.T.reshape(c, c, 4), cols.T.reshape(c, c, 4)

@@ -140,11 +140,10 @@ def _restore(cls: type[UserKNN], arrays: dict[str, npt.NDArray[Any]]) -> UserKNN
     if cells.size and (cells[:, 0].max() >= nu or cells[:, 1].max() >= ni or cells.min() < 0):
         raise StateFormatError("corrupt UserKNN state: a cell outside the id lists")
     rows, cols = cells[:, 0], cells[:, 1]
-    st.grid.values[rows, cols] = values
+    if np.isnan(values).any():
+        raise StateFormatError("corrupt UserKNN state: a NaN rating")
+    st.grid.write(rows, cols, values, seqs)
     st.note_values(values)
-    st.grid.mask[rows, cols] = True
-    st.grid.mask_t[cols, rows] = True
-    st.grid.seq[rows, cols] = seqs
     st.pairs.sums[:nu, :nu] = sums
     st.item_count[:ni] = arrays["item_count"].astype(np.int64).reshape(ni)
     st.user_since[:nu] = arrays["user_since"].astype(np.int64).reshape(nu)

@@ -133,16 +133,7 @@ class EngineState:
             twice = new * 2.0
             exact = twice == round(twice)
             self.value_bound = max(self.value_bound, abs(new)) if exact else np.inf
-        if new is None:
-            grid.values[u, i] = 0.0
-            grid.mask[u, i] = False
-            grid.mask_t[i, u] = False
-            grid.seq[u, i] = -1
-        else:
-            grid.values[u, i] = new
-            grid.mask[u, i] = True
-            grid.mask_t[i, u] = True
-            grid.seq[u, i] = seq
+        grid.write_one(u, i, new, seq)
         delta = (new is not None) - had
         self.item_count[i] += delta
         self.n_ratings += delta

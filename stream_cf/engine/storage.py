@@ -20,9 +20,11 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+Int8Array = npt.NDArray[np.int8]
 
 MIN_CAPACITY = 64
 GROWTH = 1.5
+TWICE_MAX = 127.0  # the largest |2·value| kept in RatingGrid.twice_t
 
 
 def grown(capacity: int, needed: int) -> int:
@@ -90,15 +92,20 @@ class RatingGrid:
     ``values[u, i]`` is the rating (or accumulated implicit weight), 0 where absent;
     ``mask[u, i]`` says whether the cell holds a rating; ``seq[u, i]`` is the global event counter
     of the cell's latest change (-1 where absent), which orders raters of an item (earlier first).
-    ``mask_t`` is the item-major copy of ``mask`` (items x users; written wherever ``mask`` is), so
-    that an item's raters are one contiguous row (the batched update gathers the touched items'
-    columns as rows).
+    ``mask_t`` is the item-major copy of ``mask`` (items x users), so that an item's raters are one
+    contiguous row (the batched update gathers the touched items' columns as rows). ``twice_t`` is
+    the item-major 2·value as int8 (0 where absent) while every value stored so far is a multiple
+    of 0.5 with |2·value| <= 127 (``twice_ok``; after any other value it is dropped for good): an
+    exact copy of the values 8x smaller than the grid, read by the batched update. Every write goes
+    through :meth:`write` or :meth:`write_one`, which keep the copies in step.
     """
 
     def __init__(self) -> None:
         self.values: FloatArray = np.zeros((0, 0), dtype=np.float64)
         self.mask: BoolArray = np.zeros((0, 0), dtype=np.bool_)
         self.mask_t: BoolArray = np.zeros((0, 0), dtype=np.bool_)
+        self.twice_t: Int8Array = np.zeros((0, 0), dtype=np.int8)
+        self.twice_ok = True
         self.seq: IntArray = np.zeros((0, 0), dtype=np.int64)
 
     @property
@@ -124,6 +131,10 @@ class RatingGrid:
         values[:rows, :cols] = self.values
         mask[:rows, :cols] = self.mask
         mask_t[:cols, :rows] = self.mask_t
+        if self.twice_ok:
+            twice_t = np.zeros((new_cols, new_rows), dtype=np.int8)
+            twice_t[:cols, :rows] = self.twice_t
+            self.twice_t = twice_t
         self.values, self.mask, self.mask_t, self.seq = values, mask, mask_t, seq
 
     def clear_row(self, slot: int) -> None:
@@ -131,4 +142,42 @@ class RatingGrid:
         self.values[slot, :] = 0.0
         self.mask[slot, :] = False
         self.mask_t[:, slot] = False
+        if self.twice_ok:
+            self.twice_t[:, slot] = 0
         self.seq[slot, :] = -1
+
+    def write(self, users: IntArray, items: IntArray, values: FloatArray, seqs: IntArray) -> None:
+        """Set the cells (users[j], items[j]) (each once) to ``values`` (NaN: remove the rating)
+        with their sequence numbers."""
+        present = ~np.isnan(values)
+        vals = np.where(present, values, 0.0)
+        self.values[users, items] = vals
+        self.mask[users, items] = present
+        self.mask_t[items, users] = present
+        self.seq[users, items] = np.where(present, seqs, -1)
+        if self.twice_ok:
+            twice = 2.0 * vals
+            if np.array_equal(twice, np.rint(twice)) and not np.any(np.abs(twice) > TWICE_MAX):
+                self.twice_t[items, users] = twice.astype(np.int8)
+            else:
+                self.drop_twice()
+
+    def write_one(self, user: int, item: int, value: float | None, seq: int) -> None:
+        """Set one cell (``None``: remove the rating)."""
+        present = value is not None
+        vals = 0.0 if value is None else value
+        self.values[user, item] = vals
+        self.mask[user, item] = present
+        self.mask_t[item, user] = present
+        self.seq[user, item] = seq if present else -1
+        if self.twice_ok:
+            twice = 2.0 * vals
+            if twice == round(twice) and abs(twice) <= TWICE_MAX:
+                self.twice_t[item, user] = int(twice)
+            else:
+                self.drop_twice()
+
+    def drop_twice(self) -> None:
+        """A value without an exact int8 2·value was stored: stop keeping ``twice_t``."""
+        self.twice_ok = False
+        self.twice_t = np.zeros((0, 0), dtype=np.int8)

@@ -117,15 +117,18 @@ def test_implicit_purchases() -> None:
     assert model.similarity("a", "b") > 0
 
 
-@pytest.mark.parametrize("path", ["_update_dense", "_update_sparse"])
-def test_both_block_update_paths_equal_cell_by_cell(path: str) -> None:
-    """The dense (matrix product) and sparse (pair by pair) block updates give the sums of
-    applying the same cells one at a time."""
+@pytest.mark.parametrize(
+    ("method", "twice"), [("dense", False), ("dense", True), ("sparse", False)]
+)
+def test_both_block_update_paths_equal_cell_by_cell(method: str, twice: bool) -> None:
+    """The dense (matrix product, on float64 values or in float32 on the int8 2·value copy) and
+    sparse (pair by pair) block updates give the sums of applying the same cells one at a time:
+    new ratings, changed ones and removals, several changed users sharing items."""
     rng = np.random.default_rng(7)
     n_users, n_cols = 9, 6
     old_m = rng.random((n_users, n_cols)) < 0.5
     old_v = np.where(old_m, rng.integers(1, 11, (n_users, n_cols)) / 2.0, 0.0)
-    cells = [(0, 1), (3, 1), (3, 4), (5, 0), (8, 5), (2, 2)]
+    cells = [(0, 1), (3, 1), (3, 4), (5, 0), (8, 5), (2, 2), (0, 4), (5, 1)]
     new_m = old_m.copy()
     new_v = old_v.copy()
     for n, (x, t) in enumerate(cells):
@@ -148,15 +151,18 @@ def test_both_block_update_paths_equal_cell_by_cell(path: str) -> None:
     pairs.sums[:n_users, :n_users] = from_scratch(old_m, old_v)
     cu = np.array([c[0] for c in cells])
     ct = np.array([c[1] for c in cells])
-    changed, x_local = np.unique(cu, return_inverse=True)
-    getattr(pairs, path)(
+    values_t = (2.0 * old_v.T).astype(np.int8) if twice else old_v.T.copy()
+    pairs.update_block(
         n_users=n_users,
-        changed_users=changed,
-        x_local=x_local,
         cell_users=cu,
         cell_cols=ct,
-        grids=(old_v, old_m, new_v, new_m),
-        **({"any_old": True} if path == "_update_dense" else {}),
+        mask_t=old_m.T.copy(),
+        values_t=values_t,
+        new_values=new_v[cu, ct],
+        new_present=new_m[cu, ct],
+        scale=2.0 if twice else 1.0,
+        exact32=twice,
+        method=method,  # type: ignore[arg-type]
     )
     assert np.array_equal(pairs.sums[:n_users, :n_users], from_scratch(new_m, new_v))
 
