@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from stream_cf import Recommendations, UserKNN
-from stream_cf.engine.pairs import PairSums
 from stream_cf.events import ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
 from stream_cf.exceptions import InvalidEvent, StateFormatError, UnknownRating
 
@@ -115,56 +114,6 @@ def test_implicit_purchases() -> None:
     assert model.user_items("a") == {"x": 3.0, "y": 1.0}
     assert [item for item, _ in model.recommend("a")] == ["z"]
     assert model.similarity("a", "b") > 0
-
-
-@pytest.mark.parametrize(
-    ("method", "twice"), [("dense", False), ("dense", True), ("sparse", False)]
-)
-def test_both_block_update_paths_equal_cell_by_cell(method: str, twice: bool) -> None:
-    """The dense (matrix product, on float64 values or in float32 on the int8 2·value copy) and
-    sparse (pair by pair) block updates give the sums of applying the same cells one at a time:
-    new ratings, changed ones and removals, several changed users sharing items."""
-    rng = np.random.default_rng(7)
-    n_users, n_cols = 9, 6
-    old_m = rng.random((n_users, n_cols)) < 0.5
-    old_v = np.where(old_m, rng.integers(1, 11, (n_users, n_cols)) / 2.0, 0.0)
-    cells = [(0, 1), (3, 1), (3, 4), (5, 0), (8, 5), (2, 2), (0, 4), (5, 1)]
-    new_m = old_m.copy()
-    new_v = old_v.copy()
-    for n, (x, t) in enumerate(cells):
-        if n % 3 == 2:
-            new_m[x, t], new_v[x, t] = False, 0.0
-        else:
-            new_m[x, t], new_v[x, t] = True, float(1 + n)
-
-    def from_scratch(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
-        f = mask.astype(float)
-        out = np.zeros((n_users, n_users, 4))
-        out[:, :, 0] = f @ f.T
-        out[:, :, 1] = values @ f.T
-        out[:, :, 2] = (values * values) @ f.T
-        out[:, :, 3] = values @ values.T
-        return out
-
-    pairs = PairSums()
-    pairs.ensure(n_users)
-    pairs.sums[:n_users, :n_users] = from_scratch(old_m, old_v)
-    cu = np.array([c[0] for c in cells])
-    ct = np.array([c[1] for c in cells])
-    values_t = (2.0 * old_v.T).astype(np.int8) if twice else old_v.T.copy()
-    pairs.update_block(
-        n_users=n_users,
-        cell_users=cu,
-        cell_cols=ct,
-        mask_t=old_m.T.copy(),
-        values_t=values_t,
-        new_values=new_v[cu, ct],
-        new_present=new_m[cu, ct],
-        scale=2.0 if twice else 1.0,
-        exact32=twice,
-        method=method,  # type: ignore[arg-type]
-    )
-    assert np.array_equal(pairs.sums[:n_users, :n_users], from_scratch(new_m, new_v))
 
 
 def test_implicit_batch_with_repeated_cells_equals_one_by_one() -> None:
