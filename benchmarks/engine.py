@@ -85,6 +85,7 @@ def state_bytes(model: UserKNN) -> int:
         st.grid.values,
         st.grid.mask,
         st.grid.mask_t,
+        st.grid.twice_t,
         st.grid.seq,
         st.pairs.sums,
         st.item_count,
