@@ -114,8 +114,9 @@ class PairSums:
 
         ``mask_t``/``values_t`` are the touched items' rows of the item-major grid before the
         batch (n_touched x n_users; ``values_t`` holds ``scale``·value, 0 where absent: float64,
-        float32, or the grid's int8 2·value copy with scale 2); the changed cells are (``cell_users[j]``, ``cell_cols[j]``), each once,
-        ``cell_cols`` indexing the touched rows, and ``new_values``/``new_present`` their values
+        float32, or the grid's int8 2·value copy with scale 2); the changed cells are
+        (``cell_users[j]``, ``cell_cols[j]``), each once, ``cell_cols`` indexing the touched rows,
+        and ``new_values``/``new_present`` their values
         after the batch (0 / False: removed). For a changed cell (x, t) and every y in the union
         of t's old and new raters the row of x gains Δ[x, y] = f(b_x,b_y)q_xq_y − f(a_x,a_y)p_xp_y;
         for every such y whose cell in t did not change the column of x gains Δ[y, x]. Each
