@@ -9,8 +9,11 @@ one, slot assignment included: users are created and released in the same order,
 slot released inside the batch would be reused the batch is cut into segments there, each
 segment committed in turn.
 
-A bad event stops the batch: the events before it are committed (as they would be one by one)
-and its exception is raised with a note giving its position.
+The common batch (ratings only, all valid) skips the event-by-event pass
+(:func:`stream_cf.engine.fast.fast_batch`); both end in
+:func:`stream_cf.engine.commit.commit_cells`. A bad event stops the batch: the events before it
+are committed (as they would be one by one) and its exception is raised with a note giving its
+position.
 """
 
 from __future__ import annotations
@@ -18,15 +21,14 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 
+from stream_cf.engine.commit import commit_cells
+from stream_cf.engine.fast import fast_batch
 from stream_cf.engine.results import BatchEffect
-from stream_cf.engine.storage import FloatArray, IntArray
-from stream_cf.events import Event, PurchaseEvent, RatingEvent
+from stream_cf.events import Event
 from stream_cf.exceptions import InvalidEvent, StreamCFError, UnknownRating
 
 if TYPE_CHECKING:
@@ -239,206 +241,6 @@ def commit_segment(model: UserKNN, seg: Segment) -> None:
         st.pairs.clear(slot)
         st.grid.clear_row(slot)
         st.user_since[slot] = 0
-
-
-def commit_cells(
-    model: UserKNN,
-    cu: IntArray,
-    ci: IntArray,
-    raw: FloatArray,
-    seqs: IntArray,
-) -> None:
-    """Write changed cells (user slot, item slot) -> value (NaN: removed) with their sequence
-    numbers, and update the pair sums in one block. Each cell appears once."""
-    st = model.state
-    grid = st.grid
-    n_users = st.users.high
-    present = ~np.isnan(raw)
-    vals = np.where(present, raw, 0.0)
-    st.changed_rows.update(_distinct(cu, n_users).tolist())
-    touched, tl = _distinct(ci, st.items.high, inverse=True)
-    st.note_values(vals[present])
-    # every product and partial sum is a multiple of 0.25 below 2**22: exact in float32
-    exact32 = 16.0 * st.value_bound**2 * touched.size <= 2.0**24
-    # the touched items' rows of the item-major mask and values (one contiguous read each; a
-    # column gather of the user-major grid costs ~10x more)
-    mask_t = grid.mask_t[touched, :n_users]
-    values_t: npt.NDArray[Any]
-    if exact32 and grid.twice_ok:  # the int8 2·value copy (the old state: written below)
-        values_t = grid.twice_t[touched, :n_users]
-        scale = 2.0
-    else:
-        # values are 0 where the mask is off: gather only the ~6% present cells
-        at = np.flatnonzero(mask_t)
-        t, r = np.divmod(at, n_users)
-        values_t = np.zeros(mask_t.shape, dtype=np.float32 if exact32 else np.float64)
-        values_t.ravel()[at] = grid.values.ravel().take(r * grid.values.shape[1] + touched[t])
-        scale = 1.0
-    was = mask_t[tl, cu]
-    old_total = float(values_t[tl, cu][was].sum(dtype=np.float64)) / scale
-    raters = st.item_count[touched] + np.bincount(tl, weights=present, minlength=touched.size)
-    st.pairs.update_block(
-        n_users=n_users,
-        cell_users=cu,
-        cell_cols=tl,
-        mask_t=mask_t,
-        values_t=values_t,
-        new_values=vals,
-        new_present=present,
-        scale=scale,
-        exact32=exact32,
-        raters=raters.astype(np.int64),
-    )
-    grid.write(cu, ci, raw, seqs)
-    delta = present.astype(np.int64) - was.astype(np.int64)
-    np.add.at(st.item_count, ci, delta)
-    st.n_ratings += int(delta.sum())
-    st.total += float(vals.sum()) - old_total
-    if st.n_ratings == 0:
-        st.total = 0.0
-
-
-@overload
-def _distinct(slots: IntArray, high: int) -> IntArray: ...
-@overload
-def _distinct(
-    slots: IntArray, high: int, *, inverse: Literal[True]
-) -> tuple[IntArray, IntArray]: ...
-def _distinct(
-    slots: IntArray, high: int, *, inverse: bool = False
-) -> IntArray | tuple[IntArray, IntArray]:
-    """The distinct slots (below ``high``) in increasing order, and with ``inverse`` each
-    slot's index among them: np.unique by a flag array (the slots are dense and bounded)."""
-    seen = np.zeros(high, dtype=np.bool_)
-    seen[slots] = True
-    distinct = np.flatnonzero(seen)
-    if not inverse:
-        return distinct
-    rank = np.cumsum(seen) - 1
-    return distinct, rank[slots]
-
-
-_TYPE = attrgetter("type")
-_USER = attrgetter("user_id")
-_ITEM = attrgetter("item_id")
-_RATING = attrgetter("rating")
-
-
-def fast_batch(model: UserKNN, events: list[Event]) -> BatchEffect | None:
-    """The common batch, vectorized end to end: only ratings (and purchases in implicit mode),
-    every event valid. Returns None when the batch is not of that kind (the caller then
-    simulates it event by event)."""
-    # (map with attrgetter: the per-event Python of a batch at about half a list comprehension's)
-    kinds = set(map(_TYPE, events))
-    allowed = {"rating", "purchase"} if model.implicit else {"rating"}
-    if not kinds <= allowed:
-        return None
-    users: list[str] = list(map(_USER, events))
-    items: list[str] = list(map(_ITEM, events))
-    # the distinct ids in order of first appearance (checked once each, not once per event)
-    distinct_users = dict.fromkeys(users)
-    distinct_items = dict.fromkeys(items)
-    if not (_plain_ids(distinct_users) and _plain_ids(distinct_items)):
-        return None
-    n = len(events)
-    if kinds == {"rating"}:
-        given = np.fromiter(map(_RATING, events), dtype=np.float64, count=n)
-        if not np.all(np.isfinite(given)):
-            return None
-        low, high = model.rating_scale
-        if np.any(given < low) or np.any(given > high):
-            return None
-        amounts = given if not model.implicit else given * model.implicit_weights["rating"]
-    else:
-        amounts = np.empty(n, dtype=np.float64)
-        weights = model.implicit_weights
-        for pos, event in enumerate(events):
-            if isinstance(event, RatingEvent):
-                low, high = model.rating_scale
-                if not low <= event.rating <= high:
-                    return None
-                amounts[pos] = float(event.rating) * weights["rating"]
-            elif isinstance(event, PurchaseEvent):
-                amounts[pos] = float(event.quantity) * weights["purchase"]
-        if not np.all(np.isfinite(amounts)) or np.any(amounts <= 0):
-            return None
-    st = model.state
-    seq0 = st.seq
-    slot_of = st.users.slot_of
-    # new ids in order of first appearance (a set difference first: usually none are new)
-    new_users = _new_ids(distinct_users, slot_of)
-    item_slot = st.items.slot_of
-    new_items = _new_ids(distinct_items, item_slot)
-    # grow the arrays once for the whole batch (the same capacities as growing id by id, without
-    # the intermediate copies); new ids take fresh slots or the lowest free ones
-    st.ensure(
-        st.users.high + max(0, len(new_users) - len(st.users.free)),
-        st.items.high + max(0, len(new_items) - len(st.items.free)),
-    )
-    for user in new_users:
-        st.add_user(user, seq0 + users.index(user))
-    for item in new_items:
-        st.add_item(item)
-    cu = np.fromiter(map(slot_of.__getitem__, users), dtype=np.int64, count=n)
-    ci = np.fromiter(map(item_slot.__getitem__, items), dtype=np.int64, count=n)
-    key = cu * st.items.high + ci
-    _uniq, rev_first, hits = np.unique(key[::-1], return_index=True, return_counts=True)
-    last = n - 1 - rev_first  # the last event of each cell
-    cell_u = cu[last]
-    cell_i = ci[last]
-    if not model.implicit:
-        raw = amounts[last]
-    else:
-        old = np.where(st.grid.mask[cell_u, cell_i], st.grid.values[cell_u, cell_i], 0.0)
-        raw = _accumulate(model, key=key, amounts=amounts, last=last, hits=hits, old=old)
-    commit_cells(model, cell_u, cell_i, raw, seq0 + last)
-    st.seq = seq0 + n
-    return BatchEffect(
-        users=frozenset(distinct_users),
-        items=frozenset(distinct_items),
-        forgotten=frozenset(),
-        events=n,
-    )
-
-
-def _new_ids(distinct: dict[str, None], known: dict[str, int]) -> list[str]:
-    """The ids of ``distinct`` (in its order) that ``known`` lacks."""
-    new = distinct.keys() - known.keys()
-    return [key for key in distinct if key in new] if new else []
-
-
-def _plain_ids(ids: dict[str, None]) -> bool:
-    """Every id a non-empty ``str`` (what the event models guarantee unless bypassed)."""
-    return "" not in ids and set(map(type, ids)) == {str}
-
-
-def _accumulate(
-    model: UserKNN,
-    *,
-    key: IntArray,
-    amounts: FloatArray,
-    last: IntArray,
-    hits: IntArray,
-    old: FloatArray,
-) -> FloatArray:
-    """Implicit weights after the batch: old + each amount in event order, capped after each
-    addition (as one by one). ``hits`` is how many events each cell has."""
-    cap = model.implicit_cap
-    out = old + amounts[last]
-    if cap is not None:
-        out = np.minimum(out, cap)
-    several = np.flatnonzero(hits > 1)
-    if several.size:
-        cell_of = {int(key[last[c]]): int(c) for c in several}
-        value = {c: float(old[c]) for c in cell_of.values()}
-        for pos, k in enumerate(key.tolist()):
-            c = cell_of.get(k)
-            if c is not None:
-                v = value[c] + float(amounts[pos])
-                value[c] = v if cap is None else min(v, cap)
-        for c, v in value.items():
-            out[c] = v
-    return out
 
 
 def apply_batch(model: UserKNN, events: Iterable[Event]) -> BatchEffect:

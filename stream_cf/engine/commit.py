@@ -1,0 +1,96 @@
+"""Writing a batch's net cell changes: the grid and the pair sums in one block update.
+
+A micro-batch is reduced to the net change per (user slot, item slot) before it gets here
+(:mod:`stream_cf.engine.batch`, :mod:`stream_cf.engine.fast`); :func:`commit_cells` reads the
+touched items' old raters and values from the grid's item-major copies, hands them to
+:meth:`~stream_cf.engine.pairs.PairSums.update_block` and then writes the new cells.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from stream_cf.engine.storage import FloatArray, IntArray
+
+if TYPE_CHECKING:
+    from stream_cf.engine.model import UserKNN
+
+
+def commit_cells(
+    model: UserKNN,
+    cu: IntArray,
+    ci: IntArray,
+    raw: FloatArray,
+    seqs: IntArray,
+) -> None:
+    """Write changed cells (user slot, item slot) -> value (NaN: removed) with their sequence
+    numbers, and update the pair sums in one block. Each cell appears once."""
+    st = model.state
+    grid = st.grid
+    n_users = st.users.high
+    present = ~np.isnan(raw)
+    vals = np.where(present, raw, 0.0)
+    st.changed_rows.update(_distinct(cu, n_users).tolist())
+    touched, tl = _distinct(ci, st.items.high, inverse=True)
+    st.note_values(vals[present])
+    # every product and partial sum is a multiple of 0.25 below 2**22: exact in float32
+    exact32 = 16.0 * st.value_bound**2 * touched.size <= 2.0**24
+    # the touched items' rows of the item-major mask and values (one contiguous read each; a
+    # column gather of the user-major grid costs ~10x more)
+    mask_t = grid.mask_t[touched, :n_users]
+    values_t: npt.NDArray[Any]
+    if exact32 and grid.twice_ok:  # the int8 2·value copy (the old state: written below)
+        values_t = grid.twice_t[touched, :n_users]
+        scale = 2.0
+    else:
+        # values are 0 where the mask is off: gather only the ~6% present cells
+        at = np.flatnonzero(mask_t)
+        t, r = np.divmod(at, n_users)
+        values_t = np.zeros(mask_t.shape, dtype=np.float32 if exact32 else np.float64)
+        values_t.ravel()[at] = grid.values.ravel().take(r * grid.values.shape[1] + touched[t])
+        scale = 1.0
+    was = mask_t[tl, cu]
+    old_total = float(values_t[tl, cu][was].sum(dtype=np.float64)) / scale
+    raters = st.item_count[touched] + np.bincount(tl, weights=present, minlength=touched.size)
+    st.pairs.update_block(
+        n_users=n_users,
+        cell_users=cu,
+        cell_cols=tl,
+        mask_t=mask_t,
+        values_t=values_t,
+        new_values=vals,
+        new_present=present,
+        scale=scale,
+        exact32=exact32,
+        raters=raters.astype(np.int64),
+    )
+    grid.write(cu, ci, raw, seqs)
+    delta = present.astype(np.int64) - was.astype(np.int64)
+    np.add.at(st.item_count, ci, delta)
+    st.n_ratings += int(delta.sum())
+    st.total += float(vals.sum()) - old_total
+    if st.n_ratings == 0:
+        st.total = 0.0
+
+
+@overload
+def _distinct(slots: IntArray, high: int) -> IntArray: ...
+@overload
+def _distinct(
+    slots: IntArray, high: int, *, inverse: Literal[True]
+) -> tuple[IntArray, IntArray]: ...
+def _distinct(
+    slots: IntArray, high: int, *, inverse: bool = False
+) -> IntArray | tuple[IntArray, IntArray]:
+    """The distinct slots (below ``high``) in increasing order, and with ``inverse`` each
+    slot's index among them: np.unique by a flag array (the slots are dense and bounded)."""
+    seen = np.zeros(high, dtype=np.bool_)
+    seen[slots] = True
+    distinct = np.flatnonzero(seen)
+    if not inverse:
+        return distinct
+    rank = np.cumsum(seen) - 1
+    return distinct, rank[slots]
