@@ -74,11 +74,14 @@ def fast_batch(model: UserKNN, events: list[Event]) -> BatchEffect | None:
         st.users.high + max(0, len(new_users) - len(st.users.free)),
         st.items.high + max(0, len(new_items) - len(st.items.free)),
     )
-    for user in new_users:
-        st.add_user(user, seq0 + users.index(user))
+    new_slots = np.fromiter((st.add_user(user, seq0) for user in new_users), np.int64)
     for item in new_items:
         st.add_item(item)
     cu = np.fromiter(map(slot_of.__getitem__, users), dtype=np.int64, count=n)
+    if new_slots.size:  # a new user's creation is its first event: seq0 + that position
+        first = np.full(st.users.high, n, dtype=np.int64)
+        np.minimum.at(first, cu, np.arange(n))
+        st.user_since[new_slots] = seq0 + first[new_slots]
     ci = np.fromiter(map(item_slot.__getitem__, items), dtype=np.int64, count=n)
     key = cu * st.items.high + ci
     _uniq, rev_first, hits = np.unique(key[::-1], return_index=True, return_counts=True)

@@ -221,7 +221,7 @@ class PairSums:
         cols[:, :, 1] = on_v[1].T
         cols[:, :, 2] = on_v2[0].T
         cols[:, :, 3] = on_v[0].T
-        fix_rows, fix_cols = shared_items(cells)
+        fix_rows, fix_cols = shared_items(cells, dtype)
         rows[:, cells.changed] += fix_rows
         cols[cells.changed] += fix_cols
         self.sums[cells.changed, :n_users] += rows

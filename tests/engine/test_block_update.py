@@ -13,6 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream_cf.engine import pairs as pairs_module
+from stream_cf.engine import products
 from stream_cf.engine.pairs import PairSums
 
 METHODS = [
@@ -22,6 +24,19 @@ METHODS = [
     ("by_user", True),
     ("sparse", False),
 ]
+SHARED = ["pairs", "products"]  # the two ways of correcting the entries between changed users
+
+
+def forcing(way: str) -> object:
+    """A replacement of the dense update's corrections between changed users, one way only."""
+
+    def forced(cells: products.Cells, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+        n_cols = int(cells.cols.max()) + 1
+        if way == "pairs":
+            return products._shared_pairs(cells, np.bincount(cells.cols, minlength=n_cols))
+        return products._shared_products(cells, n_cols, dtype)
+
+    return forced
 
 
 def from_scratch(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -40,6 +55,7 @@ def apply_block(
     method: str,
     twice: bool,
     *,
+    shared: str,
     old_m: np.ndarray,
     old_v: np.ndarray,
     cells: list[tuple[int, int]],
@@ -53,18 +69,20 @@ def apply_block(
     cu = np.array([c[0] for c in cells], dtype=np.int64)
     ct = np.array([c[1] for c in cells], dtype=np.int64)
     values_t = (2.0 * old_v.T).astype(np.int8) if twice else old_v.T.copy()
-    pairs.update_block(
-        n_users=n_users,
-        cell_users=cu,
-        cell_cols=ct,
-        mask_t=old_m.T.copy(),
-        values_t=values_t,
-        new_values=new_v[cu, ct],
-        new_present=new_m[cu, ct],
-        scale=2.0 if twice else 1.0,
-        exact32=twice,
-        method=method,  # type: ignore[arg-type]
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pairs_module, "shared_items", forcing(shared))
+        pairs.update_block(
+            n_users=n_users,
+            cell_users=cu,
+            cell_cols=ct,
+            mask_t=old_m.T.copy(),
+            values_t=values_t,
+            new_values=new_v[cu, ct],
+            new_present=new_m[cu, ct],
+            scale=2.0 if twice else 1.0,
+            exact32=twice,
+            method=method,  # type: ignore[arg-type]
+        )
     return pairs.sums[:n_users, :n_users]
 
 
@@ -94,23 +112,33 @@ def blocks(
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("shared", SHARED)
 @pytest.mark.parametrize(("method", "twice"), METHODS)
 @settings(max_examples=150, deadline=None)
 @given(block=blocks())
 def test_every_path_equals_from_scratch(
+    shared: str,
     method: str,
     twice: bool,
     block: tuple[np.ndarray, np.ndarray, list[tuple[int, int]], np.ndarray, np.ndarray],
 ) -> None:
     old_m, old_v, cells, new_m, new_v = block
     got = apply_block(
-        method, twice, old_m=old_m, old_v=old_v, cells=cells, new_m=new_m, new_v=new_v
+        method,
+        twice,
+        shared=shared,
+        old_m=old_m,
+        old_v=old_v,
+        cells=cells,
+        new_m=new_m,
+        new_v=new_v,
     )
     assert np.array_equal(got, from_scratch(new_m, new_v))
 
 
+@pytest.mark.parametrize("shared", SHARED)
 @pytest.mark.parametrize(("method", "twice"), METHODS)
-def test_users_sharing_items(method: str, twice: bool) -> None:
+def test_users_sharing_items(shared: str, method: str, twice: bool) -> None:
     """A fixed case: three changed users on one item, a re-rating, a removal, a new user."""
     rng = np.random.default_rng(7)
     n_users, n_items = 9, 6
@@ -125,7 +153,14 @@ def test_users_sharing_items(method: str, twice: bool) -> None:
         else:
             new_m[x, t], new_v[x, t] = True, float(1 + n)
     got = apply_block(
-        method, twice, old_m=old_m, old_v=old_v, cells=cells, new_m=new_m, new_v=new_v
+        method,
+        twice,
+        shared=shared,
+        old_m=old_m,
+        old_v=old_v,
+        cells=cells,
+        new_m=new_m,
+        new_v=new_v,
     )
     assert np.array_equal(got, from_scratch(new_m, new_v))
     assert not np.array_equal(got, from_scratch(old_m, old_v))  # the batch changed something
