@@ -157,8 +157,8 @@ def _shared_products(
     y_side = np.zeros((5, n_cols, c), dtype=dtype)  # per y: q − p, b − a, p, a, a²
     y_side[:, cells.cols, cells.x_local] = [q - p, b - a, p, a, a * a]
     rows = np.empty((c, c, 4))
-    rows[:, :, :3] = (x_side[:3].reshape(3 * c, n_cols) @ y_side[0]).reshape(3, c, c).transpose(
-        1, 2, 0
+    rows[:, :, :3] = (
+        (x_side[:3].reshape(3 * c, n_cols) @ y_side[0]).reshape(3, c, c).transpose(1, 2, 0)
     )
     rows[:, :, 3] = x_side[1] @ y_side[1]
     cols = np.empty((c, c, 4))
