@@ -14,11 +14,12 @@ import sys
 from typing import Any
 
 from stream_cf.cli.sources import add_mapping_arguments, mapping_of
-from stream_cf.datasets import DATASETS, Malformed
+from stream_cf.datasets import DATASETS
 from stream_cf.engine import UserKNN
 from stream_cf.evaluation.prequential import TOP_N, prequential
 from stream_cf.evaluation.report import result_json, summary_text, write_report
 from stream_cf.evaluation.split import split_evaluate
+from stream_cf.event_files import Malformed
 from stream_cf.events import Event, PurchaseEvent, RatingEvent
 from stream_cf.exceptions import ConfigError
 from stream_cf.replay.progress import Progress

@@ -9,7 +9,8 @@ import sys
 from typing import Any
 
 from stream_cf.cli.sources import add_mapping_arguments, mapping_of
-from stream_cf.datasets import DATASETS, Malformed
+from stream_cf.datasets import DATASETS
+from stream_cf.event_files import Malformed
 from stream_cf.replay.clients import ensure_topic, resolve_bootstrap
 from stream_cf.replay.pacing import Pacing
 from stream_cf.replay.producer import ReplaySummary, make_producer, replay

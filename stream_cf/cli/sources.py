@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from stream_cf.datasets import FILE_FORMATS, ColumnMapping
+from stream_cf.event_files import FILE_FORMATS, ColumnMapping
 
 _COLUMNS = (
     ("user", "user_id"),

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from stream_cf.datasets import Malformed
+from stream_cf.event_files import Malformed
 from stream_cf.events import Event, event_to_dict
 from stream_cf.exceptions import BrokerError
 from stream_cf.replay.clients import client_config

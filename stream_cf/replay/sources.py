@@ -21,15 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from stream_cf.datasets import (
-    DATASETS,
-    ColumnMapping,
-    DatasetName,
-    FileFormat,
-    Malformed,
-    dataset_events,
-    read_event_file,
-)
+from stream_cf.datasets import DATASETS, DatasetName, dataset_events
+from stream_cf.event_files import ColumnMapping, FileFormat, Malformed, read_event_file
 from stream_cf.events import Event
 from stream_cf.exceptions import ConfigError
 

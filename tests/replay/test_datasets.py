@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 
 from stream_cf import datasets
-from stream_cf.datasets import (
-    ColumnMapping,
-    Malformed,
-    dataset_events,
-    item_titles,
-    read_event_file,
-)
+from stream_cf.datasets import dataset_events, item_titles
+from stream_cf.event_files import ColumnMapping, Malformed, read_event_file
 from stream_cf.events import Event, PurchaseEvent, RatingEvent
 from stream_cf.exceptions import ConfigError, DatasetUnavailable
 from tests.replay.conftest import requires_instacart, requires_ml100k

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stream_cf.datasets import ColumnMapping, Malformed
+from stream_cf.event_files import ColumnMapping, Malformed
 from stream_cf.events import RatingEvent
 from stream_cf.exceptions import ConfigError
 from stream_cf.replay import Pacer, Pacing, Progress, open_source, replay
