@@ -3,12 +3,12 @@
     python benchmarks/engine.py [--json] [--users N] [--skip-surprise]
 
 Measures, on the 100,000 ML-100K ratings in timestamp order: apply_many in batches of 1,000
-(events/s) and of 20,000 (the processor's largest poll), apply one event at a time (events/s,
-p50/p99 latency), recommend(n=10) latency on the final state, recommend_many on batches of 100
-users (users/s, each batch after 1,000 re-ratings), a refresh of every user's recommendations, the
-state's memory and the peak RSS; and, in the same process, a full Surprise ``KNNWithMeans``
-(pearson, user-based) fit of the same data, which is what a non-incremental system would redo per
-update. With ``--json`` the last line is one JSON object with every figure.
+(events/s), apply one event at a time (events/s, p50/p99 latency), recommend(n=10) latency on the
+final state, recommend_many on batches of 100 users (users/s, each batch after 1,000 re-ratings),
+a refresh of every user's recommendations, the state's memory and the peak RSS; and,
+in the same process, a full Surprise ``KNNWithMeans`` (pearson, user-based) fit of the same data,
+which is what a non-incremental system would redo per update. With ``--json`` the last line is
+one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from stream_cf.engine import UserKNN
 from stream_cf.events import RatingEvent
 
 BATCH = 1_000
-LARGE_BATCH = 20_000
 
 
 Row = tuple[int, int, str, str, float]  # (timestamp, line number, user, item, rating)
@@ -156,20 +155,6 @@ def run(n_recommend_users: int, skip_surprise: bool) -> dict[str, Any]:
     del single
     gc.collect()
 
-    # apply_many in batches of 20,000 (the processor's largest poll, `max_batch`, when it catches
-    # up with a backlog), on a fresh model
-    large = UserKNN()
-    large_s = 0.0
-    for lo in range(0, len(rows), LARGE_BATCH):
-        batch = [to_event(row) for row in rows[lo : lo + LARGE_BATCH]]
-        start = time.perf_counter()
-        large.apply_many(batch)
-        large_s += time.perf_counter() - start
-    out["apply_many_20000_events_per_s"] = len(rows) / large_s
-    large_equal = all(large.recommend(u) == fingerprint[u] for u in probe)
-    del large
-    gc.collect()
-
     # apply_many, batches of 1,000
     model = UserKNN()
     batch_ms: list[float] = []
@@ -184,7 +169,7 @@ def run(n_recommend_users: int, skip_surprise: bool) -> dict[str, Any]:
     # the median batch leaves out the few batches that grow the arrays (new users and items
     # past a capacity: full copies of the grid and pair sums, ~10-80 ms each)
     out["apply_many_batch_p50_ms"] = percentile(batch_ms, 50)
-    out["states_equal"] = large_equal and all(model.recommend(u) == fingerprint[u] for u in probe)
+    out["states_equal"] = all(model.recommend(u) == fingerprint[u] for u in probe)
 
     # recommend(n=10) latency on the final state
     users = model.users()
