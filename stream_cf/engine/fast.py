@@ -105,7 +105,7 @@ def fast_batch(model: UserKNN, events: list[Event]) -> BatchEffect | None:
 
 def _new_ids(distinct: dict[str, None], known: dict[str, int]) -> list[str]:
     """The ids of ``distinct`` (in its order) that ``known`` lacks."""
-    new = distinct.keys() - known.keys()
+    new = set(distinct).difference(known)  # C loop over the distinct ids (dict lookups)
     return [key for key in distinct if key in new] if new else []
 
 
