@@ -91,7 +91,8 @@ class RatingGrid:
 
     ``values[u, i]`` is the rating (or accumulated implicit weight), 0 where absent;
     ``mask[u, i]`` says whether the cell holds a rating; ``seq[u, i]`` is the global event counter
-    of the cell's latest change (-1 where absent), which orders raters of an item (earlier first).
+    of the cell's latest change, which orders raters of an item (earlier first); where the cell is
+    absent it is unspecified (0 or -1) and never read: readers go through the mask.
     ``mask_t`` is the item-major copy of ``mask`` (items x users), so that an item's raters are one
     contiguous row (the batched update gathers the touched items' columns as rows). ``twice_t`` is
     the item-major 2·value as int8 (0 where absent) while every value stored so far is a multiple
@@ -123,11 +124,10 @@ class RatingGrid:
         values = np.zeros((new_rows, new_cols), dtype=np.float64)
         mask = np.zeros((new_rows, new_cols), dtype=np.bool_)
         mask_t = np.zeros((new_cols, new_rows), dtype=np.bool_)
-        # each cell of seq written once: the old block copied, only the new cells set to -1
-        seq = np.empty((new_rows, new_cols), dtype=np.int64)
+        # new cells are zero pages, touched only when written (no fill: the 8-byte sequence
+        # numbers of absent cells are never read)
+        seq = np.zeros((new_rows, new_cols), dtype=np.int64)
         seq[:rows, :cols] = self.seq
-        seq[:rows, cols:] = -1
-        seq[rows:] = -1
         values[:rows, :cols] = self.values
         mask[:rows, :cols] = self.mask
         mask_t[:cols, :rows] = self.mask_t
