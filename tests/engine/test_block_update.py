@@ -51,17 +51,13 @@ def from_scratch(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def apply_block(
-    method: str,
-    twice: bool,
-    *,
-    shared: str,
-    old_m: np.ndarray,
-    old_v: np.ndarray,
-    cells: list[tuple[int, int]],
-    new_m: np.ndarray,
-    new_v: np.ndarray,
-) -> np.ndarray:
+Block = tuple[np.ndarray, np.ndarray, list[tuple[int, int]], np.ndarray, np.ndarray]
+
+
+def apply_block(method: str, twice: bool, shared: str, block: Block) -> np.ndarray:
+    """The sums after updating from-scratch sums of the old grid with the block's changed cells
+    (old mask and values, the cells, new mask and values) by one path."""
+    old_m, old_v, cells, new_m, new_v = block
     n_users = old_m.shape[0]
     pairs = PairSums()
     pairs.ensure(n_users)
@@ -87,9 +83,7 @@ def apply_block(
 
 
 @st.composite
-def blocks(
-    draw: st.DrawFn,
-) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], np.ndarray, np.ndarray]:
+def blocks(draw: st.DrawFn) -> Block:
     n_users = draw(st.integers(1, 7))
     n_items = draw(st.integers(1, 6))
     half = st.integers(1, 10).map(lambda k: k / 2.0)  # 0.5 .. 5.0
@@ -120,19 +114,10 @@ def test_every_path_equals_from_scratch(
     shared: str,
     method: str,
     twice: bool,
-    block: tuple[np.ndarray, np.ndarray, list[tuple[int, int]], np.ndarray, np.ndarray],
+    block: Block,
 ) -> None:
-    old_m, old_v, cells, new_m, new_v = block
-    got = apply_block(
-        method,
-        twice,
-        shared=shared,
-        old_m=old_m,
-        old_v=old_v,
-        cells=cells,
-        new_m=new_m,
-        new_v=new_v,
-    )
+    _old_m, _old_v, _cells, new_m, new_v = block
+    got = apply_block(method, twice, shared, block)
     assert np.array_equal(got, from_scratch(new_m, new_v))
 
 
@@ -152,15 +137,6 @@ def test_users_sharing_items(shared: str, method: str, twice: bool) -> None:
             new_m[x, t], new_v[x, t] = False, 0.0
         else:
             new_m[x, t], new_v[x, t] = True, float(1 + n)
-    got = apply_block(
-        method,
-        twice,
-        shared=shared,
-        old_m=old_m,
-        old_v=old_v,
-        cells=cells,
-        new_m=new_m,
-        new_v=new_v,
-    )
+    got = apply_block(method, twice, shared, (old_m, old_v, cells, new_m, new_v))
     assert np.array_equal(got, from_scratch(new_m, new_v))
     assert not np.array_equal(got, from_scratch(old_m, old_v))  # the batch changed something
