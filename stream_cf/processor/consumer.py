@@ -119,6 +119,20 @@ class InputConsumer:
         )
         return {tp.partition: int(offset) for tp, offset in ends.items()}
 
+    def lag(self) -> int | None:
+        """Input records not yet applied: the last fetch's high watermark minus the position,
+        summed over the partitions (no broker round trip). None until every partition has been
+        fetched from once."""
+        if self._consumer is None:
+            return None
+        total = 0
+        for tp in self.partitions:
+            high = self._consumer.highwater(tp)
+            if high is None:
+                return None
+            total += max(0, int(high) - self.positions.get(tp.partition, 0))
+        return total
+
     def reached(self, targets: dict[int, int]) -> bool:
         """Whether every partition's position is at or past its target."""
         return all(self.positions.get(p, 0) >= end for p, end in targets.items())

@@ -83,6 +83,9 @@ class RunSummary:
     end_offsets: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
     stopped_by: str = ""
+    # input records not yet applied at the last checkpoint (high watermark - position, summed
+    # over the partitions; None before the first fetch)
+    input_lag: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -102,6 +105,8 @@ class Processor:
         self._output_offsets: dict[int, int] = {}
         self._event_time_ms: int | None = None
         self._totals: dict[str, int] = {}
+        # (monotonic time, events, lists published) at the last checkpoint, for the rates
+        self._last_status = (time.monotonic(), 0, 0)
 
     @property
     def positions(self) -> dict[int, int]:
@@ -421,13 +426,22 @@ class Processor:
         )
         size = write_checkpoint(self.settings.checkpoint_path, checkpoint)
         summary.checkpoints += 1
+        summary.input_lag = self.input.lag()
+        now = time.monotonic()
+        then, events, published = self._last_status
+        elapsed = max(now - then, 1e-9)
+        self._last_status = (now, summary.events, summary.published)
         logger.info(
-            "checkpoint: input offsets %s, %d users, %d pending, %d bytes; so far %d events, "
+            "checkpoint: input offsets %s, lag %s records, %d users, %d pending, %d bytes; "
+            "since the last checkpoint %.0f events/s, %.0f lists/s; so far %d events, "
             "%d dead letters",
             checkpoint.input_offsets,
+            "unknown" if summary.input_lag is None else summary.input_lag,
             engine.n_users,
             len(checkpoint.pending_users),
             size,
+            (summary.events - events) / elapsed,
+            (summary.published - published) / elapsed,
             summary.events,
             summary.dead_letters,
         )
