@@ -37,6 +37,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py --json
+	$(BIN)/python benchmarks/batch_sizes.py --json
 	$(BIN)/python benchmarks/pipeline.py --json
 
 clean:
