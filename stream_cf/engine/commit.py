@@ -18,6 +18,11 @@ from stream_cf.engine.storage import FloatArray, IntArray
 if TYPE_CHECKING:
     from stream_cf.engine.model import UserKNN
 
+# the block update's temporaries per (changed user, user slot): the rows and columns to add
+# (2 x 32 B), the products (24 B) and their gathers; and the most one block may take
+BYTES_PER_CELL = 100
+MAX_BLOCK_BYTES = 256 * 2**20
+
 
 def commit_cells(
     model: UserKNN,
@@ -27,13 +32,25 @@ def commit_cells(
     seqs: IntArray,
 ) -> None:
     """Write changed cells (user slot, item slot) -> value (NaN: removed) with their sequence
-    numbers, and update the pair sums in one block. Each cell appears once."""
+    numbers, and update the pair sums in one block. Each cell appears once.
+
+    The block's temporaries hold ~100 bytes per (changed user, user slot); past
+    :data:`MAX_BLOCK_BYTES` the cells are committed in groups of changed users, one after the
+    other (each group reads the state the previous ones wrote: the same sums, since they depend
+    only on the final grid)."""
     st = model.state
-    grid = st.grid
     n_users = st.users.high
+    changed = _distinct(cu, n_users)
+    groups = min(changed.size, -(-changed.size * n_users * BYTES_PER_CELL // MAX_BLOCK_BYTES))
+    if groups > 1:
+        for part in np.array_split(changed, groups):
+            picked = np.isin(cu, part)
+            commit_cells(model, cu[picked], ci[picked], raw[picked], seqs[picked])
+        return
+    grid = st.grid
     present = ~np.isnan(raw)
     vals = np.where(present, raw, 0.0)
-    st.changed_rows.update(_distinct(cu, n_users).tolist())
+    st.changed_rows.update(changed.tolist())
     touched, tl = _distinct(ci, st.items.high, inverse=True)
     st.note_values(vals[present])
     # every product and partial sum is a multiple of 0.25 below 2**22: exact in float32

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from stream_cf.datasets import dataset_available, dataset_events
-from stream_cf.engine import UserKNN, products
+from stream_cf.engine import UserKNN, commit, products
 from stream_cf.engine import pairs as pairs_module
 
 pytestmark = [
@@ -83,3 +83,26 @@ def test_batches_equal_one_by_one(
     assert np.array_equal(a.grid.seq[:n, :m][mask], b.grid.seq[:n, :m][mask])
     users = one_by_one.users()[::50]
     assert all(one_by_one.recommend(u) == model.recommend(u) for u in users)
+
+
+def test_batches_split_by_memory_equal_one_by_one(
+    one_by_one: UserKNN, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a tiny memory budget per block every changed user's cells are committed on their
+    own, one group after the other: still the same sums."""
+    monkeypatch.setattr(commit, "MAX_BLOCK_BYTES", 1)
+    blocks: Counter[str] = Counter()
+    update = pairs_module.PairSums.update_block
+
+    def counted(self: pairs_module.PairSums, **kwargs: Any) -> None:
+        blocks["updates"] += 1
+        update(self, **kwargs)
+
+    monkeypatch.setattr(pairs_module.PairSums, "update_block", counted)
+    events = dataset_events("ml-100k", limit=EVENTS)
+    model = UserKNN()
+    for lo in range(0, len(events), 1_000):
+        model.apply_many(events[lo : lo + 1_000])
+    assert blocks["updates"] > 10 * (len(events) // 1_000)  # split: ~25 users per batch
+    n = one_by_one.state.users.high
+    assert one_by_one.state.pairs.sums[:n, :n].tobytes() == model.state.pairs.sums[:n, :n].tobytes()
