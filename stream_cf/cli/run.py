@@ -52,6 +52,13 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
         "seconds to keep trying to publish after SIGINT/SIGTERM (30)",
     ),
     ("--rating-scale", "rating_scale", str, "LOW,HIGH; ratings outside are rejected (1,5)"),
+    (
+        "--metrics-port",
+        "metrics_port",
+        int,
+        "serve Prometheus /metrics and /healthz on this port (off; 0: any free port)",
+    ),
+    ("--metrics-host", "metrics_host", str, "address of the metrics server (127.0.0.1)"),
     ("--sasl-plain-username", "sasl_plain_username", str, "SASL username"),
     (
         "--sasl-plain-password",

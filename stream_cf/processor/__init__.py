@@ -6,10 +6,12 @@ side: positions, polling, commits), :mod:`codec` and :mod:`dlq` (bytes in and ou
 (events the engine would refuse), :mod:`tracker` (the refresh policies: whose lists may have
 changed, what was published), :mod:`output_tail` (what is on the output topic after a checkpoint),
 :mod:`publisher` (acknowledged publishing), :mod:`checkpoint` (atomic state files), :mod:`topics`
-(topic creation) and :mod:`loop` (the processor).
+(topic creation), :mod:`summary` (what a run did), :mod:`metrics` (``/metrics`` and ``/healthz``)
+and :mod:`loop` (the processor).
 """
 
-from stream_cf.processor.loop import Processor, RunSummary
+from stream_cf.processor.loop import Processor
 from stream_cf.processor.settings import ProcessorSettings, load_settings
+from stream_cf.processor.summary import RunSummary
 
 __all__ = ["Processor", "ProcessorSettings", "RunSummary", "load_settings"]

@@ -37,7 +37,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -53,43 +52,17 @@ from stream_cf.processor.checkpoint import (
 from stream_cf.processor.codec import SourceRecord, decode, encode_key, encode_recommendations
 from stream_cf.processor.consumer import InputConsumer, retrying
 from stream_cf.processor.dlq import DeadLetter
+from stream_cf.processor.metrics import Metric, MetricsServer, processor_metrics
 from stream_cf.processor.output_tail import read_output_tail
 from stream_cf.processor.publisher import OutgoingRecord, Publisher
 from stream_cf.processor.semantics import BatchChecker
 from stream_cf.processor.settings import ProcessorSettings
+from stream_cf.processor.summary import RunSummary
 from stream_cf.processor.topics import ensure_topics
 from stream_cf.processor.tracker import ChangedList, ListTracker
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
-
-
-@dataclass
-class RunSummary:
-    """What one :meth:`Processor.run` did."""
-
-    events: int = 0
-    dead_letters: int = 0
-    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
-    published: int = 0
-    tombstones: int = 0
-    recomputed: int = 0
-    apply_seconds: float = 0.0
-    recommend_seconds: float = 0.0
-    batches: int = 0
-    checkpoints: int = 0
-    restored: bool = False
-    start_offsets: dict[int, int] = field(default_factory=dict)
-    end_offsets: dict[int, int] = field(default_factory=dict)
-    seconds: float = 0.0
-    stopped_by: str = ""
-    # input records not yet applied at the last checkpoint (high watermark - position, summed
-    # over the partitions; None before the first fetch)
-    input_lag: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
 
 
 class Processor:
@@ -107,6 +80,11 @@ class Processor:
         self._totals: dict[str, int] = {}
         # (monotonic time, events, lists published) at the last checkpoint, for the rates
         self._last_status = (time.monotonic(), 0, 0)
+        # what /metrics reads (kept up to date by the loop; the server never calls Kafka)
+        self._summary = RunSummary()
+        self._lag: int | None = None
+        self._running = False
+        self.metrics_server: MetricsServer | None = None
 
     @property
     def positions(self) -> dict[int, int]:
@@ -134,8 +112,16 @@ class Processor:
         ``until_end`` until every record the input had at start is processed, every list it
         changed is published, and the offsets are committed and checkpointed."""
         started = time.monotonic()
-        summary = RunSummary()
+        summary = self._summary = RunSummary()
         previous: dict[signal.Signals, Any] = {}
+        if self.settings.metrics_port is not None:
+            self.metrics_server = MetricsServer(
+                self.settings.metrics_host,
+                self.settings.metrics_port,
+                collect=self._metrics,
+                ready=lambda: self._running,
+            )
+            self.metrics_server.start()
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, self._on_signal)
@@ -177,11 +163,14 @@ class Processor:
             self._checkpoint(engine, summary)
             self.input.commit(final=True)
         finally:
+            self._running = False
             self.input.close()
             if publisher is not None:
                 publisher.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if self.metrics_server is not None:
+                self.metrics_server.close()
         summary.end_offsets = dict(self.input.positions)
         summary.seconds = time.monotonic() - started
         logger.info(
@@ -214,6 +203,7 @@ class Processor:
         last_checkpoint = time.monotonic()
         dirty = False
         self.ready.set()
+        self._running = True
         while True:
             input_done = targets is not None and self.input.reached(targets)
             if input_done and not tracker.pending:
@@ -244,6 +234,7 @@ class Processor:
                         len(tracker.pending),
                     )
                     summary.batches += 1
+                    self._lag = self.input.lag()
                     dirty = True
                     if on_batch is not None:
                         on_batch(summary)
@@ -444,6 +435,17 @@ class Processor:
             (summary.published - published) / elapsed,
             summary.events,
             summary.dead_letters,
+        )
+
+    # ------------------------------------------------------------------ metrics
+    def _metrics(self) -> list[Metric]:
+        """The /metrics families (read from the server's thread: plain values, no Kafka)."""
+        return processor_metrics(
+            self._summary,
+            tracker=self.tracker,
+            users=0 if self.engine is None else self.engine.n_users,
+            lag=self._lag,
+            running=self._running,
         )
 
     # ------------------------------------------------------------------ helpers

@@ -98,6 +98,11 @@ class ProcessorSettings(BaseSettings):
     shutdown_timeout: float = Field(
         30.0, gt=0.0, description="seconds to keep trying to publish after a stop request"
     )
+    # Operations
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="serve /metrics and /healthz on this port (0: any)"
+    )
+    metrics_host: str = "127.0.0.1"
 
     @field_validator("min_similarity", "shrinkage")
     @classmethod

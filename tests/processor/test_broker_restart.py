@@ -10,8 +10,9 @@ import pytest
 from kafka.errors import KafkaError
 
 from stream_cf.broker import LocalBroker
-from stream_cf.processor.loop import Processor, RunSummary
+from stream_cf.processor.loop import Processor
 from stream_cf.processor.settings import ProcessorSettings
+from stream_cf.processor.summary import RunSummary
 from stream_cf.processor.topics import ensure_topics
 from tests.kafka_utils import committed_offsets, wait_until
 from tests.processor.conftest import assert_same_lists, last_lists, oracle_lists, produce_events

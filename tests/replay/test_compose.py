@@ -105,6 +105,12 @@ def test_processor_service(compose: dict[str, Any]) -> None:
     volume, target = processor["volumes"][0].split(":")
     assert volume in compose["volumes"]  # a named volume, not a host path
     assert target == env["STREAM_CF_STATE_DIR"]
+    # the metrics server listens on every interface of the container, on the published port,
+    # and the health check asks it
+    port = env["STREAM_CF_METRICS_PORT"]
+    assert env["STREAM_CF_METRICS_HOST"] == "0.0.0.0"
+    assert processor["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert f":{port}/healthz" in " ".join(processor["healthcheck"]["test"])
 
 
 def test_replay_service_behind_a_profile(compose: dict[str, Any]) -> None:

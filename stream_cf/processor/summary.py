@@ -1,0 +1,36 @@
+"""What one processor run did: the counts, times and positions :meth:`Processor.run
+<stream_cf.processor.loop.Processor.run>` returns (``stream-cf run --json`` prints them) and
+``/metrics`` reads while it runs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunSummary:
+    """What one :meth:`Processor.run` did."""
+
+    events: int = 0
+    dead_letters: int = 0
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    published: int = 0
+    tombstones: int = 0
+    recomputed: int = 0
+    apply_seconds: float = 0.0
+    recommend_seconds: float = 0.0
+    batches: int = 0
+    checkpoints: int = 0
+    restored: bool = False
+    start_offsets: dict[int, int] = field(default_factory=dict)
+    end_offsets: dict[int, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    stopped_by: str = ""
+    # input records not yet applied at the last checkpoint (high watermark - position, summed
+    # over the partitions; None before the first fetch)
+    input_lag: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
