@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stream_cf.exceptions import StateFormatError
+from stream_cf.exceptions import ConfigError, StateFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -169,3 +169,37 @@ def remove_stale_temporaries(path: Path) -> int:
     if removed:
         logger.info("removed %d unfinished checkpoint temporaries in %s", removed, path.parent)
     return removed
+
+
+def check_compatible(
+    path: Path,
+    checkpoint: Checkpoint,
+    *,
+    input_topic: str,
+    wanted: dict[str, Any],
+    have: dict[str, Any],
+) -> None:
+    """Refuse (ConfigError) a checkpoint of another input topic, or whose engine settings
+    ``have`` differ from the ``wanted`` ones (numbers compared as floats, sequences as tuples)."""
+    if checkpoint.input_topic != input_topic:
+        raise ConfigError(
+            f"the checkpoint {path} is of input topic {checkpoint.input_topic!r}, "
+            f"not {input_topic!r}; use another --state-dir"
+        )
+    if _normalise(have) != _normalise(wanted):
+        raise ConfigError(
+            f"the checkpoint {path} was made with engine settings {have}, "
+            f"but these settings ask for {wanted}; use the same settings or another --state-dir"
+        )
+
+
+def _normalise(config: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, list | tuple):
+            out[key] = tuple(float(v) for v in value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = float(value)
+        else:
+            out[key] = value
+    return out

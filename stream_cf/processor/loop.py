@@ -42,9 +42,10 @@ from typing import Any, TypeVar
 
 from stream_cf.engine import UserKNN
 from stream_cf.events import Event
-from stream_cf.exceptions import ConfigError, StreamCFError
+from stream_cf.exceptions import StreamCFError
 from stream_cf.processor.checkpoint import (
     Checkpoint,
+    check_compatible,
     read_checkpoint,
     remove_stale_temporaries,
     write_checkpoint,
@@ -262,18 +263,14 @@ class Processor:
             logger.info("no checkpoint at %s: starting from the beginning of the input", path)
             self.engine = UserKNN(**wanted)
             return self.engine, {}
-        if checkpoint.input_topic != self.settings.input_topic:
-            raise ConfigError(
-                f"the checkpoint {path} is of input topic {checkpoint.input_topic!r}, "
-                f"not {self.settings.input_topic!r}; use another --state-dir"
-            )
         engine = UserKNN.load(io.BytesIO(checkpoint.engine))
-        have = {key: engine.config().get(key) for key in wanted}
-        if _normalise(have) != _normalise(wanted):
-            raise ConfigError(
-                f"the checkpoint {path} was made with engine settings {have}, "
-                f"but these settings ask for {wanted}; use the same settings or another --state-dir"
-            )
+        check_compatible(
+            path,
+            checkpoint,
+            input_topic=self.settings.input_topic,
+            wanted=wanted,
+            have={key: engine.config().get(key) for key in wanted},
+        )
         self.engine = engine
         self._output_offsets = dict(checkpoint.output_offsets)
         self.tracker.digests = dict(checkpoint.digests)
@@ -456,15 +453,3 @@ class Processor:
             stop_requested=self._stop.is_set,
             backoff_max=self.settings.retry_backoff_max,
         )
-
-
-def _normalise(config: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, list | tuple):
-            out[key] = tuple(float(v) for v in value)
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            out[key] = float(value)
-        else:
-            out[key] = value
-    return out

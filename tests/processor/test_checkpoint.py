@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from stream_cf.exceptions import StateFormatError
+from stream_cf.exceptions import ConfigError, StateFormatError
 from stream_cf.processor import checkpoint as ckpt
 from stream_cf.processor.checkpoint import (
     Checkpoint,
+    check_compatible,
     encode_checkpoint,
     read_checkpoint,
     remove_stale_temporaries,
@@ -90,3 +91,19 @@ def test_stale_temporaries_are_removed(tmp_path: Path) -> None:
     (tmp_path / ".checkpoint.scf.abc.tmp").write_bytes(b"half")
     assert remove_stale_temporaries(path) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_of_other_settings_is_refused(tmp_path: Path) -> None:
+    """A state dir reused with another input topic or other engine settings is an error naming
+    both sides; the same settings written as other number types are not."""
+    path = tmp_path / "checkpoint.scf"
+    saved = {"k": 40, "rating_scale": [1.0, 5.0], "similarity": "pearson"}
+    same = {"k": 40.0, "rating_scale": (1, 5), "similarity": "pearson"}
+    check_compatible(path, _checkpoint(1), input_topic="in", wanted=same, have=saved)
+    with pytest.raises(ConfigError, match="input topic 'in', not 'other'"):
+        check_compatible(path, _checkpoint(1), input_topic="other", wanted=same, have=saved)
+    for change in ({"k": 20}, {"rating_scale": (1, 10)}, {"similarity": "cosine"}):
+        with pytest.raises(ConfigError, match="engine settings"):
+            check_compatible(
+                path, _checkpoint(1), input_topic="in", wanted={**same, **change}, have=saved
+            )
