@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Literal
 
+from stream_cf.exceptions import ConfigError
+
 if TYPE_CHECKING:
     from stream_cf.processor.summary import RunSummary
     from stream_cf.processor.tracker import ListTracker
@@ -116,7 +118,13 @@ class MetricsServer:
     ) -> None:
         self._collect = collect
         self._ready = ready
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        try:
+            self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        except OSError as exc:  # in use, not an address of this machine, no permission
+            raise ConfigError(
+                f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; "
+                "choose another --metrics-port (0: any free port) or --metrics-host"
+            ) from exc
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="stream-cf-metrics", daemon=True

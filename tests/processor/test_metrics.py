@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -10,8 +11,9 @@ from collections.abc import Callable
 import pytest
 
 from stream_cf.events import Event, RatingEvent
+from stream_cf.exceptions import ConfigError
 from stream_cf.processor.loop import Processor
-from stream_cf.processor.metrics import Metric, render
+from stream_cf.processor.metrics import Metric, MetricsServer, render
 from stream_cf.processor.settings import ProcessorSettings
 from stream_cf.processor.topics import ensure_topics
 from tests.kafka_utils import wait_until
@@ -108,3 +110,12 @@ def test_metrics_follow_the_run(
     assert not thread.is_alive() and not errors
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{base}/healthz", timeout=2)  # closed with the run
+
+
+def test_a_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"cannot serve metrics on 127.0.0.1:{port}"):
+            MetricsServer("127.0.0.1", port, collect=list, ready=lambda: True)
