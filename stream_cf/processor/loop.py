@@ -41,7 +41,6 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from stream_cf.engine import UserKNN
-from stream_cf.events import Event
 from stream_cf.exceptions import StreamCFError
 from stream_cf.processor.checkpoint import (
     Checkpoint,
@@ -50,9 +49,9 @@ from stream_cf.processor.checkpoint import (
     remove_stale_temporaries,
     write_checkpoint,
 )
-from stream_cf.processor.codec import SourceRecord, decode, encode_key, encode_recommendations
+from stream_cf.processor.codec import SourceRecord, encode_key, encode_recommendations
 from stream_cf.processor.consumer import InputConsumer, retrying
-from stream_cf.processor.dlq import DeadLetter
+from stream_cf.processor.intake import take_in
 from stream_cf.processor.metrics import Metric, MetricsServer, processor_metrics
 from stream_cf.processor.output_tail import read_output_tail
 from stream_cf.processor.publisher import OutgoingRecord, Publisher
@@ -296,38 +295,16 @@ class Processor:
         """Apply one batch; return its dead letters, changed lists and tombstones."""
         settings = self.settings
         checker = BatchChecker(engine, implicit=settings.feedback == "implicit")
-        events: list[Event] = []
-        outgoing: list[OutgoingRecord] = []
-        for record in records:
-            result = decode(
-                record, max_id_length=settings.max_id_length, rating_scale=settings.rating_scale
-            )
-            if not isinstance(result, DeadLetter):
-                rejection = checker.check(result)
-                if rejection is not None:
-                    result = DeadLetter(
-                        rejection[0],
-                        rejection[1],
-                        record.topic,
-                        record.partition,
-                        record.offset,
-                        record.timestamp_ms,
-                        record.key,
-                        record.value,
-                    )
-            if isinstance(result, DeadLetter):
-                headers = tuple(result.headers())
-                outgoing.append(
-                    OutgoingRecord(settings.dead_letter_topic, record.key, record.value, headers)
-                )
-                reasons = summary.dead_letter_reasons
-                reasons[result.reason] = reasons.get(result.reason, 0) + 1
-                summary.dead_letters += 1
-                continue
-            events.append(result)
-            ts = int(result.ts.timestamp() * 1000) if result.ts is not None else record.timestamp_ms
-            if self._event_time_ms is None or ts > self._event_time_ms:
-                self._event_time_ms = ts
+        intake = take_in(records, settings, checker)
+        outgoing = intake.dead_letters
+        for reason in intake.reasons:
+            summary.dead_letter_reasons[reason] = summary.dead_letter_reasons.get(reason, 0) + 1
+        summary.dead_letters += len(intake.reasons)
+        events = intake.events
+        if intake.event_time_ms is not None and (
+            self._event_time_ms is None or intake.event_time_ms > self._event_time_ms
+        ):
+            self._event_time_ms = intake.event_time_ms
         self.input.advance(records)
         if len(events) < len(records):
             logger.warning(

@@ -1,0 +1,69 @@
+"""A batch's records in: each decoded and validated into an event, or turned into a dead letter.
+
+Bytes -> :func:`~stream_cf.processor.codec.decode` (UTF-8, JSON, the event models, the rating
+scale, the id length) -> :class:`~stream_cf.processor.semantics.BatchChecker` (what the engine
+would refuse at that point of the batch, e.g. the take-back of a rating that does not exist). A
+rejected record becomes a record for the dead-letter topic: its original key and value, with the
+reason and its source in headers (:mod:`stream_cf.processor.dlq`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from stream_cf.events import Event
+from stream_cf.processor.codec import SourceRecord, decode
+from stream_cf.processor.dlq import DeadLetter
+from stream_cf.processor.publisher import OutgoingRecord
+
+if TYPE_CHECKING:
+    from stream_cf.processor.semantics import BatchChecker
+    from stream_cf.processor.settings import ProcessorSettings
+
+
+@dataclass
+class Intake:
+    """The accepted events in order, the dead-letter records and their reasons (one per
+    rejected record), and the latest event time seen (ms)."""
+
+    events: list[Event] = field(default_factory=list)
+    dead_letters: list[OutgoingRecord] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    event_time_ms: int | None = None
+
+
+def take_in(
+    records: list[SourceRecord], settings: ProcessorSettings, checker: BatchChecker
+) -> Intake:
+    """Sort a batch's records into events and dead letters (in record order)."""
+    out = Intake()
+    for record in records:
+        result = decode(
+            record, max_id_length=settings.max_id_length, rating_scale=settings.rating_scale
+        )
+        if not isinstance(result, DeadLetter):
+            rejection = checker.check(result)
+            if rejection is not None:
+                result = DeadLetter(
+                    rejection[0],
+                    rejection[1],
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    record.timestamp_ms,
+                    record.key,
+                    record.value,
+                )
+        if isinstance(result, DeadLetter):
+            headers = tuple(result.headers())
+            out.dead_letters.append(
+                OutgoingRecord(settings.dead_letter_topic, record.key, record.value, headers)
+            )
+            out.reasons.append(result.reason)
+            continue
+        out.events.append(result)
+        ts = int(result.ts.timestamp() * 1000) if result.ts is not None else record.timestamp_ms
+        if out.event_time_ms is None or ts > out.event_time_ms:
+            out.event_time_ms = ts
+    return out
