@@ -309,8 +309,7 @@ class LocalBroker:
             *jvm,
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            f"--cluster-id={cluster_id}",  # one token, whatever the id starts with
             "-c",
             str(data / "server.properties"),
             "--ignore-formatted",
@@ -425,10 +424,15 @@ def _formatted_cluster_id(meta: Path) -> str:
 
 
 def _cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 characters)."""
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 characters), never
+    starting with "-" (a command-line parser takes that for an option; Kafka's own
+    ``Uuid.randomUuid`` draws again in that case too)."""
     import base64  # noqa: PLC0415
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 _LOG4J2 = """\

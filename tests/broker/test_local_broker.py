@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from kafka import KafkaProducer
 
 from stream_cf.broker import LocalBroker, broker_bootstrap, kafka_jars
+from stream_cf.broker import local as local_module
 from stream_cf.exceptions import BrokerError
 from tests.broker.procs import alive
 from tests.kafka_utils import create_topic, read_all
@@ -109,3 +111,38 @@ def test_download_timeout_kills_mvn(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("STREAM_CF_MVN_TIMEOUT", "1")
     with pytest.raises(BrokerError, match=r"did not finish .* within 1 s.*STREAM_CF_MVN_TIMEOUT"):
         kafka_jars(cache_dir=tmp_path / "cache")
+
+
+# 16 bytes whose URL-safe base64 starts with "-" (first byte 0xF8: its top six bits are 62)
+DASH_BYTES = bytes([0xF8]) + bytes(range(1, 16))
+
+
+def test_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh id starting with "-" is drawn again (1 in 64 ids would: the command-line parser of
+    Kafka's storage tool takes it for an option)."""
+    draws = iter([uuid.UUID(bytes=DASH_BYTES), uuid.UUID(int=12345)])
+    monkeypatch.setattr(local_module.uuid, "uuid4", lambda: next(draws))
+    cluster_id = local_module._cluster_id()
+    assert not cluster_id.startswith("-")
+    assert len(cluster_id) == 22
+    assert next(draws, None) is None  # the dash id was drawn, then refused
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(120)
+def test_storage_formats_with_an_id_starting_with_a_dash(
+    local_broker: Callable[..., LocalBroker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even an id starting with "-" (e.g. one written by another tool) formats and starts: the
+    id is passed as one --cluster-id=... token."""
+    import base64  # noqa: PLC0415
+
+    dash_id = base64.urlsafe_b64encode(DASH_BYTES).decode().rstrip("=")
+    assert dash_id.startswith("-")
+    monkeypatch.setattr(local_module, "_cluster_id", lambda: dash_id)
+    broker = local_broker()
+    bootstrap = broker.start()
+    topic = create_topic(bootstrap, partitions=1)
+    assert read_all(bootstrap, topic, timeout=10.0) == []
+    meta = (broker.data_dir or Path()).rglob("meta.properties")
+    assert any(f"cluster.id={dash_id}" in path.read_text() for path in meta)
