@@ -85,11 +85,12 @@ def state_bytes(model: UserKNN) -> int:
         st.grid.values,
         st.grid.mask,
         st.grid.mask_t,
-        st.grid.twice_t,
         st.grid.seq,
         st.pairs.sums,
         st.item_count,
     ]
+    if st.grid.twice_t is not None:  # the int8 copy, while every value has one
+        arrays.append(st.grid.twice_t)
     return int(sum(a.nbytes for a in arrays))
 
 

@@ -59,7 +59,7 @@ def commit_cells(
     # column gather of the user-major grid costs ~10x more)
     mask_t = grid.mask_t[touched, :n_users]
     values_t: npt.NDArray[Any]
-    if exact32 and grid.twice_ok:  # the int8 2·value copy (the old state: written below)
+    if exact32 and grid.twice_t is not None:  # the int8 2·value copy (of the old state)
         values_t = grid.twice_t[touched, :n_users]
         scale = 2.0
     else:
@@ -84,7 +84,7 @@ def commit_cells(
         exact32=exact32,
         raters=raters.astype(np.int64),
     )
-    grid.write(cu, ci, raw, seqs)
+    grid.write(cu, ci, raw, seqs, twice=st.twice_ok)
     delta = present.astype(np.int64) - was.astype(np.int64)
     np.add.at(st.item_count, ci, delta)
     st.n_ratings += int(delta.sum())

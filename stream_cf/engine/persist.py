@@ -142,8 +142,8 @@ def _restore(cls: type[UserKNN], arrays: dict[str, npt.NDArray[Any]]) -> UserKNN
     rows, cols = cells[:, 0], cells[:, 1]
     if np.isnan(values).any():
         raise StateFormatError("corrupt UserKNN state: a NaN rating")
-    st.grid.write(rows, cols, values, seqs)
     st.note_values(values)
+    st.grid.write(rows, cols, values, seqs, twice=st.twice_ok)
     st.pairs.sums[:nu, :nu] = sums
     st.item_count[:ni] = arrays["item_count"].astype(np.int64).reshape(ni)
     st.user_since[:nu] = arrays["user_since"].astype(np.int64).reshape(nu)

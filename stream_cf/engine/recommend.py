@@ -38,7 +38,6 @@ F32Array = npt.NDArray[np.float32]
 CHUNK = 128  # users per float32 product (bounds the batch's temporary arrays)
 SMALL = 8  # fewer users than this: matrix-vector products (see :func:`products`)
 _U32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff of float32
-_TWICE_LIMIT = 63.5  # |value| below this: 2·value fits an int8
 _UNRATED = -128  # twice_t of an unrated cell (2·value of a rating is in [-127, 127])
 _TINY = 1e-20  # below this a usable |w| may lose its float32 precision: compute all exactly
 
@@ -68,11 +67,12 @@ class Dense:
         # the mask as 64-user words (words x items; bit v % 64 of word v // 64: user slot v),
         # for the counts of a few users' usable raters by popcount (:func:`products`)
         self.bits: npt.NDArray[np.uint64] = np.ascontiguousarray(pack(self.mask_t).T)
-        # item-major 2·value as int8 while every value is a multiple of 0.5 below 64 (unrated
-        # cells hold _UNRATED): an exact, 8x smaller copy of the grid that also serves as the
-        # mask in :func:`exact_values`, so that one gather gives the raters and their ratings
+        # item-major 2·value as int8 while EngineState.twice_ok (every value a multiple of 0.5
+        # with |value| <= 63.5; unrated cells hold _UNRATED): an exact, 8x smaller copy of the
+        # grid that also serves as the mask in :func:`exact_values`, so that one gather gives the
+        # raters and their ratings
         self.twice_t: npt.NDArray[np.int8] | None = None
-        if st.value_bound < _TWICE_LIMIT:
+        if st.twice_ok:
             user, item = np.nonzero(mask)  # only the ratings: no full-size temporaries
             self.twice_t = np.full((items, high), _UNRATED, dtype=np.int8)
             self.twice_t[item, user] = np.rint(2.0 * st.grid.values[user, item])
@@ -105,7 +105,7 @@ class Dense:
         block[:, inside] = self.mask_t[:, lanes[inside]]
         self.bits[touched] = pack(block).T
         if self.twice_t is not None:
-            if st.value_bound < _TWICE_LIMIT:
+            if st.twice_ok:
                 twice = st.grid.values[rows, :items]  # a copy: computed in place
                 twice *= 2.0
                 np.rint(twice, out=twice)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from stream_cf.engine.pairs import PairSums
-from stream_cf.engine.storage import FloatArray, IdMap, IntArray, RatingGrid
+from stream_cf.engine.storage import TWICE_LIMIT, FloatArray, IdMap, IntArray, RatingGrid
 
 
 class EngineState:
@@ -77,6 +77,12 @@ class EngineState:
         return slot
 
     # ------------------------------------------------------------------ reads
+    @property
+    def twice_ok(self) -> bool:
+        """Every value stored so far has an exact int8 2·value (a multiple of 0.5 with
+        |value| <= 63.5): the grid keeps its int8 copy and the recommendations theirs."""
+        return self.value_bound <= TWICE_LIMIT
+
     def user_count(self, slot: int) -> int:
         return round(float(self.pairs.sums[slot, slot, 0]))
 
@@ -133,7 +139,7 @@ class EngineState:
             twice = new * 2.0
             exact = twice == round(twice)
             self.value_bound = max(self.value_bound, abs(new)) if exact else np.inf
-        grid.write_one(u, i, new, seq)
+        grid.write_one(u, i, new, seq, twice=self.twice_ok)
         delta = (new is not None) - had
         self.item_count[i] += delta
         self.n_ratings += delta

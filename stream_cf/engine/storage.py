@@ -24,7 +24,7 @@ Int8Array = npt.NDArray[np.int8]
 
 MIN_CAPACITY = 64
 GROWTH = 1.5
-TWICE_MAX = 127.0  # the largest |2·value| kept in RatingGrid.twice_t
+TWICE_LIMIT = 63.5  # the largest |value| whose 2·value an int8 holds (RatingGrid.twice_t)
 
 
 def grown(capacity: int, needed: int) -> int:
@@ -95,18 +95,18 @@ class RatingGrid:
     absent it is unspecified (0 or -1) and never read: readers go through the mask.
     ``mask_t`` is the item-major copy of ``mask`` (items x users), so that an item's raters are one
     contiguous row (the batched update gathers the touched items' columns as rows). ``twice_t`` is
-    the item-major 2·value as int8 (0 where absent) while every value stored so far is a multiple
-    of 0.5 with |2·value| <= 127 (``twice_ok``; after any other value it is dropped for good): an
-    exact copy of the values 8x smaller than the grid, read by the batched update. Every write goes
-    through :meth:`write` or :meth:`write_one`, which keep the copies in step.
+    the item-major 2·value as int8 (0 where absent), an exact copy of the values 8x smaller than
+    the grid read by the batched update, kept while every value stored so far is a multiple of 0.5
+    with |value| <= :data:`TWICE_LIMIT` (the writer says so: ``EngineState.twice_ok``) and None
+    for good once one is not. Every write goes through :meth:`write` or :meth:`write_one`, which
+    keep the copies in step.
     """
 
     def __init__(self) -> None:
         self.values: FloatArray = np.zeros((0, 0), dtype=np.float64)
         self.mask: BoolArray = np.zeros((0, 0), dtype=np.bool_)
         self.mask_t: BoolArray = np.zeros((0, 0), dtype=np.bool_)
-        self.twice_t: Int8Array = np.zeros((0, 0), dtype=np.int8)
-        self.twice_ok = True
+        self.twice_t: Int8Array | None = np.zeros((0, 0), dtype=np.int8)
         self.seq: IntArray = np.zeros((0, 0), dtype=np.int64)
 
     @property
@@ -131,7 +131,7 @@ class RatingGrid:
         values[:rows, :cols] = self.values
         mask[:rows, :cols] = self.mask
         mask_t[:cols, :rows] = self.mask_t
-        if self.twice_ok:
+        if self.twice_t is not None:
             twice_t = np.zeros((new_cols, new_rows), dtype=np.int8)
             twice_t[:cols, :rows] = self.twice_t
             self.twice_t = twice_t
@@ -142,42 +142,40 @@ class RatingGrid:
         self.values[slot, :] = 0.0
         self.mask[slot, :] = False
         self.mask_t[:, slot] = False
-        if self.twice_ok:
+        if self.twice_t is not None:
             self.twice_t[:, slot] = 0
         self.seq[slot, :] = -1
 
-    def write(self, users: IntArray, items: IntArray, values: FloatArray, seqs: IntArray) -> None:
+    def write(
+        self, users: IntArray, items: IntArray, values: FloatArray, seqs: IntArray, *, twice: bool
+    ) -> None:
         """Set the cells (users[j], items[j]) (each once) to ``values`` (NaN: remove the rating)
-        with their sequence numbers."""
+        with their sequence numbers. ``twice``: every value stored so far, these included, has an
+        exact int8 2·value (else ``twice_t`` is dropped)."""
         present = ~np.isnan(values)
         vals = np.where(present, values, 0.0)
         self.values[users, items] = vals
         self.mask[users, items] = present
         self.mask_t[items, users] = present
         self.seq[users, items] = np.where(present, seqs, -1)
-        if self.twice_ok:
-            twice = 2.0 * vals
-            if np.array_equal(twice, np.rint(twice)) and not np.any(np.abs(twice) > TWICE_MAX):
-                self.twice_t[items, users] = twice.astype(np.int8)
+        if self.twice_t is not None:
+            if twice:
+                self.twice_t[items, users] = (2.0 * vals).astype(np.int8)
             else:
-                self.drop_twice()
+                self.twice_t = None
 
-    def write_one(self, user: int, item: int, value: float | None, seq: int) -> None:
-        """Set one cell (``None``: remove the rating)."""
+    def write_one(
+        self, user: int, item: int, value: float | None, seq: int, *, twice: bool
+    ) -> None:
+        """Set one cell (``None``: remove the rating); ``twice`` as in :meth:`write`."""
         present = value is not None
         vals = 0.0 if value is None else value
         self.values[user, item] = vals
         self.mask[user, item] = present
         self.mask_t[item, user] = present
         self.seq[user, item] = seq if present else -1
-        if self.twice_ok:
-            twice = 2.0 * vals
-            if twice == round(twice) and abs(twice) <= TWICE_MAX:
-                self.twice_t[item, user] = int(twice)
+        if self.twice_t is not None:
+            if twice:
+                self.twice_t[item, user] = int(2.0 * vals)
             else:
-                self.drop_twice()
-
-    def drop_twice(self) -> None:
-        """A value without an exact int8 2·value was stored: stop keeping ``twice_t``."""
-        self.twice_ok = False
-        self.twice_t = np.zeros((0, 0), dtype=np.int8)
+                self.twice_t = None

@@ -63,10 +63,11 @@ def check_copies(model: UserKNN, others_stored: bool) -> None:
     assert not grid.values[:users, :items][~mask].any()
     current = grid.values[:users, :items][mask]
     if not (np.array_equal(2 * current, np.rint(2 * current)) and np.all(np.abs(current) <= 63.5)):
-        assert not grid.twice_ok  # a value the int8 copy cannot hold is stored
+        assert grid.twice_t is None  # a value the int8 copy cannot hold is stored
     if not others_stored:
-        assert grid.twice_ok  # never dropped without cause
-    if grid.twice_ok:
+        assert grid.twice_t is not None  # never dropped without cause
+    assert (grid.twice_t is not None) == state.twice_ok
+    if grid.twice_t is not None:
         twice = 2.0 * grid.values[:users, :items].T
         assert np.array_equal(grid.twice_t[:items, :users].astype(np.float64), twice)
         assert not grid.twice_t[:, users:].any()
