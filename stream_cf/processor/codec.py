@@ -52,16 +52,21 @@ def decode(
     try:
         return parse_event(record.value, max_id_length=max_id_length, rating_scale=rating_scale)
     except InvalidEvent as exc:
-        return DeadLetter(
-            reason=exc.reason,
-            message=exc.message,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            timestamp_ms=record.timestamp_ms,
-            key=record.key,
-            value=record.value,
-        )
+        return rejected(record, exc.reason, exc.message)
+
+
+def rejected(record: SourceRecord, reason: str, message: str) -> DeadLetter:
+    """The dead letter of ``record``: the reason, its source and its original bytes."""
+    return DeadLetter(
+        reason=reason,
+        message=message,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp_ms,
+        key=record.key,
+        value=record.value,
+    )
 
 
 def _canonical(items: Sequence[tuple[str, float]], fallback: str | None) -> bytes:

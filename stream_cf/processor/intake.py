@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from stream_cf.events import Event
-from stream_cf.processor.codec import SourceRecord, decode
+from stream_cf.processor.codec import SourceRecord, decode, rejected
 from stream_cf.processor.dlq import DeadLetter
 from stream_cf.processor.publisher import OutgoingRecord
 
@@ -45,16 +45,7 @@ def take_in(
         if not isinstance(result, DeadLetter):
             rejection = checker.check(result)
             if rejection is not None:
-                result = DeadLetter(
-                    rejection[0],
-                    rejection[1],
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    record.timestamp_ms,
-                    record.key,
-                    record.value,
-                )
+                result = rejected(record, *rejection)
         if isinstance(result, DeadLetter):
             headers = tuple(result.headers())
             out.dead_letters.append(
