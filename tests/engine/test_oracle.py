@@ -106,6 +106,13 @@ implicit_config = st.fixed_dictionaries(
 )
 
 
+# any configuration, explicit or implicit, and any event kind (for the tests that mix them all)
+any_config = st.one_of(
+    st.sampled_from(EXPLICIT_SIMILARITIES).flatmap(explicit_config), implicit_config
+)
+any_event = mix((40, rate_ev), (40, purchase_ev), (12, unrate_ev), (8, forget_ev))
+
+
 def resolve(raw: tuple[Any, ...], ref: Reference) -> tuple[Any, ...] | None:
     """Turn a raw draw into a concrete event for the current state (unrate picks an existing
     pair; None when there is none)."""
@@ -293,12 +300,8 @@ def check_effect(
 
 @SETTINGS
 @given(
-    config=st.one_of(
-        st.sampled_from(EXPLICIT_SIMILARITIES).flatmap(explicit_config), implicit_config
-    ),
-    raws=st.lists(
-        mix((40, rate_ev), (40, purchase_ev), (12, unrate_ev), (8, forget_ev)), max_size=30
-    ),
+    config=any_config,
+    raws=st.lists(any_event, max_size=30),
     cuts=st.lists(st.integers(0, 30), max_size=5),
 )
 def test_apply_many_equals_one_by_one(
@@ -331,12 +334,8 @@ def test_apply_many_equals_one_by_one(
 
 @SETTINGS
 @given(
-    config=st.one_of(
-        st.sampled_from(EXPLICIT_SIMILARITIES).flatmap(explicit_config), implicit_config
-    ),
-    raws=st.lists(
-        mix((40, rate_ev), (40, purchase_ev), (12, unrate_ev), (8, forget_ev)), max_size=30
-    ),
+    config=any_config,
+    raws=st.lists(any_event, max_size=30),
     cut=st.integers(0, 30),
 )
 def test_save_load_mid_stream_then_continue(
