@@ -104,6 +104,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     out = run(args.rounds)
     print(f"one by one: {out['one_by_one_events_per_s']:,.0f} events/s")
     for size in SIZES:
