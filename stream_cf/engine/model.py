@@ -29,6 +29,7 @@ import numpy as np
 from stream_cf.engine import knn, predict, similarity, validation
 from stream_cf.engine.batch import apply_batch
 from stream_cf.engine.persist import load_state, save_state
+from stream_cf.engine.ranking import RankConfig, RankMode
 from stream_cf.engine.results import BatchEffect, Explanation, Recommendations
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
@@ -44,7 +45,13 @@ class UserKNN:
     def __init__(
         self,
         *,
-        similarity: Literal["cosine", "msd", "pearson", "adjusted_cosine"] = "pearson",
+        rank: RankMode = "vote",
+        rank_half_life: float = 5.0,
+        rank_neighbours: int = 80,
+        rank_exponent: float = 2.0,
+        rank_damping: float = 0.2,
+        include_seen: bool = False,
+        similarity: Literal["cosine", "msd", "pearson", "adjusted_cosine"] | None = None,
         k: int = 40,
         min_k: int = 1,
         min_support: int = 1,
@@ -59,7 +66,18 @@ class UserKNN:
         if implicit_weights is not None:
             weights.update({str(key): float(value) for key, value in implicit_weights.items()})
         low, high = (float(rating_scale[0]), float(rating_scale[1]))
+        if similarity is None:  # cosine is the only similarity of implicit weights
+            similarity = "cosine" if feedback == "implicit" else "pearson"
+        self.ranking = RankConfig(
+            mode=rank,
+            half_life=float(rank_half_life),
+            neighbours=int(rank_neighbours),
+            exponent=float(rank_exponent),
+            damping=float(rank_damping),
+            include_seen=bool(include_seen),
+        )
         validation.check_config(
+            ranking=self.ranking,
             similarity_name=similarity,
             k=k,
             min_k=min_k,
@@ -86,6 +104,12 @@ class UserKNN:
     def config(self) -> dict[str, Any]:
         """The constructor keywords (``UserKNN(**model.config())`` builds an empty twin)."""
         return {
+            "rank": self.ranking.mode,
+            "rank_half_life": self.ranking.half_life,
+            "rank_neighbours": self.ranking.neighbours,
+            "rank_exponent": self.ranking.exponent,
+            "rank_damping": self.ranking.damping,
+            "include_seen": self.ranking.include_seen,
             "similarity": self.similarity_name,
             "k": self.k,
             "min_k": self.min_k,

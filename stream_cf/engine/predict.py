@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stream_cf.engine import knn, recommend
+from stream_cf.engine import knn, ranking, recommend
 from stream_cf.engine.results import Explanation, Neighbour, Recommendations
 from stream_cf.engine.storage import FloatArray, IntArray
 
@@ -125,6 +125,11 @@ def recommendations(model: UserKNN, user: str, n: int = 10) -> Recommendations:
     u = st.users.slot_of.get(user)
     if u is None:
         return Recommendations(popularity(model, None, n), "unknown user: popularity")
+    if model.ranking.mode != "rating":
+        items = ranking.ranked(st, model.ranking, u, n)
+        if items is None:
+            return Recommendations(popularity(model, u, n), "no neighbours: popularity")
+        return Recommendations(items, None)
     if model.implicit:
         return implicit_recommendations(model, u, n)
     return recommend.recommend_slots(model, [user], n)[user]
@@ -134,7 +139,7 @@ def recommend_many(model: UserKNN, users: Iterable[str], n: int = 10) -> dict[st
     """:func:`recommendations` for every user; the known users of an explicit model are computed
     together (:mod:`stream_cf.engine.recommend`), with the same result as one by one."""
     wanted = list(dict.fromkeys(users))
-    if model.implicit:
+    if model.implicit or model.ranking.mode != "rating":
         return {user: recommendations(model, user, n) for user in wanted}
     slot_of = model.state.users.slot_of
     known = recommend.recommend_slots(model, [user for user in wanted if user in slot_of], n)

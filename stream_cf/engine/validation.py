@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from stream_cf.engine import similarity
+from stream_cf.engine.ranking import RankConfig
 from stream_cf.events import Event, ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
 from stream_cf.exceptions import ConfigError, InvalidEvent
 
@@ -55,6 +56,7 @@ def quantity_value(quantity: float) -> float:
 
 def check_config(
     *,
+    ranking: RankConfig,
     similarity_name: str,
     k: int,
     min_k: int,
@@ -66,7 +68,7 @@ def check_config(
     weights: dict[str, float],
     cap: float | None,
 ) -> None:
-    problems = []
+    problems = ranking.problems()
     if similarity_name not in similarity.SIMILARITIES:
         problems.append(f"similarity={similarity_name!r} (one of {similarity.SIMILARITIES})")
     if feedback not in ("explicit", "implicit"):

@@ -158,13 +158,14 @@ class Popularity:
         idx = self._index.get(item)
         return 0 if idx is None else int(self._counts[idx])
 
-    def recommend(self, user: str, n: int = 10) -> list[str]:
-        """The ``n`` most popular items the user does not have (count > 0)."""
+    def recommend(self, user: str, n: int = 10, *, include_seen: bool = False) -> list[str]:
+        """The ``n`` most popular items (count > 0) the user does not have, or with
+        ``include_seen`` whether or not the user has them."""
         size = len(self._items)
         counts = self._counts[:size]
         # stable sort on -count: equal counts keep first-appearance order
         order = np.argsort(-counts, kind="stable")
-        exclude = self._holdings.get(user, set())
+        exclude = set() if include_seen else self._holdings.get(user, set())
         out: list[str] = []
         for idx in order.tolist():
             if counts[idx] <= 0 or len(out) >= n:

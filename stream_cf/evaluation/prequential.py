@@ -101,11 +101,15 @@ def prequential(
     rating_scale: tuple[float, float] = (1.0, 5.0),
     on_event: Callable[[int], None] | None = None,
     trace_points: int = 200,
+    repeats: bool = False,
 ) -> EvaluationResult:
     """Run the test-then-learn loop over ``events`` (already in time order).
 
     ``on_event(k)`` is called every ``k`` processed events (progress bars); ``trace_points`` is
-    about how many snapshots of the running figures the result's ``trace`` keeps.
+    about how many snapshots of the running figures the result's ``trace`` keeps. ``repeats``:
+    a sampled event of an item the user already has is ranked too (against lists that may
+    include the user's own items: the model's with ``include_seen``, popularity's over every
+    item), instead of being skipped as a repeat.
     """
     if not 0.0 <= rank_sample <= 1.0:
         raise ValueError(f"rank_sample must be in [0, 1], got {rank_sample}")
@@ -125,13 +129,13 @@ def prequential(
             if rate_metrics and isinstance(event, RatingEvent):
                 score_rating_event(board, model, event, means)
             if rank_sample > 0.0 and rng.random() < rank_sample:
-                if item in popularity.has(user):
+                repeat = item in popularity.has(user)
+                if repeat:
                     board.count("ranking_repeats")
-                else:
+                if repeats or not repeat:
                     model_top = [i for i, _ in model.recommend(user, n)]
-                    board.score_ranking(
-                        item, model_top, popularity.recommend(user, n), user_known=user_known
-                    )
+                    popular = popularity.recommend(user, n, include_seen=repeats)
+                    board.score_ranking(item, model_top, popular, user_known=user_known)
         try:
             model.apply(event)
         except (InvalidEvent, UnknownRating):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -135,6 +136,9 @@ def check_recommend(model: Any, ref: Reference, user: str, n: int) -> None:
         for (_i, s), (_j, t) in zip(got, want, strict=True):
             assert_close(s, t, "popularity score")
         return
+    if ref.rank != "rating":
+        check_ranked(got, ref, user, n)
+        return
     candidates = ref.candidate_items(user)
     ids = [i for i, _ in got]
     if ref.feedback == "implicit" and not set(ids) <= set(candidates):
@@ -159,6 +163,29 @@ def check_recommend(model: Any, ref: Reference, user: str, n: int) -> None:
         for item in candidates:
             if item not in ids:
                 assert rank(item) > last, f"recommend({user}, {n}) misses {item}: {got}"
+
+
+def check_ranked(got: list[tuple[str, float]], ref: Reference, user: str, n: int) -> None:
+    """A ``vote`` or ``item`` list is a top n of the reference's scores: the same number of items,
+    each a candidate with the reference's score, best first, nothing left out that scores more
+    (equal scores, within rounding, may come in either order: the sums run in another order)."""
+    scores = ref.ranked_scores(user)
+    ids = [i for i, _ in got]
+    assert len(ids) == len(set(ids)) == min(n, len(scores)), f"recommend({user}, {n}): {got}"
+    for item, score in got:
+        assert item in scores, f"recommend({user}) lists {item}, not a candidate: {got}"
+        assert_close(score, scores[item], f"rank score of {item} for {user}")
+    for a, b in itertools.pairwise(got):
+        assert a[1] >= b[1] - TOL, f"recommend({user}) order: {got}"
+        if close(a[1], b[1], 1e-12) and a[1] != b[1]:
+            continue
+        if a[1] == b[1]:
+            assert ref.first_seen[a[0]] < ref.first_seen[b[0]], f"recommend({user}) ties: {got}"
+    if ids:
+        last = got[-1][1]
+        for item, score in scores.items():
+            if item not in ids:
+                assert score <= last + TOL, f"recommend({user}, {n}) misses {item}: {got}"
 
 
 def check_all(

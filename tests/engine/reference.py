@@ -59,7 +59,13 @@ class Reference:
     def __init__(
         self,
         *,
-        similarity: str = "pearson",
+        rank: str = "vote",
+        rank_half_life: float = 5.0,
+        rank_neighbours: int = 80,
+        rank_exponent: float = 2.0,
+        rank_damping: float = 0.2,
+        include_seen: bool = False,
+        similarity: str | None = None,
         k: int = 40,
         min_k: int = 1,
         min_support: int = 1,
@@ -70,6 +76,14 @@ class Reference:
         implicit_weights: Mapping[str, float] | None = None,
         implicit_cap: float | None = None,
     ) -> None:
+        if similarity is None:
+            similarity = "cosine" if feedback == "implicit" else "pearson"
+        self.rank = rank
+        self.half_life = rank_half_life
+        self.rank_neighbours = rank_neighbours
+        self.exponent = rank_exponent
+        self.damping = rank_damping
+        self.include_seen = include_seen
         self.similarity_name = similarity
         self.k = k
         self.min_k = min_k
@@ -441,10 +455,67 @@ class Reference:
         ranked = sorted(counts, key=lambda i: (-counts[i], self.first_seen[i]))
         return [(i, float(counts[i])) for i in ranked if i not in exclude]
 
+    # ------------------------------------------------------------------ ranking modes
+    def history(self, user: str) -> list[str]:
+        """The user's items, latest event first."""
+        mine = [(-s, i) for (u, i), (_v, s) in self.ratings.items() if u == user]
+        return [i for _s, i in sorted(mine)]
+
+    def raters_count(self, item: str) -> int:
+        return sum(1 for (_u, i) in self.ratings if i == item)
+
+    def recency(self, user: str) -> list[tuple[str, float]]:
+        return [(j, 2.0 ** (-pos / self.half_life)) for pos, j in enumerate(self.history(user))]
+
+    def vote_neighbours(self, user: str) -> list[tuple[str, float]]:
+        """N(u): w_uv = Σ_{j ∈ I_u, v rated j} 2^(−pos_j/h) / √n_v, the K largest w > 0, ties by
+        the earlier created user."""
+        found = []
+        for v in self.users():
+            if v == user:
+                continue
+            theirs = self.user_items(v)
+            total = 0.0
+            for j, x in self.recency(user):
+                if j in theirs:
+                    total += x
+            if total > 0:
+                found.append((-(total / math.sqrt(len(theirs))), self.created[v], v))
+        found.sort()
+        return [(v, -negw) for negw, _c, v in found[: self.rank_neighbours]]
+
+    def ranked_scores(self, user: str) -> dict[str, float]:
+        """The candidates of ``vote`` or ``item`` and their scores, written plainly."""
+        scores: dict[str, float] = {}
+        if self.rank == "vote":
+            for v, w in self.vote_neighbours(user):
+                for i in self.user_items(v):
+                    scores[i] = scores.get(i, 0.0) + w**self.exponent
+            if self.damping:
+                scores = {i: s / self.raters_count(i) ** self.damping for i, s in scores.items()}
+        else:  # item: Σ_j x_j · n_ij / √(n_i·n_j), u counted among the raters
+            for i in self.items():
+                total = 0.0
+                for j, x in self.recency(user):
+                    both = sum(1 for (v, jj) in self.ratings if jj == j and (v, i) in self.ratings)
+                    total += x * both / math.sqrt(self.raters_count(i) * self.raters_count(j))
+                if total > 0:
+                    scores[i] = total
+        if not self.include_seen:
+            mine = self.user_items(user)
+            scores = {i: s for i, s in scores.items() if i not in mine}
+        return scores
+
     def recommendations(self, user: str, n: int = 10) -> tuple[list[tuple[str, float]], bool]:
         """(items, is_fallback): neighbour-based list, or popularity for a cold/unknown user."""
         if not self.has_user(user):
             return self.popularity({})[:n], True
+        if self.rank != "rating":
+            ranked = self.ranked_scores(user)
+            if not ranked:
+                return self.popularity(self.user_items(user))[:n], True
+            order = sorted(ranked, key=lambda i: (-ranked[i], self.first_seen[i]))
+            return [(i, ranked[i]) for i in order[:n]], False
         scored: list[tuple[float, int, str]] = []
         for item in self.candidate_items(user):
             scored.append((-self.predict(user, item), self.first_seen[item], item))

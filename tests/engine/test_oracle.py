@@ -34,6 +34,8 @@ ITEMS = [f"i{n}" for n in range(5)]
 VALUES = [1.0 + 0.5 * n for n in range(9)]
 QUANTITIES = [0.5, 1.0, 2.0, 3.0]
 
+RANKS = ["rating", "rating", "vote", "item"]  # every list rule (tests/engine/test_ranking.py too)
+
 SETTINGS = settings(
     max_examples=50,
     deadline=None,
@@ -85,6 +87,7 @@ def explicit_config(similarity: str) -> st.SearchStrategy[dict[str, Any]]:
             # similarity of small half-step ratings, so no float-vs-exact question at the threshold
             "min_similarity": st.sampled_from([0.0, None, -0.4142]),
             "shrinkage": st.sampled_from([0.0, 0.0, 1.0, 2.5, 10.0]),
+            "rank": st.sampled_from(RANKS),
         }
     )
 
@@ -102,6 +105,7 @@ implicit_config = st.fixed_dictionaries(
             [None, {"purchase": 1.0, "rating": 0.5}, {"purchase": 2.0, "rating": 1.0}]
         ),
         "implicit_cap": st.sampled_from([None, 4.0]),
+        "rank": st.sampled_from(RANKS),
     }
 )
 
@@ -422,7 +426,7 @@ def test_many_neighbours_match_reference(
     """80 users on 5 items with three values: long runs of equal similarities that cross the k-th
     place, more than one block of neighbours; checked against the reference at the end."""
     rng = random.Random(f"{similarity}-{k}")
-    config = {"similarity": similarity, "k": k, "min_similarity": min_similarity}
+    config = {"similarity": similarity, "k": k, "min_similarity": min_similarity, "rank": "rating"}
     users = [f"u{n}" for n in range(80)]
     items = [f"i{n}" for n in range(5)]
     model = UserKNN(**config)

@@ -163,7 +163,7 @@ def test_single_user_counts_by_popcount_follow_changes_past_64_users(
     (the int8 copy of the ratings marks unrated cells with -128) give predict's lists."""
     rng = np.random.default_rng(7)
     low, high = scale
-    model = UserKNN(rating_scale=scale, k=5)
+    model = UserKNN(rank="rating", rating_scale=scale, k=5)
     values = np.arange(low, high + 0.5, 0.5)
     users = [f"u{j}" for j in range(150)]
     items = [f"i{j}" for j in range(25)]

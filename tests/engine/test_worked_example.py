@@ -127,7 +127,7 @@ S_C = 2 / math.sqrt(30)
 
 
 def implicit_example(k: int) -> UserKNN:
-    model = UserKNN(feedback="implicit", similarity="cosine", k=k)
+    model = UserKNN(rank="rating", feedback="implicit", similarity="cosine", k=k)
     for user, item, quantity in [
         ("a", "x", 1.0),
         ("a", "y", 2.0),

@@ -1,0 +1,177 @@
+"""The ranking modes ``vote`` and ``item`` against the plain reference, after every event of random
+streams (explicit and implicit, any parameters, re-ratings, take-backs, erasures, micro-batches,
+save/load), and the promises every list keeps: seen items never listed (unless asked), forgotten
+users leave no trace, cold users get popularity flagged as a fallback."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stream_cf.engine import UserKNN
+from stream_cf.exceptions import ConfigError
+
+from .checks import check_recommend, reloaded
+from .reference import Reference
+from .test_oracle import (
+    SETTINGS,
+    USERS,
+    apply_direct,
+    as_event,
+    concrete_stream,
+    forget_ev,
+    mix,
+    purchase_ev,
+    rate_ev,
+    unrate_ev,
+)
+
+rank_config = st.fixed_dictionaries(
+    {
+        "rank": st.sampled_from(["vote", "item"]),
+        "feedback": st.sampled_from(["explicit", "implicit"]),
+        "rank_half_life": st.sampled_from([1.0, 2.5, 5.0]),
+        "rank_neighbours": st.integers(1, 4),
+        "rank_exponent": st.sampled_from([1.0, 2.0, 0.5]),
+        "rank_damping": st.sampled_from([0.0, 0.2, 1.0]),
+        "include_seen": st.booleans(),
+    }
+)
+events = st.lists(mix((50, rate_ev), (30, purchase_ev), (12, unrate_ev), (8, forget_ev)))
+
+
+def stream_for(config: dict[str, Any], raws: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    if config["feedback"] == "explicit":
+        raws = [r for r in raws if r[0] != "purchase"]
+    return concrete_stream(raws, config)
+
+
+def check_lists(model: UserKNN, ref: Reference, n: int = 3) -> None:
+    for user in [*USERS, "nobody"]:
+        check_recommend(model, ref, user, n)
+        if not ref.include_seen and model.has_user(user):
+            listed = {item for item, _ in model.recommend(user, 10)}
+            assert not listed & set(model.user_items(user)), f"{user} is offered what they have"
+
+
+@SETTINGS
+@given(config=rank_config, raws=events)
+def test_lists_match_reference_after_every_event(
+    config: dict[str, Any], raws: list[tuple[Any, ...]]
+) -> None:
+    model = UserKNN(**config)
+    ref = Reference(**config)
+    for ev in stream_for(config, raws):
+        apply_direct(model, ev)
+        apply_direct(ref, ev)
+        check_lists(model, ref)
+
+
+@SETTINGS
+@given(config=rank_config, raws=events, cuts=st.lists(st.integers(0, 40), max_size=4))
+def test_micro_batches_and_save_load_give_the_same_lists(
+    config: dict[str, Any], raws: list[tuple[Any, ...]], cuts: list[int]
+) -> None:
+    stream = stream_for(config, raws)
+    one = UserKNN(**config)
+    for ev in stream:
+        apply_direct(one, ev)
+    many = UserKNN(**config)
+    bounds = sorted({0, len(stream), *(c for c in cuts if c <= len(stream))})
+    for lo, hi in itertools.pairwise(bounds):
+        many.apply_many(as_event(ev) for ev in stream[lo:hi])
+        many = reloaded(many)
+    users = [*USERS, "nobody"]
+    assert many.recommend_many(users, 4) == one.recommend_many(users, 4)
+    ref = Reference(**config)
+    for ev in stream:
+        apply_direct(ref, ev)
+    check_lists(many, ref)
+
+
+@pytest.mark.parametrize("rank", ["vote", "item"])
+def test_a_forgotten_user_leaves_no_trace(rank: str) -> None:
+    """After forget_user(x) every list equals the list of a model that never saw x (x rated
+    nothing first, so the items' first appearances, which order ties, are the same)."""
+    stream: list[tuple[Any, ...]] = []
+    for step in range(120):
+        user = f"u{step % 7}"
+        item = f"i{(step * 5) % 11}"
+        stream.append(("rate", user, item, float(1 + step % 5)))
+    stream.insert(40, ("rate", "x", "i3", 5.0))
+    stream.insert(60, ("rate", "x", "only-x", 4.0))
+    stream.insert(80, ("rate", "x", "i7", 2.0))
+    seen = UserKNN(rank=rank, rank_neighbours=3)
+    for ev in stream:
+        apply_direct(seen, ev)
+    before = {u: seen.recommend(u, 5) for u in seen.users()}
+    seen.forget_user("x")
+    never = UserKNN(rank=rank, rank_neighbours=3)
+    for ev in stream:
+        if ev[1] != "x":
+            apply_direct(never, ev)
+    users = sorted(never.users())
+    assert sorted(seen.users()) == users
+    changed = 0
+    for user in users:
+        got = seen.recommend(user, 5)
+        want = never.recommend(user, 5)
+        assert [i for i, _ in got] == [i for i, _ in want], user
+        assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-12), user
+        assert "only-x" not in [i for i, _ in got]
+        changed += got != before[user]
+    assert changed > 0, "x influenced nobody: the test proves nothing"
+
+
+def test_a_cold_user_gets_popularity_as_a_fallback() -> None:
+    model = UserKNN()  # vote, the default
+    for user, item in [("a", "p"), ("b", "p"), ("b", "q"), ("c", "q"), ("loner", "solo")]:
+        model.rate(user, item, 4.0)
+    recs = model.recommendations("loner", 5)  # nobody shares an item with loner
+    assert recs.fallback == "no neighbours: popularity"
+    assert [i for i, _ in recs.items] == ["p", "q"]
+    assert model.recommendations("nobody", 5).fallback == "unknown user: popularity"
+    assert model.recommendations("a", 5).fallback is None
+    assert [i for i, _ in model.recommend("a", 5)] == ["q"]
+
+
+def test_recency_weights_the_latest_items_first() -> None:
+    """Two neighbours share one item each with u; the one who shares u's latest item wins."""
+    model = UserKNN(rank_neighbours=1, rank_half_life=1.0, rank_damping=0.0)
+    model.rate("old-friend", "a", 5.0)
+    model.rate("old-friend", "from-old", 5.0)
+    model.rate("new-friend", "b", 5.0)
+    model.rate("new-friend", "from-new", 5.0)
+    model.rate("u", "a", 5.0)
+    model.rate("u", "b", 5.0)  # b is u's latest: x_b = 1, x_a = 1/2
+    assert model.recommend("u", 5) == [("from-new", pytest.approx(0.5))]  # (1/√2)²
+    model.rate("u", "a", 3.0)  # a re-rated: now the latest
+    assert [i for i, _ in model.recommend("u", 5)] == ["from-old"]
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"),
+    [
+        ("rank", "stars"),
+        ("rank_half_life", 0.0),
+        ("rank_half_life", float("inf")),
+        ("rank_neighbours", 0),
+        ("rank_exponent", -1.0),
+        ("rank_damping", 1.5),
+        ("rank_damping", float("nan")),
+    ],
+)
+def test_bad_ranking_settings_are_refused(keyword: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=keyword):
+        UserKNN(**{keyword: value})
+
+
+def test_implicit_defaults_build() -> None:
+    """UserKNN(feedback="implicit") as a user writes it: cosine is chosen, vote ranks."""
+    model = UserKNN(feedback="implicit")
+    assert model.config()["similarity"] == "cosine"
+    assert model.config()["rank"] == "vote"
