@@ -118,7 +118,8 @@ def vote_scores(
     """The candidates (item slots, ascending) and s_ui, summed over N(u) best first."""
     high = st.items.high
     rows, items = np.nonzero(st.grid.mask[slots, :high])
-    total: FloatArray = np.bincount(items, weights=(w**cfg.exponent)[rows], minlength=high)
+    weights = (w**cfg.exponent)[rows]
+    total = np.bincount(items, weights=weights, minlength=high).astype(np.float64, copy=False)
     seen = np.zeros(high, dtype=np.bool_)
     seen[items] = True
     cand = np.flatnonzero(seen)
