@@ -303,6 +303,15 @@ class UserKNN:
         rows = np.flatnonzero(mask[:, items].any(axis=1))
         return {str(st.users.id_of[s]) for s in rows}
 
+    @property
+    def lists_follow_item_counts(self) -> bool:
+        """Whether a list depends on the rater count of its candidate items, beyond the data of
+        the user and their co-raters (``vote`` with popularity damping, ``item``): a count that
+        grows can only lower that item's score, one that shrinks can raise it for any co-rater
+        of the item's raters (see :mod:`stream_cf.engine.ranking`)."""
+        mode = self.ranking.mode
+        return mode == "item" or (mode == "vote" and self.ranking.damping > 0)
+
     def mean(self, user: str) -> float:
         """The user's running mean r̄_u = Σ r_u / n_u; UnknownUser if the user has no rating."""
         u = self.state.users.slot_of.get(user)

@@ -53,6 +53,8 @@ class Checkpoint:
     digests: dict[str, str] = field(default_factory=dict)
     fallback_users: set[str] = field(default_factory=set)
     pending_users: set[str] = field(default_factory=set)
+    # the items of each user's last computed list (None: a checkpoint written before it was kept)
+    shown: dict[str, list[str]] | None = None
     event_time_ms: int | None = None
     counters: dict[str, int] = field(default_factory=dict)
 
@@ -67,6 +69,7 @@ class Checkpoint:
             "digests": dict(sorted(self.digests.items())),
             "fallback_users": sorted(self.fallback_users),
             "pending_users": sorted(self.pending_users),
+            "shown": None if self.shown is None else dict(sorted(self.shown.items())),
             "event_time_ms": self.event_time_ms,
             "counters": dict(sorted(self.counters.items())),
         }
@@ -110,11 +113,18 @@ def decode_checkpoint(data: bytes) -> Checkpoint:
             digests={str(u): str(d) for u, d in meta["digests"].items()},
             fallback_users={str(u) for u in meta["fallback_users"]},
             pending_users={str(u) for u in meta["pending_users"]},
+            shown=_shown(meta.get("shown")),
             event_time_ms=None if meta["event_time_ms"] is None else int(meta["event_time_ms"]),
             counters={str(k): int(v) for k, v in meta["counters"].items()},
         )
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise StateFormatError(f"checkpoint metadata unreadable: {exc}") from exc
+
+
+def _shown(value: Any) -> dict[str, list[str]] | None:
+    if value is None:
+        return None
+    return {str(user): [str(item) for item in items] for user, items in dict(value).items()}
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -275,6 +275,11 @@ class Processor:
         self.tracker.digests = dict(checkpoint.digests)
         self.tracker.fallback_users = set(checkpoint.fallback_users)
         self.tracker.pending = set(checkpoint.pending_users)
+        if checkpoint.shown is not None:
+            self.tracker.restore_shown(checkpoint.shown)
+        elif engine.lists_follow_item_counts:
+            # written before the lists' items were kept: refresh everyone once
+            self.tracker.pending = set(engine.users())
         self._event_time_ms = checkpoint.event_time_ms
         self._totals = dict(checkpoint.counters)
         summary.restored = True
@@ -318,7 +323,7 @@ class Processor:
         summary.events += len(events)
         if not events:
             return outgoing
-        before = self.tracker.before_batch(engine, {event.user_id for event in events})
+        before = self.tracker.before_batch(engine, events)
         started = time.perf_counter()
         try:
             effect = engine.apply_many(events)
@@ -386,6 +391,7 @@ class Processor:
             digests=dict(self.tracker.digests),
             fallback_users=set(self.tracker.fallback_users),
             pending_users=set(self.tracker.pending),
+            shown={user: sorted(items) for user, items in self.tracker.shown.items()},
             event_time_ms=self._event_time_ms,
             counters=counters,
         )

@@ -31,16 +31,24 @@ reflects the state at the end of the last batch that contained one of their own 
 made later by their co-raters (new ratings, take-backs, forgotten users) are not reflected until
 they act again, and the lists depend on where batches were cut.
 
+Under the ``vote`` and ``item`` rankings a list also depends on the rater count of each candidate
+item (``UserKNN.lists_follow_item_counts``): an event that adds a rater to an item lowers that
+item's score for every user who is not a co-rater of the actor, so only the lists that show the
+item change (``shown``: the items of each user's last computed list); a take-back (``unrate``,
+``forget_user``) raises it, which may bring the item into the list of any co-rater of its remaining
+raters, who are owed a refresh too.
+
 The co-raters come from the engine (``UserKNN.co_raters``: one vectorized pass over its mask).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from stream_cf.engine import BatchEffect, UserKNN
+from stream_cf.events import Event, ForgetUserEvent, UnrateEvent
 from stream_cf.processor.codec import list_digest
 
 
@@ -53,6 +61,15 @@ class ChangedList:
     fallback: str | None
 
 
+@dataclass(frozen=True)
+class BeforeBatch:
+    """Read before a batch applies: the co-raters of its actors, and the items that may lose a
+    rater in it (only looked up when lists follow item counts)."""
+
+    co_raters: set[str]
+    shrinking: set[str]
+
+
 @dataclass
 class ListTracker:
     """Digests of published lists, fallback users and pending refreshes (see module doc)."""
@@ -62,15 +79,28 @@ class ListTracker:
     digests: dict[str, str] = field(default_factory=dict)
     fallback_users: set[str] = field(default_factory=set)
     pending: set[str] = field(default_factory=set)
+    shown: dict[str, frozenset[str]] = field(default_factory=dict)  # user -> items of the list
+    showing: dict[str, set[str]] = field(default_factory=dict)  # item -> users whose list has it
     recomputed: int = 0
     recompute_seconds: float = 0.0
     seconds_per_list: float = 0.002  # running estimate of one list's cost in recompute()
 
-    def before_batch(self, engine: UserKNN, actors: Iterable[str]) -> set[str]:
-        """Users whose list may change because of the actors, read before the batch applies."""
-        if self.policy != "neighbours" or self._everyone_owed(engine, actors):
-            return set()
-        return engine.co_raters(actors)
+    def before_batch(self, engine: UserKNN, events: Sequence[Event]) -> BeforeBatch:
+        """What the batch's refresh needs from the state before it applies: the co-raters of the
+        actors and the items that may lose a rater (taken back, or a forgotten user's)."""
+        actors = {event.user_id for event in events}
+        if self.policy != "neighbours":
+            return BeforeBatch(set(), set())
+        shrinking: set[str] = set()
+        if engine.lists_follow_item_counts:
+            for event in events:
+                if isinstance(event, UnrateEvent):
+                    shrinking.add(event.item_id)
+                elif isinstance(event, ForgetUserEvent):
+                    shrinking.update(engine.user_items(event.user_id))
+        if self._everyone_owed(engine, actors):
+            return BeforeBatch(set(), shrinking)
+        return BeforeBatch(engine.co_raters(actors), shrinking)
 
     def _everyone_owed(self, engine: UserKNN, actors: Iterable[str]) -> bool:
         """Whether pending and the actors already cover every user (pending holds only users
@@ -79,7 +109,7 @@ class ListTracker:
         return len(covered) >= engine.n_users
 
     def after_batch(
-        self, engine: UserKNN, effect: BatchEffect, before: set[str], *, defer: bool = False
+        self, engine: UserKNN, effect: BatchEffect, before: BeforeBatch, *, defer: bool = False
     ) -> list[str]:
         """Record what the batch owes; return the users to recompute now (the actors).
 
@@ -91,9 +121,15 @@ class ListTracker:
             # The raters of the touched items need no look-up of their own: an actor who still
             # has the item finds them among their co-raters now, one who took it back (or was
             # forgotten) found them among their co-raters before the batch.
-            self.pending |= before | self.fallback_users
+            self.pending |= before.co_raters | self.fallback_users
             if not self._everyone_owed(engine, now):
                 self.pending |= engine.co_raters(effect.users)
+            if engine.lists_follow_item_counts:
+                for item in effect.items:
+                    self.pending |= self.showing.get(item, set())
+                raters = {rater for item in before.shrinking for rater in engine.raters(item)}
+                if raters and not self._everyone_owed(engine, now):
+                    self.pending |= engine.co_raters(raters)
         if defer:
             self.pending.update(now)
             now = []
@@ -103,7 +139,26 @@ class ListTracker:
             self.pending.discard(user)
             self.fallback_users.discard(user)
             self.digests.pop(user, None)
+            self._show(user, frozenset())
         return now
+
+    def _show(self, user: str, items: frozenset[str]) -> None:
+        """Record the items of ``user``'s last computed list (the inverted index follows)."""
+        old = self.shown.get(user, frozenset())
+        if old == items:
+            return
+        for item in old - items:
+            users = self.showing.get(item)
+            if users is not None:
+                users.discard(user)
+                if not users:
+                    del self.showing[item]
+        for item in items - old:
+            self.showing.setdefault(item, set()).add(user)
+        if items:
+            self.shown[user] = items
+        else:
+            self.shown.pop(user, None)
 
     def recompute(self, engine: UserKNN, users: list[str]) -> list[ChangedList]:
         """Compute the lists of ``users``; return those that differ from the last published."""
@@ -120,8 +175,10 @@ class ListTracker:
             recs = lists[user]
             if recs.fallback is None:
                 self.fallback_users.discard(user)
+                self._show(user, frozenset(item for item, _ in recs.items))
             else:
                 self.fallback_users.add(user)
+                self._show(user, frozenset())
             digest = list_digest(recs.items, recs.fallback)
             if self.digests.get(user) != digest:
                 self.digests[user] = digest
@@ -156,3 +213,10 @@ class ListTracker:
             self.digests.pop(user, None)
         else:
             self.digests[user] = digest
+
+    def restore_shown(self, shown: dict[str, list[str]]) -> None:
+        """The items of each user's last computed list, as checkpointed."""
+        self.shown.clear()
+        self.showing.clear()
+        for user, items in shown.items():
+            self._show(user, frozenset(items))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream_cf.engine import UserKNN
-from stream_cf.events import Event, ForgetUserEvent, RatingEvent
+from stream_cf.events import Event, ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
+from stream_cf.processor.codec import list_digest
 from stream_cf.processor.loop import Processor
 from stream_cf.processor.settings import ProcessorSettings
 from stream_cf.processor.topics import ensure_topics
@@ -71,7 +76,7 @@ def test_tracker_owes_co_raters_and_forgets_the_forgotten() -> None:
     )
     tracker = ListTracker(policy="neighbours", n=5)
     batch: list[Event] = [RatingEvent(user_id="a", item_id="z", rating=2.0)]
-    before = tracker.before_batch(engine, ["a"])
+    before = tracker.before_batch(engine, batch)
     now = tracker.after_batch(engine, engine.apply_many(batch), before)
     assert now == ["a"] and tracker.pending == {"b"}
     changed = tracker.recompute(engine, now)
@@ -80,19 +85,92 @@ def test_tracker_owes_co_raters_and_forgets_the_forgotten() -> None:
     tracker.drain(engine, budget=10.0)
     assert tracker.pending == set() and "b" in tracker.digests
 
-    deferred = tracker.after_batch(
-        engine,
-        engine.apply_many([RatingEvent(user_id="c", item_id="x", rating=1.0)]),
-        tracker.before_batch(engine, ["c"]),
-        defer=True,
-    )
+    late: list[Event] = [RatingEvent(user_id="c", item_id="x", rating=1.0)]
+    before = tracker.before_batch(engine, late)
+    deferred = tracker.after_batch(engine, engine.apply_many(late), before, defer=True)
     assert deferred == [] and {"a", "b", "c"} <= tracker.pending
 
-    forget = engine.apply_many([ForgetUserEvent(user_id="b")])
-    tracker.after_batch(engine, forget, set())
+    erase: list[Event] = [ForgetUserEvent(user_id="b")]
+    before = tracker.before_batch(engine, erase)
+    tracker.after_batch(engine, engine.apply_many(erase), before)
     assert "b" not in tracker.pending and "b" not in tracker.digests
 
     actors_only = ListTracker(policy="actors", n=5)
-    effect = engine.apply_many([RatingEvent(user_id="a", item_id="y", rating=1.0)])
-    assert actors_only.after_batch(engine, effect, actors_only.before_batch(engine, ["a"])) == ["a"]
+    mine: list[Event] = [RatingEvent(user_id="a", item_id="y", rating=1.0)]
+    before = actors_only.before_batch(engine, mine)
+    assert actors_only.after_batch(engine, engine.apply_many(mine), before) == ["a"]
     assert actors_only.pending == set()
+
+
+RANKINGS = [
+    {"rank": "vote", "rank_neighbours": 2},
+    {"rank": "vote", "rank_damping": 0.0},
+    {"rank": "item"},
+    {"rank": "rating", "k": 3},
+    {"rank": "vote", "feedback": "implicit", "include_seen": True},
+]
+event_strategy = st.tuples(
+    st.sampled_from(["rate", "rate", "rate", "unrate", "forget"]),
+    st.sampled_from([f"u{n}" for n in range(7)]),
+    st.sampled_from([f"i{n}" for n in range(6)]),
+    st.sampled_from([1.0, 3.0, 5.0]),
+)
+
+
+def _event(raw: tuple[str, str, str, float], engine: UserKNN) -> Event | None:
+    kind, user, item, value = raw
+    if kind == "forget":
+        return ForgetUserEvent(user_id=user)
+    if kind == "unrate":
+        owned = sorted(engine.user_items(user))
+        return UnrateEvent(user_id=user, item_id=owned[0]) if owned else None
+    if engine.implicit:
+        return PurchaseEvent(user_id=user, item_id=item, quantity=value)
+    return RatingEvent(user_id=user, item_id=item, rating=value)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    config=st.sampled_from(RANKINGS),
+    raws=st.lists(event_strategy, max_size=40),
+    sizes=st.lists(st.integers(1, 6), min_size=1, max_size=8),
+)
+def test_neighbours_policy_leaves_no_list_stale(
+    config: dict[str, Any], raws: list[tuple[str, str, str, float]], sizes: list[int]
+) -> None:
+    """After every batch and a full drain, every user's last computed list is the list of the
+    current state, for every ranking mode (the ``shown`` index and the take-back rule included)."""
+    engine = UserKNN(**config)
+    tracker = ListTracker(policy="neighbours", n=3)
+    pos = 0
+    step = 0
+    while pos < len(raws):
+        size = sizes[step % len(sizes)]
+        step += 1
+        batch = []
+        shadow = UserKNN.load(_saved(engine))
+        for raw in raws[pos : pos + size]:
+            event = _event(raw, shadow)
+            if event is not None:
+                shadow.apply(event)
+                batch.append(event)
+        pos += size
+        before = tracker.before_batch(engine, batch)
+        effect = engine.apply_many(batch)
+        tracker.recompute(engine, tracker.after_batch(engine, effect, before))
+        tracker.drain(engine, budget=60.0)
+        assert not tracker.pending
+        users = engine.users()
+        lists = engine.recommend_many(users, 3)
+        for user in users:
+            recs = lists[user]
+            assert tracker.digests.get(user) == list_digest(recs.items, recs.fallback), (
+                f"{user}'s list is stale after {batch}"
+            )
+
+
+def _saved(engine: UserKNN) -> io.BytesIO:
+    buffer = io.BytesIO()
+    engine.save(buffer)
+    buffer.seek(0)
+    return buffer
