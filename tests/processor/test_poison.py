@@ -16,7 +16,13 @@ from stream_cf.processor.loop import Processor
 from stream_cf.processor.settings import ProcessorSettings
 from stream_cf.processor.topics import ensure_topics
 from tests.kafka_utils import read_all
-from tests.processor.conftest import assert_same_lists, last_lists, oracle_lists, produce_events
+from tests.processor.conftest import (
+    assert_same_lists,
+    event_bytes,
+    last_lists,
+    oracle_lists,
+    produce_events,
+)
 from tests.processor.poison import IMPLICIT_POISON, POISON
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
@@ -74,7 +80,8 @@ def test_poison_records_are_dead_letters_and_the_batch_is_applied(
     ]
     assert {letter.offset: letter.reason for letter in letters} == expected_reasons
     for letter in letters:
-        assert letter.value == mixed[letter.offset]  # the original bytes
+        sent = mixed[letter.offset]
+        assert letter.value == (sent if isinstance(sent, bytes) else event_bytes(sent))
     assert_same_lists(
         last_lists(kafka_bootstrap, settings.output_topic), oracle_lists(settings, good)
     )
