@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from stream_cf.engine.validation import VALUE_LIMIT
 from stream_cf.events import DEFAULT_MAX_FUTURE_SKEW
 from stream_cf.exceptions import ConfigError
 
@@ -133,9 +134,10 @@ class ProcessorSettings(BaseSettings):
     def _cross_field(self) -> ProcessorSettings:
         problems: list[str] = []
         low, high = self.rating_scale
-        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        if not (-VALUE_LIMIT <= low < high <= VALUE_LIMIT):
             problems.append(
-                f"rating_scale must be two finite numbers low < high, got {low}, {high}"
+                f"rating_scale must be two numbers low < high, got {low}, {high} (each within "
+                f"±{VALUE_LIMIT:g})"
             )
         if self.feedback == "implicit" and self.similarity != "cosine":
             problems.append(
