@@ -8,17 +8,20 @@ The wire contract (input topic value, a JSON object)::
     {"type": "unrate",      "user_id": "u1", "item_id": "i9"}
     {"type": "forget_user", "user_id": "u1"}
 
-``user_id`` and ``item_id`` may be strings or integers and are kept as strings; ``ts`` is epoch
-seconds or ISO-8601; ``event_id`` is optional. Unknown extra fields are ignored.
+``user_id`` and ``item_id`` may be strings or integers and are kept as strings (Unicode text: a
+lone surrogate is refused, ``not_unicode``); ``ts`` is epoch seconds or ISO-8601, between
+1970-01-01 and the end of 9999 in UTC (``ts_out_of_range``: so that every event time has an epoch
+and an ISO form); ``event_id`` is optional. Unknown extra fields are ignored.
 
 :func:`parse_event` turns raw bytes into one of the models, or raises :class:`InvalidEvent` with a
-short reason code, so that the processor can send the record to the dead-letter topic.
+short reason code (:mod:`stream_cf.reasons`), so that the processor can send the record to the
+dead-letter topic. :func:`check_ts_after` bounds ``ts`` by the record's append time.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -33,9 +36,37 @@ from pydantic import (
     field_validator,
 )
 
+from stream_cf.event_json import load_json
 from stream_cf.exceptions import InvalidEvent
+from stream_cf.reasons import Reason
 
 DEFAULT_MAX_ID_LENGTH = 256
+TS_MIN = 0.0
+"""The earliest ``ts`` accepted: 1970-01-01T00:00:00Z (epoch seconds)."""
+TS_END = 253_402_300_800.0
+"""The first epoch second not accepted: 10000-01-01T00:00:00Z (a datetime ends with 9999)."""
+DEFAULT_MAX_FUTURE_SKEW = 86_400.0
+"""How far (seconds) an event's ``ts`` may be after its record's append time: one day."""
+
+# the reasons a field validator can give (its ValueError message starts with the code)
+_CODED: tuple[Reason, ...] = ("empty_id", "id_too_long", "not_unicode", "ts_out_of_range")
+
+
+def _coded(reason: Reason, message: str) -> ValueError:
+    """A field validator's error that :func:`_reason_of` maps back to ``reason``."""
+    return ValueError(f"{reason}: {message}")
+
+
+def _check_text(name: str, value: str) -> None:
+    """ValueError ``not_unicode`` if ``value`` holds a lone surrogate (it has no UTF-8 form)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _coded(
+                "not_unicode",
+                f"{name} holds a lone surrogate U+{ord(value[exc.start]):04X} at {exc.start}",
+            ) from exc
 
 
 def _coerce_id(value: Any) -> Any:
@@ -55,10 +86,21 @@ def _coerce_ts(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("ts must be epoch seconds or an ISO-8601 string")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise ValueError("ts must be finite")
+        if not TS_MIN <= value < TS_END:  # compared as given: a 400-digit int is never converted
+            raise _coded(
+                "ts_out_of_range",
+                f"ts {_short(value)} is not epoch seconds between 1970 and the end of 9999",
+            )
         return datetime.fromtimestamp(value, tz=UTC)
     return value
+
+
+def _short(value: object) -> str:
+    """``value`` for a message, cut to 40 characters (a 400-digit int stays readable)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
 
 
 Timestamp = Annotated[datetime, BeforeValidator(_coerce_ts)]
@@ -75,21 +117,35 @@ class _EventBase(BaseModel):
     @classmethod
     def _check_id(cls, value: str, info: ValidationInfo) -> str:
         if value == "":
-            raise ValueError("empty_id: the id is empty")
+            raise _coded("empty_id", "the id is empty")
         limit = DEFAULT_MAX_ID_LENGTH
         if isinstance(info.context, dict):
             limit = int(info.context.get("max_id_length", limit))
         if len(value) > limit:
-            raise ValueError(
-                f"id_too_long: the id has {len(value)} characters, the limit is {limit}"
-            )
+            raise _coded("id_too_long", f"the id has {len(value)} characters, the limit is {limit}")
+        _check_text("the id", value)
+        return value
+
+    @field_validator("event_id")
+    @classmethod
+    def _check_event_id(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_text("the event id", value)
         return value
 
     @field_validator("ts")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
+        """Naive times are UTC; the time must lie between 1970 and the end of 9999 in UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if not TS_MIN <= value.timestamp() < TS_END:
+            raise _coded(
+                "ts_out_of_range",
+                f"ts {value.isoformat()} is not between 1970 and the end of 9999 in UTC",
+            )
         return value
 
 
@@ -129,12 +185,13 @@ EVENT_TYPES = ("rating", "purchase", "unrate", "forget_user")
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-def _reason_of(exc: ValidationError) -> tuple[str, str]:
+def _reason_of(exc: ValidationError) -> tuple[Reason, str]:
     """The reason code and message of the first validation error."""
     err = exc.errors(include_url=False)[0]
     loc = ".".join(str(part) for part in err.get("loc", ()))
     kind = err.get("type", "")
     msg = str(err.get("msg", ""))
+    given = err.get("input")
     if kind == "union_tag_invalid":
         return "unknown_type", f"type must be one of {', '.join(EVENT_TYPES)}"
     if kind == "union_tag_not_found":
@@ -143,8 +200,15 @@ def _reason_of(exc: ValidationError) -> tuple[str, str]:
         return "missing_field", f"the field '{loc.split('.')[-1]}' is missing"
     if kind == "finite_number":
         return "not_finite", f"{loc} must be a finite number"
-    for code in ("empty_id", "id_too_long"):
-        if code in msg:
+    if (
+        kind == "float_type"
+        and isinstance(given, int)
+        and not isinstance(given, bool)
+        and abs(given) > sys.float_info.max
+    ):
+        return "number_too_large", f"{loc}: the integer {_short(given)} is too large for a double"
+    for code in _CODED:
+        if f"{code}: " in msg:
             return code, f"{loc}: {msg.split(code + ': ', 1)[-1]}"
     return "invalid_field", f"{loc}: {msg}"
 
@@ -181,28 +245,24 @@ def parse_event(
     max_id_length: int = DEFAULT_MAX_ID_LENGTH,
     rating_scale: tuple[float, float] | None = None,
 ) -> Event:
-    """Decode raw record bytes (UTF-8 JSON) into an event, or raise :class:`InvalidEvent`."""
-    if data is None:
-        raise InvalidEvent("empty_value", "the record has no value (null)")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidEvent(
-            "not_utf8", f"the value is not UTF-8 ({exc.reason} at byte {exc.start})"
-        ) from exc
-    try:
-        obj = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise InvalidEvent(
-            "invalid_json", f"the value is not JSON: {exc.msg} at char {exc.pos}"
-        ) from exc
-    except ValueError as exc:  # NaN / Infinity literals
-        raise InvalidEvent("not_finite", str(exc)) from exc
+    """Decode raw record bytes (UTF-8 JSON, :mod:`stream_cf.event_json`) into an event, or raise
+    :class:`InvalidEvent`."""
+    obj = load_json(data)
     return validate_event(obj, max_id_length=max_id_length, rating_scale=rating_scale)
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a finite number")
+def check_ts_after(event: Event, *, append_time_ms: int, max_future_skew: float) -> None:
+    """InvalidEvent ``ts_out_of_range`` if the event's ``ts`` is more than ``max_future_skew``
+    seconds after its record's append time (a negative append time is unknown: no bound)."""
+    if event.ts is None or append_time_ms < 0:
+        return
+    latest = append_time_ms / 1000 + max_future_skew
+    if event.ts.timestamp() > latest:
+        raise InvalidEvent(
+            "ts_out_of_range",
+            f"ts {event.ts.isoformat()} is more than {max_future_skew:g} s after the record's "
+            f"append time ({append_time_ms} ms since the epoch)",
+        )
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

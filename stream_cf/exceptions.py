@@ -6,6 +6,8 @@ Third-party errors are wrapped with ``raise X(...) from exc`` so that callers ca
 
 from __future__ import annotations
 
+from stream_cf.reasons import Reason
+
 
 class StreamCFError(Exception):
     """Base class of every error raised by stream_cf."""
@@ -14,12 +16,11 @@ class StreamCFError(Exception):
 class InvalidEvent(StreamCFError, ValueError):
     """An event that cannot be applied: bad bytes, bad JSON, a bad field, a value off the scale.
 
-    ``reason`` is a short machine-readable code (``not_utf8``, ``invalid_json``, ``not_an_object``,
-    ``invalid_field``, ``unknown_type``, ``rating_out_of_scale``, ``not_finite``, ``empty_id``,
-    ``id_too_long``, ...); the message says what was wrong in words.
+    ``reason`` is a short machine-readable code, one of :data:`stream_cf.reasons.REASONS`; the
+    message says what was wrong in words.
     """
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message

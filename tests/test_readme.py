@@ -41,3 +41,12 @@ def test_readme_example_comments_match() -> None:
     assert model.predict("ann", "coco") == 5.0
     assert [n.user for n in model.explain("ann", "coco").neighbours] == ["bob"]
     assert model.recommend("ann", n=5) == [("coco", 5.0)]
+
+
+def test_every_dead_letter_reason_is_documented() -> None:
+    from stream_cf.reasons import REASONS  # noqa: PLC0415
+
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("- **Dead letters**") : text.index("### Configuration")]
+    documented = re.findall(r"^  \| `(\w+)` \|", section, re.M)
+    assert documented == list(REASONS)

@@ -43,6 +43,12 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
         "seconds per loop spent on pending neighbour refreshes (0.05)",
     ),
     ("--max-id-length", "max_id_length", int, "longer ids go to the dead-letter topic (256)"),
+    (
+        "--max-future-skew",
+        "max_future_skew",
+        float,
+        "seconds a ts may be after its record's append time; later: dead letter (86400)",
+    ),
     ("--poll-timeout", "poll_timeout", float, "seconds one poll waits for records (0.2)"),
     ("--retry-backoff-max", "retry_backoff_max", float, "longest wait between retries (5)"),
     (

@@ -3,6 +3,7 @@ every event valid. Anything else goes through :class:`stream_cf.engine.batch.Sim
 
 from __future__ import annotations
 
+from itertools import repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ import numpy as np
 from stream_cf.engine.commit import commit_cells
 from stream_cf.engine.results import BatchEffect
 from stream_cf.engine.storage import FloatArray, IntArray
+from stream_cf.engine.validation import VALUE_LIMIT
 from stream_cf.events import Event, PurchaseEvent, RatingEvent
 
 if TYPE_CHECKING:
@@ -61,6 +63,8 @@ def fast_batch(model: UserKNN, events: list[Event]) -> BatchEffect | None:
                 amounts[pos] = float(event.quantity) * weights["purchase"]
         if not np.all(np.isfinite(amounts)) or np.any(amounts <= 0):
             return None
+    if model.implicit and not _weights_within_limit(model, users, items, amounts):
+        return None
     st = model.state
     seq0 = st.seq
     slot_of = st.users.slot_of
@@ -101,6 +105,23 @@ def fast_batch(model: UserKNN, events: list[Event]) -> BatchEffect | None:
         forgotten=frozenset(),
         events=n,
     )
+
+
+def _weights_within_limit(
+    model: UserKNN, users: list[str], items: list[str], amounts: FloatArray
+) -> bool:
+    """Whether no weight can pass :data:`~stream_cf.engine.validation.VALUE_LIMIT`: the largest
+    weight the batch touches plus every amount stays within it (else the event-by-event path
+    finds the event that passes it, before anything is changed)."""
+    st = model.state
+    total = float(np.sum(amounts))
+    if not total <= VALUE_LIMIT:
+        return False
+    cu = np.fromiter(map(st.users.slot_of.get, users, repeat(-1)), dtype=np.int64)
+    ci = np.fromiter(map(st.items.slot_of.get, items, repeat(-1)), dtype=np.int64)
+    known = (cu >= 0) & (ci >= 0)
+    old = st.grid.values[cu[known], ci[known]]  # 0 where there is no weight yet
+    return total + (float(np.max(old)) if old.size else 0.0) <= VALUE_LIMIT
 
 
 def _new_ids(distinct: dict[str, None], known: dict[str, int]) -> list[str]:

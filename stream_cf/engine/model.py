@@ -140,11 +140,16 @@ class UserKNN:
         return validation.quantity_value(quantity)
 
     def accumulate(self, old: float | None, amount: float) -> float:
-        """Implicit weight after adding ``amount`` (quantity × type weight), capped."""
-        value = (0.0 if old is None else old) + amount
-        if self.implicit_cap is not None:
-            value = min(value, self.implicit_cap)
-        return value
+        """Implicit weight after adding ``amount`` (quantity × type weight), capped;
+        InvalidEvent ``value_too_large`` above :data:`~stream_cf.engine.validation.VALUE_LIMIT`."""
+        return validation.accumulated(old, amount, self.implicit_cap)
+
+    def implicit_amount(self, event: RatingEvent | PurchaseEvent) -> float:
+        """What ``event`` adds to its (user, item) weight with implicit feedback: rating or
+        quantity × its type's weight (InvalidEvent if the rating or quantity is refused)."""
+        if isinstance(event, RatingEvent):
+            return self.rating_value(event.rating) * self.implicit_weights["rating"]
+        return self.quantity_value(event.quantity) * self.implicit_weights["purchase"]
 
     def current(self, user: str, item: str) -> float | None:
         st = self.state

@@ -1,9 +1,12 @@
 """Validation of the engine's settings and of event fields, with machine-readable reasons.
 
 Bad input raises :class:`~stream_cf.exceptions.InvalidEvent` (reason codes ``empty_id``,
-``invalid_field``, ``not_finite``, ``rating_out_of_scale``, ``unknown_type``) before anything is
-changed; contradictory settings raise :class:`~stream_cf.exceptions.ConfigError` naming every
-offending value.
+``invalid_field``, ``not_finite``, ``rating_out_of_scale``, ``value_too_large``,
+``unknown_type``) before anything is changed; contradictory settings raise
+:class:`~stream_cf.exceptions.ConfigError` naming every offending value.
+
+Every stored value (a rating, an implicit weight) is at most :data:`VALUE_LIMIT` in absolute
+value, so that no sum the engine keeps can overflow.
 """
 
 from __future__ import annotations
@@ -14,6 +17,11 @@ from stream_cf.engine import similarity
 from stream_cf.engine.ranking import RankConfig
 from stream_cf.events import Event, ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
 from stream_cf.exceptions import ConfigError, InvalidEvent
+
+VALUE_LIMIT = 1e12
+"""The largest absolute value stored: a rating scale's ends, a purchase quantity, an accumulated
+implicit weight. Squares (at most 1e24) summed over a billion items stay below float32's largest
+value (3.4e38) and far below float64's (1.8e308): no pair sum, norm or score can overflow."""
 
 
 def check_ids(user: object, item: object | None = None) -> None:
@@ -51,7 +59,25 @@ def quantity_value(quantity: float) -> float:
         raise InvalidEvent("not_finite", f"quantity {quantity} is not a finite number")
     if quantity <= 0:
         raise InvalidEvent("invalid_field", f"quantity must be > 0, got {quantity}")
+    if quantity > VALUE_LIMIT:
+        raise InvalidEvent(
+            "value_too_large", f"quantity {quantity:g} is above the limit {VALUE_LIMIT:g}"
+        )
     return quantity
+
+
+def accumulated(old: float | None, amount: float, cap: float | None) -> float:
+    """An implicit weight after adding ``amount``: ``min(old + amount, cap)``, or InvalidEvent
+    ``value_too_large`` if that is above :data:`VALUE_LIMIT` (or not a finite number)."""
+    value = (0.0 if old is None else old) + amount
+    if cap is not None:
+        value = min(value, cap)
+    if not value <= VALUE_LIMIT:  # also catches inf and NaN
+        raise InvalidEvent(
+            "value_too_large",
+            f"the accumulated weight {value:g} would be above the limit {VALUE_LIMIT:g}",
+        )
+    return value
 
 
 def check_config(
@@ -88,8 +114,8 @@ def check_config(
         problems.append(f"min_similarity={min_similarity} (must be finite or None)")
     if not (math.isfinite(shrinkage) and shrinkage >= 0):
         problems.append(f"shrinkage={shrinkage} (must be >= 0)")
-    if not (math.isfinite(scale[0]) and math.isfinite(scale[1]) and scale[0] < scale[1]):
-        problems.append(f"rating_scale={scale} (need finite low < high)")
+    if not (-VALUE_LIMIT <= scale[0] < scale[1] <= VALUE_LIMIT):
+        problems.append(f"rating_scale={scale} (need low < high, within ±{VALUE_LIMIT:g})")
     if any(not math.isfinite(w) or w <= 0 for w in weights.values()):
         problems.append(f"implicit_weights={weights} (must be finite and > 0)")
     if cap is not None and not (math.isfinite(cap) and cap > 0):

@@ -23,9 +23,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from stream_cf.events import Event, parse_event
+from stream_cf.events import (
+    DEFAULT_MAX_FUTURE_SKEW,
+    TS_END,
+    TS_MIN,
+    Event,
+    check_ts_after,
+    parse_event,
+)
 from stream_cf.exceptions import InvalidEvent, StateFormatError
 from stream_cf.processor.dlq import DeadLetter
+from stream_cf.reasons import Reason
 
 TOMBSTONE_DIGEST = "tombstone"
 
@@ -47,15 +55,30 @@ def decode(
     *,
     max_id_length: int,
     rating_scale: tuple[float, float] | None,
+    max_future_skew: float = DEFAULT_MAX_FUTURE_SKEW,
 ) -> Event | DeadLetter:
-    """The validated event of a record, or the dead letter that says why it was rejected."""
+    """The validated event of a record, or the dead letter that says why it was rejected.
+
+    Its ``ts`` may be at most ``max_future_skew`` seconds after the record's append time."""
     try:
-        return parse_event(record.value, max_id_length=max_id_length, rating_scale=rating_scale)
+        event = parse_event(record.value, max_id_length=max_id_length, rating_scale=rating_scale)
+        check_ts_after(event, append_time_ms=record.timestamp_ms, max_future_skew=max_future_skew)
     except InvalidEvent as exc:
         return rejected(record, exc.reason, exc.message)
+    return event
 
 
-def rejected(record: SourceRecord, reason: str, message: str) -> DeadLetter:
+def event_time_ms(event: Event, record: SourceRecord) -> int | None:
+    """The event's time in epoch ms: its ``ts``, else its record's append time; None when the
+    append time is not a time between 1970 and the end of 9999 (e.g. -1: none)."""
+    if event.ts is not None:
+        return int(event.ts.timestamp() * 1000)
+    if TS_MIN * 1000 <= record.timestamp_ms < TS_END * 1000:
+        return record.timestamp_ms
+    return None
+
+
+def rejected(record: SourceRecord, reason: Reason, message: str) -> DeadLetter:
     """The dead letter of ``record``: the reason, its source and its original bytes."""
     return DeadLetter(
         reason=reason,

@@ -5,11 +5,8 @@ A dead-letter record (topic ``<input topic>.dlq``) has exactly the original key 
 UTF-8 strings:
 
 ===========================  ==========================================================
-``stream_cf.reason``         short code: ``empty_value``, ``not_utf8``, ``invalid_json``,
-                             ``not_an_object``, ``missing_field``, ``invalid_field``,
-                             ``unknown_type``, ``rating_out_of_scale``, ``not_finite``,
-                             ``empty_id``, ``id_too_long``
-``stream_cf.error``          the reason in words
+``stream_cf.reason``         short code, one of :data:`stream_cf.reasons.REASONS`
+``stream_cf.error``          the reason in words (characters without a UTF-8 form escaped)
 ``stream_cf.source.topic``   the input topic
 ``stream_cf.source.partition``  its partition (decimal)
 ``stream_cf.source.offset``  the record's offset (decimal)
@@ -47,7 +44,7 @@ class DeadLetter:
         """The Kafka headers of the dead-letter record."""
         return [
             (HEADER_REASON, self.reason.encode("utf-8")),
-            (HEADER_ERROR, self.message.encode("utf-8")),
+            (HEADER_ERROR, self.message.encode("utf-8", errors="backslashreplace")),
             (HEADER_TOPIC, self.topic.encode("utf-8")),
             (HEADER_PARTITION, str(self.partition).encode("ascii")),
             (HEADER_OFFSET, str(self.offset).encode("ascii")),

@@ -1,8 +1,9 @@
 """A batch's records in: each decoded and validated into an event, or turned into a dead letter.
 
-Bytes -> :func:`~stream_cf.processor.codec.decode` (UTF-8, JSON, the event models, the rating
-scale, the id length) -> :class:`~stream_cf.processor.semantics.BatchChecker` (what the engine
-would refuse at that point of the batch, e.g. the take-back of a rating that does not exist). A
+Bytes -> :func:`~stream_cf.processor.codec.decode` (UTF-8, bounded JSON, the event models, the
+rating scale, the id length, the time window) ->
+:class:`~stream_cf.processor.semantics.BatchChecker` (what the engine would refuse at that point
+of the batch, e.g. the take-back of a rating that does not exist or a weight above the limit). A
 rejected record becomes a record for the dead-letter topic: its original key and value, with the
 reason and its source in headers (:mod:`stream_cf.processor.dlq`).
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from stream_cf.events import Event
-from stream_cf.processor.codec import SourceRecord, decode, rejected
+from stream_cf.processor.codec import SourceRecord, decode, event_time_ms, rejected
 from stream_cf.processor.dlq import DeadLetter
 from stream_cf.processor.publisher import OutgoingRecord
 
@@ -40,7 +41,10 @@ def take_in(
     out = Intake()
     for record in records:
         result = decode(
-            record, max_id_length=settings.max_id_length, rating_scale=settings.rating_scale
+            record,
+            max_id_length=settings.max_id_length,
+            rating_scale=settings.rating_scale,
+            max_future_skew=settings.max_future_skew,
         )
         if not isinstance(result, DeadLetter):
             rejection = checker.check(result)
@@ -54,7 +58,7 @@ def take_in(
             out.reasons.append(result.reason)
             continue
         out.events.append(result)
-        ts = int(result.ts.timestamp() * 1000) if result.ts is not None else record.timestamp_ms
-        if out.event_time_ms is None or ts > out.event_time_ms:
+        ts = event_time_ms(result, record)
+        if ts is not None and (out.event_time_ms is None or ts > out.event_time_ms):
             out.event_time_ms = ts
     return out

@@ -22,6 +22,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from stream_cf.engine.validation import VALUE_LIMIT
+from stream_cf.events import DEFAULT_MAX_FUTURE_SKEW
 from stream_cf.exceptions import ConfigError
 
 Similarity = Literal["cosine", "msd", "pearson", "adjusted_cosine"]
@@ -84,6 +86,11 @@ class ProcessorSettings(BaseSettings):
     rating_scale: RatingScale = (1.0, 5.0)
     # Validation of the input
     max_id_length: int = Field(256, ge=1)
+    max_future_skew: float = Field(
+        DEFAULT_MAX_FUTURE_SKEW,
+        ge=0.0,
+        description="seconds an event's ts may be after its record's append time (one day)",
+    )
     # Output and loop
     n: int = Field(10, ge=1, description="length of each published list")
     refresh: Refresh = "neighbours"
@@ -104,7 +111,7 @@ class ProcessorSettings(BaseSettings):
     )
     metrics_host: str = "127.0.0.1"
 
-    @field_validator("min_similarity", "shrinkage")
+    @field_validator("min_similarity", "shrinkage", "max_future_skew")
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
         if value is not None and not math.isfinite(value):
@@ -127,9 +134,10 @@ class ProcessorSettings(BaseSettings):
     def _cross_field(self) -> ProcessorSettings:
         problems: list[str] = []
         low, high = self.rating_scale
-        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        if not (-VALUE_LIMIT <= low < high <= VALUE_LIMIT):
             problems.append(
-                f"rating_scale must be two finite numbers low < high, got {low}, {high}"
+                f"rating_scale must be two numbers low < high, got {low}, {high} (each within "
+                f"±{VALUE_LIMIT:g})"
             )
         if self.feedback == "implicit" and self.similarity != "cosine":
             problems.append(

@@ -3,7 +3,7 @@ reads from the engine."""
 
 from __future__ import annotations
 
-from stream_cf.engine import UserKNN
+from stream_cf.engine import UserKNN, validation
 from stream_cf.events import ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
 from stream_cf.processor.semantics import BatchChecker
 
@@ -24,6 +24,12 @@ class FakeEngine:
 
     def raters(self, item: str) -> list[str]:
         return [u for u, items in self.ratings.items() if item in items]
+
+    def implicit_amount(self, event: RatingEvent | PurchaseEvent) -> float:
+        return event.rating if isinstance(event, RatingEvent) else event.quantity
+
+    def accumulate(self, old: float | None, amount: float) -> float:
+        return validation.accumulated(old, amount, None)
 
 
 ENGINE = FakeEngine(

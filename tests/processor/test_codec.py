@@ -17,6 +17,7 @@ from stream_cf.processor.codec import (
     list_digest,
 )
 from stream_cf.processor.dlq import DeadLetter
+from tests.processor.poison import POISON
 
 BAD_VALUES: list[tuple[bytes | None, str]] = [
     (None, "empty_value"),
@@ -90,3 +91,26 @@ def test_recommendations_round_trip_and_digest() -> None:
     assert digest_of_output(None) == TOMBSTONE_DIGEST
     assert list_digest(items, None) != list_digest(items, "popularity")
     assert list_digest(items, None) != list_digest([("i1", 4.75), ("i2", 0.3333)], None)
+
+
+@pytest.mark.parametrize(("value", "reason"), POISON)
+def test_poison_records_become_dead_letters(value: bytes, reason: str) -> None:
+    result = decode(_record(value), max_id_length=32, rating_scale=(1.0, 5.0))
+    assert isinstance(result, DeadLetter), result
+    assert result.reason == reason, result.message
+    assert result.value == value
+    dict(result.headers())  # every header has a UTF-8 form
+
+
+def test_ts_within_the_future_skew_is_accepted() -> None:
+    day_later = 1_700_000_000 + 86_400
+    value = json.dumps({"type": "unrate", "user_id": "u", "item_id": "i", "ts": day_later})
+    assert not isinstance(
+        decode(_record(value.encode()), max_id_length=8, rating_scale=None), DeadLetter
+    )
+    late = _record(value.replace(str(day_later), str(day_later + 1)).encode())
+    letter = decode(late, max_id_length=8, rating_scale=None)
+    assert isinstance(letter, DeadLetter) and letter.reason == "ts_out_of_range"
+    assert not isinstance(
+        decode(late, max_id_length=8, rating_scale=None, max_future_skew=86_401), DeadLetter
+    )

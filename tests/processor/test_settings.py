@@ -57,6 +57,9 @@ def test_frozen() -> None:
         ({"checkpoint_interval": 0}, "checkpoint_interval"),
         ({"max_id_length": 0}, "max_id_length"),
         ({"shrinkage": float("inf")}, "finite"),
+        ({"max_future_skew": -1}, "max_future_skew"),
+        ({"max_future_skew": float("inf")}, "max_future_skew: .*finite"),
+        ({"rating_scale": "1,1e300"}, r"within ±1e\+12"),
     ],
 )
 def test_invalid_settings_name_the_values(overrides: dict[str, object], expected: str) -> None:
