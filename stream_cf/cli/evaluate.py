@@ -16,6 +16,7 @@ from typing import Any
 from stream_cf.cli.sources import add_mapping_arguments, mapping_of
 from stream_cf.datasets import DATASETS
 from stream_cf.engine import UserKNN
+from stream_cf.engine.ranking import RANK_MODES
 from stream_cf.evaluation.prequential import TOP_N, prequential
 from stream_cf.evaluation.report import result_json, summary_text, write_report
 from stream_cf.evaluation.split import split_evaluate
@@ -79,6 +80,22 @@ def register(subparsers: Any) -> None:
         "--limit", type=int, default=None, help="evaluate only the first N events by time"
     )
     model = p.add_argument_group("model (UserKNN)")
+    model.add_argument(
+        "--rank",
+        choices=RANK_MODES,
+        default=None,
+        help="lists: vote (recency-weighted neighbour vote, the default), item (item-based "
+        "kNN over recent items), rating (by predicted rating)",
+    )
+    model.add_argument("--rank-half-life", type=float, default=None, help="vote/item (5)")
+    model.add_argument("--rank-neighbours", type=int, default=None, help="vote (80)")
+    model.add_argument("--rank-exponent", type=float, default=None, help="vote (2)")
+    model.add_argument("--rank-damping", type=float, default=None, help="vote (0.2)")
+    model.add_argument(
+        "--include-seen",
+        action="store_true",
+        help="lists may hold the user's own items; re-purchases are then ranked too",
+    )
     model.add_argument(
         "--similarity",
         choices=SIMILARITIES,
@@ -179,6 +196,11 @@ def build_model(args: argparse.Namespace, events: list[Event]) -> UserKNN:
     }
     if args.implicit_cap is not None:
         kwargs["implicit_cap"] = args.implicit_cap
+    for key in ("rank", "rank_half_life", "rank_neighbours", "rank_exponent", "rank_damping"):
+        if getattr(args, key) is not None:
+            kwargs[key] = getattr(args, key)
+    if args.include_seen:
+        kwargs["include_seen"] = True
     try:
         return UserKNN(**kwargs)
     except ValueError as exc:
@@ -209,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
         if args.split:
             result = split_evaluate(events, model, train_fraction=args.train_fraction, **common)
         else:
-            result = prequential(events, model, **common)
+            result = prequential(events, model, repeats=args.include_seen, **common)
     print(summary_text(result), end="")
     if args.out:
         for path in write_report(result, args.out):

@@ -10,6 +10,7 @@ import argparse
 import json
 from typing import Any, get_args
 
+from stream_cf.engine.ranking import RankMode
 from stream_cf.processor.settings import (
     Feedback,
     Refresh,
@@ -29,6 +30,10 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--state-dir", "state_dir", str, "directory of the checkpoint file (stream-cf-state)"),
     ("--partitions", "partitions", int, "partitions of the topics it creates (1)"),
     ("--replication-factor", "replication_factor", int, "of the topics it creates (1)"),
+    ("--rank-half-life", "rank_half_life", float, "vote/item: history half-life in items (5)"),
+    ("--rank-neighbours", "rank_neighbours", int, "vote: neighbours who vote (80)"),
+    ("--rank-exponent", "rank_exponent", float, "vote: a neighbour's vote is w^this (2)"),
+    ("--rank-damping", "rank_damping", float, "vote: divide by (raters of the item)^this (0.2)"),
     ("--k", "k", int, "neighbours per prediction (40)"),
     ("--min-k", "min_k", int, "fewer usable neighbours -> fallback to the user mean (1)"),
     ("--min-support", "min_support", int, "co-rated items needed for a similarity (1)"),
@@ -78,6 +83,13 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--ssl-password", "ssl_password", str, "password of the key (prefer STREAM_CF_SSL_PASSWORD)"),
 ]
 _CHOICES: list[tuple[str, str, Any, str]] = [
+    (
+        "--rank",
+        "rank",
+        RankMode,
+        "how lists are ranked: vote (recency-weighted neighbour vote), item (item-based kNN "
+        "over recent items), rating (predicted rating) (vote)",
+    ),
     ("--similarity", "similarity", Similarity, "similarity (pearson; implicit: cosine)"),
     ("--feedback", "feedback", Feedback, "explicit ratings or implicit weights (explicit)"),
     (
@@ -91,6 +103,7 @@ _CHOICES: list[tuple[str, str, Any, str]] = [
     ("--sasl-mechanism", "sasl_mechanism", SaslMechanism, "SASL mechanism"),
 ]
 FIELDS = [field for _, field, _, _ in _OPTIONS + _CHOICES] + [
+    "include_seen",
     "min_similarity",
     "ssl_check_hostname",
 ]
@@ -118,6 +131,12 @@ def register(subparsers: Any) -> None:
         dest="min_similarity",
         type=_min_similarity,
         help="neighbours need a similarity above this; 'none' keeps every non-zero one (0)",
+    )
+    parser.add_argument(
+        "--include-seen",
+        dest="include_seen",
+        action="store_true",
+        help="lists may hold the user's own items (re-purchases; vote and item rankings)",
     )
     parser.add_argument(
         "--no-ssl-check-hostname",

@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from stream_cf.engine.ranking import RankMode
 from stream_cf.engine.validation import VALUE_LIMIT
 from stream_cf.events import DEFAULT_MAX_FUTURE_SKEW
 from stream_cf.exceptions import ConfigError
@@ -73,7 +74,13 @@ class ProcessorSettings(BaseSettings):
     ssl_keyfile: Path | None = None
     ssl_password: SecretStr | None = None
     ssl_check_hostname: bool = True
-    # Engine (UserKNN constructor)
+    # Engine (UserKNN constructor): the ranking of the lists, then the predictor's neighbourhood
+    rank: RankMode = "vote"
+    rank_half_life: float = Field(5.0, gt=0.0)
+    rank_neighbours: int = Field(80, ge=1)
+    rank_exponent: float = Field(2.0, gt=0.0)
+    rank_damping: float = Field(0.2, ge=0.0, le=1.0)
+    include_seen: bool = False
     similarity: Similarity = Field(
         "pearson", description="pearson for explicit feedback; implicit feedback uses cosine"
     )
@@ -111,7 +118,9 @@ class ProcessorSettings(BaseSettings):
     )
     metrics_host: str = "127.0.0.1"
 
-    @field_validator("min_similarity", "shrinkage", "max_future_skew")
+    @field_validator(
+        "min_similarity", "shrinkage", "max_future_skew", "rank_half_life", "rank_exponent"
+    )
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
         if value is not None and not math.isfinite(value):
@@ -203,6 +212,12 @@ class ProcessorSettings(BaseSettings):
     def engine_config(self) -> dict[str, Any]:
         """The keywords of the ``UserKNN`` constructor these settings ask for."""
         return {
+            "rank": self.rank,
+            "rank_half_life": self.rank_half_life,
+            "rank_neighbours": self.rank_neighbours,
+            "rank_exponent": self.rank_exponent,
+            "rank_damping": self.rank_damping,
+            "include_seen": self.include_seen,
             "similarity": self.similarity,
             "k": self.k,
             "min_k": self.min_k,
