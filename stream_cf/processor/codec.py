@@ -92,14 +92,25 @@ def rejected(record: SourceRecord, reason: Reason, message: str) -> DeadLetter:
     )
 
 
-def _canonical(items: Sequence[tuple[str, float]], fallback: str | None) -> bytes:
-    body = {"items": [[item, float(score)] for item, score in items], "fallback": fallback}
+def _canonical(
+    items: Sequence[tuple[str, float]], fallback: str | None, ratings: Sequence[float] | None
+) -> bytes:
+    body: dict[str, Any] = {
+        "items": [[item, float(score)] for item, score in items],
+        "fallback": fallback,
+    }
+    if ratings is not None:
+        body["ratings"] = [float(r) for r in ratings]
     return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
-def list_digest(items: Sequence[tuple[str, float]], fallback: str | None) -> str:
-    """A short stable hash of a list (ids, exact scores and fallback reason)."""
-    return hashlib.blake2b(_canonical(items, fallback), digest_size=16).hexdigest()
+def list_digest(
+    items: Sequence[tuple[str, float]],
+    fallback: str | None,
+    ratings: Sequence[float] | None = None,
+) -> str:
+    """A short stable hash of a list (ids, exact scores, predicted ratings if any, fallback)."""
+    return hashlib.blake2b(_canonical(items, fallback, ratings), digest_size=16).hexdigest()
 
 
 def encode_key(user: str) -> bytes:
@@ -115,8 +126,10 @@ def encode_recommendations(
     event_time_ms: int | None,
     input_topic: str,
     input_offsets: Mapping[int, int],
+    ratings: Sequence[float] | None = None,
 ) -> bytes:
-    """The output record value of a user's list."""
+    """The output record value of a user's list (``ratings``: each item's predicted rating,
+    explicit feedback only)."""
     event_time = None
     if event_time_ms is not None:
         event_time = (
@@ -132,16 +145,31 @@ def encode_recommendations(
         "input_topic": input_topic,
         "input_offsets": {str(p): o for p, o in sorted(input_offsets.items())},
     }
+    if ratings is not None:
+        for entry, rating in zip(body["items"], ratings, strict=True):
+            entry["rating"] = float(rating)
     return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
 def decode_recommendations(value: bytes) -> tuple[str, list[tuple[str, float]], str | None]:
     """``(user, items, fallback)`` of an output record value; StateFormatError if malformed."""
+    user, items, fallback, _ratings = decode_list(value)
+    return user, items, fallback
+
+
+def decode_list(
+    value: bytes,
+) -> tuple[str, list[tuple[str, float]], str | None, list[float] | None]:
+    """``(user, items, fallback, predicted ratings or None)`` of an output record value."""
     try:
         body = json.loads(value.decode("utf-8"))
-        items = [(str(entry["item_id"]), float(entry["score"])) for entry in body["items"]]
+        entries = body["items"]
+        items = [(str(entry["item_id"]), float(entry["score"])) for entry in entries]
+        ratings = None
+        if entries and all("rating" in entry for entry in entries):
+            ratings = [float(entry["rating"]) for entry in entries]
         fallback = body.get("fallback")
-        return str(body["user_id"]), items, None if fallback is None else str(fallback)
+        return str(body["user_id"]), items, None if fallback is None else str(fallback), ratings
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise StateFormatError(f"not a recommendations record: {exc}") from exc
 
@@ -150,5 +178,5 @@ def digest_of_output(value: bytes | None) -> str:
     """The digest of a published output value (a tombstone has :data:`TOMBSTONE_DIGEST`)."""
     if value is None:
         return TOMBSTONE_DIGEST
-    _, items, fallback = decode_recommendations(value)
-    return list_digest(items, fallback)
+    _, items, fallback, ratings = decode_list(value)
+    return list_digest(items, fallback, ratings)

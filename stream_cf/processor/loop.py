@@ -357,6 +357,7 @@ class Processor:
                     event_time_ms=self._event_time_ms,
                     input_topic=self.settings.input_topic,
                     input_offsets=self.input.positions,
+                    ratings=entry.ratings,
                 ),
             )
             for entry in changed

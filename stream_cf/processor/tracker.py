@@ -59,6 +59,7 @@ class ChangedList:
     user: str
     items: list[tuple[str, float]]
     fallback: str | None
+    ratings: list[float] | None = None  # each item's predicted rating (explicit feedback)
 
 
 @dataclass(frozen=True)
@@ -179,10 +180,13 @@ class ListTracker:
             else:
                 self.fallback_users.add(user)
                 self._show(user, frozenset())
-            digest = list_digest(recs.items, recs.fallback)
+            ratings = None
+            if not engine.implicit and recs.items:
+                ratings = engine.predict_many(user, [item for item, _ in recs.items])
+            digest = list_digest(recs.items, recs.fallback, ratings)
             if self.digests.get(user) != digest:
                 self.digests[user] = digest
-                changed.append(ChangedList(user, list(recs.items), recs.fallback))
+                changed.append(ChangedList(user, list(recs.items), recs.fallback, ratings))
         return changed
 
     def drain(
