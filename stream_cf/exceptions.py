@@ -57,3 +57,9 @@ class BrokerError(StreamCFError):
 
 class DatasetUnavailable(StreamCFError):
     """A named dataset whose package is not installed; the message says how to install it."""
+
+
+class UndecodableInput(BrokerError):
+    """Input records the consumer cannot decode (a compression codec that is not installed, a
+    corrupt batch): the processor stops instead of skipping them; the message names the topic,
+    partition, offset and cause."""

@@ -41,7 +41,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from stream_cf.engine import UserKNN
-from stream_cf.exceptions import StreamCFError
+from stream_cf.exceptions import StreamCFError, UndecodableInput
 from stream_cf.processor.checkpoint import (
     Checkpoint,
     check_compatible,
@@ -153,17 +153,26 @@ class Processor:
                     shutdown_timeout=self.settings.shutdown_timeout,
                 ),
             )
-            self._loop(
-                engine,
-                publisher=publisher,
-                targets=targets,
-                summary=summary,
-                on_batch=on_batch,
-            )
+            try:
+                self._loop(
+                    engine,
+                    publisher=publisher,
+                    targets=targets,
+                    summary=summary,
+                    on_batch=on_batch,
+                )
+            except UndecodableInput as exc:
+                # everything before the unreadable batch is applied and published: keep it
+                self._running = False
+                logger.error("%s", exc)
+                self._checkpoint(engine, summary)
+                self.input.commit(final=True)
+                raise
             self._checkpoint(engine, summary)
             self.input.commit(final=True)
         finally:
             self._running = False
+            self.ready.clear()
             self.input.close()
             if publisher is not None:
                 publisher.close()
