@@ -63,3 +63,8 @@ class UndecodableInput(BrokerError):
     """Input records the consumer cannot decode (a compression codec that is not installed, a
     corrupt batch): the processor stops instead of skipping them; the message names the topic,
     partition, offset and cause."""
+
+
+class RecordRejected(BrokerError):
+    """A record the broker will never accept (too large, invalid, not authorized): publishing
+    stops instead of retrying it forever; the message names the topic, the size and the cause."""

@@ -29,6 +29,12 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--state-dir", "state_dir", str, "directory of the checkpoint file (stream-cf-state)"),
     ("--partitions", "partitions", int, "partitions of the topics it creates (1)"),
     ("--replication-factor", "replication_factor", int, "of the topics it creates (1)"),
+    (
+        "--max-request-size",
+        "max_request_size",
+        int,
+        "largest request the producer sends, bytes; larger dead letters are cut (1048576)",
+    ),
     ("--k", "k", int, "neighbours per prediction (40)"),
     ("--min-k", "min_k", int, "fewer usable neighbours -> fallback to the user mean (1)"),
     ("--min-support", "min_support", int, "co-rated items needed for a similarity (1)"),

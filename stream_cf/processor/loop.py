@@ -151,6 +151,7 @@ class Processor:
                     stop_requested=self._stop.is_set,
                     backoff_max=self.settings.retry_backoff_max,
                     shutdown_timeout=self.settings.shutdown_timeout,
+                    max_request_size=self.settings.max_request_size,
                 ),
             )
             try:

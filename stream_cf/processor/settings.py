@@ -61,6 +61,11 @@ class ProcessorSettings(BaseSettings):
     group_id: str = Field("stream-cf", min_length=1)
     partitions: int = Field(1, ge=1, description="partitions of the topics the processor creates")
     replication_factor: int = Field(1, ge=1)
+    max_request_size: int = Field(
+        1_048_576,
+        ge=65_536,
+        description="largest record batch the producer sends (bytes); larger dead letters are cut",
+    )
     # Security (passed to every Kafka client)
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism | None = None
