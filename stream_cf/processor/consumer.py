@@ -4,6 +4,10 @@ It seeks to the positions the checkpoint holds (the source of truth on restart),
 at most ``max_batch`` records (never past the ``--until-end`` targets), keeps the next offset per
 partition, and commits those offsets to the group for monitoring only: asynchronously while
 running, synchronously and retried at the end. Auto-commit is off.
+
+It reads with ``isolation_level="read_committed"``: records of aborted transactions are never
+returned, and nothing after a transaction still open is returned until it ends (the partition's
+last stable offset, which is also what :meth:`InputConsumer.end_offsets` reports).
 """
 
 from __future__ import annotations
@@ -105,6 +109,7 @@ class InputConsumer:
             client_id="stream-cf-processor",
             group_id=self.settings.group_id,
             enable_auto_commit=False,
+            isolation_level="read_committed",  # never apply aborted or still-open transactions
             auto_offset_reset="earliest",
             max_poll_records=self.settings.max_batch,
             max_partition_fetch_bytes=8 * 1024 * 1024,
