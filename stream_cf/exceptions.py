@@ -68,3 +68,8 @@ class UndecodableInput(BrokerError):
 class RecordRejected(BrokerError):
     """A record the broker will never accept (too large, invalid, not authorized): publishing
     stops instead of retrying it forever; the message names the topic, the size and the cause."""
+
+
+class StateWriteError(StreamCFError, OSError):
+    """The state directory could not be written (read-only, full, gone) after start-up: the
+    processor stops; what was published since the last checkpoint is published again on restart."""

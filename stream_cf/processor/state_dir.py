@@ -85,7 +85,8 @@ class StateDir:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise ConfigError(
-                f"cannot open the lock file {self.lock_path}: {describe_os_error(exc)}"
+                f"the state directory {self.path} cannot be written: cannot open its lock file "
+                f"{self.lock_path}: {describe_os_error(exc)}"
             ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
