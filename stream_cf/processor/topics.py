@@ -54,8 +54,14 @@ def ensure_topics(settings: ProcessorSettings, *, timeout: float = 60.0) -> list
             if time.monotonic() + backoff > deadline:
                 raise BrokerError(
                     f"could not create topics on {settings.bootstrap_servers}: {exc!r}"
+                    f"{settings.connection_hint()}"
                 ) from exc
-            logger.warning("topic creation failed (%r); retrying in %.1fs", exc, backoff)
+            logger.warning(
+                "topic creation failed (%r%s); retrying in %.1fs",
+                exc,
+                settings.connection_hint(),
+                backoff,
+            )
             time.sleep(backoff)
             backoff = min(backoff * 2, settings.retry_backoff_max)
 
