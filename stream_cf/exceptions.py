@@ -58,3 +58,19 @@ class BrokerError(StreamCFError):
 
 class DatasetUnavailable(StreamCFError):
     """A named dataset whose package is not installed; the message says how to install it."""
+
+
+class UndecodableInput(BrokerError):
+    """Input records the consumer cannot decode (a compression codec that is not installed, a
+    corrupt batch): the processor stops instead of skipping them; the message names the topic,
+    partition, offset and cause."""
+
+
+class RecordRejected(BrokerError):
+    """A record the broker will never accept (too large, invalid, not authorized): publishing
+    stops instead of retrying it forever; the message names the topic, the size and the cause."""
+
+
+class StateWriteError(StreamCFError, OSError):
+    """The state directory could not be written (read-only, full, gone) after start-up: the
+    processor stops; what was published since the last checkpoint is published again on restart."""

@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from stream_cf import redaction
 from stream_cf.exceptions import StreamCFError
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    redaction.install()  # kafka-python logs its configuration, passwords included, at DEBUG
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         # kafka-python logs every connection at INFO, and "Task ran for 0.2s" when the I/O
         # thread waited for the GIL: keep its warnings only, unless --log-level DEBUG.

@@ -34,6 +34,12 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--rank-neighbours", "rank_neighbours", int, "vote: neighbours who vote (80)"),
     ("--rank-exponent", "rank_exponent", float, "vote: a neighbour's vote is w^this (2)"),
     ("--rank-damping", "rank_damping", float, "vote: divide by (raters of the item)^this (0.2)"),
+    (
+        "--max-request-size",
+        "max_request_size",
+        int,
+        "largest request the producer sends, bytes; larger dead letters are cut (1048576)",
+    ),
     ("--k", "k", int, "neighbours per prediction (40)"),
     ("--min-k", "min_k", int, "fewer usable neighbours -> fallback to the user mean (1)"),
     ("--min-support", "min_support", int, "co-rated items needed for a similarity (1)"),

@@ -21,6 +21,7 @@ Writing: a temporary file in the same directory, ``fsync``, ``os.replace`` over 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -31,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stream_cf.exceptions import ConfigError, StateFormatError
+from stream_cf.exceptions import ConfigError, StateFormatError, StateWriteError
+from stream_cf.processor.state_dir import describe_os_error
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +138,21 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def write_checkpoint(path: Path, checkpoint: Checkpoint) -> int:
-    """Write ``checkpoint`` to ``path`` atomically and durably; return its size in bytes."""
+    """Write ``checkpoint`` to ``path`` atomically and durably; return its size in bytes.
+
+    StateWriteError (naming the file and the cause) if the directory cannot be written; the
+    previous checkpoint, if any, is then left whole."""
     data = encode_checkpoint(checkpoint)
+    try:
+        return _write_atomically(path, data)
+    except OSError as exc:
+        raise StateWriteError(
+            f"cannot write the checkpoint {path}: {describe_os_error(exc)}; stopped (a restart "
+            f"resumes from the previous checkpoint and publishes again what followed it)"
+        ) from exc
+
+
+def _write_atomically(path: Path, data: bytes) -> int:
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
@@ -149,7 +164,8 @@ def write_checkpoint(path: Path, checkpoint: Checkpoint) -> int:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # keep the first error (a read-only or full disk)
+            tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(directory)
     return len(data)

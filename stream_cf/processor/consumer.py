@@ -4,6 +4,10 @@ It seeks to the positions the checkpoint holds (the source of truth on restart),
 at most ``max_batch`` records (never past the ``--until-end`` targets), keeps the next offset per
 partition, and commits those offsets to the group for monitoring only: asynchronously while
 running, synchronously and retried at the end. Auto-commit is off.
+
+It reads with ``isolation_level="read_committed"``: records of aborted transactions are never
+returned, and nothing after a transaction still open is returned until it ends (the partition's
+last stable offset, which is also what :meth:`InputConsumer.end_offsets` reports).
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.consumer.fetcher import RecordTooLargeError
+from kafka.errors import AuthorizationError, CorruptRecordError, KafkaError, UnsupportedCodecError
 from kafka.structs import OffsetAndMetadata
 
-from stream_cf.exceptions import BrokerError
+from stream_cf.exceptions import BrokerError, UndecodableInput
 from stream_cf.processor.codec import SourceRecord
 from stream_cf.processor.settings import ProcessorSettings
 
@@ -58,6 +63,7 @@ class InputConsumer:
         self.partitions: list[TopicPartition] = []
         self._consumer: KafkaConsumer | None = None
         self._committed: dict[int, int] = {}
+        self._fatal: UndecodableInput | None = None
 
     def _retrying(self, what: str, action: Callable[[], _T]) -> _T:
         return retrying(
@@ -103,6 +109,7 @@ class InputConsumer:
             client_id="stream-cf-processor",
             group_id=self.settings.group_id,
             enable_auto_commit=False,
+            isolation_level="read_committed",  # never apply aborted or still-open transactions
             auto_offset_reset="earliest",
             max_poll_records=self.settings.max_batch,
             max_partition_fetch_bytes=8 * 1024 * 1024,
@@ -140,6 +147,8 @@ class InputConsumer:
     def poll(self, targets: dict[int, int] | None, timeout: float) -> list[SourceRecord]:
         """Up to max_batch records: whatever is there now (waiting at most ``timeout``), never at
         or past a partition's target. Positions are not advanced: see :meth:`advance`."""
+        if self._fatal is not None:
+            raise self._fatal
         consumer = self.consumer
         records: list[SourceRecord] = []
         wait_ms = int(timeout * 1000)
@@ -149,9 +158,17 @@ class InputConsumer:
                     timeout_ms=wait_ms, max_records=self.settings.max_batch - len(records)
                 )
             except KafkaError as exc:
-                logger.warning("poll failed (%r); retrying", exc)
-                time.sleep(min(1.0, self.settings.retry_backoff_max))
-                break
+                if not _unreadable_input(exc):
+                    logger.warning("poll failed (%r); retrying", exc)
+                    time.sleep(min(1.0, self.settings.retry_backoff_max))
+                    break
+                # Not transient (a codec that is not installed, a corrupt batch, a record too
+                # large): polling again would spin in kafka-python's fetcher, which keeps the
+                # broken batch in line. The records before it are returned first.
+                self._fatal = self._unreadable(exc)
+                if records:
+                    return records
+                raise self._fatal from exc
             got = 0
             for tp in self.partitions:
                 limit = None if targets is None else targets.get(tp.partition, 0)
@@ -168,6 +185,33 @@ class InputConsumer:
         if not records:
             self._skip_gaps(targets)
         return records
+
+    def _unreadable(self, exc: KafkaError) -> UndecodableInput:
+        """The error that stops the processor, naming where the input cannot be read."""
+        where = self._stuck_at()
+        if isinstance(exc, UnsupportedCodecError):
+            return UndecodableInput(
+                f"cannot decode the input at {where}: {exc} (kafka-python found no module for "
+                f"this compression codec; stream-cf depends on lz4, zstandard and python-snappy: "
+                f"reinstall it, or have the producers use another compression). Stopped without "
+                f"skipping anything: the records from this offset on are not applied"
+            )
+        return UndecodableInput(
+            f"cannot read the input at {where}: {exc!r}. Stopped without skipping anything: the "
+            f"records from this offset on are not applied"
+        )
+
+    def _stuck_at(self) -> str:
+        """``<topic> partition <p> offset <o>`` of the batch kafka-python failed on: read from
+        its fetcher (private, so best effort), else every partition's position."""
+        fetcher = getattr(self._consumer, "_fetcher", None)
+        parsed = getattr(fetcher, "_next_partition_records", None)
+        tp = getattr(parsed, "topic_partition", None)
+        offset = getattr(parsed, "next_fetch_offset", None)
+        if isinstance(tp, TopicPartition) and isinstance(offset, int):
+            return f"{tp.topic} partition {tp.partition} offset {offset}"
+        topic = self.settings.input_topic
+        return f"{topic} (one of the partitions at positions {self.positions})"
 
     def _skip_gaps(self, targets: dict[int, int] | None) -> None:
         """Gaps (compacted records, transaction markers) advance the position alone."""
@@ -224,6 +268,16 @@ class InputConsumer:
         except KafkaError as exc:
             logger.warning("closing the consumer failed: %r", exc)
         self._consumer = None
+
+
+def _unreadable_input(exc: KafkaError) -> bool:
+    """Whether a poll error means the input cannot be read from here on: polling again could only
+    fail again (or spin in kafka-python, which keeps an undecodable batch next in line)."""
+    if isinstance(
+        exc, UnsupportedCodecError | CorruptRecordError | RecordTooLargeError | AuthorizationError
+    ):
+        return True
+    return type(exc) is KafkaError and "Failed to make progress" in str(exc)
 
 
 def _log_commit_failure(offsets: Any, response: Any) -> None:

@@ -11,11 +11,22 @@ UTF-8 strings:
 ``stream_cf.source.partition``  its partition (decimal)
 ``stream_cf.source.offset``  the record's offset (decimal)
 ``stream_cf.source.timestamp``  the record's timestamp in epoch milliseconds (decimal)
+``stream_cf.truncated``      only on a cut copy: the original value's size in bytes
+``stream_cf.value.sha256``   only on a cut copy: SHA-256 (hex) of the original value
+``stream_cf.key.truncated``  only when the key was cut: the original key's size in bytes
+``stream_cf.key.sha256``     only when the key was cut: SHA-256 (hex) of the original key
 ===========================  ==========================================================
+
+A dead letter must fit the producer's ``max_request_size`` (and the topic's
+``max.message.bytes``), or no broker would ever accept it. :func:`fit_to_size` cuts the copy of
+a record too large for that: the key to an eighth of the limit, the value to what is left, and
+says so in the headers above with the original sizes and hashes. The original is still on the
+input topic at the offset in the headers (for as long as its retention keeps it).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +36,12 @@ HEADER_TOPIC = "stream_cf.source.topic"
 HEADER_PARTITION = "stream_cf.source.partition"
 HEADER_OFFSET = "stream_cf.source.offset"
 HEADER_TIMESTAMP = "stream_cf.source.timestamp"
+HEADER_TRUNCATED = "stream_cf.truncated"
+HEADER_VALUE_SHA256 = "stream_cf.value.sha256"
+HEADER_KEY_TRUNCATED = "stream_cf.key.truncated"
+HEADER_KEY_SHA256 = "stream_cf.key.sha256"
+
+Headers = tuple[tuple[str, bytes], ...]
 
 
 @dataclass(frozen=True)
@@ -72,3 +89,32 @@ class DeadLetter:
             key=key,
             value=value,
         )
+
+
+def _size(key: bytes | None, value: bytes | None, headers: Headers) -> int:
+    return (
+        len(key or b"")
+        + len(value or b"")
+        + sum(len(name.encode("utf-8")) + len(raw) for name, raw in headers)
+    )
+
+
+def fit_to_size(
+    key: bytes | None, value: bytes | None, headers: Headers, limit: int
+) -> tuple[bytes | None, bytes | None, Headers]:
+    """``(key, value, headers)`` unchanged if their bytes add up to at most ``limit``; else a
+    key cut to ``limit // 8`` bytes and a value cut to what remains, each cut said in a header
+    with the original size and SHA-256."""
+    if _size(key, value, headers) <= limit:
+        return key, value, headers
+    out = list(headers)
+    key_budget = limit // 8
+    if key is not None and len(key) > key_budget:
+        out.append((HEADER_KEY_TRUNCATED, str(len(key)).encode("ascii")))
+        out.append((HEADER_KEY_SHA256, hashlib.sha256(key).hexdigest().encode("ascii")))
+        key = key[:key_budget]
+    if value is not None and _size(key, value, tuple(out)) > limit:
+        out.append((HEADER_TRUNCATED, str(len(value)).encode("ascii")))
+        out.append((HEADER_VALUE_SHA256, hashlib.sha256(value).hexdigest().encode("ascii")))
+        value = value[: max(0, limit - _size(key, b"", tuple(out)))]
+    return key, value, tuple(out)

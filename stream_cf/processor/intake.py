@@ -5,7 +5,8 @@ rating scale, the id length, the time window) ->
 :class:`~stream_cf.processor.semantics.BatchChecker` (what the engine would refuse at that point
 of the batch, e.g. the take-back of a rating that does not exist or a weight above the limit). A
 rejected record becomes a record for the dead-letter topic: its original key and value, with the
-reason and its source in headers (:mod:`stream_cf.processor.dlq`).
+reason and its source in headers (:mod:`stream_cf.processor.dlq`), cut to fit the producer's
+``max_request_size`` if it is too large to be published whole.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from typing import TYPE_CHECKING
 
 from stream_cf.events import Event
 from stream_cf.processor.codec import SourceRecord, decode, event_time_ms, rejected
-from stream_cf.processor.dlq import DeadLetter
+from stream_cf.processor.dlq import DeadLetter, fit_to_size
 from stream_cf.processor.publisher import OutgoingRecord
+
+# what a record batch of one record adds to its key, value and headers, with a margin: kafka-python
+# refuses a record whose batch would exceed max_request_size
+RECORD_OVERHEAD = 1024
 
 if TYPE_CHECKING:
     from stream_cf.processor.semantics import BatchChecker
@@ -51,10 +56,13 @@ def take_in(
             if rejection is not None:
                 result = rejected(record, *rejection)
         if isinstance(result, DeadLetter):
-            headers = tuple(result.headers())
-            out.dead_letters.append(
-                OutgoingRecord(settings.dead_letter_topic, record.key, record.value, headers)
+            key, value, headers = fit_to_size(
+                record.key,
+                record.value,
+                tuple(result.headers()),
+                settings.max_request_size - RECORD_OVERHEAD,
             )
+            out.dead_letters.append(OutgoingRecord(settings.dead_letter_topic, key, value, headers))
             out.reasons.append(result.reason)
             continue
         out.events.append(result)

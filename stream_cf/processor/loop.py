@@ -41,7 +41,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from stream_cf.engine import UserKNN
-from stream_cf.exceptions import StreamCFError
+from stream_cf.exceptions import StreamCFError, UndecodableInput
 from stream_cf.processor.checkpoint import (
     Checkpoint,
     check_compatible,
@@ -57,6 +57,7 @@ from stream_cf.processor.output_tail import read_output_tail
 from stream_cf.processor.publisher import OutgoingRecord, Publisher
 from stream_cf.processor.semantics import BatchChecker
 from stream_cf.processor.settings import ProcessorSettings
+from stream_cf.processor.state_dir import StateDir
 from stream_cf.processor.summary import RunSummary
 from stream_cf.processor.topics import ensure_topics
 from stream_cf.processor.tracker import ChangedList, ListTracker
@@ -114,19 +115,21 @@ class Processor:
         started = time.monotonic()
         summary = self._summary = RunSummary()
         previous: dict[signal.Signals, Any] = {}
-        if self.settings.metrics_port is not None:
-            self.metrics_server = MetricsServer(
-                self.settings.metrics_host,
-                self.settings.metrics_port,
-                collect=self._metrics,
-                ready=lambda: self._running,
-            )
-            self.metrics_server.start()
-        if install_signal_handlers and threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, self._on_signal)
+        state_dir = StateDir(self.settings.state_dir)
+        state_dir.open()  # locked and writable, or ConfigError before anything is done
         publisher: Publisher | None = None
         try:
+            if self.settings.metrics_port is not None:
+                self.metrics_server = MetricsServer(
+                    self.settings.metrics_host,
+                    self.settings.metrics_port,
+                    collect=self._metrics,
+                    ready=lambda: self._running,
+                )
+                self.metrics_server.start()
+            if install_signal_handlers and threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    previous[sig] = signal.signal(sig, self._on_signal)
             ensure_topics(self.settings)
             engine, positions = self._restore(summary)
             self.input.open(positions)
@@ -151,19 +154,29 @@ class Processor:
                     stop_requested=self._stop.is_set,
                     backoff_max=self.settings.retry_backoff_max,
                     shutdown_timeout=self.settings.shutdown_timeout,
+                    max_request_size=self.settings.max_request_size,
                 ),
             )
-            self._loop(
-                engine,
-                publisher=publisher,
-                targets=targets,
-                summary=summary,
-                on_batch=on_batch,
-            )
+            try:
+                self._loop(
+                    engine,
+                    publisher=publisher,
+                    targets=targets,
+                    summary=summary,
+                    on_batch=on_batch,
+                )
+            except UndecodableInput as exc:
+                # everything before the unreadable batch is applied and published: keep it
+                self._running = False
+                logger.error("%s", exc)
+                self._checkpoint(engine, summary)
+                self.input.commit(final=True)
+                raise
             self._checkpoint(engine, summary)
             self.input.commit(final=True)
         finally:
             self._running = False
+            self.ready.clear()
             self.input.close()
             if publisher is not None:
                 publisher.close()
@@ -171,6 +184,7 @@ class Processor:
                 signal.signal(sig, handler)
             if self.metrics_server is not None:
                 self.metrics_server.close()
+            state_dir.close()
         summary.end_offsets = dict(self.input.positions)
         summary.seconds = time.monotonic() - started
         logger.info(

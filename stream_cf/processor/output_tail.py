@@ -34,6 +34,7 @@ def read_output_tail(
         client_id="stream-cf-output-reader",
         group_id=None,
         enable_auto_commit=False,
+        isolation_level="read_committed",
         fetch_max_wait_ms=100,
     )
     try:

@@ -4,7 +4,9 @@ The processor commits and checkpoints only after :meth:`Publisher.publish` retur
 never counted as published before the broker acknowledged it. A broker that goes away makes the
 producer retry (idempotently, so per-key order holds); records whose send failed outright are
 sent again with exponential backoff and a log line per attempt, until they are acknowledged or a
-stop was requested and ``shutdown_timeout`` has passed.
+stop was requested and ``shutdown_timeout`` has passed. A record the broker can never accept (too
+large for ``max_request_size`` or the topic's ``max.message.bytes``, invalid, not authorized) is
+not retried: :class:`~stream_cf.exceptions.RecordRejected` stops the processor, loudly.
 """
 
 from __future__ import annotations
@@ -17,9 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import (
+    InvalidRecordError,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    TopicAuthorizationFailedError,
+)
 
-from stream_cf.exceptions import BrokerError
+from stream_cf.exceptions import BrokerError, RecordRejected
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +53,7 @@ class Publisher:
         stop_requested: Callable[[], bool],
         backoff_max: float,
         shutdown_timeout: float,
+        max_request_size: int = 1_048_576,
     ) -> None:
         self._producer = KafkaProducer(
             **config,
@@ -53,7 +63,9 @@ class Publisher:
             linger_ms=5,
             batch_size=256 * 1024,
             max_block_ms=10_000,
+            max_request_size=max_request_size,
         )
+        self._max_request_size = max_request_size
         self._stop_requested = stop_requested
         self._backoff_max = backoff_max
         self._shutdown_timeout = shutdown_timeout
@@ -78,9 +90,14 @@ class Publisher:
             failed: list[OutgoingRecord] = []
             last_error: BaseException | None = None
             for record, future in futures:
-                if future is None or future.failed():
+                error = future if isinstance(future, KafkaError) else None
+                if error is None and future.failed():
+                    error = future.exception
+                if error is not None:
+                    if _never_accepted(error):
+                        raise self._rejected(record, error)
                     failed.append(record)
-                    last_error = None if future is None else future.exception
+                    last_error = error
                     continue
                 meta = future.value
                 key = (meta.topic, meta.partition)
@@ -118,8 +135,22 @@ class Publisher:
                 headers=list(record.headers) or None,
             )
         except KafkaError as exc:
-            logger.warning("send to %s failed at once: %r", record.topic, exc)
-            return None
+            if not _never_accepted(exc):
+                logger.warning("send to %s failed at once: %r", record.topic, exc)
+            return exc
+
+    def _rejected(self, record: OutgoingRecord, error: BaseException) -> RecordRejected:
+        size = len(record.key or b"") + len(record.value or b"")
+        hint = ""
+        if isinstance(error, MessageSizeTooLargeError | RecordListTooLargeError):
+            hint = (
+                f" (the producer's max_request_size is {self._max_request_size} bytes; the "
+                f"topic's max.message.bytes also bounds it: raise both to publish it)"
+            )
+        return RecordRejected(
+            f"the broker will never accept a record of {size} bytes for topic "
+            f"{record.topic}: {error!r}{hint}; stopped instead of retrying it"
+        )
 
     def _flush(self, count: int) -> None:
         """Wait for the in-flight records, logging while the broker does not answer."""
@@ -148,3 +179,15 @@ class Publisher:
             self._producer.close(timeout=5.0)
         except KafkaError as exc:
             logger.warning("closing the producer failed: %r", exc)
+
+
+def _never_accepted(error: BaseException) -> bool:
+    """Whether resending could never succeed: the record is too large, invalid or forbidden."""
+    return isinstance(
+        error,
+        MessageSizeTooLargeError
+        | RecordListTooLargeError
+        | InvalidRecordError
+        | InvalidTopicError
+        | TopicAuthorizationFailedError,
+    )

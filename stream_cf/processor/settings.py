@@ -54,6 +54,7 @@ class ProcessorSettings(BaseSettings):
         frozen=True,
         extra="forbid",
         case_sensitive=False,
+        hide_input_in_errors=True,  # a validation error would otherwise quote the passwords
     )
 
     # Kafka
@@ -64,6 +65,11 @@ class ProcessorSettings(BaseSettings):
     group_id: str = Field("stream-cf", min_length=1)
     partitions: int = Field(1, ge=1, description="partitions of the topics the processor creates")
     replication_factor: int = Field(1, ge=1)
+    max_request_size: int = Field(
+        1_048_576,
+        ge=65_536,
+        description="largest record batch the producer sends (bytes); larger dead letters are cut",
+    )
     # Security (passed to every Kafka client)
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism | None = None
@@ -227,6 +233,21 @@ class ProcessorSettings(BaseSettings):
             "rating_scale": (float(self.rating_scale[0]), float(self.rating_scale[1])),
             "feedback": self.feedback,
         }
+
+    def connection_hint(self) -> str:
+        """What a failed bootstrap may mean with these security settings ('' for PLAINTEXT):
+        kafka-python reports a refused SASL handshake or wrong credentials only in its own ERROR
+        log lines, then 'Unable to bootstrap'."""
+        if self.security_protocol.startswith("SASL_"):
+            return (
+                f"; with security_protocol={self.security_protocol} and sasl_mechanism="
+                f"{self.sasl_mechanism} this is also what a listener without SASL, a mechanism "
+                f"the broker does not enable or wrong credentials give: kafka-python's ERROR "
+                f"lines 'SaslHandshake failed' or 'SaslAuthenticate failed' say which"
+            )
+        if self.security_protocol == "SSL":
+            return "; with security_protocol=SSL this is also what a failed TLS handshake gives"
+        return ""
 
     def kafka_config(self) -> dict[str, Any]:
         """Connection and security keywords shared by every kafka-python client."""

@@ -2,7 +2,9 @@
 
 The input and dead-letter topics are created with the default (delete) cleanup policy; the output
 topic is created compacted (``cleanup.policy=compact``), since only the last list per user matters
-and a forgotten user's tombstone lets compaction erase them. Existing topics are left as they are.
+and a forgotten user's tombstone lets compaction erase them. With a ``max_request_size`` above the
+broker's default message size, the output and dead-letter topics get it as ``max.message.bytes``.
+Existing topics are left as they are.
 """
 
 from __future__ import annotations
@@ -20,13 +22,20 @@ from stream_cf.processor.settings import ProcessorSettings
 
 logger = logging.getLogger(__name__)
 
+# Kafka's default message.max.bytes: a larger --max-request-size raises the max.message.bytes of
+# the output and dead-letter topics the processor creates (existing topics are left as they are)
+BROKER_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
+
 
 def topic_specs(settings: ProcessorSettings) -> dict[str, dict[str, str]]:
     """Topic name -> the configs it is created with."""
+    sized: dict[str, str] = {}
+    if settings.max_request_size > BROKER_DEFAULT_MAX_MESSAGE_BYTES:
+        sized = {"max.message.bytes": str(settings.max_request_size)}
     return {
         settings.input_topic: {},
-        settings.output_topic: {"cleanup.policy": "compact"},
-        settings.dead_letter_topic: {},
+        settings.output_topic: {"cleanup.policy": "compact", **sized},
+        settings.dead_letter_topic: dict(sized),
     }
 
 
@@ -45,8 +54,14 @@ def ensure_topics(settings: ProcessorSettings, *, timeout: float = 60.0) -> list
             if time.monotonic() + backoff > deadline:
                 raise BrokerError(
                     f"could not create topics on {settings.bootstrap_servers}: {exc!r}"
+                    f"{settings.connection_hint()}"
                 ) from exc
-            logger.warning("topic creation failed (%r); retrying in %.1fs", exc, backoff)
+            logger.warning(
+                "topic creation failed (%r%s); retrying in %.1fs",
+                exc,
+                settings.connection_hint(),
+                backoff,
+            )
             time.sleep(backoff)
             backoff = min(backoff * 2, settings.retry_backoff_max)
 

@@ -107,14 +107,14 @@ def assert_same_lists(actual: Lists, expected: Lists) -> None:
             assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (user, a, b)
 
 
-def cli_command(settings: ProcessorSettings, *extra: str) -> list[str]:
+def cli_command(settings: ProcessorSettings, *extra: str, log_level: str = "INFO") -> list[str]:
     """``python -m stream_cf run`` with the flags of these settings."""
     return [
         sys.executable,
         "-m",
         "stream_cf",
         "--log-level",
-        "INFO",
+        log_level,
         "run",
         "--bootstrap-servers",
         settings.bootstrap_servers,
@@ -138,10 +138,15 @@ def cli_command(settings: ProcessorSettings, *extra: str) -> list[str]:
     ]
 
 
-def start_cli(settings: ProcessorSettings, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+def start_cli(
+    settings: ProcessorSettings, log: Path, *extra: str, log_level: str = "INFO"
+) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     handle = log.open("ab")
     return subprocess.Popen(
-        cli_command(settings, *extra), stdout=handle, stderr=subprocess.STDOUT, env=env
+        cli_command(settings, *extra, log_level=log_level),
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
