@@ -39,6 +39,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "vote-h10": {"rank": "vote", "rank_half_life": 10.0},
     "vote-norecency": {"rank": "vote", "rank_half_life": 1e9},
     "vote-k40": {"rank": "vote", "rank_neighbours": 40},
+    "vote-h3-k40": {"rank": "vote", "rank_half_life": 3.0, "rank_neighbours": 40},
     "vote-k160": {"rank": "vote", "rank_neighbours": 160},
     "vote-e1": {"rank": "vote", "rank_exponent": 1.0},
     "vote-d0": {"rank": "vote", "rank_damping": 0.0},
@@ -48,6 +49,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "item-h3": {"rank": "item", "rank_half_life": 3.0},
     "rating": {"rank": "rating"},
     "vote-seen": {"rank": "vote", "include_seen": True},
+    "vote-h3-seen": {"rank": "vote", "rank_half_life": 3.0, "include_seen": True},
     "item-seen": {"rank": "item", "include_seen": True},
 }
 

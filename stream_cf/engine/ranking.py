@@ -46,7 +46,7 @@ import numpy as np
 
 from stream_cf.engine import knn
 from stream_cf.engine.state import EngineState
-from stream_cf.engine.storage import FloatArray, IntArray
+from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
 
 RankMode = Literal["vote", "item", "rating"]
 RANK_MODES: tuple[RankMode, ...] = ("vote", "item", "rating")
@@ -102,9 +102,7 @@ def vote_neighbours(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray,
     """N(u) best first and w_uv (ties: the earlier created user)."""
     items, pos = history(st, u)
     x = recency(pos, cfg.half_life)
-    high = st.users.high
-    rows, users = np.nonzero(st.grid.mask_t[items, :high])  # by j latest first, then v
-    total = np.bincount(users, weights=x[rows], minlength=high)
+    total = weighted_rows(st.grid.mask_t[items, : st.users.high], x)  # over I_u latest first
     total[u] = 0.0
     cand = np.flatnonzero(total > 0)
     w = total[cand] / np.sqrt(user_counts(st, cand))
@@ -112,17 +110,20 @@ def vote_neighbours(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray,
     return cand[order].astype(np.int64), w[order]
 
 
+def weighted_rows(rows: BoolArray, weights: FloatArray) -> FloatArray:
+    """Σ_r weights[r]·rows[r] per column, each column summed row by row in order (a reduction
+    over the outer axis adds whole rows one after the other: the reference's plain loop)."""
+    out: FloatArray = np.multiply(rows, weights[:, None]).sum(axis=0)
+    return out
+
+
 def vote_scores(
     st: EngineState, cfg: RankConfig, slots: IntArray, w: FloatArray
 ) -> tuple[IntArray, FloatArray]:
     """The candidates (item slots, ascending) and s_ui, summed over N(u) best first."""
-    high = st.items.high
-    rows, items = np.nonzero(st.grid.mask[slots, :high])
-    weights = (w**cfg.exponent)[rows]
-    total = np.bincount(items, weights=weights, minlength=high).astype(np.float64, copy=False)
-    seen = np.zeros(high, dtype=np.bool_)
-    seen[items] = True
-    cand = np.flatnonzero(seen)
+    rated = st.grid.mask[slots, : st.items.high]
+    total = weighted_rows(rated, w**cfg.exponent)
+    cand = np.flatnonzero(rated.any(axis=0))
     scores = total[cand]
     if cfg.damping:
         scores = scores / st.item_count[cand].astype(np.float64) ** cfg.damping
@@ -133,16 +134,11 @@ def item_scores(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray, Flo
     """The candidates (item slots, ascending) and the item-based s_ui."""
     items, pos = history(st, u)
     x = recency(pos, cfg.half_life) / np.sqrt(st.item_count[items].astype(np.float64))
-    n_users = st.users.high
-    rows, users = np.nonzero(st.grid.mask_t[items, :n_users])
-    y = np.bincount(users, weights=x[rows], minlength=n_users)
+    y = weighted_rows(st.grid.mask_t[items, : st.users.high], x)
     raters = np.flatnonzero(y > 0)
-    high = st.items.high
-    rows, cols = np.nonzero(st.grid.mask[raters, :high])  # by v ascending, then i
-    total = np.bincount(cols, weights=y[raters][rows], minlength=high)
-    seen = np.zeros(high, dtype=np.bool_)
-    seen[cols] = True
-    cand = np.flatnonzero(seen)
+    rated = st.grid.mask[raters, : st.items.high]  # by v ascending
+    total = weighted_rows(rated, y[raters])
+    cand = np.flatnonzero(rated.any(axis=0))
     return cand.astype(np.int64), total[cand] / np.sqrt(st.item_count[cand].astype(np.float64))
 
 
