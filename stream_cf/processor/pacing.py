@@ -27,7 +27,7 @@ class Pacing:
     max_batch: int
     checkpoint_interval: float
     first_batch: int = 256
-    first_checkpoint: float = 1.0
+    first_checkpoint: float = 0.5
     batch_limit: int = field(init=False)
     _delay: float = field(init=False)
     _last: float = field(init=False)
