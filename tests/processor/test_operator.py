@@ -106,10 +106,10 @@ def test_output_topic_deleted_while_running_is_recreated_compacted_with_every_li
     assert not thread.is_alive()
     # a restart (the case: nothing was republished after it either)
     Processor(settings).run(until_end=True, install_signal_handlers=False)
-    assert cleanup_policy(kafka_bootstrap, settings.output_topic) == "compact"
     expected = oracle_lists(settings, events)
     assert len(expected) > 100
     assert_same_lists(last_lists(kafka_bootstrap, settings.output_topic), expected)
+    assert cleanup_policy(kafka_bootstrap, settings.output_topic) == "compact"
 
 
 def test_output_topic_recreated_between_runs_gets_every_list_again(
