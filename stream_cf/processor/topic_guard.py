@@ -31,6 +31,7 @@ from typing import Any
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from stream_cf.exceptions import BrokerError
 from stream_cf.processor.settings import ProcessorSettings
 
 logger = logging.getLogger(__name__)
@@ -89,10 +90,14 @@ class TopicGuard:
         return None if entry is None else str(entry.get("value"))
 
     def make_compacted(self, topic: str, extra: dict[str, str]) -> None:
-        """Set ``cleanup.policy=compact`` (and ``extra``) on an existing topic."""
+        """Set ``cleanup.policy=compact`` (and ``extra``) on an existing topic (BrokerError if the
+        broker refuses)."""
         configs: dict[str, Any] = {"cleanup.policy": "compact", **extra}
         resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs)
-        self.admin.alter_configs([resource])
+        answer = self.admin.alter_configs([resource])
+        result = answer.get("topic", {}).get(topic)
+        if result != "OK":
+            raise BrokerError(f"could not set {configs} on the topic {topic}: {result}")
         logger.warning("set %s on the output topic %s", configs, topic)
 
     def close(self) -> None:
