@@ -74,3 +74,22 @@ class RecordRejected(BrokerError):
 class StateWriteError(StreamCFError, OSError):
     """The state directory could not be written (read-only, full, gone) after start-up: the
     processor stops; what was published since the last checkpoint is published again on restart."""
+
+
+class TopicVanished(BrokerError):
+    """A topic the processor publishes to no longer exists (deleted while it ran); ``topic`` names
+    it. The processor re-creates it (see :mod:`stream_cf.processor.topic_guard`)."""
+
+    def __init__(self, topic: str, message: str) -> None:
+        super().__init__(message)
+        self.topic = topic
+
+
+class InputTopicChanged(ConfigError):
+    """The input topic is not the one the checkpoint's offsets refer to (deleted and re-created,
+    or truncated): the processor stops rather than re-apply or skip records silently."""
+
+
+class OutputBehind(StreamCFError):
+    """The output topic ends before the offsets the checkpoint recorded: it is not the topic the
+    checkpoint's digests describe (deleted and re-created); the processor republishes every list."""

@@ -109,6 +109,7 @@ _CHOICES: list[tuple[str, str, Any, str]] = [
     ("--sasl-mechanism", "sasl_mechanism", SaslMechanism, "SASL mechanism"),
 ]
 FIELDS = [field for _, field, _, _ in _OPTIONS + _CHOICES] + [
+    "accept_new_input_topic",
     "include_seen",
     "min_similarity",
     "ssl_check_hostname",
@@ -149,6 +150,13 @@ def register(subparsers: Any) -> None:
         dest="ssl_check_hostname",
         action="store_false",
         help="do not check the broker certificate's host name",
+    )
+    parser.add_argument(
+        "--accept-new-input-topic",
+        dest="accept_new_input_topic",
+        action="store_true",
+        help="the input topic was deleted and re-created since the checkpoint: keep the state "
+        "and read the new topic from its beginning (without it: stop, exit status 2)",
     )
     parser.add_argument(
         "--until-end",

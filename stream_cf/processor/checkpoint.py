@@ -3,8 +3,10 @@
 A checkpoint is the source of truth on restart: the processor loads the engine from it and seeks the
 input to its offsets (committed group offsets only serve monitoring). It also holds what the
 processor needs to publish exactly the lists that changed: the digest of the last list published
-per user, the users whose list is a fallback, the users whose list is owed a refresh, and the
-output topic's end offsets when it was written.
+per user, the users whose list is a fallback, the users whose list is owed a refresh, the
+output topic's end offsets when it was written, the Kafka ids of the input and output topics (so
+that a topic re-created since is noticed, see topic_guard.py) and the settings the lists depend on
+beyond the engine's (``n``: a change refreshes every list).
 
 File layout (``<state dir>/checkpoint.scf``)::
 
@@ -59,6 +61,10 @@ class Checkpoint:
     shown: dict[str, list[str]] | None = None
     event_time_ms: int | None = None
     counters: dict[str, int] = field(default_factory=dict)
+    # topic name -> Kafka topic id when written (empty: written before ids were kept)
+    topic_ids: dict[str, str] = field(default_factory=dict)
+    # the settings the lists depend on beyond the engine's (``n``); None: not kept yet
+    list_settings: dict[str, Any] | None = None
 
     def metadata(self) -> dict[str, Any]:
         """The JSON-ready metadata part."""
@@ -74,6 +80,8 @@ class Checkpoint:
             "shown": None if self.shown is None else dict(sorted(self.shown.items())),
             "event_time_ms": self.event_time_ms,
             "counters": dict(sorted(self.counters.items())),
+            "topic_ids": dict(sorted(self.topic_ids.items())),
+            "list_settings": self.list_settings,
         }
 
 
@@ -118,6 +126,10 @@ def decode_checkpoint(data: bytes) -> Checkpoint:
             shown=_shown(meta.get("shown")),
             event_time_ms=None if meta["event_time_ms"] is None else int(meta["event_time_ms"]),
             counters={str(k): int(v) for k, v in meta["counters"].items()},
+            topic_ids={str(t): str(i) for t, i in (meta.get("topic_ids") or {}).items()},
+            list_settings=None
+            if meta.get("list_settings") is None
+            else dict(meta["list_settings"]),
         )
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise StateFormatError(f"checkpoint metadata unreadable: {exc}") from exc

@@ -22,9 +22,10 @@ from kafka.consumer.fetcher import RecordTooLargeError
 from kafka.errors import AuthorizationError, CorruptRecordError, KafkaError, UnsupportedCodecError
 from kafka.structs import OffsetAndMetadata
 
-from stream_cf.exceptions import BrokerError, UndecodableInput
+from stream_cf.exceptions import BrokerError, InputTopicChanged, UndecodableInput
 from stream_cf.processor.codec import SourceRecord
 from stream_cf.processor.settings import ProcessorSettings
+from stream_cf.processor.topic_guard import forbid_auto_create
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -80,7 +81,11 @@ class InputConsumer:
         return self._consumer
 
     def open(self, positions: dict[int, int]) -> None:
-        """Connect, assign every partition and seek to ``positions`` (else the beginning)."""
+        """Connect, assign every partition and seek to ``positions`` (else the beginning).
+
+        A position beyond a partition's end means the topic is not the one the positions came
+        from (re-created, or truncated): :class:`InputTopicChanged`, unless
+        ``accept_new_input_topic`` is set (then that partition is read from its beginning)."""
         self.positions = dict(positions)
         self._consumer = self._retrying("connect the consumer", self._make_consumer)
         topic = self.settings.input_topic
@@ -97,14 +102,39 @@ class InputConsumer:
         beginning = self._retrying(
             "read the beginning offsets", lambda: consumer.beginning_offsets(self.partitions)
         )
+        ends = self.end_offsets()
+        beyond = {p: (o, ends[p]) for p, o in self.positions.items() if o > ends.get(p, o)}
+        if beyond:
+            self._beyond_end(beyond)
         for tp in self.partitions:
             start = max(self.positions.get(tp.partition, 0), int(beginning[tp]))
             consumer.seek(tp, start)
             self.positions[tp.partition] = start
         logger.info("input %s: starting at offsets %s", topic, self.positions)
 
+    def _beyond_end(self, beyond: dict[int, tuple[int, int]]) -> None:
+        topic = self.settings.input_topic
+        where = ", ".join(f"partition {p}: {o} > {end}" for p, (o, end) in sorted(beyond.items()))
+        if not self.settings.accept_new_input_topic:
+            raise InputTopicChanged(
+                f"the checkpoint's offsets are beyond the end of the input topic {topic} "
+                f"({where}): the topic was deleted and re-created (or truncated) since the "
+                f"checkpoint. Stopped without reading it. Remove the state dir "
+                f"{self.settings.state_dir} to start over from the new topic, or pass "
+                f"--accept-new-input-topic to keep the state and read the new topic from its "
+                f"beginning"
+            )
+        logger.warning(
+            "the input topic %s is not the one checkpointed (%s); --accept-new-input-topic: "
+            "reading it from its beginning",
+            topic,
+            where,
+        )
+        for partition in beyond:
+            self.positions[partition] = 0
+
     def _make_consumer(self) -> KafkaConsumer:
-        return KafkaConsumer(
+        consumer = KafkaConsumer(
             **self.settings.kafka_config(),
             client_id="stream-cf-processor",
             group_id=self.settings.group_id,
@@ -114,7 +144,10 @@ class InputConsumer:
             max_poll_records=self.settings.max_batch,
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_wait_ms=100,
+            allow_auto_create_topics=False,
         )
+        forbid_auto_create(consumer)
+        return consumer
 
     def _partition_ids(self) -> set[int]:
         return set(self.consumer.partitions_for_topic(self.settings.input_topic) or ())
@@ -144,19 +177,21 @@ class InputConsumer:
         """Whether every partition's position is at or past its target."""
         return all(self.positions.get(p, 0) >= end for p, end in targets.items())
 
-    def poll(self, targets: dict[int, int] | None, timeout: float) -> list[SourceRecord]:
-        """Up to max_batch records: whatever is there now (waiting at most ``timeout``), never at
-        or past a partition's target. Positions are not advanced: see :meth:`advance`."""
+    def poll(
+        self, targets: dict[int, int] | None, timeout: float, limit: int | None = None
+    ) -> list[SourceRecord]:
+        """Up to ``limit`` (at most max_batch) records: whatever is there now (waiting at most
+        ``timeout``), never at or past a partition's target. Positions are not advanced: see
+        :meth:`advance`."""
         if self._fatal is not None:
             raise self._fatal
         consumer = self.consumer
         records: list[SourceRecord] = []
         wait_ms = int(timeout * 1000)
-        while len(records) < self.settings.max_batch:
+        most = self.settings.max_batch if limit is None else min(limit, self.settings.max_batch)
+        while len(records) < most:
             try:
-                polled = consumer.poll(
-                    timeout_ms=wait_ms, max_records=self.settings.max_batch - len(records)
-                )
+                polled = consumer.poll(timeout_ms=wait_ms, max_records=most - len(records))
             except KafkaError as exc:
                 if not _unreadable_input(exc):
                     logger.warning("poll failed (%r); retrying", exc)

@@ -27,6 +27,14 @@ engine state is global). With one partition the events are applied in offset ord
 input gives the same state and the same lists whatever the batch sizes and restarts; with several
 partitions each user's events keep their order but the interleaving between partitions depends on
 fetch timing.
+
+Operators' actions (see topic_guard.py and pacing.py). The checkpoint records the Kafka ids of the
+input and output topics and the list length ``n``. An output topic deleted or re-created (its id
+changed, or it ends before the checkpointed offsets, or a publish finds it gone) is re-created
+compacted and every user's list is published again. An input topic re-created under a checkpoint
+stops the run (exit status 2) unless ``--accept-new-input-topic``. A changed ``n`` refreshes every
+list. After every start the batches start small and the checkpoints come early, so that a process
+killed every few seconds still moves its checkpoint forward.
 """
 
 from __future__ import annotations
@@ -40,8 +48,16 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, TypeVar
 
+from kafka.errors import KafkaError
+
 from stream_cf.engine import UserKNN
-from stream_cf.exceptions import StreamCFError, UndecodableInput
+from stream_cf.exceptions import (
+    InputTopicChanged,
+    OutputBehind,
+    StreamCFError,
+    TopicVanished,
+    UndecodableInput,
+)
 from stream_cf.processor.checkpoint import (
     Checkpoint,
     check_compatible,
@@ -54,12 +70,14 @@ from stream_cf.processor.consumer import InputConsumer, retrying
 from stream_cf.processor.intake import take_in
 from stream_cf.processor.metrics import Metric, MetricsServer, processor_metrics
 from stream_cf.processor.output_tail import read_output_tail
+from stream_cf.processor.pacing import Pacing
 from stream_cf.processor.publisher import OutgoingRecord, Publisher
 from stream_cf.processor.semantics import BatchChecker
 from stream_cf.processor.settings import ProcessorSettings
 from stream_cf.processor.state_dir import StateDir
 from stream_cf.processor.summary import RunSummary
-from stream_cf.processor.topics import ensure_topics
+from stream_cf.processor.topic_guard import TopicGuard
+from stream_cf.processor.topics import ensure_topics, topic_specs
 from stream_cf.processor.tracker import ChangedList, ListTracker
 
 logger = logging.getLogger(__name__)
@@ -77,6 +95,10 @@ class Processor:
         self.tracker = ListTracker(policy=settings.refresh, n=settings.n)
         self.input = InputConsumer(settings, self._stop.is_set)
         self._output_offsets: dict[int, int] = {}
+        self._topic_ids: dict[str, str | None] = {}
+        self.guard = TopicGuard(settings)
+        self._publisher: Publisher | None = None
+        self.pacing = Pacing(settings.max_batch, settings.checkpoint_interval)
         self._event_time_ms: int | None = None
         self._totals: dict[str, int] = {}
         # (monotonic time, events, lists published) at the last checkpoint, for the rates
@@ -117,7 +139,6 @@ class Processor:
         previous: dict[signal.Signals, Any] = {}
         state_dir = StateDir(self.settings.state_dir)
         state_dir.open()  # locked and writable, or ConfigError before anything is done
-        publisher: Publisher | None = None
         try:
             if self.settings.metrics_port is not None:
                 self.metrics_server = MetricsServer(
@@ -131,36 +152,19 @@ class Processor:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     previous[sig] = signal.signal(sig, self._on_signal)
             ensure_topics(self.settings)
+            self._topic_ids = self._retrying("read the topic ids", self._current_topic_ids)
             engine, positions = self._restore(summary)
             self.input.open(positions)
             summary.start_offsets = dict(self.input.positions)
-            self._output_offsets = self._retrying(
-                "read the output published after the checkpoint",
-                lambda: read_output_tail(
-                    self.settings.kafka_config(),
-                    self.settings.output_topic,
-                    self._output_offsets,
-                    self.tracker.record_published,
-                ),
-            )
+            self._read_output_tail(engine)
             targets: dict[int, int] | None = None
             if until_end:
                 targets = self.input.end_offsets()
                 logger.info("running until the input end offsets %s", targets)
-            publisher = self._retrying(
-                "connect the producer",
-                lambda: Publisher(
-                    self.settings.kafka_config(),
-                    stop_requested=self._stop.is_set,
-                    backoff_max=self.settings.retry_backoff_max,
-                    shutdown_timeout=self.settings.shutdown_timeout,
-                    max_request_size=self.settings.max_request_size,
-                ),
-            )
+            self._publisher = self._retrying("connect the producer", self._new_publisher)
             try:
                 self._loop(
                     engine,
-                    publisher=publisher,
                     targets=targets,
                     summary=summary,
                     on_batch=on_batch,
@@ -178,8 +182,10 @@ class Processor:
             self._running = False
             self.ready.clear()
             self.input.close()
-            if publisher is not None:
-                publisher.close()
+            if self._publisher is not None:
+                self._publisher.close()
+                self._publisher = None
+            self.guard.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             if self.metrics_server is not None:
@@ -207,14 +213,14 @@ class Processor:
         self,
         engine: UserKNN,
         *,
-        publisher: Publisher,
         targets: dict[int, int] | None,
         summary: RunSummary,
         on_batch: Callable[[RunSummary], None] | None,
     ) -> None:
         settings = self.settings
         tracker = self.tracker
-        last_checkpoint = time.monotonic()
+        pacing = self.pacing
+        pacing.started()
         dirty = False
         self.ready.set()
         self._running = True
@@ -229,12 +235,14 @@ class Processor:
             records: list[SourceRecord] = []
             if not input_done:
                 timeout = 0.0 if tracker.pending else settings.poll_timeout
-                records = self.input.poll(targets, timeout)
+                limit = pacing.batch_limit
+                records = self.input.poll(targets, timeout, limit)
                 if records:
                     t0 = time.perf_counter()
-                    outgoing = self._process(engine, records, summary)
+                    outgoing = self._process(engine, records, summary, full=len(records) >= limit)
+                    pacing.batch_done()
                     t1 = time.perf_counter()
-                    self._publish(publisher, outgoing, summary)
+                    self._publish(engine, outgoing)
                     t2 = time.perf_counter()
                     self.input.commit()
                     logger.debug(
@@ -256,13 +264,14 @@ class Processor:
                 # a short slice while events flow (their actors' lists come first), longer idle
                 budget = settings.refresh_budget * (1 if records else 5)
                 changed = tracker.drain(engine, budget)
-                self._publish(publisher, self._list_records(changed, summary), summary)
+                self._publish(engine, self._list_records(changed, summary))
                 dirty = True
             summary.recomputed = tracker.recomputed
             summary.recommend_seconds = tracker.recompute_seconds
-            if dirty and time.monotonic() - last_checkpoint >= settings.checkpoint_interval:
+            if dirty and pacing.checkpoint_due():
+                self._check_topics(engine)
                 self._checkpoint(engine, summary)
-                last_checkpoint = time.monotonic()
+                pacing.checkpointed()
                 dirty = False
 
     # ------------------------------------------------------------------ start-up
@@ -297,6 +306,16 @@ class Processor:
         self._event_time_ms = checkpoint.event_time_ms
         self._totals = dict(checkpoint.counters)
         summary.restored = True
+        positions = self._check_restored_topics(engine, checkpoint)
+        if checkpoint.list_settings != self._list_settings():
+            logger.warning(
+                "the lists were computed with %s, these settings ask for %s: refreshing every "
+                "user's list (%d users)",
+                checkpoint.list_settings,
+                self._list_settings(),
+                engine.n_users,
+            )
+            self.tracker.pending = set(engine.users())
         logger.info(
             "restored checkpoint %s: %d users, %d items, %d users pending, input offsets %s",
             path,
@@ -305,11 +324,46 @@ class Processor:
             len(checkpoint.pending_users),
             checkpoint.input_offsets,
         )
-        return engine, dict(checkpoint.input_offsets)
+        return engine, positions
+
+    def _list_settings(self) -> dict[str, Any]:
+        """The settings the lists depend on beyond the engine's."""
+        return {"n": self.settings.n}
+
+    def _check_restored_topics(self, engine: UserKNN, checkpoint: Checkpoint) -> dict[int, int]:
+        """Compare the checkpoint's topic ids with the current ones; return the input positions
+        to start from (InputTopicChanged if the input topic is another one, unless accepted)."""
+        settings = self.settings
+        now = self._topic_ids
+        then = checkpoint.topic_ids
+        positions = dict(checkpoint.input_offsets)
+        old, new = then.get(settings.input_topic), now.get(settings.input_topic)
+        if old is not None and new is not None and old != new:
+            if not settings.accept_new_input_topic:
+                raise InputTopicChanged(
+                    f"the input topic {settings.input_topic} was deleted and re-created since "
+                    f"the checkpoint {settings.checkpoint_path} (topic id {old} -> {new}): its "
+                    f"offsets {checkpoint.input_offsets} refer to the old topic. Stopped without "
+                    f"reading it. Remove the state dir {settings.state_dir} to start over from "
+                    f"the new topic, or pass --accept-new-input-topic to keep the state and read "
+                    f"the new topic from its beginning"
+                )
+            logger.warning(
+                "the input topic %s was re-created since the checkpoint (id %s -> %s); "
+                "--accept-new-input-topic: keeping the state, reading it from its beginning",
+                settings.input_topic,
+                old,
+                new,
+            )
+            positions = {}
+        old, new = then.get(settings.output_topic), now.get(settings.output_topic)
+        if old is not None and new is not None and old != new:
+            self._output_lost(engine, f"was re-created since the checkpoint (id {old} -> {new})")
+        return positions
 
     # ------------------------------------------------------------------ the batch
     def _process(
-        self, engine: UserKNN, records: list[SourceRecord], summary: RunSummary
+        self, engine: UserKNN, records: list[SourceRecord], summary: RunSummary, *, full: bool
     ) -> list[OutgoingRecord]:
         """Apply one batch; return its dead letters, changed lists and tombstones."""
         settings = self.settings
@@ -349,7 +403,7 @@ class Processor:
                 f"without checkpointing this batch"
             ) from exc
         summary.apply_seconds += time.perf_counter() - started
-        full = len(records) >= settings.max_batch  # behind: defer every refresh (see tracker)
+        # full: behind, defer every refresh (see tracker)
         now = self.tracker.after_batch(engine, effect, before, defer=full)
         outgoing.extend(self._list_records(self.tracker.recompute(engine, now), summary))
         for user in sorted(effect.forgotten):
@@ -379,15 +433,126 @@ class Processor:
         summary.published += len(records)
         return records
 
-    def _publish(
-        self, publisher: Publisher, records: list[OutgoingRecord], summary: RunSummary
-    ) -> None:
+    def _publish(self, engine: UserKNN, records: list[OutgoingRecord]) -> None:
+        """Publish and wait for the acknowledgements. A topic that vanished is re-created and the
+        batch sent again (a lost output topic also gets every list again); acknowledged output
+        offsets below the known ones mean the output topic was re-created meanwhile."""
         if not records:
             return
-        ends = publisher.publish(records)
+        output = self.settings.output_topic
+        for attempt in range(1, 4):
+            if self._publisher is None:
+                self._publisher = self._retrying("connect the producer", self._new_publisher)
+            try:
+                ends = self._publisher.publish(records)
+                break
+            except TopicVanished as exc:
+                if attempt == 3:
+                    raise
+                logger.error("%s", exc)
+                self._publisher.close(timeout=0.0)  # drop what waits for the old topic
+                self._publisher = None
+                if exc.topic == output:
+                    self._output_lost(engine, "was deleted while the processor ran")
+                else:
+                    self._retrying("re-create the topics", lambda: ensure_topics(self.settings))
+        behind = {
+            partition: (self._output_offsets[partition], end)
+            for (topic, partition), end in ends.items()
+            if topic == output and end < self._output_offsets.get(partition, 0)
+        }
+        if behind:
+            self._output_lost(
+                engine, f"acknowledged offsets below those already published {behind}"
+            )
         for (topic, partition), end in ends.items():
-            if topic == self.settings.output_topic:
+            if topic == output:
                 self._output_offsets[partition] = max(self._output_offsets.get(partition, 0), end)
+
+    def _new_publisher(self) -> Publisher:
+        return Publisher(
+            self.settings.kafka_config(),
+            stop_requested=self._stop.is_set,
+            backoff_max=self.settings.retry_backoff_max,
+            shutdown_timeout=self.settings.shutdown_timeout,
+            max_request_size=self.settings.max_request_size,
+            topic_exists=self.guard.exists,
+        )
+
+    # ------------------------------------------------------------------ the topics' identity
+    def _current_topic_ids(self) -> dict[str, str | None]:
+        return self.guard.topic_ids([self.settings.input_topic, self.settings.output_topic])
+
+    def _read_output_tail(self, engine: UserKNN) -> None:
+        """Read what was published after the checkpoint (all of it after a recovery)."""
+        settings = self.settings
+
+        def read() -> dict[int, int]:
+            return read_output_tail(
+                settings.kafka_config(),
+                settings.output_topic,
+                self._output_offsets,
+                self.tracker.record_published,
+            )
+
+        try:
+            self._output_offsets = self._retrying("read the output after the checkpoint", read)
+        except OutputBehind as exc:
+            self._output_lost(engine, f"is not the checkpointed one: {exc}")
+            self._output_offsets = self._retrying("read the output topic", read)
+
+    def _check_topics(self, engine: UserKNN) -> None:
+        """Before a checkpoint: the topics are still the ones it will name."""
+        try:
+            now = self._current_topic_ids()
+        except KafkaError as exc:
+            logger.warning("could not read the topic ids (%r); checked next time", exc)
+            return
+        settings = self.settings
+        known = self._topic_ids
+        if known.get(settings.input_topic) not in (None, now[settings.input_topic]):
+            raise InputTopicChanged(
+                f"the input topic {settings.input_topic} was deleted or re-created while the "
+                f"processor ran (id {known[settings.input_topic]} -> "
+                f"{now[settings.input_topic]}); stopped. Remove the state dir "
+                f"{settings.state_dir} to start over, or restart with --accept-new-input-topic "
+                f"to keep the state and read the new topic from its beginning"
+            )
+        if known.get(settings.output_topic) not in (None, now[settings.output_topic]):
+            self._output_lost(
+                engine,
+                f"was re-created (id {known[settings.output_topic]} -> "
+                f"{now[settings.output_topic]})",
+            )
+        self._topic_ids = {**known, **{t: i for t, i in now.items() if i is not None}}
+
+    def _output_lost(self, engine: UserKNN, why: str) -> None:
+        """The output topic's lists are gone: make it exist, compacted, and owe every user's list
+        again (the digests are forgotten, so every list is published)."""
+        settings = self.settings
+        topic = settings.output_topic
+        logger.error(
+            "the output topic %s %s: the lists published there are lost; re-creating it "
+            "compacted and publishing the lists of all %d users again",
+            topic,
+            why,
+            engine.n_users,
+        )
+        self._retrying("re-create the output topic", lambda: ensure_topics(settings))
+        policy = self._retrying("read its cleanup policy", lambda: self.guard.cleanup_policy(topic))
+        if policy != "compact":
+            logger.error(
+                "the output topic %s has cleanup.policy=%s (auto-created by the broker?)",
+                topic,
+                policy,
+            )
+            extra = {k: v for k, v in topic_specs(settings)[topic].items() if k != "cleanup.policy"}
+            self._retrying("make it compacted", lambda: self.guard.make_compacted(topic, extra))
+        self.tracker.digests.clear()
+        self.tracker.pending = set(engine.users())
+        self._output_offsets = {}
+        ids = self._retrying("read the topic ids", self._current_topic_ids)
+        self._topic_ids[topic] = ids[topic]
 
     # ------------------------------------------------------------------ commit and checkpoint
     def _checkpoint(self, engine: UserKNN, summary: RunSummary) -> None:
@@ -409,6 +574,8 @@ class Processor:
             shown={user: sorted(items) for user, items in self.tracker.shown.items()},
             event_time_ms=self._event_time_ms,
             counters=counters,
+            topic_ids={t: i for t, i in self._topic_ids.items() if i is not None},
+            list_settings=self._list_settings(),
         )
         size = write_checkpoint(self.settings.checkpoint_path, checkpoint)
         summary.checkpoints += 1

@@ -4,6 +4,9 @@ The checkpoint records the output topic's end offsets (as acknowledged to the pr
 was written. A crash after publishing but before the next checkpoint leaves records beyond those
 offsets; on restart they are the truth about what each user's last published list is, so the
 processor reads them (and only them) before processing anything.
+
+End offsets below the checkpointed ones mean the topic was deleted and re-created (its lists are
+lost): :class:`OutputBehind` says so, and the processor republishes every list (topic_guard.py).
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from stream_cf.exceptions import StreamCFError
+from stream_cf.exceptions import OutputBehind, StreamCFError
 from stream_cf.processor.codec import TOMBSTONE_DIGEST, digest_of_output
+from stream_cf.processor.topic_guard import forbid_auto_create
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +32,7 @@ def read_output_tail(
 ) -> dict[int, int]:
     """Call ``on_record(user, digest or None for a tombstone)`` for every record of ``topic`` from
     ``start_offsets`` (the beginning where missing) to the end offsets; return those end offsets.
+    :class:`OutputBehind` (before reading anything) if a partition ends before its start offset.
     """
     reader = KafkaConsumer(
         **kafka_config,
@@ -36,7 +41,9 @@ def read_output_tail(
         enable_auto_commit=False,
         isolation_level="read_committed",
         fetch_max_wait_ms=100,
+        allow_auto_create_topics=False,
     )
+    forbid_auto_create(reader)
     try:
         found = reader.partitions_for_topic(topic) or set()
         partitions = [TopicPartition(topic, p) for p in sorted(found)]
@@ -45,6 +52,16 @@ def read_output_tail(
         reader.assign(partitions)
         ends = {tp: int(o) for tp, o in reader.end_offsets(partitions).items()}
         begins = {tp: int(o) for tp, o in reader.beginning_offsets(partitions).items()}
+        behind = {
+            tp.partition: (start_offsets[tp.partition], end)
+            for tp, end in ends.items()
+            if end < start_offsets.get(tp.partition, 0)
+        }
+        if behind:
+            raise OutputBehind(
+                f"the output topic {topic} ends before the offsets the checkpoint recorded "
+                f"(partition: (checkpointed, end) {behind})"
+            )
         todo: dict[TopicPartition, int] = {}
         for tp in partitions:
             start = max(start_offsets.get(tp.partition, 0), begins[tp])

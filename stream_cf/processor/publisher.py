@@ -7,6 +7,11 @@ sent again with exponential backoff and a log line per attempt, until they are a
 stop was requested and ``shutdown_timeout`` has passed. A record the broker can never accept (too
 large for ``max_request_size`` or the topic's ``max.message.bytes``, invalid, not authorized) is
 not retried: :class:`~stream_cf.exceptions.RecordRejected` stops the processor, loudly.
+
+The producer never lets the broker auto-create a topic (topic_guard.py). A topic deleted while the
+processor runs makes the sends to it wait: each time the wait times out (and when a send fails)
+the publisher asks ``topic_exists`` whether the batch's topics are still there, and raises
+:class:`~stream_cf.exceptions.TopicVanished` for one that is not, instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from kafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from stream_cf.exceptions import BrokerError, RecordRejected
+from stream_cf.exceptions import BrokerError, RecordRejected, TopicVanished
+from stream_cf.processor.topic_guard import forbid_auto_create
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +60,9 @@ class Publisher:
         backoff_max: float,
         shutdown_timeout: float,
         max_request_size: int = 1_048_576,
+        topic_exists: Callable[[str], bool] | None = None,
     ) -> None:
+        self._topic_exists = topic_exists
         self._producer = KafkaProducer(
             **config,
             client_id="stream-cf-processor",
@@ -64,7 +72,9 @@ class Publisher:
             batch_size=256 * 1024,
             max_block_ms=10_000,
             max_request_size=max_request_size,
+            allow_auto_create_topics=False,
         )
+        forbid_auto_create(self._producer)
         self._max_request_size = max_request_size
         self._stop_requested = stop_requested
         self._backoff_max = backoff_max
@@ -86,7 +96,7 @@ class Publisher:
         while pending:
             attempt += 1
             futures = [(record, self._send(record)) for record in pending]
-            self._flush(len(pending))
+            self._flush(len(pending), {record.topic for record in pending})
             failed: list[OutgoingRecord] = []
             last_error: BaseException | None = None
             for record, future in futures:
@@ -102,6 +112,7 @@ class Publisher:
                 meta = future.value
                 key = (meta.topic, meta.partition)
                 ends[key] = max(ends.get(key, 0), meta.offset + 1)
+            self._check_topics({record.topic for record in failed})
             if not failed:
                 if attempt > 1:
                     logger.warning("publish succeeded after %d attempts", attempt)
@@ -137,7 +148,24 @@ class Publisher:
         except KafkaError as exc:
             if not _never_accepted(exc):
                 logger.warning("send to %s failed at once: %r", record.topic, exc)
+                self._check_topics({record.topic})
             return exc
+
+    def _check_topics(self, topics: set[str]) -> None:
+        """:class:`TopicVanished` if one of ``topics`` does not exist (any error asking: assume
+        it does, the retries go on)."""
+        if self._topic_exists is None:
+            return
+        for topic in sorted(topics):
+            try:
+                exists = self._topic_exists(topic)
+            except KafkaError as exc:
+                logger.warning("could not check that the topic %s exists: %r", topic, exc)
+                continue
+            if not exists:
+                raise TopicVanished(
+                    topic, f"the topic {topic} no longer exists (deleted while publishing to it)"
+                )
 
     def _rejected(self, record: OutgoingRecord, error: BaseException) -> RecordRejected:
         size = len(record.key or b"") + len(record.value or b"")
@@ -152,8 +180,9 @@ class Publisher:
             f"{record.topic}: {error!r}{hint}; stopped instead of retrying it"
         )
 
-    def _flush(self, count: int) -> None:
-        """Wait for the in-flight records, logging while the broker does not answer."""
+    def _flush(self, count: int, topics: set[str]) -> None:
+        """Wait for the in-flight records, logging while the broker does not answer, and checking
+        that ``topics`` still exist."""
         started = time.monotonic()
         while True:
             try:
@@ -167,16 +196,18 @@ class Publisher:
                     waited,
                     exc,
                 )
+                self._check_topics(topics)
                 if self._stop_requested() and waited > self._shutdown_timeout:
                     raise BrokerError(
                         f"broker did not acknowledge {count} records within "
                         f"{self._shutdown_timeout}s of the stop request"
                     ) from exc
 
-    def close(self) -> None:
-        """Close the producer (flushes what is left, bounded)."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the producer (flushes what is left for at most ``timeout`` seconds, then drops
+        it)."""
         try:
-            self._producer.close(timeout=5.0)
+            self._producer.close(timeout=timeout)
         except KafkaError as exc:
             logger.warning("closing the producer failed: %r", exc)
 

@@ -107,6 +107,11 @@ class ProcessorSettings(BaseSettings):
     # Output and loop
     n: int = Field(10, ge=1, description="length of each published list")
     refresh: Refresh = "neighbours"
+    accept_new_input_topic: bool = Field(
+        False,
+        description="keep the state when the input topic was re-created since the checkpoint and "
+        "read the new topic from its beginning (else: stop with an error)",
+    )
     state_dir: Path = Path("stream-cf-state")
     checkpoint_interval: float = Field(30.0, gt=0.0, description="seconds between checkpoints")
     max_batch: int = Field(20_000, ge=1, description="most records applied as one batch")

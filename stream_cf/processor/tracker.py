@@ -84,7 +84,9 @@ class ListTracker:
     showing: dict[str, set[str]] = field(default_factory=dict)  # item -> users whose list has it
     recomputed: int = 0
     recompute_seconds: float = 0.0
-    seconds_per_list: float = 0.002  # running estimate of one list's cost in recompute()
+    # running estimate of one list's cost in recompute(): pessimistic at first, so that the first
+    # drain after a start (a restored backlog of pending users) stays within its budget
+    seconds_per_list: float = 0.02
 
     def before_batch(self, engine: UserKNN, events: Sequence[Event]) -> BeforeBatch:
         """What the batch's refresh needs from the state before it applies: the co-raters of the
