@@ -45,6 +45,27 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "vote-d0": {"rank": "vote", "rank_damping": 0.0},
     "vote-d0.4": {"rank": "vote", "rank_damping": 0.4},
     "vote-e1-d0": {"rank": "vote", "rank_exponent": 1.0, "rank_damping": 0.0},
+    "vote-e1-boost": {"rank": "vote", "rank_exponent": 1.0, "rank_damping": -0.2},
+    "vote-e1-boost0.5": {"rank": "vote", "rank_exponent": 1.0, "rank_damping": -0.5},
+    "vote-e1-d0-h2": {
+        "rank": "vote",
+        "rank_exponent": 1.0,
+        "rank_damping": 0.0,
+        "rank_half_life": 2.0,
+    },
+    "vote-e1-d0-h50": {
+        "rank": "vote",
+        "rank_exponent": 1.0,
+        "rank_damping": 0.0,
+        "rank_half_life": 50.0,
+    },
+    "vote-e1-boost-h20": {
+        "rank": "vote",
+        "rank_exponent": 1.0,
+        "rank_damping": -0.2,
+        "rank_half_life": 20.0,
+    },
+    "vote-d0-h20": {"rank": "vote", "rank_damping": 0.0, "rank_half_life": 20.0},
     "vote-e1-d0-k160": {
         "rank": "vote",
         "rank_exponent": 1.0,

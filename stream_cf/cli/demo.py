@@ -163,8 +163,9 @@ def run(args: argparse.Namespace) -> int:
             ensure_topics(settings)
             print(f"    {settings.input_topic} -> {settings.output_topic}")
             print(
-                f"    UserKNN {settings.similarity}, k={settings.k}, min_k={settings.min_k}, "
-                f"shrinkage={settings.shrinkage:g}, lists of {settings.n}"
+                f"    lists of {settings.n} ranked by {settings.rank}; predictions: UserKNN "
+                f"{settings.similarity}, k={settings.k}, min_k={settings.min_k}, "
+                f"shrinkage={settings.shrinkage:g}"
             )
 
         with steps.step(f"load {args.dataset}"):

@@ -52,7 +52,8 @@ def format_table(
     top: int | None = None,
     width: int = 60,
 ) -> str:
-    """A readable block per user: rank, item (title), score; the fallback reason if any."""
+    """A readable block per user: rank, item (title), score and predicted rating (when the list
+    has them); the fallback reason if any."""
     lines: list[str] = []
     for user_list in lists:
         header = f"user {user_list.user_id}"
@@ -65,13 +66,16 @@ def format_table(
         if not items:
             lines.append("   (no recommendations)")
         for rank, (item, score) in enumerate(items, start=1):
+            rating = ""
+            if user_list.ratings is not None:
+                rating = f"  ({user_list.ratings[rank - 1]:.2f}★)"
             name = item
             if titles is not None and item in titles:
                 title = titles[item]
                 if len(title) > width:
                     title = title[: width - 3] + "..."
                 name = f"{title}  [{item}]"
-            lines.append(f"  {rank:2d}. {score:6.3f}  {name}")
+            lines.append(f"  {rank:2d}. {score:6.3f}{rating}  {name}")
         lines.append("")
     return "\n".join(lines)
 

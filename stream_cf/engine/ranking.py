@@ -60,7 +60,7 @@ class RankConfig:
     half_life: float = 5.0  # h: a history position's weight halves every h items
     neighbours: int = 80  # K (vote)
     exponent: float = 2.0  # e (vote)
-    damping: float = 0.2  # d (vote): popularity damping
+    damping: float = 0.2  # d (vote): popularity damping (a negative d favours popular items)
     include_seen: bool = False  # the user's own items may be listed (re-purchases)
 
     def problems(self) -> list[str]:
@@ -74,8 +74,8 @@ class RankConfig:
             out.append(f"rank_neighbours={self.neighbours} (must be >= 1)")
         if not (math.isfinite(self.exponent) and self.exponent > 0):
             out.append(f"rank_exponent={self.exponent} (must be finite and > 0)")
-        if not (math.isfinite(self.damping) and 0 <= self.damping <= 1):
-            out.append(f"rank_damping={self.damping} (must be in [0, 1])")
+        if not (math.isfinite(self.damping) and -1 <= self.damping <= 1):
+            out.append(f"rank_damping={self.damping} (must be in [-1, 1])")
         return out
 
 

@@ -85,7 +85,7 @@ class ProcessorSettings(BaseSettings):
     rank_half_life: float = Field(5.0, gt=0.0)
     rank_neighbours: int = Field(80, ge=1)
     rank_exponent: float = Field(2.0, gt=0.0)
-    rank_damping: float = Field(0.2, ge=0.0, le=1.0)
+    rank_damping: float = Field(0.2, ge=-1.0, le=1.0)
     include_seen: bool = False
     similarity: Similarity = Field(
         "pearson", description="pearson for explicit feedback; implicit feedback uses cosine"

@@ -31,12 +31,15 @@ class UserList:
     items: list[tuple[str, float]]
     fallback: str | None = None
     event_time: str | None = None
+    ratings: list[float] | None = None  # each item's predicted rating (explicit feedback)
 
     def to_dict(self, titles: dict[str, str] | None = None) -> dict[str, Any]:
         """JSON-ready; with ``titles`` each item also gets its ``title`` (when known)."""
         entries: list[dict[str, Any]] = []
-        for item, score in self.items:
+        for pos, (item, score) in enumerate(self.items):
             entry: dict[str, Any] = {"item_id": item, "score": score}
+            if self.ratings is not None:
+                entry["rating"] = self.ratings[pos]
             if titles is not None and item in titles:
                 entry["title"] = titles[item]
             entries.append(entry)
@@ -68,7 +71,11 @@ def decode_list(key: bytes | None, value: bytes) -> UserList:
         user = key.decode("utf-8")
     if user is None:
         raise ValueError("no user_id and no key")
-    items = [(str(entry["item_id"]), float(entry["score"])) for entry in body.get("items") or []]
+    entries = body.get("items") or []
+    items = [(str(entry["item_id"]), float(entry["score"])) for entry in entries]
+    ratings = None
+    if entries and all("rating" in entry for entry in entries):
+        ratings = [float(entry["rating"]) for entry in entries]
     fallback = body.get("fallback")
     event_time = body.get("event_time")
     return UserList(
@@ -76,6 +83,7 @@ def decode_list(key: bytes | None, value: bytes) -> UserList:
         items=items,
         fallback=None if fallback is None else str(fallback),
         event_time=None if event_time is None else str(event_time),
+        ratings=ratings,
     )
 
 

@@ -162,6 +162,7 @@ def test_recency_weights_the_latest_items_first() -> None:
         ("rank_neighbours", 0),
         ("rank_exponent", -1.0),
         ("rank_damping", 1.5),
+        ("rank_damping", -1.5),
         ("rank_damping", float("nan")),
     ],
 )
