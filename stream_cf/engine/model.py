@@ -54,6 +54,10 @@ class UserKNN:
         feedback: Literal["explicit", "implicit"] = "explicit",
         implicit_weights: Mapping[str, float] | None = None,
         implicit_cap: float | None = None,
+        predictor: Literal["knn_means", "knn_baseline"] = "knn_means",
+        baseline_reg_items: float = 25.0,
+        baseline_reg_users: float = 10.0,
+        damping: float = 1.0,
     ) -> None:
         weights = dict(DEFAULT_IMPLICIT_WEIGHTS)
         if implicit_weights is not None:
@@ -70,6 +74,9 @@ class UserKNN:
             feedback=feedback,
             weights=weights,
             cap=implicit_cap,
+            predictor=predictor,
+            baseline_regs=(baseline_reg_items, baseline_reg_users),
+            damping=damping,
         )
         self.similarity_name = similarity
         self.k = int(k)
@@ -81,6 +88,10 @@ class UserKNN:
         self.feedback = feedback
         self.implicit_weights = weights
         self.implicit_cap = None if implicit_cap is None else float(implicit_cap)
+        self.predictor = predictor
+        self.baseline_reg_items = float(baseline_reg_items)
+        self.baseline_reg_users = float(baseline_reg_users)
+        self.damping = float(damping)
         self.state = EngineState()
 
     def config(self) -> dict[str, Any]:
@@ -96,6 +107,10 @@ class UserKNN:
             "feedback": self.feedback,
             "implicit_weights": dict(self.implicit_weights),
             "implicit_cap": self.implicit_cap,
+            "predictor": self.predictor,
+            "baseline_reg_items": self.baseline_reg_items,
+            "baseline_reg_users": self.baseline_reg_users,
+            "damping": self.damping,
         }
 
     @property
@@ -369,8 +384,14 @@ class UserKNN:
         return predict.predict(self, user, item, explain=False).estimate
 
     def explain(self, user: str, item: str) -> Explanation:
-        """The prediction with its neighbours, weights and the fallback reason if any."""
+        """The prediction with its neighbours, weights and the fallback reason if any
+        (``knn_baseline``: and the baseline terms μ, b_u, b_i)."""
         return predict.predict(self, user, item, explain=True)
+
+    def predict_many(self, user: str, items: Iterable[str]) -> list[float]:
+        """:meth:`predict` of each item, computed together (one neighbourhood, one selection);
+        equal to predict item by item (the same sums in the same order)."""
+        return predict.predict_many(self, user, items)
 
     # ------------------------------------------------------------------ recommendations
     def recommendations(self, user: str, n: int = 10) -> Recommendations:
