@@ -45,7 +45,10 @@ class Baseline:
 
     def users(self, st: EngineState, slots: IntArray) -> FloatArray:
         """b_u of the given (existing) user slots: (S_u − n_u·μ − Σ_{j∈I_u} b_j) / (λ_u + n_u)."""
-        rows, cols = np.nonzero(st.grid.mask[slots, : self.items.size])
+        sub = st.grid.mask[slots, : self.items.size]
+        flat = np.flatnonzero(sub)  # (np.nonzero of a 2-d array costs ~3x more)
+        rows = flat // sub.shape[1]
+        cols = flat - rows * sub.shape[1]
         # sequential per user, in item-slot order (np.bincount): independent of the other rows
         item_part = np.bincount(rows, weights=self.items[cols], minlength=slots.size)
         diag = st.pairs.sums[slots, slots]
@@ -81,15 +84,15 @@ def residual_sums(
     base: Baseline,
     *,
     slots: IntArray,
+    b_v: FloatArray,
     weights: FloatArray,
     item_slots: IntArray,
     colpos: IntArray,
     n_cols: int,
 ) -> tuple[FloatArray, FloatArray]:
-    """Per column, Σ w_uv·(r_vi − b_vi) and Σ |w_uv| over the selected (neighbour, item) pairs,
-    summed sequentially in the order given (the neighbour order: np.bincount)."""
-    distinct, where = np.unique(slots, return_inverse=True)
-    b_v = base.users(st, distinct)[where]
+    """Per column, Σ w_uv·(r_vi − b_vi) and Σ |w_uv| over the selected (neighbour, item) pairs
+    (``b_v``: each pair's neighbour bias), summed sequentially in the order given (the
+    neighbour order: np.bincount)."""
     r = st.grid.values.ravel().take(slots * st.grid.values.shape[1] + item_slots)
     dev = r - (base.mu + b_v + base.items[item_slots])
     num = np.bincount(colpos, weights=weights * dev, minlength=n_cols).astype(np.float64)

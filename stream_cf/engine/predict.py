@@ -134,19 +134,26 @@ def baseline_predict(model: UserKNN, user: str, item: str, *, explain: bool) -> 
         value = model.clip(terms.value)
         return Explanation(user, item, value, model.global_mean, [], "unknown user", terms)
     mu = st.mean_of(u)
-    terms = BaselineTerms(base.mu, base.user(st, u), b_i)
-    fallback_value = model.clip(terms.value)
     if i is None or not known_item:
-        return Explanation(user, item, fallback_value, mu, [], "unknown item", terms)
+        terms = BaselineTerms(base.mu, base.user(st, u), b_i)
+        return Explanation(user, item, model.clip(terms.value), mu, [], "unknown item", terms)
     slots, w = neighbours_of(model, u, i)
-    item_slots = np.full(slots.size, i, dtype=np.int64)
-    zeros = np.zeros(slots.size, dtype=np.int64)
+    biases = base.users(st, np.concatenate(([u], slots)))  # b_u, then each b_v
+    b_v = biases[1:]
+    terms = BaselineTerms(base.mu, float(biases[0]), b_i)
+    fallback_value = model.clip(terms.value)
     num, den = baseline.residual_sums(
-        st, base, slots=slots, weights=w, item_slots=item_slots, colpos=zeros, n_cols=1
+        st,
+        base,
+        slots=slots,
+        b_v=b_v,
+        weights=w,
+        item_slots=np.full(slots.size, i, dtype=np.int64),
+        colpos=np.zeros(slots.size, dtype=np.int64),
+        n_cols=1,
     )
     neighbours = []
     if explain:
-        b_v = base.users(st, slots)
         share = float(den[0]) + model.damping
         for slot, weight, bias in zip(slots.tolist(), w.tolist(), b_v.tolist(), strict=True):
             neighbours.append(
@@ -180,10 +187,13 @@ def baseline_columns(
     rows, colpos = knn.selected_pairs(selection)
     slots = nb.slots[rows]
     item_slots = colpos if isinstance(cols, int) else cols[colpos]
+    distinct, where = np.unique(np.concatenate(([u], slots)), return_inverse=True)
+    biases = base.users(st, distinct)[where]  # b_u, then each pair's b_v
     num, den = baseline.residual_sums(
         st,
         base,
         slots=slots,
+        b_v=biases[1:],
         weights=nb.weights[rows],
         item_slots=item_slots,
         colpos=colpos,
@@ -191,7 +201,7 @@ def baseline_columns(
     )
     count: IntArray = np.bincount(colpos, minlength=n_cols).astype(np.int64)
     b_i = base.items[:cols] if isinstance(cols, int) else base.items[cols]
-    b_ui = base.mu + base.user(st, u) + b_i
+    b_ui = base.mu + float(biases[0]) + b_i
     est = baseline.estimate(b_ui, num, den, model.damping)
     used = (count > 0) & (count >= model.min_k)
     low, high = model.rating_scale
