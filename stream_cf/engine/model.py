@@ -36,6 +36,15 @@ from stream_cf.events import Event, ForgetUserEvent, PurchaseEvent, RatingEvent,
 from stream_cf.exceptions import InvalidEvent, UnknownRating, UnknownUser
 
 DEFAULT_IMPLICIT_WEIGHTS: dict[str, float] = {"purchase": 1.0, "rating": 1.0}
+# shrinkage=None: 0 for knn_means (as Surprise's KNNWithMeans) and implicit feedback; the
+# knn_baseline residual measured best with similarities shrunk by n / (n + 100)
+# (BENCHMARKS.md, "Predictors")
+DEFAULT_SHRINKAGE: dict[str, float] = {"knn_means": 0.0, "knn_baseline": 100.0}
+
+
+def default_shrinkage(predictor: str, feedback: str) -> float:
+    """The shrinkage ``shrinkage=None`` stands for."""
+    return DEFAULT_SHRINKAGE.get(predictor, 0.0) if feedback == "explicit" else 0.0
 
 
 class UserKNN:
@@ -49,7 +58,7 @@ class UserKNN:
         min_k: int = 1,
         min_support: int = 1,
         min_similarity: float | None = 0.0,
-        shrinkage: float = 0.0,
+        shrinkage: float | None = None,
         rating_scale: tuple[float, float] = (1.0, 5.0),
         feedback: Literal["explicit", "implicit"] = "explicit",
         implicit_weights: Mapping[str, float] | None = None,
@@ -63,6 +72,8 @@ class UserKNN:
         if implicit_weights is not None:
             weights.update({str(key): float(value) for key, value in implicit_weights.items()})
         low, high = (float(rating_scale[0]), float(rating_scale[1]))
+        if shrinkage is None:  # the predictor's own default (see DEFAULT_SHRINKAGE)
+            shrinkage = default_shrinkage(predictor, feedback)
         validation.check_config(
             similarity_name=similarity,
             k=k,
