@@ -36,51 +36,24 @@ from stream_cf.events import Event, RatingEvent
 
 SEED = 0
 
-MEANS: dict[str, Any] = {"predictor": "knn_means"}
-CENTRE: dict[str, Any] = {
-    "predictor": "knn_baseline",
-    "baseline_reg_items": 25.0,
-    "baseline_reg_users": 10.0,
-    "damping": 1.0,
-}
+MEANS: dict[str, Any] = {"predictor": "knn_means"}  # KNNWithMeans (shrinkage 0)
 
 
 def grid(name: str) -> list[dict[str, Any]]:
-    """The configurations: knn_means (today's estimator), then knn_baseline around a centre,
-    one parameter at a time (``small``), plus combinations (``full``)."""
-    variants: list[dict[str, Any]] = [dict(MEANS), dict(CENTRE)]
+    """knn_means, the default UserKNN() (knn_baseline), then one knn_baseline parameter changed at
+    a time (``small``: the damping and shrinkage steps only)."""
     steps: list[dict[str, Any]] = [
         {"damping": 0.0},
-        {"damping": 0.5},
         {"damping": 2.0},
-        {"damping": 4.0},
-        {"baseline_reg_items": 5.0},
-        {"baseline_reg_items": 10.0},
-        {"baseline_reg_items": 50.0},
-        {"baseline_reg_users": 0.0},
-        {"baseline_reg_users": 5.0},
-        {"baseline_reg_users": 20.0},
-        {"k": 20},
-        {"k": 60},
-        {"min_k": 5},
-        {"shrinkage": 10.0},
-        {"similarity": "msd"},
-        {"similarity": "cosine"},
+        {"shrinkage": 0.0},
+        {"shrinkage": 25.0},
+        {"baseline_reg_items": 25.0, "baseline_reg_users": 10.0},
+        {"min_k": 3},
         {"min_similarity": None},
     ]
     if name == "small":
-        steps = steps[:4] + steps[10:14]
-    variants += [{**CENTRE, **step} for step in steps]
-    if name == "full":
-        for damping in (1.0, 2.0):
-            for shrink in (0.0, 10.0):
-                for k in (40, 60):
-                    variants.append({**CENTRE, "damping": damping, "shrinkage": shrink, "k": k})
-    unique: list[dict[str, Any]] = []
-    for config in variants:
-        if config not in unique:
-            unique.append(config)
-    return unique
+        steps = steps[:4]
+    return [dict(MEANS), {}, *steps]
 
 
 def label(config: dict[str, Any]) -> str:

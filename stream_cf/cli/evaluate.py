@@ -105,7 +105,7 @@ def register(subparsers: Any) -> None:
         "--predictor",
         choices=PREDICTORS,
         default=None,
-        help="rating estimator, explicit feedback (default: UserKNN's, knn_means)",
+        help="rating estimator, explicit feedback (default: UserKNN's, knn_baseline)",
     )
     model.add_argument("--baseline-reg-items", type=float, default=None, help="knn_baseline: λ_i")
     model.add_argument("--baseline-reg-users", type=float, default=None, help="knn_baseline: λ_u")

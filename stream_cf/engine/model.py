@@ -63,10 +63,10 @@ class UserKNN:
         feedback: Literal["explicit", "implicit"] = "explicit",
         implicit_weights: Mapping[str, float] | None = None,
         implicit_cap: float | None = None,
-        predictor: Literal["knn_means", "knn_baseline"] = "knn_means",
-        baseline_reg_items: float = 25.0,
-        baseline_reg_users: float = 10.0,
-        damping: float = 1.0,
+        predictor: Literal["knn_means", "knn_baseline"] = "knn_baseline",
+        baseline_reg_items: float = 10.0,
+        baseline_reg_users: float = 5.0,
+        damping: float = 0.5,
     ) -> None:
         weights = dict(DEFAULT_IMPLICIT_WEIGHTS)
         if implicit_weights is not None:

@@ -86,10 +86,12 @@ class ProcessorSettings(BaseSettings):
     )
     feedback: Feedback = "explicit"
     rating_scale: RatingScale = (1.0, 5.0)
+    # knn_means, not the engine's knn_baseline: a knn_baseline score depends on μ and every b_i,
+    # which every rating moves, so no refresh policy short of every user keeps all lists exact
     predictor: Predictor = Field("knn_means", description="the rating estimator (explicit)")
-    baseline_reg_items: float = Field(25.0, ge=0.0, description="knn_baseline: λ_i of b_i")
-    baseline_reg_users: float = Field(10.0, ge=0.0, description="knn_baseline: λ_u of b_u")
-    damping: float = Field(1.0, ge=0.0, description="knn_baseline: λ added to Σ|w|")
+    baseline_reg_items: float = Field(10.0, ge=0.0, description="knn_baseline: λ_i of b_i")
+    baseline_reg_users: float = Field(5.0, ge=0.0, description="knn_baseline: λ_u of b_u")
+    damping: float = Field(0.5, ge=0.0, description="knn_baseline: λ added to Σ|w|")
     # Validation of the input
     max_id_length: int = Field(256, ge=1)
     # Output and loop

@@ -74,10 +74,10 @@ class Reference:
         feedback: str = "explicit",
         implicit_weights: Mapping[str, float] | None = None,
         implicit_cap: float | None = None,
-        predictor: str = "knn_means",
-        baseline_reg_items: float = 25.0,
-        baseline_reg_users: float = 10.0,
-        damping: float = 1.0,
+        predictor: str = "knn_baseline",
+        baseline_reg_items: float = 10.0,
+        baseline_reg_users: float = 5.0,
+        damping: float = 0.5,
     ) -> None:
         self.similarity_name = similarity
         self.predictor = predictor
