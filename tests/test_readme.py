@@ -38,9 +38,21 @@ def test_readme_example_comments_match() -> None:
         ("cid", "alien", 2), ("cid", "heat", 5), ("cid", "coco", 1),
     ]:  # fmt: skip
         model.rate(user, item, rating)
-    assert model.predict("ann", "coco") == 5.0
-    assert [n.user for n in model.explain("ann", "coco").neighbours] == ["bob"]
-    assert model.recommend("ann", n=5) == [("coco", 5.0)]
+    assert round(model.predict("ann", "coco"), 2) == 3.63
+    explanation = model.explain("ann", "coco")
+    assert [n.user for n in explanation.neighbours] == ["bob"]
+    assert explanation.baseline is not None
+    terms = explanation.baseline
+    assert [round(x, 2) for x in (terms.global_mean, terms.user_bias, terms.item_bias)] == [
+        3.44,
+        0.20,
+        -0.07,
+    ]
+    assert model.predict_many("ann", ["coco", "up"]) == [
+        model.predict("ann", "coco"),
+        model.predict("ann", "up"),
+    ]
+    assert [(i, round(s, 2)) for i, s in model.recommend("ann", n=5)] == [("coco", 0.35)]
 
 
 def test_every_dead_letter_reason_is_documented() -> None:

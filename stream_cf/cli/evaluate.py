@@ -29,6 +29,7 @@ from stream_cf.replay.sources import open_source
 logger = logging.getLogger(__name__)
 
 SIMILARITIES = ("cosine", "msd", "pearson", "adjusted_cosine")
+PREDICTORS = ("knn_means", "knn_baseline")
 # Fraction of events scored for ranking when --rank-sample is not given, by "explicit": each
 # ranked event costs one recommend() (~2 ms on ML-100K), the rating metrics cost one predict().
 DEFAULT_RANK_SAMPLE = {True: 0.02, False: 0.05}
@@ -111,7 +112,21 @@ def register(subparsers: Any) -> None:
         default=0.0,
         help="0.0: only positive neighbours (Surprise); 'none': every w != 0 (default 0.0)",
     )
-    model.add_argument("--shrinkage", type=float, default=0.0, help="similarity shrinkage (0)")
+    model.add_argument(
+        "--shrinkage",
+        type=float,
+        default=None,
+        help="similarity shrinkage (default: the predictor's, knn_baseline 100, knn_means 0)",
+    )
+    model.add_argument(
+        "--predictor",
+        choices=PREDICTORS,
+        default=None,
+        help="rating estimator, explicit feedback (default: UserKNN's, knn_baseline)",
+    )
+    model.add_argument("--baseline-reg-items", type=float, default=None, help="knn_baseline: λ_i")
+    model.add_argument("--baseline-reg-users", type=float, default=None, help="knn_baseline: λ_u")
+    model.add_argument("--damping", type=float, default=None, help="knn_baseline: λ of Σ|w| + λ")
     model.add_argument(
         "--feedback",
         choices=("auto", "explicit", "implicit"),
@@ -201,6 +216,9 @@ def build_model(args: argparse.Namespace, events: list[Event]) -> UserKNN:
             kwargs[key] = getattr(args, key)
     if args.include_seen:
         kwargs["include_seen"] = True
+    for key in ("predictor", "baseline_reg_items", "baseline_reg_users", "damping"):
+        if getattr(args, key) is not None:  # else UserKNN's default
+            kwargs[key] = getattr(args, key)
     try:
         return UserKNN(**kwargs)
     except ValueError as exc:

@@ -13,6 +13,7 @@ from typing import Any, get_args
 from stream_cf.engine.ranking import RankMode
 from stream_cf.processor.settings import (
     Feedback,
+    Predictor,
     Refresh,
     SaslMechanism,
     SecurityProtocol,
@@ -43,7 +44,10 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--k", "k", int, "neighbours per prediction (40)"),
     ("--min-k", "min_k", int, "fewer usable neighbours -> fallback to the user mean (1)"),
     ("--min-support", "min_support", int, "co-rated items needed for a similarity (1)"),
-    ("--shrinkage", "shrinkage", float, "similarity shrinkage (0)"),
+    ("--shrinkage", "shrinkage", float, "similarity shrinkage (knn_baseline 100, knn_means 0)"),
+    ("--baseline-reg-items", "baseline_reg_items", float, "knn_baseline: λ_i of b_i (10)"),
+    ("--baseline-reg-users", "baseline_reg_users", float, "knn_baseline: λ_u of b_u (5)"),
+    ("--damping", "damping", float, "knn_baseline: λ added to Σ|w| of the residual (0.5)"),
     ("--n", "n", int, "length of each list (10)"),
     ("--checkpoint-interval", "checkpoint_interval", float, "seconds between checkpoints (30)"),
     ("--max-batch", "max_batch", int, "most records per batch (20000)"),
@@ -98,6 +102,7 @@ _CHOICES: list[tuple[str, str, Any, str]] = [
     ),
     ("--similarity", "similarity", Similarity, "similarity (pearson; implicit: cosine)"),
     ("--feedback", "feedback", Feedback, "explicit ratings or implicit weights (explicit)"),
+    ("--predictor", "predictor", Predictor, "rating estimator (knn_means; see the README)"),
     (
         "--refresh",
         "refresh",

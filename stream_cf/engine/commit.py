@@ -70,7 +70,8 @@ def commit_cells(
         values_t.ravel()[at] = grid.values.ravel().take(r * grid.values.shape[1] + touched[t])
         scale = 1.0
     was = mask_t[tl, cu]
-    old_total = float(values_t[tl, cu][was].sum(dtype=np.float64)) / scale
+    old_values = np.where(was, values_t[tl, cu].astype(np.float64) / scale, 0.0)
+    old_total = float(old_values[was].sum())
     raters = st.item_count[touched] + np.bincount(tl, weights=present, minlength=touched.size)
     st.pairs.update_block(
         n_users=n_users,
@@ -87,6 +88,8 @@ def commit_cells(
     grid.write(cu, ci, raw, seqs, twice=st.twice_ok)
     delta = present.astype(np.int64) - was.astype(np.int64)
     np.add.at(st.item_count, ci, delta)
+    np.add.at(st.item_sum, ci, vals - old_values)
+    st.item_sum[ci[st.item_count[ci] == 0]] = 0.0  # exactly 0 once an item has no rating
     st.n_ratings += int(delta.sum())
     st.total += float(vals.sum()) - old_total
     if st.n_ratings == 0:

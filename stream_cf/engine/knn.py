@@ -155,6 +155,19 @@ class Scores:
     count: IntArray
 
 
+def selected_pairs(selection: Selection) -> tuple[IntArray, IntArray]:
+    """(neighbour row, column position) of every selected pair. Per column the rows ascend
+    (the neighbour order): the tie-resolved ``extra`` pairs come last, after the column's limit."""
+    n_cols = selection.raters.shape[1]
+    flat = np.flatnonzero(selection.raters)
+    rows = flat // n_cols
+    colpos = flat - rows * n_cols
+    keep = rows <= selection.limit[colpos]
+    rows = np.concatenate((rows[keep], selection.extra_rows))
+    colpos = np.concatenate((colpos[keep], selection.extra_cols))
+    return rows, colpos
+
+
 def score(
     nb: Neighbourhood,
     selection: Selection,
@@ -166,12 +179,7 @@ def score(
     """num = Σ w_uv·(r_vi − r̄_v) (or Σ w_uv·r_vi when ``means`` is None) and den = Σ |w_uv|
     over the selected neighbours of each column, summed in neighbour order (np.bincount)."""
     n_cols = selection.raters.shape[1]
-    flat = np.flatnonzero(selection.raters)
-    rows = flat // n_cols
-    colpos = flat - rows * n_cols
-    keep = rows <= selection.limit[colpos]
-    rows = np.concatenate((rows[keep], selection.extra_rows))
-    colpos = np.concatenate((colpos[keep], selection.extra_cols))
+    rows, colpos = selected_pairs(selection)
     slots = nb.slots[rows]
     item_slots = colpos if isinstance(cols, int) else cols[colpos]
     r = values.ravel().take(slots * values.shape[1] + item_slots)

@@ -37,6 +37,15 @@ from stream_cf.events import Event, ForgetUserEvent, PurchaseEvent, RatingEvent,
 from stream_cf.exceptions import InvalidEvent, UnknownRating, UnknownUser
 
 DEFAULT_IMPLICIT_WEIGHTS: dict[str, float] = {"purchase": 1.0, "rating": 1.0}
+# shrinkage=None: 0 for knn_means (as Surprise's KNNWithMeans) and implicit feedback; the
+# knn_baseline residual measured best with similarities shrunk by n / (n + 100)
+# (BENCHMARKS.md, "Predictors")
+DEFAULT_SHRINKAGE: dict[str, float] = {"knn_means": 0.0, "knn_baseline": 100.0}
+
+
+def default_shrinkage(predictor: str, feedback: str) -> float:
+    """The shrinkage ``shrinkage=None`` stands for."""
+    return DEFAULT_SHRINKAGE.get(predictor, 0.0) if feedback == "explicit" else 0.0
 
 
 class UserKNN:
@@ -56,11 +65,15 @@ class UserKNN:
         min_k: int = 1,
         min_support: int = 1,
         min_similarity: float | None = 0.0,
-        shrinkage: float = 0.0,
+        shrinkage: float | None = None,
         rating_scale: tuple[float, float] = (1.0, 5.0),
         feedback: Literal["explicit", "implicit"] = "explicit",
         implicit_weights: Mapping[str, float] | None = None,
         implicit_cap: float | None = None,
+        predictor: Literal["knn_means", "knn_baseline"] = "knn_baseline",
+        baseline_reg_items: float = 10.0,
+        baseline_reg_users: float = 5.0,
+        damping: float = 0.5,
     ) -> None:
         weights = dict(DEFAULT_IMPLICIT_WEIGHTS)
         if implicit_weights is not None:
@@ -76,6 +89,8 @@ class UserKNN:
             damping=float(rank_damping),
             include_seen=bool(include_seen),
         )
+        if shrinkage is None:  # the predictor's own default (see DEFAULT_SHRINKAGE)
+            shrinkage = default_shrinkage(predictor, feedback)
         validation.check_config(
             ranking=self.ranking,
             similarity_name=similarity,
@@ -88,6 +103,9 @@ class UserKNN:
             feedback=feedback,
             weights=weights,
             cap=implicit_cap,
+            predictor=predictor,
+            baseline_regs=(baseline_reg_items, baseline_reg_users),
+            damping=damping,
         )
         self.similarity_name = similarity
         self.k = int(k)
@@ -99,6 +117,10 @@ class UserKNN:
         self.feedback = feedback
         self.implicit_weights = weights
         self.implicit_cap = None if implicit_cap is None else float(implicit_cap)
+        self.predictor = predictor
+        self.baseline_reg_items = float(baseline_reg_items)
+        self.baseline_reg_users = float(baseline_reg_users)
+        self.damping = float(damping)
         self.state = EngineState()
 
     def config(self) -> dict[str, Any]:
@@ -120,6 +142,10 @@ class UserKNN:
             "feedback": self.feedback,
             "implicit_weights": dict(self.implicit_weights),
             "implicit_cap": self.implicit_cap,
+            "predictor": self.predictor,
+            "baseline_reg_items": self.baseline_reg_items,
+            "baseline_reg_users": self.baseline_reg_users,
+            "damping": self.damping,
         }
 
     @property
@@ -407,8 +433,14 @@ class UserKNN:
         return predict.predict(self, user, item, explain=False).estimate
 
     def explain(self, user: str, item: str) -> Explanation:
-        """The prediction with its neighbours, weights and the fallback reason if any."""
+        """The prediction with its neighbours, weights and the fallback reason if any
+        (``knn_baseline``: and the baseline terms μ, b_u, b_i)."""
         return predict.predict(self, user, item, explain=True)
+
+    def predict_many(self, user: str, items: Iterable[str]) -> list[float]:
+        """:meth:`predict` of each item, computed together (one neighbourhood, one selection);
+        equal to predict item by item (the same sums in the same order)."""
+        return predict.predict_many(self, user, items)
 
     # ------------------------------------------------------------------ recommendations
     def recommendations(self, user: str, n: int = 10) -> Recommendations:

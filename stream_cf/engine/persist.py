@@ -8,7 +8,8 @@ The file is a zip of ``.npy`` members readable by ``np.load(..., allow_pickle=Fa
 - ``cells``: the ratings as rows (user slot, item slot) with ``cell_values`` and ``cell_seq``;
 - ``sums``: the pair sums of the slots in use (users x users x 4), saved rather than recomputed
   so that continuing after a load is bit-identical to never having saved;
-- ``item_count`` and ``user_since``.
+- ``item_count``, ``item_sum`` (Σ of each item's ratings, for the baseline predictor; a file
+  without it, from before that member existed, gets it summed from the cells) and ``user_since``.
 
 The zip members carry a fixed timestamp, so the same state always gives the same bytes.
 Anything unreadable raises :class:`~stream_cf.exceptions.StateFormatError`.
@@ -72,6 +73,7 @@ def save_state(model: UserKNN, target: str | os.PathLike[str] | BinaryIO) -> Non
         "cell_seq": st.grid.seq[rows, cols],
         "sums": st.pairs.sums[:nu, :nu],
         "item_count": st.item_count[:ni],
+        "item_sum": st.item_sum[:ni],
         "user_since": st.user_since[:nu],
     }
     if isinstance(target, str | os.PathLike):
@@ -121,6 +123,8 @@ def _restore(cls: type[UserKNN], arrays: dict[str, npt.NDArray[Any]]) -> UserKNN
             f"unsupported state format_version {version!r} (this version reads {FORMAT_VERSION})"
         )
     config = dict(meta["config"])
+    # a file from before the ``predictor`` keyword was written by the KNNWithMeans estimator
+    config.setdefault("predictor", "knn_means")
     config["rating_scale"] = tuple(config["rating_scale"])
     model = cls(**config)
     st = model.state
@@ -146,6 +150,10 @@ def _restore(cls: type[UserKNN], arrays: dict[str, npt.NDArray[Any]]) -> UserKNN
     st.grid.write(rows, cols, values, seqs, twice=st.twice_ok)
     st.pairs.sums[:nu, :nu] = sums
     st.item_count[:ni] = arrays["item_count"].astype(np.int64).reshape(ni)
+    if "item_sum" in arrays:
+        st.item_sum[:ni] = arrays["item_sum"].astype(np.float64).reshape(ni)
+    else:
+        st.item_sum[:ni] = np.bincount(cols, weights=values, minlength=ni)
     st.user_since[:nu] = arrays["user_since"].astype(np.int64).reshape(nu)
     st.seq = int(meta["seq"])
     st.n_ratings = int(meta["n_ratings"])

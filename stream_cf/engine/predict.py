@@ -1,9 +1,14 @@
 """Predictions and recommendations read from the engine's state (the kNN estimators).
 
-Explicit feedback (Surprise's ``KNNWithMeans``), over N(i;u) the k usable raters of i most similar
-to u (ties: the earlier rating of i)::
+Explicit feedback, ``predictor="knn_means"`` (Surprise's ``KNNWithMeans``), over N(i;u) the k
+usable raters of i most similar to u (ties: the earlier rating of i)::
 
     r̂_ui = clip(r̄_u + Σ_{v∈N(i;u)} w_uv·(r_vi − r̄_v) / Σ_{v∈N(i;u)} |w_uv|)
+
+``predictor="knn_baseline"``: the same N(i;u) around the baseline b_ui = μ + b_u + b_i, damped by
+λ = ``damping`` (the baseline's formula and fallbacks: :mod:`stream_cf.engine.baseline`)::
+
+    r̂_ui = clip(b_ui + Σ_{v∈N(i;u)} w_uv·(r_vi − b_vi) / (Σ_{v∈N(i;u)} |w_uv| + λ))
 
 Implicit feedback (a weighted vote of the user's own neighbourhood): N_k(u) = the k usable users
 most similar to u (cosine; ties: the earlier created user), and
@@ -15,9 +20,12 @@ Fallbacks, with the reason recorded: unknown user -> global mean (implicit 0), u
 (implicit 0), fewer than ``min_k`` usable neighbours -> r̄_u (implicit 0; and a popularity list
 for recommendations); implicit, no v ∈ N_k(u) has the item -> 0.
 
-One item (:func:`predict`) is computed from that item's raters only; all items
-(:func:`recommendations`) from the vectorized selection of :mod:`stream_cf.engine.knn`; both
-sum in the same order, so a recommended score equals :meth:`UserKNN.predict` bit for bit.
+One item (:func:`predict`) is computed from that item's raters only; several or all items
+(:func:`predict_many`, :func:`recommendations`) from the vectorized selection of
+:mod:`stream_cf.engine.knn`; they sum in the same order, so a recommended score equals
+:meth:`UserKNN.predict` bit for bit. ``knn_baseline`` lists are ranked by r̂_ui over every item
+with one selection per user (:func:`baseline_recommendations`), without the float32 pre-filter of
+:mod:`stream_cf.engine.recommend` that ``knn_means`` uses.
 """
 
 from __future__ import annotations
@@ -27,8 +35,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stream_cf.engine import knn, ranking, recommend
-from stream_cf.engine.results import Explanation, Neighbour, Recommendations
+from stream_cf.engine import baseline, knn, ranking, recommend
+from stream_cf.engine.results import BaselineTerms, Explanation, Neighbour, Recommendations
 from stream_cf.engine.storage import FloatArray, IntArray
 
 if TYPE_CHECKING:
@@ -71,6 +79,8 @@ def estimate(model: UserKNN, u: int, i: int) -> tuple[float, float, int, IntArra
 
 
 def predict(model: UserKNN, user: str, item: str, *, explain: bool) -> Explanation:
+    if model.predictor == "knn_baseline" and not model.implicit:
+        return baseline_predict(model, user, item, explain=explain)
     st = model.state
     u = st.users.slot_of.get(user)
     if u is None:
@@ -105,6 +115,146 @@ def predict(model: UserKNN, user: str, item: str, *, explain: bool) -> Explanati
     return Explanation(user, item, est, mu, neighbours, None)
 
 
+def read_baseline(model: UserKNN) -> baseline.Baseline:
+    return baseline.read(
+        model.state, model.baseline_reg_items, model.baseline_reg_users, model.global_mean
+    )
+
+
+def baseline_predict(model: UserKNN, user: str, item: str, *, explain: bool) -> Explanation:
+    """r̂_ui of ``knn_baseline`` for one item, with the baseline terms and the neighbours."""
+    st = model.state
+    base = read_baseline(model)
+    u = st.users.slot_of.get(user)
+    i = st.items.slot_of.get(item)
+    known_item = i is not None and bool(st.item_count[i] > 0)
+    b_i = float(base.items[i]) if i is not None and known_item else 0.0
+    if u is None:
+        terms = BaselineTerms(base.mu, 0.0, b_i)
+        value = model.clip(terms.value)
+        return Explanation(user, item, value, model.global_mean, [], "unknown user", terms)
+    mu = st.mean_of(u)
+    if i is None or not known_item:
+        terms = BaselineTerms(base.mu, base.user(st, u), b_i)
+        return Explanation(user, item, model.clip(terms.value), mu, [], "unknown item", terms)
+    slots, w = neighbours_of(model, u, i)
+    biases = base.users(st, np.concatenate(([u], slots)))  # b_u, then each b_v
+    b_v = biases[1:]
+    terms = BaselineTerms(base.mu, float(biases[0]), b_i)
+    fallback_value = model.clip(terms.value)
+    num, den = baseline.residual_sums(
+        st,
+        base,
+        slots=slots,
+        b_v=b_v,
+        weights=w,
+        item_slots=np.full(slots.size, i, dtype=np.int64),
+        colpos=np.zeros(slots.size, dtype=np.int64),
+        n_cols=1,
+    )
+    neighbours = []
+    if explain:
+        share = float(den[0]) + model.damping
+        for slot, weight, bias in zip(slots.tolist(), w.tolist(), b_v.tolist(), strict=True):
+            neighbours.append(
+                Neighbour(
+                    user=str(st.users.id_of[slot]),
+                    similarity=weight,
+                    rating=float(st.grid.values[slot, i]),
+                    neighbour_mean=st.mean_of(slot),
+                    weight=weight / share if share else 0.0,
+                    neighbour_baseline=base.mu + bias + b_i,
+                )
+            )
+    if slots.size == 0 or slots.size < model.min_k:
+        return Explanation(user, item, fallback_value, mu, neighbours, "min_k not reached", terms)
+    est = baseline.estimate(np.array([terms.value]), num, den, model.damping)
+    return Explanation(user, item, model.clip(float(est[0])), mu, neighbours, None, terms)
+
+
+def baseline_columns(
+    model: UserKNN,
+    base: baseline.Baseline,
+    u: int,
+    nb: knn.Neighbourhood,
+    cols: IntArray | int,
+) -> tuple[FloatArray, IntArray]:
+    """``knn_baseline`` estimates (clipped; b_ui where fewer than min_k neighbours, or none)
+    and the neighbour counts for the item slots ``cols`` (an int n: the first n items)."""
+    st = model.state
+    selection = knn.select(nb, st.grid.mask, st.grid.seq, cols, model.k)
+    n_cols = selection.raters.shape[1]
+    rows, colpos = knn.selected_pairs(selection)
+    slots = nb.slots[rows]
+    item_slots = colpos if isinstance(cols, int) else cols[colpos]
+    distinct, where = np.unique(np.concatenate(([u], slots)), return_inverse=True)
+    biases = base.users(st, distinct)[where]  # b_u, then each pair's b_v
+    num, den = baseline.residual_sums(
+        st,
+        base,
+        slots=slots,
+        b_v=biases[1:],
+        weights=nb.weights[rows],
+        item_slots=item_slots,
+        colpos=colpos,
+        n_cols=n_cols,
+    )
+    count: IntArray = np.bincount(colpos, minlength=n_cols).astype(np.int64)
+    b_i = base.items[:cols] if isinstance(cols, int) else base.items[cols]
+    b_ui = base.mu + float(biases[0]) + b_i
+    est = baseline.estimate(b_ui, num, den, model.damping)
+    used = (count > 0) & (count >= model.min_k)
+    low, high = model.rating_scale
+    values: FloatArray = np.clip(np.where(used, est, b_ui), low, high)
+    return values, count
+
+
+def predict_many(model: UserKNN, user: str, items: Iterable[str]) -> list[float]:
+    """:func:`predict` of every item (estimates only), with one neighbourhood and one selection
+    for the known items: the same sums in the same order as item by item."""
+    wanted = list(items)
+    st = model.state
+    u = st.users.slot_of.get(user)
+    if model.implicit or u is None or not wanted:
+        return [predict(model, user, item, explain=False).estimate for item in wanted]
+    slot_of = st.items.slot_of
+    found = [slot_of.get(item) for item in wanted]
+    known = [p for p, i in enumerate(found) if i is not None and st.item_count[i] > 0]
+    cols = np.array([found[p] for p in known], dtype=np.int64)
+    if model.predictor == "knn_baseline":
+        base = read_baseline(model)
+        out = [model.clip(base.mu + base.user(st, u) + 0.0)] * len(wanted)  # unknown items
+        if cols.size:
+            values, _count = baseline_columns(model, base, u, model.neighbourhood(u), cols)
+    else:
+        mu = st.mean_of(u)
+        out = [model.clip(mu)] * len(wanted)
+        if cols.size:
+            nb = model.neighbourhood(u)
+            selection = knn.select(nb, st.grid.mask, st.grid.seq, cols, model.k)
+            sc = knn.score(nb, selection, values=st.grid.values, cols=cols, means=st.means())
+            used = (sc.count > 0) & (sc.count >= model.min_k)
+            low, high = model.rating_scale
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values = np.clip(np.where(used, mu + sc.num / sc.den, mu), low, high)
+    for p, value in zip(known, values.tolist() if cols.size else [], strict=True):
+        out[p] = value
+    return out
+
+
+def baseline_recommendations(model: UserKNN, u: int, n: int) -> Recommendations:
+    """The n items the user has not rated with the best ``knn_baseline`` r̂_ui among those
+    predicted from at least max(1, min_k) neighbours (ties: first appearance)."""
+    st = model.state
+    high = st.items.high
+    values, count = baseline_columns(model, read_baseline(model), u, model.neighbourhood(u), high)
+    pos = np.flatnonzero((count >= max(1, model.min_k)) & ~st.grid.mask[u, :high])
+    if pos.size == 0:
+        return Recommendations(popularity(model, u, n), "no neighbours: popularity")
+    best = knn.top_n(values[pos], pos, n)
+    return Recommendations([(str(st.items.id_of[pos[b]]), float(values[pos[b]])) for b in best])
+
+
 def popularity(model: UserKNN, exclude: int | None, n: int) -> list[tuple[str, float]]:
     """Items by number of raters (ties by first appearance), without ``exclude``'s items."""
     st = model.state
@@ -132,6 +282,8 @@ def recommendations(model: UserKNN, user: str, n: int = 10) -> Recommendations:
         return Recommendations(items, None)
     if model.implicit:
         return implicit_recommendations(model, u, n)
+    if model.predictor == "knn_baseline":
+        return baseline_recommendations(model, u, n)
     return recommend.recommend_slots(model, [user], n)[user]
 
 
@@ -139,7 +291,7 @@ def recommend_many(model: UserKNN, users: Iterable[str], n: int = 10) -> dict[st
     """:func:`recommendations` for every user; the known users of an explicit model are computed
     together (:mod:`stream_cf.engine.recommend`), with the same result as one by one."""
     wanted = list(dict.fromkeys(users))
-    if model.implicit or model.ranking.mode != "rating":
+    if model.implicit or model.ranking.mode != "rating" or model.predictor == "knn_baseline":
         return {user: recommendations(model, user, n) for user in wanted}
     slot_of = model.state.users.slot_of
     known = recommend.recommend_slots(model, [user for user in wanted if user in slot_of], n)

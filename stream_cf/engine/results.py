@@ -43,7 +43,9 @@ class Neighbour:
     """One neighbour used in a prediction.
 
     ``similarity`` is w_uv, ``rating`` is r_vi (the weight in implicit mode), ``neighbour_mean``
-    is r̄_v and ``weight`` is the neighbour's share of the estimate, w_uv / Σ_{v∈N(i;u)} |w_uv|.
+    is r̄_v and ``weight`` is the neighbour's share of the estimate, w_uv / Σ_{v∈N(i;u)} |w_uv|
+    (``knn_baseline``: w_uv / (Σ_{v∈N(i;u)} |w_uv| + damping), and ``neighbour_baseline`` is
+    b_vi = μ + b_v + b_i, the value its rating is compared with; None for ``knn_means``).
     """
 
     user: str
@@ -51,16 +53,34 @@ class Neighbour:
     rating: float
     neighbour_mean: float
     weight: float
+    neighbour_baseline: float | None = None
+
+
+@dataclass(frozen=True)
+class BaselineTerms:
+    """The baseline of the ``knn_baseline`` predictor, b_ui = μ + b_u + b_i
+    (:mod:`stream_cf.engine.baseline`); a bias is 0 for an unknown user or item."""
+
+    global_mean: float
+    user_bias: float
+    item_bias: float
+
+    @property
+    def value(self) -> float:
+        """b_ui = μ + b_u + b_i (before clipping)."""
+        return self.global_mean + self.user_bias + self.item_bias
 
 
 @dataclass(frozen=True)
 class Explanation:
     """How :meth:`UserKNN.predict` arrived at ``estimate`` for ``(user, item)``.
 
-    Explicit feedback: ``estimate = clip(user_mean + Σ weight·(rating − neighbour_mean))`` over
-    ``neighbours``; implicit feedback: ``estimate = Σ weight·rating``. ``fallback`` is ``None``
-    when the neighbours were used, otherwise the reason (unknown user, unknown item, min_k not
-    reached) and ``estimate`` is the fallback value.
+    Explicit feedback, ``knn_means``: ``estimate = clip(user_mean + Σ weight·(rating −
+    neighbour_mean))`` over ``neighbours``; ``knn_baseline``: ``estimate = clip(baseline.value +
+    Σ weight·(rating − neighbour_baseline))``; implicit feedback: ``estimate = Σ weight·rating``.
+    ``fallback`` is ``None`` when the neighbours were used, otherwise the reason (unknown user,
+    unknown item, min_k not reached) and ``estimate`` is the fallback value (``knn_baseline``:
+    the clipped baseline). ``baseline`` holds the baseline terms (``knn_baseline`` only).
     """
 
     user: str
@@ -69,3 +89,4 @@ class Explanation:
     user_mean: float
     neighbours: list[Neighbour]
     fallback: str | None = None
+    baseline: BaselineTerms | None = None

@@ -28,6 +28,7 @@ class EngineState:
         self.grid = RatingGrid()
         self.pairs = PairSums()
         self.item_count: IntArray = np.zeros(0, dtype=np.int64)  # raters per item slot
+        self.item_sum: FloatArray = np.zeros(0, dtype=np.float64)  # Σ of the item's ratings
         self.user_since: IntArray = np.zeros(0, dtype=np.int64)  # seq of the user's creation
         self.seq = 0  # the global event counter (the next event gets this number)
         self.n_ratings = 0
@@ -51,6 +52,9 @@ class EngineState:
             grown_count = np.zeros(cols, dtype=np.int64)
             grown_count[: self.item_count.size] = self.item_count
             self.item_count = grown_count
+            grown_sum = np.zeros(cols, dtype=np.float64)
+            grown_sum[: self.item_sum.size] = self.item_sum
+            self.item_sum = grown_sum
         if self.user_since.size < rows:
             grown_since = np.zeros(rows, dtype=np.int64)
             grown_since[: self.user_since.size] = self.user_since
@@ -142,8 +146,11 @@ class EngineState:
         grid.write_one(u, i, new, seq, twice=self.twice_ok)
         delta = (new is not None) - had
         self.item_count[i] += delta
+        # Σ of the item's ratings; reset exactly when the last one goes (no rounding residue)
+        change = (0.0 if new is None else new) - (0.0 if old is None else old)
+        self.item_sum[i] = self.item_sum[i] + change if self.item_count[i] else 0.0
         self.n_ratings += delta
-        self.total += (0.0 if new is None else new) - (0.0 if old is None else old)
+        self.total += change
         if self.n_ratings == 0:
             self.total = 0.0
         vanished = new is None and self.user_count(u) == 0

@@ -93,6 +93,9 @@ def check_config(
     feedback: str,
     weights: dict[str, float],
     cap: float | None,
+    predictor: str = "knn_means",
+    baseline_regs: tuple[float, float] = (0.0, 0.0),
+    damping: float = 0.0,
 ) -> None:
     problems = ranking.problems()
     if similarity_name not in similarity.SIMILARITIES:
@@ -120,8 +123,36 @@ def check_config(
         problems.append(f"implicit_weights={weights} (must be finite and > 0)")
     if cap is not None and not (math.isfinite(cap) and cap > 0):
         problems.append(f"implicit_cap={cap} (must be > 0 or None)")
+    problems += _predictor_problems(predictor, baseline_regs, damping)
     if problems:
         raise ConfigError("invalid UserKNN settings: " + "; ".join(problems))
+
+
+PREDICTORS = ("knn_means", "knn_baseline")
+
+
+def _number(value: object) -> float | None:
+    """``value`` as a float if it is a real number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _predictor_problems(predictor: str, regs: tuple[float, float], damping: float) -> list[str]:
+    """The rating predictor and its parameters (implicit feedback does not use them, but they
+    must still be valid: they are saved with the state)."""
+    problems = []
+    if predictor not in PREDICTORS:
+        problems.append(f"predictor={predictor!r} (one of {PREDICTORS})")
+    for name, value in (
+        ("baseline_reg_items", regs[0]),
+        ("baseline_reg_users", regs[1]),
+        ("damping", damping),
+    ):
+        number = _number(value)
+        if number is None or not (math.isfinite(number) and number >= 0):
+            problems.append(f"{name}={value!r} (must be a finite number >= 0)")
+    return problems
 
 
 def event_kind(event: Event) -> str:

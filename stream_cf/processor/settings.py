@@ -22,12 +22,14 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from stream_cf.engine.model import default_shrinkage
 from stream_cf.engine.ranking import RankMode
 from stream_cf.engine.validation import VALUE_LIMIT
 from stream_cf.events import DEFAULT_MAX_FUTURE_SKEW
 from stream_cf.exceptions import ConfigError
 
 Similarity = Literal["cosine", "msd", "pearson", "adjusted_cosine"]
+Predictor = Literal["knn_baseline", "knn_means"]
 Feedback = Literal["explicit", "implicit"]
 Refresh = Literal["actors", "neighbours"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -94,9 +96,17 @@ class ProcessorSettings(BaseSettings):
     min_k: int = Field(1, ge=0)
     min_support: int = Field(1, ge=0)
     min_similarity: float | None = 0.0
-    shrinkage: float = Field(0.0, ge=0.0)
+    shrinkage: float | None = Field(
+        None, ge=0.0, description="default: the predictor's (knn_baseline 100, knn_means 0)"
+    )
     feedback: Feedback = "explicit"
     rating_scale: RatingScale = (1.0, 5.0)
+    # knn_means, not the engine's knn_baseline: a knn_baseline score depends on μ and every b_i,
+    # which every rating moves, so no refresh policy short of every user keeps all lists exact
+    predictor: Predictor = Field("knn_means", description="the rating estimator (explicit)")
+    baseline_reg_items: float = Field(10.0, ge=0.0, description="knn_baseline: λ_i of b_i")
+    baseline_reg_users: float = Field(5.0, ge=0.0, description="knn_baseline: λ_u of b_u")
+    damping: float = Field(0.5, ge=0.0, description="knn_baseline: λ added to Σ|w|")
     # Validation of the input
     max_id_length: int = Field(256, ge=1)
     max_future_skew: float = Field(
@@ -130,7 +140,14 @@ class ProcessorSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
 
     @field_validator(
-        "min_similarity", "shrinkage", "max_future_skew", "rank_half_life", "rank_exponent"
+        "min_similarity",
+        "shrinkage",
+        "max_future_skew",
+        "rank_half_life",
+        "rank_exponent",
+        "baseline_reg_items",
+        "baseline_reg_users",
+        "damping",
     )
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
@@ -234,9 +251,17 @@ class ProcessorSettings(BaseSettings):
             "min_k": self.min_k,
             "min_support": self.min_support,
             "min_similarity": self.min_similarity,
-            "shrinkage": self.shrinkage,
+            "shrinkage": (
+                default_shrinkage(self.predictor, self.feedback)
+                if self.shrinkage is None
+                else self.shrinkage
+            ),
             "rating_scale": (float(self.rating_scale[0]), float(self.rating_scale[1])),
             "feedback": self.feedback,
+            "predictor": self.predictor,
+            "baseline_reg_items": self.baseline_reg_items,
+            "baseline_reg_users": self.baseline_reg_users,
+            "damping": self.damping,
         }
 
     def connection_hint(self) -> str:

@@ -108,6 +108,33 @@ def check_prediction(model: Any, ref: Reference, user: str, item: str) -> float:
     return got
 
 
+def check_explanation(model: Any, ref: Reference, user: str, item: str) -> None:
+    """explain() agrees with predict() and, for knn_baseline, with the reference's baseline
+    terms, each neighbour's b_vi and its weight w_uv / (Σ|w| + damping)."""
+    got = model.explain(user, item)
+    assert got.estimate == model.predict(user, item), f"explain({user}, {item}) != predict"
+    want = ref.predict_full(user, item)
+    assert got.fallback == want.fallback, f"explain({user}, {item}): {got}, reference {want}"
+    if ref.predictor != "knn_baseline":
+        assert got.baseline is None
+        return
+    what = f"explain({user}, {item})"
+    assert got.baseline is not None, what
+    assert_close(got.baseline.global_mean, ref.global_mean(), f"{what} μ")
+    assert_close(got.baseline.user_bias, ref.user_bias(user), f"{what} b_u")
+    assert_close(got.baseline.item_bias, ref.item_bias(item), f"{what} b_i")
+    den = sum(abs(nb.similarity) for nb in got.neighbours) + ref.damping
+    values = dict(ref.raters_values(item))
+    for nb in got.neighbours:
+        assert_close(nb.similarity, ref.similarity(user, nb.user), f"{what} w of {nb.user}")
+        assert_close(nb.rating, values[nb.user], f"{what} rating of {nb.user}")
+        assert nb.neighbour_baseline is not None, what
+        assert_close(nb.neighbour_baseline, ref.baseline(nb.user, item), f"{what} b_vi")
+        assert_close(nb.weight, nb.similarity / den, f"{what} weight of {nb.user}")
+    if got.fallback is None and not ref.boundary_tied(user, item):
+        assert sorted(nb.user for nb in got.neighbours) == sorted(nb.user for nb in want.neighbours)
+
+
 def check_predictions(
     model: Any, ref: Reference, users: Iterable[str], items: Sequence[str]
 ) -> dict[tuple[str, str], float]:
@@ -117,6 +144,12 @@ def check_predictions(
     for user in users:
         for item in items:
             out[(user, item)] = check_prediction(model, ref, user, item)
+            if ref.feedback == "explicit":
+                check_explanation(model, ref, user, item)
+        if ref.feedback == "explicit":
+            many = model.predict_many(user, list(items))
+            for item, value in zip(items, many, strict=True):
+                assert_close(value, out[(user, item)], f"predict_many({user})[{item}]", 1e-12)
     return out
 
 

@@ -17,6 +17,11 @@ Explicit mode (r̄_u the mean of u's ratings, sums over the items rated by both 
   with the largest w (ties: lower seq first) among the usable ones (w > 0 when min_similarity is
   0.0, w ≠ 0 when it is None); fewer than min_k usable -> r̄_u; clipped to the rating scale;
   unknown user -> global mean, unknown item -> r̄_u.
+- predictor="knn_baseline": μ the global mean, b_i = Σ_{u rated i} (r_ui − μ) / (λ_i + n_i),
+  b_u = Σ_{j rated by u} (r_uj − μ − b_j) / (λ_u + n_u), b_ui = μ + b_u + b_i and, over the same
+  N(i;u), r̂_ui = b_ui + Σ w_uv · (r_vi − b_vi) / (Σ|w_uv| + damping); fewer than min_k -> b_ui;
+  clipped; unknown user -> μ + b_i, unknown item -> μ + b_u (an unknown user's or item's bias
+  is 0).
 
 Implicit mode (the lead's decision of 23:50): the value of a pair is the accumulated weight
 (quantity × type weight, capped), cosine over the full weight vectors (Σ over common items / sqrt of
@@ -75,6 +80,10 @@ class Reference:
         feedback: str = "explicit",
         implicit_weights: Mapping[str, float] | None = None,
         implicit_cap: float | None = None,
+        predictor: str = "knn_baseline",
+        baseline_reg_items: float = 10.0,
+        baseline_reg_users: float = 5.0,
+        damping: float = 0.5,
     ) -> None:
         if similarity is None:
             similarity = "cosine" if feedback == "implicit" else "pearson"
@@ -85,6 +94,10 @@ class Reference:
         self.damping = rank_damping
         self.include_seen = include_seen
         self.similarity_name = similarity
+        self.predictor = predictor
+        self.reg_items = baseline_reg_items
+        self.reg_users = baseline_reg_users
+        self.damping = damping
         self.k = k
         self.min_k = min_k
         self.min_support = min_support
@@ -177,6 +190,9 @@ class Reference:
 
     def user_items(self, user: str) -> dict[str, float]:
         return {i: v for (u, i), (v, _s) in self.ratings.items() if u == user}
+
+    def raters_values(self, item: str) -> list[tuple[str, float]]:
+        return [(u, v) for (u, i), (v, _s) in self.ratings.items() if i == item]
 
     def raters_by_seq(self, item: str) -> list[str]:
         pairs = [(s, u) for (u, i), (_v, s) in self.ratings.items() if i == item]
@@ -334,6 +350,14 @@ class Reference:
     def estimate_from(self, user: str, item: str, chosen: list[str]) -> float:
         """The estimate from a given neighbour set (to check a choice among exact ties)."""
         values = {v: value for (v, i), (value, _s) in self.ratings.items() if i == item}
+        if self.feedback == "explicit" and self.predictor == "knn_baseline":
+            num = 0.0
+            den = 0.0
+            for v in chosen:
+                w = self.similarity(user, v)
+                num += w * (values[v] - self.baseline(v, item))
+                den += abs(w)
+            return self.clip(self.baseline(user, item) + num / (den + self.damping))
         num = 0.0
         den = 0.0
         for v in chosen:
@@ -351,9 +375,50 @@ class Reference:
         low, high = self.rating_scale
         return min(max(x, low), high)
 
+    # ------------------------------------------------------------------ knn_baseline
+    def item_bias(self, item: str) -> float:
+        """b_i = Σ_{u rated i} (r_ui − μ) / (λ_i + n_i); 0 for an item nobody rated."""
+        if ("b_i", item, "") not in self._cache:
+            mu = self.global_mean()
+            values = [v for (_u, i), (v, _s) in self.ratings.items() if i == item]
+            bias = sum(v - mu for v in values) / (self.reg_items + len(values)) if values else 0.0
+            self._cache[("b_i", item, "")] = bias
+        return self._cache[("b_i", item, "")]
+
+    def user_bias(self, user: str) -> float:
+        """b_u = Σ_{j rated by u} (r_uj − μ − b_j) / (λ_u + n_u); 0 for an unknown user."""
+        if ("b_u", user, "") not in self._cache:
+            mu = self.global_mean()
+            mine = self.user_items(user)
+            total = sum(r - mu - self.item_bias(j) for j, r in mine.items())
+            self._cache[("b_u", user, "")] = total / (self.reg_users + len(mine)) if mine else 0.0
+        return self._cache[("b_u", user, "")]
+
+    def baseline(self, user: str, item: str) -> float:
+        """b_ui = μ + b_u + b_i."""
+        return self.global_mean() + self.user_bias(user) + self.item_bias(item)
+
+    def _predict_baseline(self, user: str, item: str) -> RefPrediction:
+        if not self.has_user(user):
+            return RefPrediction(self.clip(self.baseline(user, item)), [], "unknown user")
+        if not self.has_item(item):
+            return RefPrediction(self.clip(self.baseline(user, item)), [], "unknown item")
+        nbs = self.neighbours(user, item)
+        if not nbs or len(nbs) < self.min_k:
+            return RefPrediction(self.clip(self.baseline(user, item)), nbs, "min_k not reached")
+        num = 0.0
+        den = 0.0
+        for nb in nbs:
+            num += nb.similarity * (nb.rating - self.baseline(nb.user, item))
+            den += abs(nb.similarity)
+        estimate = self.baseline(user, item) + num / (den + self.damping)
+        return RefPrediction(self.clip(estimate), nbs, None)
+
     def predict_full(self, user: str, item: str) -> RefPrediction:
         if self.feedback == "implicit":
             return self._score_implicit(user, item)
+        if self.predictor == "knn_baseline":
+            return self._predict_baseline(user, item)
         if not self.has_user(user):
             return RefPrediction(self.clip(self.global_mean()), [], "unknown user")
         mu = self.mean(user)

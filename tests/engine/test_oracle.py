@@ -76,6 +76,14 @@ implicit_events = st.lists(
 )
 
 
+# the knn_baseline parameters (knn_means ignores them); 0 included: b = Σ(r − μ)/n, no damping
+BASELINE_PARAMETERS = {
+    "baseline_reg_items": st.sampled_from([0.0, 2.0, 25.0]),
+    "baseline_reg_users": st.sampled_from([0.0, 1.5, 10.0]),
+    "damping": st.sampled_from([0.0, 0.5, 1.0, 4.0]),
+}
+
+
 def explicit_config(similarity: str) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
         {
@@ -88,8 +96,14 @@ def explicit_config(similarity: str) -> st.SearchStrategy[dict[str, Any]]:
             "min_similarity": st.sampled_from([0.0, None, -0.4142]),
             "shrinkage": st.sampled_from([0.0, 0.0, 1.0, 2.5, 10.0]),
             "rank": st.sampled_from(RANKS),
+            "predictor": st.sampled_from(["knn_means", "knn_baseline"]),
+            **BASELINE_PARAMETERS,
         }
     )
+
+
+def baseline_config(similarity: str) -> st.SearchStrategy[dict[str, Any]]:
+    return explicit_config(similarity).map(lambda c: {**c, "predictor": "knn_baseline"})
 
 
 implicit_config = st.fixed_dictionaries(
@@ -206,6 +220,36 @@ def test_implicit_matches_reference_after_every_event(
     config: dict[str, Any], raws: list[tuple[Any, ...]], via: list[bool]
 ) -> None:
     run_oracle(config, raws, via or [False])
+
+
+@SETTINGS
+@given(
+    config=st.sampled_from(EXPLICIT_SIMILARITIES).flatmap(baseline_config),
+    raws=explicit_events,
+    via=st.lists(st.booleans(), min_size=1, max_size=5),
+    reload_at=st.integers(0, 30),
+)
+def test_knn_baseline_matches_reference_after_every_event(
+    config: dict[str, Any], raws: list[tuple[Any, ...]], via: list[bool], reload_at: int
+) -> None:
+    """predictor="knn_baseline": predict, explain (μ, b_u, b_i, each b_vi and weight) and
+    predict_many equal the from-scratch baseline + damped residual after every event of streams
+    with re-ratings, unrates and forget_user; the model is saved and loaded once on the way."""
+    model = UserKNN(**config)
+    ref = Reference(**config)
+    for step, raw in enumerate(raws):
+        ev = resolve(raw, ref)
+        if ev is None:
+            continue
+        if via[step % len(via)]:
+            model.apply(as_event(ev))
+        else:
+            apply_direct(model, ev)
+        apply_direct(ref, ev)
+        if step == reload_at:
+            model = reloaded(model)
+            assert model.config() == UserKNN(**config).config()
+        check_all(model, ref, USERS, ITEMS, n=3)
 
 
 TIE_USERS = [f"u{n}" for n in range(7)]

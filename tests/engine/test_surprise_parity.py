@@ -2,8 +2,8 @@
 
 2,000 ratings are held out with a fixed seed; the other 98,000 are fed to UserKNN in file order and
 make Surprise's trainset in the same order (so that both break neighbour ties by the earlier
-rating of the item). Every held-out prediction of UserKNN(min_similarity=0.0) must equal Surprise's
-``est`` within 1e-9.
+rating of the item). Every held-out prediction of UserKNN(min_similarity=0.0,
+predictor="knn_means") must equal Surprise's ``est`` within 1e-9.
 
 Surprise needs pandas for ``Dataset.load_from_df``; pandas is not a dependency, so the training
 rows are written (in order) to a temporary TSV and read back with ``Dataset.load_from_file``,
@@ -102,7 +102,12 @@ def fitted(split: dict[str, Any]) -> Any:
             )
             algo.fit(split["trainset"])
             model = UserKNN(
-                similarity=name, k=K, min_k=MIN_K, min_support=MIN_SUPPORT, min_similarity=0.0
+                similarity=name,
+                k=K,
+                min_k=MIN_K,
+                min_support=MIN_SUPPORT,
+                min_similarity=0.0,
+                predictor="knn_means",  # KNNWithMeans
             )
             feed(model, split["train"], FEED[name])
             cache[name] = (algo, model)

@@ -52,7 +52,9 @@ def figures_of(result: EvaluationResult) -> dict[str, Any]:
 
 def engine_model() -> Any:
     engine = pytest.importorskip("stream_cf.engine")
-    return engine.UserKNN(rank="rating", similarity="msd", k=100, min_k=1, min_similarity=0.0)
+    return engine.UserKNN(
+        rank="rating", similarity="msd", k=100, min_k=1, min_similarity=0.0, predictor="knn_means"
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

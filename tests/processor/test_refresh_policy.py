@@ -66,7 +66,7 @@ def test_actors_leaves_co_raters_stale_neighbours_does_not(
 
 
 def test_tracker_owes_co_raters_and_forgets_the_forgotten() -> None:
-    engine = UserKNN()
+    engine = UserKNN(predictor="knn_means")  # co-raters are the whole reach of knn_means
     engine.apply_many(
         [
             RatingEvent(user_id="a", item_id="x", rating=5.0),

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from stream_cf.cli.run import FIELDS
+from stream_cf.engine import UserKNN
 from stream_cf.exceptions import ConfigError
 from stream_cf.processor.settings import ProcessorSettings, load_settings
 
@@ -18,6 +19,16 @@ def test_defaults_follow_the_contract() -> None:
     assert settings.dead_letter_topic == "cf.events.dlq"
     assert settings.refresh == "neighbours"
     assert settings.engine_config()["rating_scale"] == (1.0, 5.0)
+
+
+def test_default_engine_settings_are_the_engines_knn_means_defaults() -> None:
+    """The processor's engine keywords default to UserKNN's own defaults, but for the predictor:
+    knn_means, whose lists the refresh policies keep exact (a knn_baseline score moves with
+    every rating anywhere, through μ and b_i)."""
+    wanted = load_settings().engine_config()
+    assert wanted == {key: UserKNN(predictor="knn_means").config()[key] for key in wanted}
+    baseline = load_settings(predictor="knn_baseline").engine_config()
+    assert baseline == {key: UserKNN().config()[key] for key in wanted}
 
 
 def test_environment_variables_and_keywords(monkeypatch: pytest.MonkeyPatch) -> None:
