@@ -90,8 +90,12 @@ def register(subparsers: Any) -> None:
     )
     model.add_argument("--rank-half-life", type=float, default=None, help="vote/item (5)")
     model.add_argument("--rank-neighbours", type=int, default=None, help="vote (80)")
-    model.add_argument("--rank-exponent", type=float, default=None, help="vote (2)")
-    model.add_argument("--rank-damping", type=float, default=None, help="vote (0.2)")
+    model.add_argument(
+        "--rank-exponent", type=float, default=None, help="vote (2; implicit feedback 1)"
+    )
+    model.add_argument(
+        "--rank-damping", type=float, default=None, help="vote (0.2; implicit feedback 0)"
+    )
     model.add_argument(
         "--include-seen",
         action="store_true",

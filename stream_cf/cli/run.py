@@ -33,8 +33,18 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--replication-factor", "replication_factor", int, "of the topics it creates (1)"),
     ("--rank-half-life", "rank_half_life", float, "vote/item: history half-life in items (5)"),
     ("--rank-neighbours", "rank_neighbours", int, "vote: neighbours who vote (80)"),
-    ("--rank-exponent", "rank_exponent", float, "vote: a neighbour's vote is w^this (2)"),
-    ("--rank-damping", "rank_damping", float, "vote: divide by (raters of the item)^this (0.2)"),
+    (
+        "--rank-exponent",
+        "rank_exponent",
+        float,
+        "vote: a neighbour's vote is w^this (2; implicit feedback 1)",
+    ),
+    (
+        "--rank-damping",
+        "rank_damping",
+        float,
+        "vote: divide by (raters of the item)^this (0.2; implicit feedback 0)",
+    ),
     (
         "--max-request-size",
         "max_request_size",

@@ -29,7 +29,7 @@ import numpy as np
 from stream_cf.engine import knn, predict, similarity, validation
 from stream_cf.engine.batch import apply_batch
 from stream_cf.engine.persist import load_state, save_state
-from stream_cf.engine.ranking import RankConfig, RankMode
+from stream_cf.engine.ranking import RankConfig, RankMode, default_vote_shape
 from stream_cf.engine.results import BatchEffect, Explanation, Recommendations
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
@@ -57,8 +57,8 @@ class UserKNN:
         rank: RankMode = "vote",
         rank_half_life: float = 5.0,
         rank_neighbours: int = 80,
-        rank_exponent: float = 2.0,
-        rank_damping: float = 0.2,
+        rank_exponent: float | None = None,
+        rank_damping: float | None = None,
         include_seen: bool = False,
         similarity: Literal["cosine", "msd", "pearson", "adjusted_cosine"] | None = None,
         k: int = 40,
@@ -81,12 +81,13 @@ class UserKNN:
         low, high = (float(rating_scale[0]), float(rating_scale[1]))
         if similarity is None:  # cosine is the only similarity of implicit weights
             similarity = "cosine" if feedback == "implicit" else "pearson"
+        shape = default_vote_shape(feedback)
         self.ranking = RankConfig(
             mode=rank,
             half_life=float(rank_half_life),
             neighbours=int(rank_neighbours),
-            exponent=float(rank_exponent),
-            damping=float(rank_damping),
+            exponent=float(shape[0] if rank_exponent is None else rank_exponent),
+            damping=float(shape[1] if rank_damping is None else rank_damping),
             include_seen=bool(include_seen),
         )
         if shrinkage is None:  # the predictor's own default (see DEFAULT_SHRINKAGE)

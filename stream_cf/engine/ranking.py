@@ -52,6 +52,17 @@ RankMode = Literal["vote", "item", "rating"]
 RANK_MODES: tuple[RankMode, ...] = ("vote", "item", "rating")
 
 
+# The vote's shape per kind of feedback, each measured on several samples (BENCHMARKS.md, Ranking):
+# for ratings (films) the squared similarity with a little popularity damping; for purchases
+# (groceries, where the next new item is often a staple) the plain similarity, undamped.
+VOTE_SHAPE: dict[str, tuple[float, float]] = {"explicit": (2.0, 0.2), "implicit": (1.0, 0.0)}
+
+
+def default_vote_shape(feedback: str) -> tuple[float, float]:
+    """(exponent, damping) that ``rank_exponent=None`` / ``rank_damping=None`` stand for."""
+    return VOTE_SHAPE.get(feedback, VOTE_SHAPE["explicit"])
+
+
 @dataclass(frozen=True)
 class RankConfig:
     """The ranking mode and its parameters (see the module docstring for the formulas)."""

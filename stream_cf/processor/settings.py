@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from stream_cf.engine.model import default_shrinkage
-from stream_cf.engine.ranking import RankMode
+from stream_cf.engine.ranking import RankMode, default_vote_shape
 from stream_cf.engine.validation import VALUE_LIMIT
 from stream_cf.events import DEFAULT_MAX_FUTURE_SKEW
 from stream_cf.exceptions import ConfigError
@@ -86,8 +86,10 @@ class ProcessorSettings(BaseSettings):
     rank: RankMode = "vote"
     rank_half_life: float = Field(5.0, gt=0.0)
     rank_neighbours: int = Field(80, ge=1)
-    rank_exponent: float = Field(2.0, gt=0.0)
-    rank_damping: float = Field(0.2, ge=-1.0, le=1.0)
+    rank_exponent: float | None = Field(None, gt=0.0, description="2 explicit, 1 implicit")
+    rank_damping: float | None = Field(
+        None, ge=-1.0, le=1.0, description="0.2 explicit, 0 implicit"
+    )
     include_seen: bool = False
     similarity: Similarity = Field(
         "pearson", description="pearson for explicit feedback; implicit feedback uses cosine"
@@ -243,8 +245,16 @@ class ProcessorSettings(BaseSettings):
             "rank": self.rank,
             "rank_half_life": self.rank_half_life,
             "rank_neighbours": self.rank_neighbours,
-            "rank_exponent": self.rank_exponent,
-            "rank_damping": self.rank_damping,
+            "rank_exponent": (
+                default_vote_shape(self.feedback)[0]
+                if self.rank_exponent is None
+                else self.rank_exponent
+            ),
+            "rank_damping": (
+                default_vote_shape(self.feedback)[1]
+                if self.rank_damping is None
+                else self.rank_damping
+            ),
             "include_seen": self.include_seen,
             "similarity": self.similarity,
             "k": self.k,

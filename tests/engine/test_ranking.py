@@ -176,3 +176,8 @@ def test_implicit_defaults_build() -> None:
     model = UserKNN(feedback="implicit")
     assert model.config()["similarity"] == "cosine"
     assert model.config()["rank"] == "vote"
+    assert (model.config()["rank_exponent"], model.config()["rank_damping"]) == (1.0, 0.0)
+    assert not model.lists_follow_item_counts  # undamped: no item count enters a list
+    explicit = UserKNN()
+    assert (explicit.config()["rank_exponent"], explicit.config()["rank_damping"]) == (2.0, 0.2)
+    assert explicit.lists_follow_item_counts
