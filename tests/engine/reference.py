@@ -67,8 +67,8 @@ class Reference:
         rank: str = "vote",
         rank_half_life: float = 5.0,
         rank_neighbours: int = 80,
-        rank_exponent: float = 2.0,
-        rank_damping: float = 0.2,
+        rank_exponent: float | None = None,
+        rank_damping: float | None = None,
         include_seen: bool = False,
         similarity: str | None = None,
         k: int = 40,
@@ -90,8 +90,10 @@ class Reference:
         self.rank = rank
         self.half_life = rank_half_life
         self.rank_neighbours = rank_neighbours
-        self.exponent = rank_exponent
-        self.damping = rank_damping
+        # the vote's shape by kind of feedback: (2, 0.2) for ratings, (1, 0) for purchases
+        shape = (1.0, 0.0) if feedback == "implicit" else (2.0, 0.2)
+        self.exponent = shape[0] if rank_exponent is None else rank_exponent
+        self.rank_damping = shape[1] if rank_damping is None else rank_damping
         self.include_seen = include_seen
         self.similarity_name = similarity
         self.predictor = predictor
@@ -556,8 +558,9 @@ class Reference:
             for v, w in self.vote_neighbours(user):
                 for i in self.user_items(v):
                     scores[i] = scores.get(i, 0.0) + w**self.exponent
-            if self.damping:
-                scores = {i: s / self.raters_count(i) ** self.damping for i, s in scores.items()}
+            if self.rank_damping:
+                damp = self.rank_damping
+                scores = {i: s / self.raters_count(i) ** damp for i, s in scores.items()}
         else:  # item: Σ_j x_j · n_ij / √(n_i·n_j), u counted among the raters
             for i in self.items():
                 total = 0.0
