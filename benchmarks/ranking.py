@@ -89,6 +89,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "item-h3": {"rank": "item", "rank_half_life": 3.0},
     "rating": {"rank": "rating"},
     "vote-seen": {"rank": "vote", "include_seen": True},
+    "vote-e2-d0.2-seen": {
+        "rank": "vote",
+        "rank_exponent": 2.0,
+        "rank_damping": 0.2,
+        "include_seen": True,
+    },
     "vote-h3-seen": {"rank": "vote", "rank_half_life": 3.0, "include_seen": True},
     "item-seen": {"rank": "item", "include_seen": True},
 }
@@ -173,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     default_samples = ["0.05:0", "0.05:1"] if implicit else ["0.02:0", "0.02:1", "0.10:2"]
     samples = [parse_sample(s) for s in (args.samples or default_samples)]
     configs = args.configs or (
-        ["vote", "vote-e1-d0", "item", "rating", "vote-seen", "item-seen"]
+        ["vote", "item", "rating", "vote-seen", "item-seen"]
         if implicit
         else ["vote", "item", "rating"]
     )
