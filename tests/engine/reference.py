@@ -69,7 +69,7 @@ class Reference:
         min_k: int = 1,
         min_support: int = 1,
         min_similarity: float | None = 0.0,
-        shrinkage: float = 0.0,
+        shrinkage: float | None = None,
         rating_scale: tuple[float, float] = (1.0, 5.0),
         feedback: str = "explicit",
         implicit_weights: Mapping[str, float] | None = None,
@@ -79,6 +79,8 @@ class Reference:
         baseline_reg_users: float = 5.0,
         damping: float = 0.5,
     ) -> None:
+        if shrinkage is None:  # as UserKNN: 100 for knn_baseline (explicit), else 0
+            shrinkage = 100.0 if predictor == "knn_baseline" and feedback == "explicit" else 0.0
         self.similarity_name = similarity
         self.predictor = predictor
         self.reg_items = baseline_reg_items
