@@ -75,7 +75,7 @@ class Reference:
         min_k: int = 1,
         min_support: int = 1,
         min_similarity: float | None = 0.0,
-        shrinkage: float = 0.0,
+        shrinkage: float | None = None,
         rating_scale: tuple[float, float] = (1.0, 5.0),
         feedback: str = "explicit",
         implicit_weights: Mapping[str, float] | None = None,
@@ -95,6 +95,8 @@ class Reference:
         self.exponent = shape[0] if rank_exponent is None else rank_exponent
         self.rank_damping = shape[1] if rank_damping is None else rank_damping
         self.include_seen = include_seen
+        if shrinkage is None:  # as UserKNN: 100 for knn_baseline (explicit), else 0
+            shrinkage = 100.0 if predictor == "knn_baseline" and feedback == "explicit" else 0.0
         self.similarity_name = similarity
         self.predictor = predictor
         self.reg_items = baseline_reg_items

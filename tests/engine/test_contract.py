@@ -14,17 +14,33 @@ TOL = 1e-9
 N_USERS = 30
 N_ITEMS = 40
 
+MEANS = {"predictor": "knn_means"}
 VARIANTS: dict[str, dict[str, Any]] = {
-    "cosine": {"rank": "rating", "similarity": "cosine", "k": 5},
-    "msd": {"rank": "rating", "similarity": "msd", "k": 5, "min_k": 2},
-    "pearson": {"rank": "rating", "similarity": "pearson", "k": 5, "min_similarity": None},
+    "cosine": {"rank": "rating", "similarity": "cosine", "k": 5, **MEANS},
+    "msd": {"rank": "rating", "similarity": "msd", "k": 5, "min_k": 2, **MEANS},
+    "pearson": {
+        "rank": "rating",
+        "similarity": "pearson",
+        "k": 5,
+        "min_similarity": None,
+        **MEANS,
+    },
     "adjusted_cosine": {
         "rank": "rating",
         "similarity": "adjusted_cosine",
         "k": 8,
         "shrinkage": 2.0,
+        **MEANS,
     },
     "implicit": {"rank": "rating", "feedback": "implicit", "k": 5, "implicit_cap": 6.0},
+    "baseline_pearson": {"rank": "rating", "similarity": "pearson", "k": 5},
+    "baseline_msd": {
+        "rank": "rating",
+        "similarity": "msd",
+        "k": 5,
+        "min_k": 2,
+        "min_similarity": None,
+    },
     "vote": {"rank": "vote", "rank_neighbours": 6},
     "item": {"rank": "item", "rank_half_life": 3.0},
     "vote-implicit": {"feedback": "implicit", "rank_exponent": 1.0, "rank_damping": 0.0},
@@ -168,6 +184,8 @@ def test_explain_reproduces_predict(variant: tuple[dict[str, Any], UserKNN]) -> 
             assert user not in {nb.user for nb in nbs}
             raters = set(model.raters(item))
             total = sum(abs(nb.similarity) for nb in nbs)
+            if exp.baseline is not None:  # knn_baseline: damped, around b_vi
+                total += model.damping
             for nb in nbs:
                 assert nb.user in raters
                 assert nb.similarity == pytest.approx(model.similarity(user, nb.user), abs=TOL)
@@ -184,7 +202,12 @@ def test_explain_reproduces_predict(variant: tuple[dict[str, Any], UserKNN]) -> 
             for other in raters - chosen - {user}:
                 left_out = model.similarity(user, other)
                 assert left_out <= worst + TOL or left_out == 0.0
-            est = exp.user_mean + sum(nb.weight * (nb.rating - nb.neighbour_mean) for nb in nbs)
+            if exp.baseline is None:
+                est = exp.user_mean + sum(nb.weight * (nb.rating - nb.neighbour_mean) for nb in nbs)
+            else:
+                est = exp.baseline.value + sum(
+                    nb.weight * (nb.rating - (nb.neighbour_baseline or 0.0)) for nb in nbs
+                )
             est = min(max(est, low), high)
             assert exp.estimate == pytest.approx(est, abs=TOL)
     assert used > 50

@@ -86,7 +86,7 @@ def test_symmetry_bounds_support_and_order(
 @pytest.mark.parametrize("name", EXPLICIT_SIMILARITIES)
 def test_identical_users(name: str) -> None:
     """Two users with the same (non-constant) ratings are perfectly similar."""
-    model = UserKNN(similarity=name)
+    model = UserKNN(shrinkage=0.0, similarity=name)
     for user in ("a", "b"):
         for item, value in (("x", 1.0), ("y", 4.0), ("z", 2.5)):
             model.rate(user, item, value)
@@ -95,7 +95,7 @@ def test_identical_users(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["pearson", "adjusted_cosine"])
 def test_opposite_users(name: str) -> None:
-    model = UserKNN(similarity=name)
+    model = UserKNN(shrinkage=0.0, similarity=name)
     for item, x in (("x", 1.0), ("y", 5.0), ("z", 3.0)):
         model.rate("a", item, x)
         model.rate("b", item, 6.0 - x)
@@ -104,7 +104,7 @@ def test_opposite_users(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["pearson", "adjusted_cosine"])
 def test_constant_ratings_give_zero_not_nan(name: str) -> None:
-    model = UserKNN(similarity=name)
+    model = UserKNN(shrinkage=0.0, similarity=name)
     for item, y in (("x", 1.0), ("y", 5.0), ("z", 2.0)):
         model.rate("a", item, 3.0)
         model.rate("b", item, y)
@@ -113,14 +113,14 @@ def test_constant_ratings_give_zero_not_nan(name: str) -> None:
 
 def test_no_common_item_gives_zero() -> None:
     for name in EXPLICIT_SIMILARITIES:
-        model = UserKNN(similarity=name, min_support=0)
+        model = UserKNN(shrinkage=0.0, similarity=name, min_support=0)
         model.rate("a", "x", 4.0)
         model.rate("b", "y", 4.0)
         assert model.similarity("a", "b") == 0.0, name
 
 
 def test_msd_known_values() -> None:
-    model = UserKNN(similarity="msd")
+    model = UserKNN(shrinkage=0.0, similarity="msd")
     model.rate("a", "x", 5.0)
     model.rate("a", "y", 1.0)
     model.rate("b", "x", 3.0)
@@ -137,7 +137,7 @@ def test_msd_known_values() -> None:
 
 
 def test_take_back_restores_the_similarity_exactly() -> None:
-    model = UserKNN(similarity="pearson")
+    model = UserKNN(shrinkage=0.0, similarity="pearson")
     for u, i, r in [("a", "x", 5.0), ("a", "y", 2.0), ("a", "z", 4.0)]:
         model.rate(u, i, r)
     for u, i, r in [("b", "x", 4.0), ("b", "y", 1.0), ("b", "z", 1.5)]:
@@ -183,7 +183,7 @@ def test_implicit_cap_and_type_weights() -> None:
 def test_negative_min_similarity_ignores_zero_similarities() -> None:
     """A user with w = 0 (nothing in common) is no neighbour even when min_similarity < 0: it would
     take one of the k places and count toward min_k while adding nothing (and 0/0 alone)."""
-    model = UserKNN(similarity="pearson", min_similarity=-0.5)
+    model = UserKNN(predictor="knn_means", similarity="pearson", min_similarity=-0.5)
     model.rate("u", "x", 3.0)
     model.rate("u", "y", 4.0)
     model.rate("v", "z", 5.0)
@@ -201,7 +201,7 @@ def test_negative_min_similarity_ignores_zero_similarities() -> None:
     assert model.similarity("u", "t") == pytest.approx(-1.0, abs=1e-12)
     explanation = model.explain("u", "z")
     assert [nb.user for nb in explanation.neighbours] == []  # -1 < -0.5: not usable
-    model2 = UserKNN(similarity="pearson", min_similarity=-1.5, k=1)
+    model2 = UserKNN(predictor="knn_means", similarity="pearson", min_similarity=-1.5, k=1)
     for row in [("u", "x", 3.0), ("u", "y", 4.0), ("v", "z", 5.0), ("v", "w", 2.0)]:
         model2.rate(*row)
     for row in [("t", "x", 5.0), ("t", "y", 1.0), ("t", "z", 4.0)]:
@@ -215,7 +215,7 @@ def test_negative_min_similarity_ignores_zero_similarities() -> None:
 def test_self_similarity(name: str) -> None:
     """similarity(u, u) is 1 for a known user (as Surprise's diagonal), 0 for an unknown one; a
     user is never their own neighbour (predicting an item they rated uses the others)."""
-    model = UserKNN(similarity=name, min_similarity=None)
+    model = UserKNN(shrinkage=0.0, similarity=name, min_similarity=None)
     for item, value in (("x", 3.0), ("y", 3.0)):
         model.rate("a", item, value)  # constant ratings: pearson with anyone is 0
     model.rate("b", "x", 4.0)

@@ -59,7 +59,9 @@ def test_reference_agrees_with_surprise(
         verbose=False,
     )
     algo.fit(trainset(rows))
-    ref = Reference(similarity=name, k=k, min_k=min_k, min_support=min_support)
+    ref = Reference(
+        similarity=name, k=k, min_k=min_k, min_support=min_support, predictor="knn_means"
+    )
     for row in rows:
         ref.rate(*row)
     for u in ref.users():

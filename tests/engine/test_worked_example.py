@@ -57,7 +57,12 @@ EXACT = 1e-12
 
 def build(min_similarity: float | None) -> UserKNN:
     model = UserKNN(
-        similarity="pearson", k=40, min_k=1, min_support=1, min_similarity=min_similarity
+        similarity="pearson",
+        k=40,
+        min_k=1,
+        min_support=1,
+        min_similarity=min_similarity,
+        predictor="knn_means",  # the worked example is KNNWithMeans'
     )
     for u, row in enumerate(MATRIX):
         for i, value in enumerate(row):
