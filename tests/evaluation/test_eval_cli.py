@@ -53,7 +53,10 @@ def pick(data: dict[str, Any], want: dict[str, Any]) -> dict[str, Any]:
 
 
 MAPPING = ["--user-col", "who", "--item-col", "what", "--rating-col", "stars", "--time-col", "when"]
-MODEL = ["--rank", "rating", "--similarity", "msd", "--k", "100", "--min-similarity", "0.0"]
+MODEL = [
+    *("--rank", "rating", "--predictor", "knn_means"),
+    *("--similarity", "msd", "--k", "100", "--min-similarity", "0.0"),
+]
 
 
 def test_cli_prequential_json_and_report(
