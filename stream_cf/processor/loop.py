@@ -248,6 +248,7 @@ class Processor:
                 summary.stopped_by = "stop"
                 return
             records: list[SourceRecord] = []
+            outgoing: list[OutgoingRecord] = []
             if not input_done:
                 timeout = 0.0 if tracker.pending else settings.poll_timeout
                 limit = pacing.batch_limit
@@ -256,8 +257,11 @@ class Processor:
                     t0 = time.perf_counter()
                     outgoing = self._process(engine, records, summary, full=len(records) >= limit)
                     pacing.batch_done()
+                    produced = len(outgoing)
                     t1 = time.perf_counter()
-                    self._publish(engine, outgoing)  # exactly-once: with the input positions
+                    if not settings.exactly_once:  # exactly once: below, in one transaction
+                        self._publish(engine, outgoing)  # with the refresh slice's lists
+                        outgoing = []
                     t2 = time.perf_counter()
                     self.input.commit()  # at least once: the group offsets, for monitoring
                     logger.debug(
@@ -265,7 +269,7 @@ class Processor:
                         "%.3fs, committed in %.3fs; %d users pending",
                         len(records),
                         t1 - t0,
-                        len(outgoing),
+                        produced,
                         t2 - t1,
                         time.perf_counter() - t2,
                         len(tracker.pending),
@@ -279,8 +283,11 @@ class Processor:
                 # a short slice while events flow (their actors' lists come first), longer idle
                 budget = settings.refresh_budget * (1 if records else 5)
                 changed = tracker.drain(engine, budget)
-                self._publish(engine, self._list_records(changed, summary))
+                outgoing.extend(self._list_records(changed, summary))
                 dirty = True
+            # exactly once: the batch's records, the slice's lists and the input positions in one
+            # transaction (one commit per iteration)
+            self._publish(engine, outgoing)
             summary.recomputed = tracker.recomputed
             summary.recommend_seconds = tracker.recompute_seconds
             if dirty and pacing.checkpoint_due():
