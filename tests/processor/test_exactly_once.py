@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -113,14 +114,14 @@ def test_sigkill_at_random_points_leaves_each_dead_letter_once_and_only_final_li
         if point is None:
             time.sleep(rng.uniform(0.3, 2.0))
         else:
+            goal = point * len(mixed)
+
+            def progressed(pr: subprocess.Popen[bytes] = proc, goal: float = goal) -> bool:
+                done = committed_offsets(kafka_bootstrap, settings.group_id, settings.input_topic)
+                return pr.poll() is not None or done.get(0, 0) >= goal
+
             wait_until(
-                lambda p=point, pr=proc: (
-                    pr.poll() is not None
-                    or committed_offsets(
-                        kafka_bootstrap, settings.group_id, settings.input_topic
-                    ).get(0, 0)
-                    >= p * len(mixed)
-                ),
+                progressed,
                 timeout=120,
                 interval=0.05,
                 what=f"progress {point} (seed {seed})",
