@@ -2,6 +2,7 @@
 
     python benchmarks/pipeline.py [--json] [--events N] [--rate 1000] [--latency-seconds 10]
                                   [--refresh neighbours|actors]
+                                  [--guarantee at-least-once|exactly-once]
 
 Broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else a local Apache Kafka broker (stream_cf.broker).
 
@@ -16,6 +17,10 @@ Broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else a local Apache Kafka broker (st
    LogAppendTime, so an event's latency is the append time of the first output record of its
    user that was computed in the event's batch minus the event's own append time (events whose
    batch did not change their user's list have no sample).
+
+``--guarantee exactly-once`` runs steps 3 and 4 with transactions (one per batch, its input offsets
+included); the output is read back with read_committed. The latency is still measured to the
+output records' append time, which precedes their transaction's commit by the commit's round trip.
 
 With ``--json`` the last line is one JSON object: processor_events_per_s,
 passthrough_events_per_s, ratio, latency_p50_ms, latency_p99_ms and the details.
@@ -108,7 +113,9 @@ def passthrough(bootstrap: str, source: str, sink: str, count: int) -> float:
 
 
 def read_range(bootstrap: str, topic: str, start: int) -> list[Any]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
     tp = TopicPartition(topic, 0)
     consumer.assign([tp])
     end = consumer.end_offsets([tp])[tp]
@@ -188,6 +195,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             group_id=f"{base}-group",
             state_dir=state,
             refresh=args.refresh,
+            guarantee=args.guarantee,
             checkpoint_interval=30.0,
         )
         started = time.perf_counter()
@@ -239,6 +247,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "events": len(records),
         "refresh": args.refresh,
+        "guarantee": args.guarantee,
         "replay_events_per_s": round(len(records) / replay_s, 1),
         "passthrough_seconds": round(pass_s, 2),
         "passthrough_events_per_s": round(len(records) / pass_s, 1),
@@ -275,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="offered events/s (latency)")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--refresh", choices=["neighbours", "actors"], default="neighbours")
+    parser.add_argument(
+        "--guarantee", choices=["at-least-once", "exactly-once"], default="at-least-once"
+    )
     parser.add_argument("--debug", action="store_true", help="log every batch's timings")
     args = parser.parse_args(argv)
     logging.basicConfig(

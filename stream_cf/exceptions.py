@@ -85,6 +85,11 @@ class TopicVanished(BrokerError):
         self.topic = topic
 
 
+class ProducerFenced(BrokerError):
+    """Exactly-once: another producer with the same transactional id started (another instance of
+    the processor took over): this one stops without committing or checkpointing its batch."""
+
+
 class InputTopicChanged(ConfigError):
     """The input topic is not the one the checkpoint's offsets refer to (deleted and re-created,
     or truncated): the processor stops rather than re-apply or skip records silently."""

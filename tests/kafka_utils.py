@@ -185,10 +185,18 @@ def consume(
     return records
 
 
-def read_all(bootstrap: str, topic: str, timeout: float = 30.0) -> list[ConsumerRecord]:
-    """Every record now in ``topic`` (all partitions, up to the current end offsets), no group."""
+def read_all(
+    bootstrap: str, topic: str, timeout: float = 30.0, *, read_committed: bool = False
+) -> list[ConsumerRecord]:
+    """Every record now in ``topic`` (all partitions, up to the current end offsets), no group.
+
+    With ``read_committed`` only records of committed transactions (and non-transactional ones),
+    up to the last stable offset."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed" if read_committed else "read_uncommitted",
     )
     try:
         partitions = wait_until(

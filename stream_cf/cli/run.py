@@ -13,6 +13,7 @@ from typing import Any, get_args
 from stream_cf.engine.ranking import RankMode
 from stream_cf.processor.settings import (
     Feedback,
+    Guarantee,
     Predictor,
     Refresh,
     SaslMechanism,
@@ -67,6 +68,12 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
         float,
         "seconds per loop spent on pending neighbour refreshes (0.05)",
     ),
+    (
+        "--transactional-id",
+        "transactional_id",
+        str,
+        "exactly-once: the producer's transactional id (stream-cf.<group id>.<input topic>)",
+    ),
     ("--max-id-length", "max_id_length", int, "longer ids go to the dead-letter topic (256)"),
     (
         "--max-future-skew",
@@ -119,6 +126,13 @@ _CHOICES: list[tuple[str, str, Any, str]] = [
         Refresh,
         "actors: only the users who acted; neighbours: also every user who shares an item with "
         "them, so no list is left stale (neighbours)",
+    ),
+    (
+        "--guarantee",
+        "guarantee",
+        Guarantee,
+        "delivery: at-least-once, or exactly-once (Kafka transactions: each batch's outputs and "
+        "input offsets commit together; readers use read_committed) (at-least-once)",
     ),
     ("--security-protocol", "security_protocol", SecurityProtocol, "(PLAINTEXT)"),
     ("--sasl-mechanism", "sasl_mechanism", SaslMechanism, "SASL mechanism"),

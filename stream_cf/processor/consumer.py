@@ -266,12 +266,27 @@ class InputConsumer:
                 self.positions.get(record.partition, 0), record.offset + 1
             )
 
+    def committed_offsets(self) -> dict[int, tuple[int, str | None]]:
+        """The group's committed offset and its metadata per partition (partitions without a
+        committed offset are left out). Read with read_committed, so offsets of a transaction
+        still completing are waited for (the broker's ``require_stable``)."""
+        consumer = self.consumer
+        found: dict[int, tuple[int, str | None]] = {}
+        for tp in self.partitions:
+            committed = consumer.committed(tp, metadata=True, timeout_ms=10_000)
+            if committed is not None and committed.offset >= 0:
+                found[tp.partition] = (int(committed.offset), committed.metadata)
+        return found
+
     def commit(self, *, final: bool = False) -> None:
         """Commit the group offsets: for monitoring only, the checkpoint holds the positions.
 
         During the run the commit is asynchronous (a failure is logged and the next commit covers
-        it); the final one is synchronous and retried.
+        it); the final one is synchronous and retried. Exactly-once: nothing to do, the offsets
+        are committed in the transactions with the outputs (transactions.py).
         """
+        if self.settings.exactly_once:
+            return
         if self.positions == self._committed and not final:
             return
         offsets = {

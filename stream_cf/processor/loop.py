@@ -35,6 +35,17 @@ compacted and every user's list is published again. An input topic re-created un
 stops the run (exit status 2) unless ``--accept-new-input-topic``. A changed ``n`` refreshes every
 list. After every start the batches start small and the checkpoints come early, so that a process
 killed every few seconds still moves its checkpoint forward.
+
+Exactly once (``--guarantee exactly-once``, see transactions.py). Each publish above is one Kafka
+transaction holding the batch's records and the input positions (the group offsets are then the
+committed output's position, not only for monitoring), and a checkpoint is written only after the
+transactions up to its offsets committed. On restart, after fencing the predecessor, the input
+from the checkpoint's offsets to the group's committed ones is applied again without publishing
+(those batches' outputs are committed already); the users it touched are owed a recomputation,
+and the committed output after the checkpoint (read back) says which lists are on the topic, so
+only the lists that differ are published. With one partition the replayed state is the one whose
+lists were committed, so no committed list is contradicted without being superseded, and each dead
+letter is committed once.
 """
 
 from __future__ import annotations
@@ -79,6 +90,7 @@ from stream_cf.processor.summary import RunSummary
 from stream_cf.processor.topic_guard import TopicGuard
 from stream_cf.processor.topics import ensure_topics, topic_specs
 from stream_cf.processor.tracker import ChangedList, ListTracker
+from stream_cf.processor.transactions import TransactionalPublisher, committed_by_this_topic
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -156,12 +168,15 @@ class Processor:
             engine, positions = self._restore(summary)
             self.input.open(positions)
             summary.start_offsets = dict(self.input.positions)
+            # exactly-once: fences the predecessor and ends its transaction before anything is read
+            self._publisher = self._retrying("connect the producer", self._new_publisher)
+            if self.settings.exactly_once:
+                self._replay_committed(engine, summary)
             self._read_output_tail(engine)
             targets: dict[int, int] | None = None
             if until_end:
                 targets = self.input.end_offsets()
                 logger.info("running until the input end offsets %s", targets)
-            self._publisher = self._retrying("connect the producer", self._new_publisher)
             try:
                 self._loop(
                     engine,
@@ -173,11 +188,11 @@ class Processor:
                 # everything before the unreadable batch is applied and published: keep it
                 self._running = False
                 logger.error("%s", exc)
+                self._commit_final(engine)
                 self._checkpoint(engine, summary)
-                self.input.commit(final=True)
                 raise
+            self._commit_final(engine)
             self._checkpoint(engine, summary)
-            self.input.commit(final=True)
         finally:
             self._running = False
             self.ready.clear()
@@ -233,6 +248,7 @@ class Processor:
                 summary.stopped_by = "stop"
                 return
             records: list[SourceRecord] = []
+            outgoing: list[OutgoingRecord] = []
             if not input_done:
                 timeout = 0.0 if tracker.pending else settings.poll_timeout
                 limit = pacing.batch_limit
@@ -241,16 +257,19 @@ class Processor:
                     t0 = time.perf_counter()
                     outgoing = self._process(engine, records, summary, full=len(records) >= limit)
                     pacing.batch_done()
+                    produced = len(outgoing)
                     t1 = time.perf_counter()
-                    self._publish(engine, outgoing)
+                    if not settings.exactly_once:  # exactly once: below, in one transaction
+                        self._publish(engine, outgoing)  # with the refresh slice's lists
+                        outgoing = []
                     t2 = time.perf_counter()
-                    self.input.commit()
+                    self.input.commit()  # at least once: the group offsets, for monitoring
                     logger.debug(
                         "batch of %d records: processed in %.3fs, %d records published in "
                         "%.3fs, committed in %.3fs; %d users pending",
                         len(records),
                         t1 - t0,
-                        len(outgoing),
+                        produced,
                         t2 - t1,
                         time.perf_counter() - t2,
                         len(tracker.pending),
@@ -264,8 +283,11 @@ class Processor:
                 # a short slice while events flow (their actors' lists come first), longer idle
                 budget = settings.refresh_budget * (1 if records else 5)
                 changed = tracker.drain(engine, budget)
-                self._publish(engine, self._list_records(changed, summary))
+                outgoing.extend(self._list_records(changed, summary))
                 dirty = True
+            # exactly once: the batch's records, the slice's lists and the input positions in one
+            # transaction (one commit per iteration)
+            self._publish(engine, outgoing)
             summary.recomputed = tracker.recomputed
             summary.recommend_seconds = tracker.recompute_seconds
             if dirty and pacing.checkpoint_due():
@@ -325,6 +347,54 @@ class Processor:
             checkpoint.input_offsets,
         )
         return engine, positions
+
+    def _replay_committed(self, engine: UserKNN, summary: RunSummary) -> None:
+        """Exactly-once restart: apply the input from the checkpoint's positions up to the group's
+        committed offsets without publishing (those batches' lists, tombstones and dead letters
+        are committed already). Their users' lists are owed a recomputation (the batches are
+        deferred, see tracker.py); the output tail read next tells which of them are on the
+        topic. Offsets committed on another topic of this name are ignored."""
+        topic_id = self._topic_ids.get(self.settings.input_topic)
+        committed = self._retrying("read the committed offsets", self.input.committed_offsets)
+        ends = self.input.end_offsets()
+        targets: dict[int, int] = {}
+        for partition, (offset, metadata) in committed.items():
+            if offset <= self.input.positions.get(partition, 0):
+                continue
+            if not committed_by_this_topic(metadata, topic_id):
+                logger.warning(
+                    "offset %d committed on partition %d of %s was not committed by this "
+                    "processor on this topic (metadata %r): not replayed",
+                    offset,
+                    partition,
+                    self.settings.input_topic,
+                    metadata,
+                )
+                continue
+            targets[partition] = min(offset, ends.get(partition, offset))
+        if not targets:
+            return
+        logger.info(
+            "exactly-once restart: applying the input from %s to the committed offsets %s "
+            "without publishing (its outputs are committed)",
+            self.input.positions,
+            targets,
+        )
+        replay = RunSummary()
+        while not self.input.reached(targets) and not self._stop.is_set():
+            records = self.input.poll(targets, self.settings.poll_timeout)
+            if records:
+                self._process(engine, records, replay, full=True)  # outputs dropped: committed
+        summary.replayed = replay.events + replay.dead_letters
+        for name in ("events", "dead_letters", "tombstones"):  # counted by the killed run
+            self._totals[name] = self._totals.get(name, 0) + int(getattr(replay, name))
+        logger.info(
+            "replayed %d events and %d dead letters up to %s; %d users owed a refresh",
+            replay.events,
+            replay.dead_letters,
+            self.input.positions,
+            len(self.tracker.pending),
+        )
 
     def _list_settings(self) -> dict[str, Any]:
         """The settings the lists depend on beyond the engine's."""
@@ -437,14 +507,16 @@ class Processor:
         """Publish and wait for the acknowledgements. A topic that vanished is re-created and the
         batch sent again (a lost output topic also gets every list again); acknowledged output
         offsets below the known ones mean the output topic was re-created meanwhile."""
-        if not records:
+        exactly_once = self.settings.exactly_once
+        if not records and not exactly_once:
             return
         output = self.settings.output_topic
         for attempt in range(1, 4):
             if self._publisher is None:
                 self._publisher = self._retrying("connect the producer", self._new_publisher)
             try:
-                ends = self._publisher.publish(records)
+                positions = dict(self.input.positions) if exactly_once else None
+                ends = self._publisher.publish(records, positions)
                 break
             except TopicVanished as exc:
                 if attempt == 3:
@@ -469,7 +541,29 @@ class Processor:
             if topic == output:
                 self._output_offsets[partition] = max(self._output_offsets.get(partition, 0), end)
 
+    def _commit_final(self, engine: UserKNN) -> None:
+        """The last offsets (moved over gaps, e.g. transaction markers, without records): at
+        least once a synchronous commit, exactly once an offsets-only transaction."""
+        if self.settings.exactly_once:
+            self._publish(engine, [])
+        else:
+            self.input.commit(final=True)
+
     def _new_publisher(self) -> Publisher:
+        settings = self.settings
+        if settings.exactly_once:
+            return TransactionalPublisher(
+                settings.kafka_config(),
+                transactional_id=settings.transaction_id,
+                group_id=settings.group_id,
+                input_topic=settings.input_topic,
+                input_topic_id=self._topic_ids.get(settings.input_topic),
+                stop_requested=self._stop.is_set,
+                backoff_max=settings.retry_backoff_max,
+                shutdown_timeout=settings.shutdown_timeout,
+                max_request_size=settings.max_request_size,
+                topic_exists=self.guard.exists,
+            )
         return Publisher(
             self.settings.kafka_config(),
             stop_requested=self._stop.is_set,

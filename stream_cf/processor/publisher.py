@@ -63,26 +63,38 @@ class Publisher:
         topic_exists: Callable[[str], bool] | None = None,
     ) -> None:
         self._topic_exists = topic_exists
-        self._producer = KafkaProducer(
-            **config,
+        self._config = dict(config)
+        self._max_request_size = max_request_size
+        self._producer = self._make_producer()
+        self._stop_requested = stop_requested
+        self._backoff_max = backoff_max
+        self._shutdown_timeout = shutdown_timeout
+        self._lock = threading.Lock()
+
+    def _make_producer(self, **extra: Any) -> KafkaProducer:
+        """A new producer: idempotent, acks=all, never auto-creating a topic (``extra``: more
+        KafkaProducer keywords, e.g. a transactional id)."""
+        producer = KafkaProducer(
+            **self._config,
             client_id="stream-cf-processor",
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
             batch_size=256 * 1024,
             max_block_ms=10_000,
-            max_request_size=max_request_size,
+            max_request_size=self._max_request_size,
             allow_auto_create_topics=False,
+            **extra,
         )
-        forbid_auto_create(self._producer)
-        self._max_request_size = max_request_size
-        self._stop_requested = stop_requested
-        self._backoff_max = backoff_max
-        self._shutdown_timeout = shutdown_timeout
-        self._lock = threading.Lock()
+        forbid_auto_create(producer)
+        return producer
 
-    def publish(self, records: Sequence[OutgoingRecord]) -> dict[tuple[str, int], int]:
-        """Send ``records`` and wait for every acknowledgement.
+    def publish(
+        self, records: Sequence[OutgoingRecord], offsets: dict[int, int] | None = None
+    ) -> dict[tuple[str, int], int]:
+        """Send ``records`` and wait for every acknowledgement. ``offsets`` (the input positions)
+        are not used here: at least once, the input consumer commits them itself (the
+        transactional publisher commits them with the records).
 
         Returns the highest acknowledged offset + 1 per (topic, partition). Raises
         :class:`BrokerError` only when a stop was requested and the broker still has not

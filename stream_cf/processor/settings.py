@@ -32,6 +32,7 @@ Similarity = Literal["cosine", "msd", "pearson", "adjusted_cosine"]
 Predictor = Literal["knn_baseline", "knn_means"]
 Feedback = Literal["explicit", "implicit"]
 Refresh = Literal["actors", "neighbours"]
+Guarantee = Literal["at-least-once", "exactly-once"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"]
 
@@ -119,6 +120,17 @@ class ProcessorSettings(BaseSettings):
     # Output and loop
     n: int = Field(10, ge=1, description="length of each published list")
     refresh: Refresh = "neighbours"
+    guarantee: Guarantee = Field(
+        "at-least-once",
+        description="exactly-once: each batch's lists, tombstones, dead letters and input offsets "
+        "commit as one Kafka transaction (see processor/transactions.py)",
+    )
+    transactional_id: str | None = Field(
+        None,
+        min_length=1,
+        description="exactly-once: the producer's transactional id, stable across restarts "
+        "(default: 'stream-cf.<group id>.<input topic>')",
+    )
     accept_new_input_topic: bool = Field(
         False,
         description="keep the state when the input topic was re-created since the checkpoint and "
@@ -233,6 +245,17 @@ class ProcessorSettings(BaseSettings):
     def dead_letter_topic(self) -> str:
         """The dead-letter topic: ``dlq_topic`` or ``<input topic>.dlq``."""
         return self.dlq_topic or f"{self.input_topic}.dlq"
+
+    @property
+    def exactly_once(self) -> bool:
+        """Whether the outputs and the input offsets commit in Kafka transactions."""
+        return self.guarantee == "exactly-once"
+
+    @property
+    def transaction_id(self) -> str:
+        """The transactional id: ``transactional_id`` or ``stream-cf.<group id>.<input topic>``,
+        the same at every restart, so that a restarted instance fences its predecessor."""
+        return self.transactional_id or f"stream-cf.{self.group_id}.{self.input_topic}"
 
     @property
     def checkpoint_path(self) -> Path:

@@ -23,6 +23,8 @@ class RunSummary:
     batches: int = 0
     checkpoints: int = 0
     restored: bool = False
+    # exactly-once restart: input records applied again without publishing (already committed)
+    replayed: int = 0
     start_offsets: dict[int, int] = field(default_factory=dict)
     end_offsets: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0

@@ -63,9 +63,10 @@ def make_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Process
 
 
 def last_lists(bootstrap: str, topic: str) -> Lists:
-    """The last record per user on the output topic: (items, fallback), or None for a tombstone."""
+    """The last record per user on the output topic: (items, fallback), or None for a tombstone.
+    Read with read_committed: records of aborted transactions are not there for readers."""
     result: Lists = {}
-    for record in read_all(bootstrap, topic, timeout=60.0):
+    for record in read_all(bootstrap, topic, timeout=60.0, read_committed=True):
         user = record.key.decode("utf-8")
         if record.value is None:
             result[user] = None

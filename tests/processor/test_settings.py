@@ -113,3 +113,14 @@ def test_cli_flags_build_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (settings.k, settings.min_similarity, settings.refresh) == (5, None, "actors")
     assert settings.group_id == "from-env"
     assert args.until_end is True
+
+
+def test_the_guarantee_and_the_transactional_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    default = load_settings(group_id="g", input_topic="in")
+    assert default.guarantee == "at-least-once" and not default.exactly_once
+    assert default.transaction_id == "stream-cf.g.in"  # stable: the same at every restart
+    monkeypatch.setenv("STREAM_CF_GUARANTEE", "exactly-once")
+    assert load_settings().exactly_once
+    assert load_settings(transactional_id="mine").transaction_id == "mine"
+    with pytest.raises(ConfigError, match="guarantee"):
+        load_settings(guarantee="at-most-once")
