@@ -19,6 +19,7 @@ from stream_cf.engine import UserKNN
 from stream_cf.engine.ranking import RANK_MODES
 from stream_cf.evaluation.prequential import TOP_N, prequential
 from stream_cf.evaluation.report import result_json, summary_text, write_report
+from stream_cf.evaluation.scoreboard import EvaluationResult
 from stream_cf.evaluation.split import split_evaluate
 from stream_cf.event_files import Malformed
 from stream_cf.events import Event, PurchaseEvent, RatingEvent
@@ -164,6 +165,12 @@ def register(subparsers: Any) -> None:
     ev.add_argument("--out", metavar="DIR", help="write report.md, result.json, trace.csv, PNG")
     ev.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     ev.add_argument(
+        "--compare",
+        action="store_true",
+        help="also run every ranking mode (and, for ratings, the other predictor) on the same "
+        "events and sample, and print them side by side (one pass each)",
+    )
+    ev.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -229,6 +236,68 @@ def build_model(args: argparse.Namespace, events: list[Event]) -> UserKNN:
         raise ConfigError(f"bad model options: {exc}") from exc
 
 
+def evaluate_one(
+    args: argparse.Namespace,
+    events: list[Event],
+    model: UserKNN,
+    common: dict[str, Any],
+    on_event: Any = None,
+) -> EvaluationResult:
+    """One prequential (or split) run of ``model`` with the command's protocol."""
+    if on_event is not None:
+        common = {**common, "on_event": on_event}
+    if args.split:
+        return split_evaluate(events, model, train_fraction=args.train_fraction, **common)
+    return prequential(events, model, repeats=args.include_seen, **common)
+
+
+def _label(model: UserKNN) -> str:
+    config = model.config()
+    if config["feedback"] == "explicit":
+        return f"rank={config['rank']}, predictor={config['predictor']} (asked)"
+    return f"rank={config['rank']} (asked)"
+
+
+def variants(model: UserKNN) -> list[tuple[str, dict[str, Any]]]:
+    """The models ``--compare`` runs beside the one asked for: every other ranking mode, and for
+    explicit feedback the other predictor (ranked by its own rule, with its own defaults)."""
+    config = model.config()
+    out = [
+        (f"rank={mode}", {**config, "rank": mode}) for mode in RANK_MODES if mode != config["rank"]
+    ]
+    if config["feedback"] == "explicit":
+        other = "knn_means" if config["predictor"] == "knn_baseline" else "knn_baseline"
+        out.append((f"predictor={other}", {**config, "predictor": other, "shrinkage": None}))
+    return out
+
+
+def comparison_text(results: list[tuple[str, EvaluationResult]]) -> str:
+    """One row per model run (then popularity), for ``--compare``."""
+    n = results[0][1].n
+    lines = [
+        "",
+        "## Compared (same events, same ranking sample)",
+        "",
+        f"| model | RMSE | MAE | hit@{n} | NDCG@{n} | coverage@{n} | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def cell(value: float | None) -> str:
+        return "—" if value is None else f"{value:.4f}"
+
+    for label, result in results:
+        fig = result.model
+        lines.append(
+            f"| {label} | {cell(fig.rmse)} | {cell(fig.mae)} | {cell(fig.hit_rate)} | "
+            f"{cell(fig.ndcg)} | {cell(fig.coverage)} | {result.seconds:.0f} |"
+        )
+    pop = results[0][1].baselines["popularity"]
+    lines.append(
+        f"| popularity | — | — | {cell(pop.hit_rate)} | {cell(pop.ndcg)} | {cell(pop.coverage)} | |"
+    )
+    return "\n".join(lines) + "\n"
+
+
 def run(args: argparse.Namespace) -> int:
     if not 0.0 < args.train_fraction < 1.0:
         raise ConfigError(f"--train-fraction must be in (0, 1), got {args.train_fraction}")
@@ -250,11 +319,15 @@ def run(args: argparse.Namespace) -> int:
             "rating_scale": tuple(args.rating_scale),
             "on_event": bar.update,
         }
-        if args.split:
-            result = split_evaluate(events, model, train_fraction=args.train_fraction, **common)
-        else:
-            result = prequential(events, model, repeats=args.include_seen, **common)
+        result = evaluate_one(args, events, model, common)
     print(summary_text(result), end="")
+    if args.compare:
+        results = [(_label(model), result)]
+        for label, config in variants(model):
+            with Progress(len(events), label=label, enabled=args.progress) as bar:
+                other = UserKNN(**config)
+                results.append((label, evaluate_one(args, events, other, common, bar.update)))
+        print(comparison_text(results), end="")
     if args.out:
         for path in write_report(result, args.out):
             print(f"wrote {path}", file=sys.stderr)

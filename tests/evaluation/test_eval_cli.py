@@ -163,3 +163,30 @@ def test_cli_ml100k_first_events(capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("global_mean", "user_mean", "item_mean"):
         assert data["baselines"][name]["rmse"] > 0
     assert data["ranked"] + data["ranking_repeats"] > 50
+
+
+def test_cli_compare_runs_every_rule_on_the_same_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--compare prints one row per ranking mode and for the other predictor; each row's figures
+    are those of a run of that model alone (same events, same ranking sample)."""
+    path = tmp_path / "ratings.csv"
+    write_ratings(path, seed=3)
+    common = ["evaluate", str(path), *MAPPING, "--rank-sample", "0.5", "--seed", "3"]
+    assert run_cli([*common, "--compare"]) == 0
+    table = capsys.readouterr().out.split("## Compared", 1)[1]
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line[:2] == "| "}
+    assert set(rows) == {
+        "rank=vote, predictor=knn_baseline (asked)",
+        "rank=item",
+        "rank=rating",
+        "predictor=knn_means",
+        "popularity",
+        "model",
+    }
+    for mode in ("item", "rating"):
+        assert run_cli([*common, "--rank", mode, "--json"]) == 0
+        alone = last_json(capsys.readouterr().out)
+        cells = [c.strip() for c in rows[f"rank={mode}"].split("|")[2:7]]
+        assert cells[2] == f"{alone['hit_rate_at_10']:.4f}", (mode, cells, alone)
+        assert cells[0] == f"{alone['rmse']:.4f}"
