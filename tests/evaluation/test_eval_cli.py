@@ -53,7 +53,8 @@ def pick(data: dict[str, Any], want: dict[str, Any]) -> dict[str, Any]:
 
 
 MAPPING = ["--user-col", "who", "--item-col", "what", "--rating-col", "stars", "--time-col", "when"]
-MODEL = ["--similarity", "msd", "--k", "100", "--min-similarity", "0.0"]
+# the reference (eval_reference.py) predicts as KNNWithMeans
+MODEL = ["--similarity", "msd", "--k", "100", "--min-similarity", "0.0", "--predictor", "knn_means"]
 
 
 def test_cli_prequential_json_and_report(
