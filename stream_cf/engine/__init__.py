@@ -3,9 +3,9 @@
 Modules, one concept each: :mod:`storage` (growable arrays and id maps), :mod:`pairs` (additive
 pair sums and their exact block update), :mod:`similarity` (the formulas read from the sums),
 :mod:`state` (the whole state and the single-cell update), :mod:`batch` (micro-batches),
-:mod:`knn` (vectorized neighbourhood selection), :mod:`predict` (the estimators and
-recommendations), :mod:`validation` (settings and event fields), :mod:`model` (the
-:class:`UserKNN` API),
+:mod:`knn` (vectorized neighbourhood selection), :mod:`baseline` (the knn_baseline predictor's
+terms), :mod:`predict` (the estimators and recommendations), :mod:`validation` (settings and
+event fields), :mod:`model` (the :class:`UserKNN` API),
 :mod:`persist` (save/load) and :mod:`results` (the values handed back).
 """
 

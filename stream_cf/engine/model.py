@@ -6,14 +6,20 @@ n, Σx, Σy, Σxy, Σx², Σy² over their co-rated items. Every event updates t
 similarities (:mod:`stream_cf.engine.similarity`) are computed from them when read, so a
 prediction after any sequence of events equals a from-scratch fit on the current ratings.
 
-Predictions (explicit feedback, Surprise's ``KNNWithMeans``)::
+Predictions (explicit feedback), ``predictor="knn_baseline"`` (the default; the baseline's terms
+and fallbacks: :mod:`stream_cf.engine.baseline`)::
+
+    r̂_ui = b_ui + Σ_{v∈N(i;u)} w_uv·(r_vi − b_vi) / (Σ_{v∈N(i;u)} |w_uv| + damping),
+    b_ui = μ + b_u + b_i
+
+``predictor="knn_means"`` (Surprise's ``KNNWithMeans``)::
 
     r̂_ui = r̄_u + Σ_{v∈N(i;u)} (r_vi − r̄_v)·w_uv / Σ_{v∈N(i;u)} |w_uv|
 
 clipped to ``rating_scale``; N(i;u) = the k raters of i most similar to u among the usable ones
 (w > min_similarity, or w ≠ 0 when min_similarity is None), ties broken by the earlier rating of i.
-Fewer than ``min_k`` usable neighbours give r̄_u; an unknown user gives the global mean and an
-unknown item r̄_u, each with the reason recorded. Implicit feedback: weights accumulate per
+knn_means: fewer than ``min_k`` usable neighbours give r̄_u; an unknown user gives the global mean
+and an unknown item r̄_u, each with the reason recorded. Implicit feedback: weights accumulate per
 (user, item), similarity is the cosine of the full weight vectors and the score is
 Σ w_uv·r_vi / Σ |w_uv| over the same neighbourhood (fallbacks score 0).
 """

@@ -53,6 +53,7 @@ def pick(data: dict[str, Any], want: dict[str, Any]) -> dict[str, Any]:
 
 
 MAPPING = ["--user-col", "who", "--item-col", "what", "--rating-col", "stars", "--time-col", "when"]
+# the reference (eval_reference.py) ranks by, and predicts as, KNNWithMeans
 MODEL = [
     *("--rank", "rating", "--predictor", "knn_means"),
     *("--similarity", "msd", "--k", "100", "--min-similarity", "0.0"),
