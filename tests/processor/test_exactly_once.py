@@ -134,7 +134,9 @@ def test_sigkill_at_random_points_leaves_each_dead_letter_once_and_only_final_li
     final = start_cli(settings, log, "--until-end", *EXACTLY_ONCE)
     assert final.wait(timeout=180) == 0, log.read_text()[-3000:]
     assert kills >= 3, f"the processor finished before it could be killed (seed {seed})"
-    assert "without publishing" in log.read_text(), "no restart replayed committed input"
+    # whether a kill fell between a transaction's commit and the next checkpoint (a restart then
+    # replays committed input without publishing) depends on timing: the deterministic test below
+    # makes that case happen every time
 
     offsets = dead_letter_offsets(kafka_bootstrap, settings.dead_letter_topic)
     assert sorted(offsets) == sorted(bad), f"seed {seed}"
