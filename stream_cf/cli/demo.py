@@ -61,8 +61,8 @@ def register(subparsers: Any) -> None:
         "--min-k",
         type=int,
         default=10,
-        help="usable neighbours an item's prediction needs (default 10 for a demo that shows "
-        "well-known films rather than items rated by a single neighbour)",
+        help="usable neighbours a predicted rating needs (default 10: the ratings shown beside "
+        "the list rest on many neighbours)",
     )
     parser.add_argument(
         "--shrinkage", type=float, default=100.0, help="similarity shrinkage (default 100)"
