@@ -184,7 +184,11 @@ def run_oracle(
     via: list[bool],
     users: list[str] = USERS,
     items: list[str] = ITEMS,
+    *,
+    reload_at: int | None = None,
 ) -> None:
+    """After every event (applied as an event or through the direct methods, as ``via`` says;
+    the model saved and loaded after step ``reload_at``) the model equals the reference."""
     model = UserKNN(**config)
     ref = Reference(**config)
     for step, raw in enumerate(raws):
@@ -196,6 +200,9 @@ def run_oracle(
         else:
             apply_direct(model, ev)
         apply_direct(ref, ev)
+        if step == reload_at:
+            model = reloaded(model)
+            assert model.config() == UserKNN(**config).config()
         check_all(model, ref, users, items, n=3)
 
 
@@ -235,21 +242,7 @@ def test_knn_baseline_matches_reference_after_every_event(
     """predictor="knn_baseline": predict, explain (μ, b_u, b_i, each b_vi and weight) and
     predict_many equal the from-scratch baseline + damped residual after every event of streams
     with re-ratings, unrates and forget_user; the model is saved and loaded once on the way."""
-    model = UserKNN(**config)
-    ref = Reference(**config)
-    for step, raw in enumerate(raws):
-        ev = resolve(raw, ref)
-        if ev is None:
-            continue
-        if via[step % len(via)]:
-            model.apply(as_event(ev))
-        else:
-            apply_direct(model, ev)
-        apply_direct(ref, ev)
-        if step == reload_at:
-            model = reloaded(model)
-            assert model.config() == UserKNN(**config).config()
-        check_all(model, ref, USERS, ITEMS, n=3)
+    run_oracle(config, raws, via, reload_at=reload_at)
 
 
 TIE_USERS = [f"u{n}" for n in range(7)]
