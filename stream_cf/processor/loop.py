@@ -280,9 +280,9 @@ class Processor:
                     if on_batch is not None:
                         on_batch(summary)
             if tracker.pending:
-                # a short slice while events flow (their actors' lists come first), longer idle
-                budget = settings.refresh_budget * (1 if records else 5)
-                changed = tracker.drain(engine, budget)
+                # a short slice, then back to the input: an event arriving meanwhile waits for
+                # one slice at most (its actor's list comes first), busy or idle
+                changed = tracker.drain(engine, settings.refresh_budget)
                 outgoing.extend(self._list_records(changed, summary))
                 dirty = True
             # exactly once: the batch's records, the slice's lists and the input positions in one
