@@ -178,9 +178,10 @@ def baseline_columns(
     u: int,
     nb: knn.Neighbourhood,
     cols: IntArray | int,
-) -> tuple[FloatArray, IntArray]:
-    """``knn_baseline`` estimates (clipped; b_ui where fewer than min_k neighbours, or none)
-    and the neighbour counts for the item slots ``cols`` (an int n: the first n items)."""
+) -> tuple[FloatArray, IntArray, FloatArray]:
+    """``knn_baseline`` estimates (clipped; b_ui where fewer than min_k neighbours, or none),
+    the neighbour counts and the estimates before clipping, for the item slots ``cols`` (an int
+    n: the first n items)."""
     st = model.state
     selection = knn.select(nb, st.grid.mask, st.grid.seq, cols, model.k)
     n_cols = selection.raters.shape[1]
@@ -205,8 +206,8 @@ def baseline_columns(
     est = baseline.estimate(b_ui, num, den, model.damping)
     used = (count > 0) & (count >= model.min_k)
     low, high = model.rating_scale
-    values: FloatArray = np.clip(np.where(used, est, b_ui), low, high)
-    return values, count
+    raw: FloatArray = np.where(used, est, b_ui)
+    return np.clip(raw, low, high), count, raw
 
 
 def predict_many(model: UserKNN, user: str, items: Iterable[str]) -> list[float]:
@@ -225,7 +226,7 @@ def predict_many(model: UserKNN, user: str, items: Iterable[str]) -> list[float]
         base = read_baseline(model)
         out = [model.clip(base.mu + base.user(st, u) + 0.0)] * len(wanted)  # unknown items
         if cols.size:
-            values, _count = baseline_columns(model, base, u, model.neighbourhood(u), cols)
+            values, _count, _raw = baseline_columns(model, base, u, model.neighbourhood(u), cols)
     else:
         mu = st.mean_of(u)
         out = [model.clip(mu)] * len(wanted)
@@ -244,14 +245,15 @@ def predict_many(model: UserKNN, user: str, items: Iterable[str]) -> list[float]
 
 def baseline_recommendations(model: UserKNN, u: int, n: int) -> Recommendations:
     """The n items the user has not rated with the best ``knn_baseline`` r̂_ui among those
-    predicted from at least max(1, min_k) neighbours (ties: first appearance)."""
+    predicted from at least max(1, min_k) neighbours (ties: :func:`recommend.rating_order`)."""
     st = model.state
     high = st.items.high
-    values, count = baseline_columns(model, read_baseline(model), u, model.neighbourhood(u), high)
+    base = read_baseline(model)
+    values, count, raw = baseline_columns(model, base, u, model.neighbourhood(u), high)
     pos = np.flatnonzero((count >= max(1, model.min_k)) & ~st.grid.mask[u, :high])
     if pos.size == 0:
         return Recommendations(popularity(model, u, n), "no neighbours: popularity")
-    best = knn.top_n(values[pos], pos, n)
+    best = recommend.rating_order(values[pos], raw[pos], count[pos], pos, n)
     return Recommendations([(str(st.items.id_of[pos[b]]), float(values[pos[b]])) for b in best])
 
 

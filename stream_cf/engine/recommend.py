@@ -157,8 +157,10 @@ def exact_values(
     cols: IntArray,
     raters: IntArray,
     dense: Dense,
+    clip: bool = True,
 ) -> FloatArray:
-    """Exact clipped scores of the item slots ``cols`` for user slot u, bit for bit as predict.
+    """Exact clipped scores of the item slots ``cols`` for user slot u, bit for bit as predict
+    (``clip=False``: the estimates before clipping).
 
     ``raters`` is each column's number of usable raters. N(i;u) is the first min(raters, k) usable
     raters of the column in neighbour order (found by one scan of the item-major mask), except
@@ -217,8 +219,8 @@ def exact_values(
     num = np.bincount(colpos, weights=w * dev, minlength=h)
     den = np.bincount(colpos, weights=np.abs(w), minlength=h)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out: FloatArray = np.clip(st.mean_of(u) + num / den, low, high)
-    return out
+        out: FloatArray = st.mean_of(u) + num / den
+    return np.clip(out, low, high) if clip else out
 
 
 def _ranges(starts: IntArray, lengths: IntArray) -> IntArray:
@@ -260,6 +262,17 @@ def _tied(
     chosen = before.copy()
     chosen[in_run] = rank < need[local[in_run]]
     return e_idx[chosen], e_col[chosen]
+
+
+def rating_order(
+    values: FloatArray, raw: FloatArray, count: IntArray, cand: IntArray, n: int
+) -> IntArray:
+    """Positions of the n best, best first: by the (clipped) prediction, ties at the clip by the
+    unclipped estimate, then by the number of neighbours, then by first appearance (slot)."""
+    if n <= 0 or values.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((cand, -count, -raw, -values))
+    return order[:n].astype(np.int64)
 
 
 def recommend_slots(model: UserKNN, users: list[str], n: int) -> dict[str, Recommendations]:
@@ -330,7 +343,10 @@ def _chunk(model: UserKNN, users: list[str], n: int) -> dict[str, Recommendation
         with np.errstate(divide="ignore", invalid="ignore"):
             approx = np.clip(mu + num[row, light].astype(np.float64) / den[row, light], low, high)
         tiny = nb.weights.size and float(np.min(np.abs(nb.weights))) < _TINY
-        exact_h = exact_values(model, u, nb=nb, cols=heavy, raters=raters[row, heavy], dense=dense)
+        raw_h = exact_values(
+            model, u, nb=nb, cols=heavy, raters=raters[row, heavy], dense=dense, clip=False
+        )
+        exact_h = np.clip(raw_h, low, high)
         if tiny or not np.all(np.isfinite(approx)):
             redo = light
         elif n <= 0:
@@ -342,10 +358,13 @@ def _chunk(model: UserKNN, users: list[str], n: int) -> dict[str, Recommendation
             else:
                 cut = -np.inf
             redo = light[approx >= cut - gap]
-        exact_l = exact_values(model, u, nb=nb, cols=redo, raters=raters[row, redo], dense=dense)
+        raw_l = exact_values(
+            model, u, nb=nb, cols=redo, raters=raters[row, redo], dense=dense, clip=False
+        )
         cand = np.concatenate((heavy, redo))
-        values = np.concatenate((exact_h, exact_l))
-        best = knn.top_n(values, cand, n)
+        raw = np.concatenate((raw_h, raw_l))
+        values = np.clip(raw, low, high)
+        best = rating_order(values, raw, count[cand], cand, n)
         out[user] = Recommendations(
             [(str(st.items.id_of[cand[i]]), float(values[i])) for i in best], None
         )

@@ -157,7 +157,8 @@ def check_predictions(
 
 def check_recommend(model: Any, ref: Reference, user: str, n: int) -> None:
     """recommend(user, n) is the reference's list: same fallback, same candidates, best first,
-    ties (equal engine scores) by the item's first appearance."""
+    ties (equal engine scores) by the unclipped estimate, the number of neighbours, then the
+    item's first appearance."""
     got = model.recommend(user, n)
     recs = model.recommendations(user, n)
     assert list(recs.items) == list(got), "recommend and recommendations disagree"
@@ -189,8 +190,11 @@ def check_recommend(model: Any, ref: Reference, user: str, n: int) -> None:
         assert_close(score, scores[item], f"score of {item} for {user}")
         check_prediction(model, ref, user, item)
 
-    def rank(item: str) -> tuple[float, int]:
-        return (-scores[item], ref.first_seen[item])
+    def rank(item: str) -> tuple[float, float, int, int]:
+        """Best first: the score, then (ties at the clip) the unclipped estimate (rounded: the
+        engine sums in another order), the number of neighbours, the first appearance."""
+        _clipped, raw, count = ref.rating_rank(user, item)
+        return (-scores[item], round(raw, 9), count, ref.first_seen[item])
 
     assert ids == sorted(ids, key=rank), f"recommend({user}) order: {got}"
     if ids:

@@ -56,6 +56,7 @@ class RefPrediction:
     estimate: float
     neighbours: list[RefNeighbour] = field(default_factory=list)
     fallback: str | None = None
+    raw: float | None = None  # the estimate before clipping (neighbour-based predictions)
 
 
 class Reference:
@@ -416,7 +417,7 @@ class Reference:
             num += nb.similarity * (nb.rating - self.baseline(nb.user, item))
             den += abs(nb.similarity)
         estimate = self.baseline(user, item) + num / (den + self.damping)
-        return RefPrediction(self.clip(estimate), nbs, None)
+        return RefPrediction(self.clip(estimate), nbs, None, estimate)
 
     def predict_full(self, user: str, item: str) -> RefPrediction:
         if self.feedback == "implicit":
@@ -436,7 +437,7 @@ class Reference:
         for nb in nbs:
             num += (nb.rating - nb.neighbour_mean) * nb.similarity
             den += abs(nb.similarity)
-        return RefPrediction(self.clip(mu + num / den), nbs, None)
+        return RefPrediction(self.clip(mu + num / den), nbs, None, mu + num / den)
 
     def implicit_candidates(self, user: str) -> list[tuple[Fraction, int, str, float]]:
         """Every usable neighbour of the user, whatever they have: (exact key, creation seq, v, w),
@@ -586,13 +587,22 @@ class Reference:
                 return self.popularity(self.user_items(user))[:n], True
             order = sorted(ranked, key=lambda i: (-ranked[i], self.first_seen[i]))
             return [(i, ranked[i]) for i in order[:n]], False
-        scored: list[tuple[float, int, str]] = []
+        scored: list[tuple[float, float, int, int, str]] = []
         for item in self.candidate_items(user):
-            scored.append((-self.predict(user, item), self.first_seen[item], item))
+            key = self.rating_rank(user, item)
+            scored.append((*key, self.first_seen[item], item))
         if not scored:
             return self.popularity(self.user_items(user))[:n], True
         scored.sort()
-        return [(item, -negs) for negs, _f, item in scored[:n]], False
+        return [(item, -negs) for negs, _r, _c, _f, item in scored[:n]], False
+
+    def rating_rank(self, user: str, item: str) -> tuple[float, float, int]:
+        """The ``rating`` order's key (ascending = better): the clipped prediction, then (ties at
+        the clip) the unclipped estimate, then the number of neighbours, all descending."""
+        pred = self.predict_full(user, item)
+        if self.feedback == "implicit" or pred.raw is None:
+            return (-pred.estimate, 0.0, 0)
+        return (-pred.estimate, -pred.raw, -len(pred.neighbours))
 
     def recommend(self, user: str, n: int = 10) -> list[tuple[str, float]]:
         return self.recommendations(user, n)[0]
