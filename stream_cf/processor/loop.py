@@ -85,6 +85,7 @@ from stream_cf.processor.topic_guard import TopicGuard
 from stream_cf.processor.topics import ensure_topics, topic_specs
 from stream_cf.processor.tracker import ChangedList, ListTracker
 from stream_cf.processor.transactions import TransactionalPublisher, committed_by_this_topic
+from stream_cf.retry import Attempt, after_attempts, no_wait, retry
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -482,23 +483,32 @@ class Processor:
         if not records and not exactly_once:
             return
         output = self.settings.output_topic
-        for attempt in range(1, 4):
+
+        def publish() -> dict[tuple[str, int], int]:
             if self._publisher is None:
                 self._publisher = self._retrying("connect the producer", self._new_publisher)
-            try:
-                positions = dict(self.input.positions) if exactly_once else None
-                ends = self._publisher.publish(records, positions)
-                break
-            except TopicVanished as exc:
-                if attempt == 3:
-                    raise
-                logger.error("%s", exc)
+            positions = dict(self.input.positions) if exactly_once else None
+            return self._publisher.publish(records, positions)
+
+        def recover(attempt: Attempt) -> None:
+            exc = attempt.error
+            assert isinstance(exc, TopicVanished)
+            logger.error("%s", exc)
+            if self._publisher is not None:
                 self._publisher.close(timeout=0.0)  # drop what waits for the old topic
                 self._publisher = None
-                if exc.topic == output:
-                    self._output_lost(engine, "was deleted while the processor ran")
-                else:
-                    self._retrying("re-create the topics", lambda: ensure_topics(self.settings))
+            if exc.topic == output:
+                self._output_lost(engine, "was deleted while the processor ran")
+            else:
+                self._retrying("re-create the topics", lambda: ensure_topics(self.settings))
+
+        ends = retry(
+            publish,
+            retry_on=TopicVanished,
+            backoff=no_wait,
+            give_up=after_attempts(3),
+            on_retry=recover,
+        )
         behind = {
             partition: (self._output_offsets[partition], end)
             for (topic, partition), end in ends.items()
