@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from typing import Any
 
 from stream_cf.cli.recommendations import format_table, ordered_users
 from stream_cf.datasets import DATASETS, item_titles
-from stream_cf.replay.clients import BOOTSTRAP_ENV, client_config
+from stream_cf.kafka_config import BOOTSTRAP_ENV, ConnectionConfig, named_bootstrap
 from stream_cf.replay.producer import make_producer, replay
 from stream_cf.replay.progress import Progress
 from stream_cf.replay.recommendations import read_latest
@@ -114,13 +113,9 @@ class _Steps:
 
 
 def _existing_bootstrap(args: argparse.Namespace) -> str | None:
-    if args.bootstrap_servers:
-        return str(args.bootstrap_servers)
-    for name in reversed(BOOTSTRAP_ENV):  # KAFKA_BOOTSTRAP_SERVERS first, as the broker does
-        value = os.environ.get(name, "").strip()
-        if value:
-            return value
-    return None
+    """The broker named by ``--bootstrap-servers`` or the environment, if any (else the demo
+    starts one). KAFKA_BOOTSTRAP_SERVERS first, as the broker does."""
+    return named_bootstrap(args.bootstrap_servers, order=tuple(reversed(BOOTSTRAP_ENV)))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"    Kafka at {bootstrap}")
         else:
             print(f"using the Kafka broker at {bootstrap}")
+        connection = ConnectionConfig.from_env(bootstrap)
         settings = load_settings(
             bootstrap_servers=bootstrap,
             input_topic=f"demo-{suffix}.events",
@@ -174,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"    {source.total:,} events in event-time order")
 
         with steps.step(f"replay {args.dataset} into {settings.input_topic}"):
-            producer = make_producer(bootstrap)
+            producer = make_producer(connection)
             try:
                 summary = replay(
                     source,
@@ -206,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
             )
 
         with steps.step(f"read {settings.output_topic}"):
-            snapshot = read_latest(bootstrap, settings.output_topic, timeout=120)
+            snapshot = read_latest(connection, settings.output_topic, timeout=120)
             print(f"    {len(snapshot.lists):,} users have a list")
         users = (
             args.users
@@ -234,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
                 broker.stop()
         elif settings is not None and not args.keep_topics:
             _delete_topics(
-                settings.bootstrap_servers,
+                settings.connection(),
                 [settings.input_topic, settings.output_topic, settings.dead_letter_topic],
             )
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -243,19 +239,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delete_topics(bootstrap: str, topics: list[str]) -> None:
+def _delete_topics(connection: ConnectionConfig, topics: list[str]) -> None:
     """Best effort: the demo's topics on a broker it did not start."""
     from kafka import KafkaAdminClient  # noqa: PLC0415
     from kafka.errors import KafkaError  # noqa: PLC0415
 
     try:
-        admin = KafkaAdminClient(**client_config(bootstrap, "stream-cf-demo"))
+        admin = KafkaAdminClient(**connection.client_kwargs("stream-cf-demo"))
     except KafkaError as exc:
         logger.warning("could not delete the demo topics %s: %s", topics, exc)
         return
     try:
         admin.delete_topics(topics, timeout_ms=10_000)
-        print(f"deleted the demo topics on {bootstrap}")
+        print(f"deleted the demo topics on {connection.bootstrap_servers}")
     except KafkaError as exc:
         logger.warning("could not delete the demo topics %s: %s", topics, exc)
     finally:

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from stream_cf.cli.replay import add_bootstrap_argument
 from stream_cf.datasets import DATASETS, item_titles
-from stream_cf.replay.clients import resolve_bootstrap
+from stream_cf.kafka_config import ConnectionConfig
 from stream_cf.replay.recommendations import DEFAULT_OUTPUT_TOPIC, UserList, read_latest
 
 
@@ -99,10 +99,10 @@ def print_lists(
 
 
 def run(args: argparse.Namespace) -> int:
-    bootstrap = resolve_bootstrap(args.bootstrap_servers)
+    connection = ConnectionConfig.from_env(args.bootstrap_servers)
     titles = item_titles(args.titles) if args.titles else None
     wanted = list(args.users) if args.users else None
-    snapshot = read_latest(bootstrap, args.topic, users=wanted, timeout=args.timeout)
+    snapshot = read_latest(connection, args.topic, users=wanted, timeout=args.timeout)
     users = wanted if wanted is not None else ordered_users(snapshot.lists)
     found = [snapshot.lists[u] for u in users if u in snapshot.lists]
     print_lists(found, as_json=args.json, titles=titles, top=args.top, out=sys.stdout)

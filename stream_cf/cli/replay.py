@@ -11,7 +11,8 @@ from typing import Any
 from stream_cf.cli.sources import add_mapping_arguments, mapping_of
 from stream_cf.datasets import DATASETS
 from stream_cf.event_files import Malformed
-from stream_cf.replay.clients import ensure_topic, resolve_bootstrap
+from stream_cf.kafka_config import ConnectionConfig
+from stream_cf.replay.clients import ensure_topic
 from stream_cf.replay.pacing import Pacing
 from stream_cf.replay.producer import ReplaySummary, make_producer, replay
 from stream_cf.replay.progress import Progress
@@ -145,7 +146,7 @@ def print_summary(summary: ReplaySummary, *, as_json: bool, on_error: str) -> No
 
 
 def run(args: argparse.Namespace) -> int:
-    bootstrap = resolve_bootstrap(args.bootstrap_servers)
+    connection = ConnectionConfig.from_env(args.bootstrap_servers)
     source = open_source(
         args.source,
         mapping=mapping_of(args),
@@ -154,16 +155,16 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
     )
     pacing = pacing_of(args)
-    ensure_topic(bootstrap, args.topic, partitions=args.partitions)
+    ensure_topic(connection, args.topic, partitions=args.partitions)
     logger.info(
         "replaying %s (%s order, %s) into %s at %s",
         source.name,
         source.order,
         pacing.describe(),
         args.topic,
-        bootstrap,
+        connection.bootstrap_servers,
     )
-    producer = make_producer(bootstrap)
+    producer = make_producer(connection)
     progress = Progress(source.total, label=f"replay {source.name}", enabled=args.progress)
     try:
         summary = replay(

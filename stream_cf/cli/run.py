@@ -11,13 +11,12 @@ import json
 from typing import Any, get_args
 
 from stream_cf.engine.ranking import RankMode
+from stream_cf.kafka_config import SaslMechanism, SecurityProtocol
 from stream_cf.processor.settings import (
     Feedback,
     Guarantee,
     Predictor,
     Refresh,
-    SaslMechanism,
-    SecurityProtocol,
     Similarity,
     load_settings,
 )

@@ -6,7 +6,8 @@ side: positions, polling, commits), :mod:`codec` and :mod:`dlq` (bytes in and ou
 (a batch's records sorted into events and dead letters), :mod:`semantics`
 (events the engine would refuse), :mod:`tracker` (the refresh policies: whose lists may have
 changed, what was published), :mod:`output_tail` (what is on the output topic after a checkpoint),
-:mod:`publisher` (acknowledged publishing), :mod:`checkpoint` (atomic state files), :mod:`topics`
+:mod:`publisher` (acknowledged publishing), :mod:`checkpoint` (atomic state files),
+:mod:`checkpointing` (when a checkpoint is due, what it holds, writing it), :mod:`topics`
 (topic creation), :mod:`summary` (what a run did), :mod:`metrics` (``/metrics`` and ``/healthz``)
 and :mod:`loop` (the processor).
 """

@@ -12,6 +12,7 @@ last stable offset, which is also what :meth:`InputConsumer.end_offsets` reports
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from stream_cf.exceptions import BrokerError, InputTopicChanged, UndecodableInpu
 from stream_cf.processor.codec import SourceRecord
 from stream_cf.processor.settings import ProcessorSettings
 from stream_cf.processor.topic_guard import forbid_auto_create
+from stream_cf.retry import after_attempts, any_of, exponential, retry, within
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -41,17 +43,18 @@ def retrying(
 ) -> _T:
     """Run ``action``, retrying Kafka errors with exponential backoff and a log line per retry;
     :class:`BrokerError` naming ``what`` once ``give_up_after`` seconds pass or a stop is asked."""
-    backoff = 0.25
-    deadline = time.monotonic() + give_up_after
-    while True:
-        try:
-            return action()
-        except KafkaError as exc:
-            if time.monotonic() + backoff > deadline or stop_requested():
-                raise BrokerError(f"could not {what}: {exc!r}") from exc
-            logger.warning("could not %s (%r); retrying in %.1fs", what, exc, backoff)
-            time.sleep(backoff)
-            backoff = min(backoff * 2, backoff_max)
+    return retry(
+        action,
+        retry_on=KafkaError,
+        backoff=exponential(first=0.25, cap=backoff_max),
+        give_up=any_of(
+            within(give_up_after, counting_the_wait=True), lambda _attempt: stop_requested()
+        ),
+        fail=lambda attempt: BrokerError(f"could not {what}: {attempt.error!r}"),
+        on_retry=lambda attempt: logger.warning(
+            "could not %s (%r); retrying in %.1fs", what, attempt.error, attempt.delay
+        ),
+    )
 
 
 class InputConsumer:
@@ -300,14 +303,22 @@ class InputConsumer:
             except KafkaError as exc:
                 logger.warning("offset commit failed: %r", exc)
             return
-        for attempt in range(1, 6):
-            try:
-                self.consumer.commit(offsets)
-                self._committed = dict(self.positions)
-                return
-            except KafkaError as exc:
-                logger.warning("final offset commit failed (attempt %d): %r", attempt, exc)
-                time.sleep(min(0.5 * attempt, self.settings.retry_backoff_max))
+
+        def commit() -> None:
+            self.consumer.commit(offsets)
+            self._committed = dict(self.positions)
+
+        backoff_max = self.settings.retry_backoff_max
+        with contextlib.suppress(KafkaError):  # after 5 attempts: the next run commits
+            retry(
+                commit,
+                retry_on=KafkaError,
+                backoff=lambda number, _error: min(0.5 * number, backoff_max),
+                give_up=after_attempts(5),
+                on_error=lambda attempt: logger.warning(
+                    "final offset commit failed (attempt %d): %r", attempt.number, attempt.error
+                ),
+            )
 
     def close(self) -> None:
         """Close the consumer without committing (idempotent)."""

@@ -50,7 +50,6 @@ letter is committed once.
 
 from __future__ import annotations
 
-import io
 import logging
 import signal
 import threading
@@ -69,13 +68,8 @@ from stream_cf.exceptions import (
     TopicVanished,
     UndecodableInput,
 )
-from stream_cf.processor.checkpoint import (
-    Checkpoint,
-    check_compatible,
-    read_checkpoint,
-    remove_stale_temporaries,
-    write_checkpoint,
-)
+from stream_cf.processor.checkpoint import Checkpoint
+from stream_cf.processor.checkpointing import Checkpointer
 from stream_cf.processor.codec import SourceRecord, encode_key, encode_recommendations
 from stream_cf.processor.consumer import InputConsumer, retrying
 from stream_cf.processor.intake import take_in
@@ -91,6 +85,7 @@ from stream_cf.processor.topic_guard import TopicGuard
 from stream_cf.processor.topics import ensure_topics, topic_specs
 from stream_cf.processor.tracker import ChangedList, ListTracker
 from stream_cf.processor.transactions import TransactionalPublisher, committed_by_this_topic
+from stream_cf.retry import Attempt, after_attempts, no_wait, retry
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -111,10 +106,8 @@ class Processor:
         self.guard = TopicGuard(settings)
         self._publisher: Publisher | None = None
         self.pacing = Pacing(settings.max_batch, settings.checkpoint_interval)
+        self.checkpointer = Checkpointer(settings, self.pacing)
         self._event_time_ms: int | None = None
-        self._totals: dict[str, int] = {}
-        # (monotonic time, events, lists published) at the last checkpoint, for the rates
-        self._last_status = (time.monotonic(), 0, 0)
         # what /metrics reads (kept up to date by the loop; the server never calls Kafka)
         self._summary = RunSummary()
         self._lag: int | None = None
@@ -235,8 +228,8 @@ class Processor:
         settings = self.settings
         tracker = self.tracker
         pacing = self.pacing
-        pacing.started()
-        dirty = False
+        checkpointer = self.checkpointer
+        checkpointer.started()
         self.ready.set()
         self._running = True
         while True:
@@ -276,7 +269,7 @@ class Processor:
                     )
                     summary.batches += 1
                     self._lag = self.input.lag()
-                    dirty = True
+                    checkpointer.touched()
                     if on_batch is not None:
                         on_batch(summary)
             if tracker.pending:
@@ -284,38 +277,23 @@ class Processor:
                 # one slice at most (its actor's list comes first), busy or idle
                 changed = tracker.drain(engine, settings.refresh_budget)
                 outgoing.extend(self._list_records(changed, summary))
-                dirty = True
+                checkpointer.touched()
             # exactly once: the batch's records, the slice's lists and the input positions in one
             # transaction (one commit per iteration)
             self._publish(engine, outgoing)
             summary.recomputed = tracker.recomputed
             summary.recommend_seconds = tracker.recompute_seconds
-            if dirty and pacing.checkpoint_due():
+            if checkpointer.due():
                 self._check_topics(engine)
                 self._checkpoint(engine, summary)
-                pacing.checkpointed()
-                dirty = False
 
     # ------------------------------------------------------------------ start-up
     def _restore(self, summary: RunSummary) -> tuple[UserKNN, dict[int, int]]:
         """The engine and the input positions of the checkpoint, or a new engine at the start."""
-        path = self.settings.checkpoint_path
-        remove_stale_temporaries(path)
-        checkpoint = read_checkpoint(path)
-        wanted = self.settings.engine_config()
-        if checkpoint is None:
-            logger.info("no checkpoint at %s: starting from the beginning of the input", path)
-            self.engine = UserKNN(**wanted)
-            return self.engine, {}
-        engine = UserKNN.load(io.BytesIO(checkpoint.engine))
-        check_compatible(
-            path,
-            checkpoint,
-            input_topic=self.settings.input_topic,
-            wanted=wanted,
-            have={key: engine.config().get(key) for key in wanted},
-        )
+        engine, checkpoint = self.checkpointer.load()
         self.engine = engine
+        if checkpoint is None:
+            return engine, {}
         self._output_offsets = dict(checkpoint.output_offsets)
         self.tracker.digests = dict(checkpoint.digests)
         self.tracker.fallback_users = set(checkpoint.fallback_users)
@@ -326,21 +304,20 @@ class Processor:
             # written before the lists' items were kept: refresh everyone once
             self.tracker.pending = set(engine.users())
         self._event_time_ms = checkpoint.event_time_ms
-        self._totals = dict(checkpoint.counters)
         summary.restored = True
         positions = self._check_restored_topics(engine, checkpoint)
-        if checkpoint.list_settings != self._list_settings():
+        if checkpoint.list_settings != self.checkpointer.list_settings():
             logger.warning(
                 "the lists were computed with %s, these settings ask for %s: refreshing every "
                 "user's list (%d users)",
                 checkpoint.list_settings,
-                self._list_settings(),
+                self.checkpointer.list_settings(),
                 engine.n_users,
             )
             self.tracker.pending = set(engine.users())
         logger.info(
             "restored checkpoint %s: %d users, %d items, %d users pending, input offsets %s",
-            path,
+            self.settings.checkpoint_path,
             engine.n_users,
             engine.n_items,
             len(checkpoint.pending_users),
@@ -386,8 +363,7 @@ class Processor:
             if records:
                 self._process(engine, records, replay, full=True)  # outputs dropped: committed
         summary.replayed = replay.events + replay.dead_letters
-        for name in ("events", "dead_letters", "tombstones"):  # counted by the killed run
-            self._totals[name] = self._totals.get(name, 0) + int(getattr(replay, name))
+        self.checkpointer.count_replayed(replay)
         logger.info(
             "replayed %d events and %d dead letters up to %s; %d users owed a refresh",
             replay.events,
@@ -395,10 +371,6 @@ class Processor:
             self.input.positions,
             len(self.tracker.pending),
         )
-
-    def _list_settings(self) -> dict[str, Any]:
-        """The settings the lists depend on beyond the engine's."""
-        return {"n": self.settings.n}
 
     def _check_restored_topics(self, engine: UserKNN, checkpoint: Checkpoint) -> dict[int, int]:
         """Compare the checkpoint's topic ids with the current ones; return the input positions
@@ -511,23 +483,32 @@ class Processor:
         if not records and not exactly_once:
             return
         output = self.settings.output_topic
-        for attempt in range(1, 4):
+
+        def publish() -> dict[tuple[str, int], int]:
             if self._publisher is None:
                 self._publisher = self._retrying("connect the producer", self._new_publisher)
-            try:
-                positions = dict(self.input.positions) if exactly_once else None
-                ends = self._publisher.publish(records, positions)
-                break
-            except TopicVanished as exc:
-                if attempt == 3:
-                    raise
-                logger.error("%s", exc)
+            positions = dict(self.input.positions) if exactly_once else None
+            return self._publisher.publish(records, positions)
+
+        def recover(attempt: Attempt) -> None:
+            exc = attempt.error
+            assert isinstance(exc, TopicVanished)
+            logger.error("%s", exc)
+            if self._publisher is not None:
                 self._publisher.close(timeout=0.0)  # drop what waits for the old topic
                 self._publisher = None
-                if exc.topic == output:
-                    self._output_lost(engine, "was deleted while the processor ran")
-                else:
-                    self._retrying("re-create the topics", lambda: ensure_topics(self.settings))
+            if exc.topic == output:
+                self._output_lost(engine, "was deleted while the processor ran")
+            else:
+                self._retrying("re-create the topics", lambda: ensure_topics(self.settings))
+
+        ends = retry(
+            publish,
+            retry_on=TopicVanished,
+            backoff=no_wait,
+            give_up=after_attempts(3),
+            on_retry=recover,
+        )
         behind = {
             partition: (self._output_offsets[partition], end)
             for (topic, partition), end in ends.items()
@@ -650,47 +631,15 @@ class Processor:
 
     # ------------------------------------------------------------------ commit and checkpoint
     def _checkpoint(self, engine: UserKNN, summary: RunSummary) -> None:
-        buffer = io.BytesIO()
-        engine.save(buffer)
-        counters = dict(self._totals)
-        for name in ("events", "dead_letters", "published", "tombstones"):
-            counters[name] = counters.get(name, 0) + int(getattr(summary, name))
-        checkpoint = Checkpoint(
-            input_topic=self.settings.input_topic,
-            input_offsets=dict(self.input.positions),
-            output_topic=self.settings.output_topic,
-            output_offsets=dict(self._output_offsets),
-            engine=buffer.getvalue(),
-            engine_config=self.settings.engine_config(),
-            digests=dict(self.tracker.digests),
-            fallback_users=set(self.tracker.fallback_users),
-            pending_users=set(self.tracker.pending),
-            shown={user: sorted(items) for user, items in self.tracker.shown.items()},
+        self.checkpointer.write(
+            engine,
+            self.tracker,
+            summary,
+            input_offsets=self.input.positions,
+            output_offsets=self._output_offsets,
+            topic_ids=self._topic_ids,
             event_time_ms=self._event_time_ms,
-            counters=counters,
-            topic_ids={t: i for t, i in self._topic_ids.items() if i is not None},
-            list_settings=self._list_settings(),
-        )
-        size = write_checkpoint(self.settings.checkpoint_path, checkpoint)
-        summary.checkpoints += 1
-        summary.input_lag = self.input.lag()
-        now = time.monotonic()
-        then, events, published = self._last_status
-        elapsed = max(now - then, 1e-9)
-        self._last_status = (now, summary.events, summary.published)
-        logger.info(
-            "checkpoint: input offsets %s, lag %s records, %d users, %d pending, %d bytes; "
-            "since the last checkpoint %.0f events/s, %.0f lists/s; so far %d events, "
-            "%d dead letters",
-            checkpoint.input_offsets,
-            "unknown" if summary.input_lag is None else summary.input_lag,
-            engine.n_users,
-            len(checkpoint.pending_users),
-            size,
-            (summary.events - events) / elapsed,
-            (summary.published - published) / elapsed,
-            summary.events,
-            summary.dead_letters,
+            lag=self.input.lag(),
         )
 
     # ------------------------------------------------------------------ metrics

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from kafka.errors import (
 
 from stream_cf.exceptions import BrokerError, RecordRejected, TopicVanished
 from stream_cf.processor.topic_guard import forbid_auto_create
+from stream_cf.retry import Attempt, after_stop, exponential, no_wait, retry
 
 logger = logging.getLogger(__name__)
 
@@ -102,52 +102,64 @@ class Publisher:
         """
         ends: dict[tuple[str, int], int] = {}
         pending = list(records)
-        attempt = 0
-        backoff = 0.25
-        stop_deadline: float | None = None
-        while pending:
-            attempt += 1
-            futures = [(record, self._send(record)) for record in pending]
-            self._flush(len(pending), {record.topic for record in pending})
-            failed: list[OutgoingRecord] = []
-            last_error: BaseException | None = None
-            for record, future in futures:
-                error = future if isinstance(future, KafkaError) else None
-                if error is None and future.failed():
-                    error = future.exception
-                if error is not None:
-                    if _never_accepted(error):
-                        raise self._rejected(record, error)
-                    failed.append(record)
-                    last_error = error
-                    continue
-                meta = future.value
-                key = (meta.topic, meta.partition)
-                ends[key] = max(ends.get(key, 0), meta.offset + 1)
-            self._check_topics({record.topic for record in failed})
-            if not failed:
-                if attempt > 1:
-                    logger.warning("publish succeeded after %d attempts", attempt)
-                return ends
-            if self._stop_requested():
-                stop_deadline = stop_deadline or time.monotonic() + self._shutdown_timeout
-                if time.monotonic() > stop_deadline:
-                    raise BrokerError(
-                        f"{len(failed)} records still unacknowledged {self._shutdown_timeout}s "
-                        f"after the stop request (last error: {last_error!r})"
-                    )
-            logger.warning(
+        if not pending:
+            return ends
+
+        def send_pending() -> dict[tuple[str, int], int]:
+            nonlocal pending
+            failed, last_error = self._send_all(pending, ends)
+            if failed:
+                of, pending = len(pending), failed
+                raise _Unacknowledged(len(failed), of, last_error)
+            return ends
+
+        return retry(
+            send_pending,
+            retry_on=_Unacknowledged,
+            backoff=exponential(first=0.25, cap=self._backoff_max),
+            give_up=after_stop(self._stop_requested, self._shutdown_timeout),
+            fail=lambda attempt: BrokerError(
+                f"{_failed(attempt).count} records still unacknowledged "
+                f"{self._shutdown_timeout}s after the stop request (last error: "
+                f"{_failed(attempt).error!r})"
+            ),
+            on_retry=lambda attempt: logger.warning(
                 "broker did not acknowledge %d of %d records (%r); resending in %.1fs (attempt %d)",
-                len(failed),
-                len(pending),
-                last_error,
-                backoff,
-                attempt,
-            )
-            time.sleep(backoff)
-            backoff = min(backoff * 2, self._backoff_max)
-            pending = failed
-        return ends
+                _failed(attempt).count,
+                _failed(attempt).of,
+                _failed(attempt).error,
+                attempt.delay,
+                attempt.number,
+            ),
+            on_success=lambda attempts: logger.warning(
+                "publish succeeded after %d attempts", attempts
+            ),
+        )
+
+    def _send_all(
+        self, records: list[OutgoingRecord], ends: dict[tuple[str, int], int]
+    ) -> tuple[list[OutgoingRecord], BaseException | None]:
+        """Send ``records`` and wait; add the acknowledged offsets to ``ends``; return the records
+        whose send failed (to send again) and the last error."""
+        futures = [(record, self._send(record)) for record in records]
+        self._flush(len(records), {record.topic for record in records})
+        failed: list[OutgoingRecord] = []
+        last_error: BaseException | None = None
+        for record, future in futures:
+            error = future if isinstance(future, KafkaError) else None
+            if error is None and future.failed():
+                error = future.exception
+            if error is not None:
+                if _never_accepted(error):
+                    raise self._rejected(record, error)
+                failed.append(record)
+                last_error = error
+                continue
+            meta = future.value
+            key = (meta.topic, meta.partition)
+            ends[key] = max(ends.get(key, 0), meta.offset + 1)
+        self._check_topics({record.topic for record in failed})
+        return failed, last_error
 
     def _send(self, record: OutgoingRecord) -> Any:
         try:
@@ -195,25 +207,29 @@ class Publisher:
     def _flush(self, count: int, topics: set[str]) -> None:
         """Wait for the in-flight records, logging while the broker does not answer, and checking
         that ``topics`` still exist."""
-        started = time.monotonic()
-        while True:
-            try:
-                self._producer.flush(timeout=5.0)
-                return
-            except KafkaError as exc:
-                waited = time.monotonic() - started
-                logger.warning(
-                    "waiting for the broker to acknowledge %d records (%.0fs so far): %r",
-                    count,
-                    waited,
-                    exc,
-                )
-                self._check_topics(topics)
-                if self._stop_requested() and waited > self._shutdown_timeout:
-                    raise BrokerError(
-                        f"broker did not acknowledge {count} records within "
-                        f"{self._shutdown_timeout}s of the stop request"
-                    ) from exc
+
+        def waiting(attempt: Attempt) -> None:
+            logger.warning(
+                "waiting for the broker to acknowledge %d records (%.0fs so far): %r",
+                count,
+                attempt.elapsed,
+                attempt.error,
+            )
+            self._check_topics(topics)
+
+        retry(
+            lambda: self._producer.flush(timeout=5.0),
+            retry_on=KafkaError,
+            backoff=no_wait,
+            give_up=lambda attempt: (
+                self._stop_requested() and attempt.elapsed > self._shutdown_timeout
+            ),
+            fail=lambda _attempt: BrokerError(
+                f"broker did not acknowledge {count} records within "
+                f"{self._shutdown_timeout}s of the stop request"
+            ),
+            on_error=waiting,
+        )
 
     def close(self, timeout: float = 5.0) -> None:
         """Close the producer (flushes what is left for at most ``timeout`` seconds, then drops
@@ -234,3 +250,18 @@ def _never_accepted(error: BaseException) -> bool:
         | InvalidTopicError
         | TopicAuthorizationFailedError,
     )
+
+
+class _Unacknowledged(Exception):
+    """Some records of a batch were not acknowledged: sent again (see :meth:`Publisher.publish`)."""
+
+    def __init__(self, count: int, of: int, error: BaseException | None) -> None:
+        super().__init__(f"{count} of {of} records not acknowledged: {error!r}")
+        self.count = count
+        self.of = of
+        self.error = error
+
+
+def _failed(attempt: Attempt) -> _Unacknowledged:
+    assert isinstance(attempt.error, _Unacknowledged)
+    return attempt.error

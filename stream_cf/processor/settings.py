@@ -27,14 +27,18 @@ from stream_cf.engine.ranking import RankMode, default_vote_shape
 from stream_cf.engine.validation import VALUE_LIMIT
 from stream_cf.events import DEFAULT_MAX_FUTURE_SKEW
 from stream_cf.exceptions import ConfigError
+from stream_cf.kafka_config import (
+    ConnectionConfig,
+    SaslMechanism,
+    SecurityProtocol,
+    security_problems,
+)
 
 Similarity = Literal["cosine", "msd", "pearson", "adjusted_cosine"]
 Predictor = Literal["knn_baseline", "knn_means"]
 Feedback = Literal["explicit", "implicit"]
 Refresh = Literal["actors", "neighbours"]
 Guarantee = Literal["at-least-once", "exactly-once"]
-SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"]
 
 
 def _parse_scale(value: Any) -> Any:
@@ -204,39 +208,15 @@ class ProcessorSettings(BaseSettings):
         }
         if len(set(topics.values())) < 3:
             problems.append(f"the input, output and dead-letter topics must differ, got {topics}")
-        sasl = self.security_protocol.startswith("SASL_")
-        if sasl and self.sasl_mechanism is None:
-            problems.append(
-                f"security_protocol={self.security_protocol} needs sasl_mechanism "
-                f"(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, ...)"
-            )
-        if not sasl and self.sasl_mechanism is not None:
-            problems.append(
-                f"sasl_mechanism={self.sasl_mechanism} is set but security_protocol is "
-                f"{self.security_protocol}; use SASL_PLAINTEXT or SASL_SSL"
-            )
-        if self.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and (
-            not self.sasl_plain_username or self.sasl_plain_password is None
-        ):
-            problems.append(
-                f"sasl_mechanism={self.sasl_mechanism} needs sasl_plain_username and "
-                f"sasl_plain_password (username given: {self.sasl_plain_username is not None}, "
-                f"password given: {self.sasl_plain_password is not None})"
-            )
-        uses_ssl = self.security_protocol in ("SSL", "SASL_SSL")
-        ssl_fields = {
-            name: getattr(self, name)
-            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
-            if getattr(self, name) is not None
-        }
-        if ssl_fields and not uses_ssl:
-            problems.append(
-                f"{', '.join(ssl_fields)} set but security_protocol is {self.security_protocol}; "
-                f"use SSL or SASL_SSL"
-            )
-        for name, path in ssl_fields.items():
-            if not Path(path).is_file():
-                problems.append(f"{name}={path} is not a file")
+        problems += security_problems(
+            security_protocol=self.security_protocol,
+            sasl_mechanism=self.sasl_mechanism,
+            sasl_plain_username=self.sasl_plain_username,
+            sasl_plain_password=self.sasl_plain_password,
+            ssl_files={
+                name: getattr(self, name) for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+            },
+        )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -297,43 +277,24 @@ class ProcessorSettings(BaseSettings):
             "damping": self.damping,
         }
 
+    def connection(self) -> ConnectionConfig:
+        """The brokers and security options these settings name (see kafka_config.py)."""
+        # validated already, by the same rules (security_problems): not checked again per client
+        return ConnectionConfig.model_construct(
+            **{name: getattr(self, name) for name in ConnectionConfig.model_fields}
+        )
+
     def connection_hint(self) -> str:
-        """What a failed bootstrap may mean with these security settings ('' for PLAINTEXT):
-        kafka-python reports a refused SASL handshake or wrong credentials only in its own ERROR
-        log lines, then 'Unable to bootstrap'."""
-        if self.security_protocol.startswith("SASL_"):
-            return (
-                f"; with security_protocol={self.security_protocol} and sasl_mechanism="
-                f"{self.sasl_mechanism} this is also what a listener without SASL, a mechanism "
-                f"the broker does not enable or wrong credentials give: kafka-python's ERROR "
-                f"lines 'SaslHandshake failed' or 'SaslAuthenticate failed' say which"
-            )
-        if self.security_protocol == "SSL":
-            return "; with security_protocol=SSL this is also what a failed TLS handshake gives"
-        return ""
+        """What a failed bootstrap may mean with these security settings (see
+        :meth:`ConnectionConfig.connection_hint`)."""
+        return self.connection().connection_hint()
 
     def kafka_config(self) -> dict[str, Any]:
         """Connection and security keywords shared by every kafka-python client."""
-        config: dict[str, Any] = {
-            "bootstrap_servers": [s.strip() for s in self.bootstrap_servers.split(",") if s],
-            "security_protocol": self.security_protocol,
+        return {
+            **self.connection().client_kwargs(),
             "reconnect_backoff_max_ms": int(self.retry_backoff_max * 1000),
         }
-        if self.sasl_mechanism is not None:
-            config["sasl_mechanism"] = self.sasl_mechanism
-        if self.sasl_plain_username is not None:
-            config["sasl_plain_username"] = self.sasl_plain_username
-        if self.sasl_plain_password is not None:
-            config["sasl_plain_password"] = self.sasl_plain_password.get_secret_value()
-        if self.security_protocol in ("SSL", "SASL_SSL"):
-            config["ssl_check_hostname"] = self.ssl_check_hostname
-            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-                value = getattr(self, name)
-                if value is not None:
-                    config[name] = str(value)
-            if self.ssl_password is not None:
-                config["ssl_password"] = self.ssl_password.get_secret_value()
-        return config
 
 
 def load_settings(**overrides: Any) -> ProcessorSettings:

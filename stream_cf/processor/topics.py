@@ -10,7 +10,6 @@ Existing topics are left as they are.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from kafka import KafkaAdminClient
@@ -19,6 +18,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from stream_cf.exceptions import BrokerError
 from stream_cf.processor.settings import ProcessorSettings
+from stream_cf.retry import exponential, retry, within
 
 logger = logging.getLogger(__name__)
 
@@ -45,25 +45,19 @@ def ensure_topics(settings: ProcessorSettings, *, timeout: float = 60.0) -> list
     Returns the names created. Retries with backoff until ``timeout`` while the broker cannot be
     reached, then raises :class:`BrokerError`.
     """
-    deadline = time.monotonic() + timeout
-    backoff = 0.2
-    while True:
-        try:
-            return _create_missing(settings)
-        except KafkaError as exc:
-            if time.monotonic() + backoff > deadline:
-                raise BrokerError(
-                    f"could not create topics on {settings.bootstrap_servers}: {exc!r}"
-                    f"{settings.connection_hint()}"
-                ) from exc
-            logger.warning(
-                "topic creation failed (%r%s); retrying in %.1fs",
-                exc,
-                settings.connection_hint(),
-                backoff,
-            )
-            time.sleep(backoff)
-            backoff = min(backoff * 2, settings.retry_backoff_max)
+    hint = settings.connection_hint()
+    return retry(
+        lambda: _create_missing(settings),
+        retry_on=KafkaError,
+        backoff=exponential(first=0.2, cap=settings.retry_backoff_max),
+        give_up=within(timeout, counting_the_wait=True),
+        fail=lambda attempt: BrokerError(
+            f"could not create topics on {settings.bootstrap_servers}: {attempt.error!r}{hint}"
+        ),
+        on_retry=lambda attempt: logger.warning(
+            "topic creation failed (%r%s); retrying in %.1fs", attempt.error, hint, attempt.delay
+        ),
+    )
 
 
 def _create_missing(settings: ProcessorSettings) -> list[str]:

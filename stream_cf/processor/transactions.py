@@ -35,7 +35,6 @@ the lists that differ are published.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -51,6 +50,7 @@ from kafka.structs import OffsetAndMetadata
 
 from stream_cf.exceptions import BrokerError, ProducerFenced, RecordRejected, TopicVanished
 from stream_cf.processor.publisher import OutgoingRecord, Publisher, _never_accepted
+from stream_cf.retry import after_stop, any_of, exponential, retry, within
 
 logger = logging.getLogger(__name__)
 
@@ -112,27 +112,32 @@ class TransactionalPublisher(Publisher):
         """``init_transactions``: fence the predecessor and finish its open transaction. A
         timeout is retried on the same producer (kafka-python keeps waiting for the same
         request) until ``give_up_after``; being fenced or not authorized stops the run."""
-        deadline = time.monotonic() + self._give_up_after
-        while True:
+
+        def init() -> None:
             try:
                 self._producer.init_transactions()
-                logger.info("transactional producer %s initialised", self._transactional_id)
-                return
             except _FENCED as exc:
                 raise self._fenced(exc) from exc
-            except KafkaError as exc:
-                if time.monotonic() > deadline or self._stop_requested():
-                    raise BrokerError(
-                        f"could not initialise the transactions of {self._transactional_id}: "
-                        f"{exc!r}"
-                    ) from exc
-                logger.warning(
-                    "initialising the transactions of %s: %r; still waiting",
-                    self._transactional_id,
-                    exc,
-                )
-                if not isinstance(exc, KafkaTimeoutError):
-                    time.sleep(min(1.0, self._backoff_max))
+
+        retry(
+            init,
+            retry_on=KafkaError,
+            # a timeout: kafka-python keeps waiting for the same request, call again at once
+            backoff=lambda _number, error: (
+                0.0 if isinstance(error, KafkaTimeoutError) else min(1.0, self._backoff_max)
+            ),
+            give_up=any_of(within(self._give_up_after), lambda _attempt: self._stop_requested()),
+            fail=lambda attempt: BrokerError(
+                f"could not initialise the transactions of {self._transactional_id}: "
+                f"{attempt.error!r}"
+            ),
+            on_retry=lambda attempt: logger.warning(
+                "initialising the transactions of %s: %r; still waiting",
+                self._transactional_id,
+                attempt.error,
+            ),
+        )
+        logger.info("transactional producer %s initialised", self._transactional_id)
 
     def publish(
         self, records: Sequence[OutgoingRecord], offsets: dict[int, int] | None = None
@@ -142,43 +147,39 @@ class TransactionalPublisher(Publisher):
         Nothing to send and offsets already committed: no transaction."""
         if not records and (offsets is None or offsets == self._committed):
             return {}
-        backoff = 0.25
-        attempt = 0
-        stop_deadline: float | None = None
-        while True:
-            attempt += 1
+
+        def transaction() -> dict[tuple[str, int], int]:
             try:
-                ends = self._transaction(records, offsets)
+                return self._transaction(records, offsets)
             except _FENCED as exc:
                 raise self._fenced(exc) from exc
-            except (RecordRejected, TopicVanished):
-                self._abort()
+            except (RecordRejected, TopicVanished, KafkaError):
+                self._abort()  # then RecordRejected and TopicVanished stop, KafkaError retries
                 raise
-            except KafkaError as exc:
-                self._abort()
-                if self._stop_requested():
-                    stop_deadline = stop_deadline or time.monotonic() + self._shutdown_timeout
-                    if time.monotonic() > stop_deadline:
-                        raise BrokerError(
-                            f"a transaction of {len(records)} records still not committed "
-                            f"{self._shutdown_timeout}s after the stop request: {exc!r}"
-                        ) from exc
-                logger.warning(
-                    "transaction of %d records aborted (%r); sending it again in %.1fs "
-                    "(attempt %d)",
-                    len(records),
-                    exc,
-                    backoff,
-                    attempt,
-                )
-                time.sleep(backoff)
-                backoff = min(backoff * 2, self._backoff_max)
-                continue
-            if attempt > 1:
-                logger.warning("transaction committed after %d attempts", attempt)
-            if offsets is not None:
-                self._committed = dict(offsets)
-            return ends
+
+        ends = retry(
+            transaction,
+            retry_on=KafkaError,
+            backoff=exponential(first=0.25, cap=self._backoff_max),
+            give_up=after_stop(self._stop_requested, self._shutdown_timeout),
+            fail=lambda attempt: BrokerError(
+                f"a transaction of {len(records)} records still not committed "
+                f"{self._shutdown_timeout}s after the stop request: {attempt.error!r}"
+            ),
+            on_retry=lambda attempt: logger.warning(
+                "transaction of %d records aborted (%r); sending it again in %.1fs (attempt %d)",
+                len(records),
+                attempt.error,
+                attempt.delay,
+                attempt.number,
+            ),
+            on_success=lambda attempts: logger.warning(
+                "transaction committed after %d attempts", attempts
+            ),
+        )
+        if offsets is not None:
+            self._committed = dict(offsets)
+        return ends
 
     def _transaction(
         self, records: Sequence[OutgoingRecord], offsets: dict[int, int] | None

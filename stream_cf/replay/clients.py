@@ -1,65 +1,43 @@
-"""Small Kafka client helpers shared by the replay, the recommendations reader and the demo."""
+"""Small Kafka client helpers shared by the replay, the recommendations reader and the demo.
+
+Their clients connect with one :class:`~stream_cf.kafka_config.ConnectionConfig` (kafka_config.py):
+pass it, or pass the brokers and the security options are read from the ``STREAM_CF_*`` variables.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping
 from typing import Any
 
 from stream_cf.exceptions import BrokerError
+from stream_cf.kafka_config import (
+    BOOTSTRAP_ENV,
+    DEFAULT_BOOTSTRAP,
+    ConnectionConfig,
+    resolve_bootstrap,
+)
 
 logger = logging.getLogger(__name__)
 
-#: Environment variables read, in order, when no ``--bootstrap-servers`` is given.
-BOOTSTRAP_ENV = ("STREAM_CF_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS")
-DEFAULT_BOOTSTRAP = "localhost:9092"
+#: A Kafka connection: a config, or the brokers (security from the ``STREAM_CF_*`` variables).
+Connection = str | ConnectionConfig
 
 
-def resolve_bootstrap(value: str | None = None, environ: Mapping[str, str] | None = None) -> str:
-    """``value``, else ``STREAM_CF_BOOTSTRAP_SERVERS``, else ``KAFKA_BOOTSTRAP_SERVERS``, else
-    ``localhost:9092`` (the host listener of this repository's docker compose)."""
-    if value:
+def connect_with(value: Connection | None = None) -> ConnectionConfig:
+    """``value`` if a config, else :meth:`ConnectionConfig.from_env` with ``value`` as the
+    brokers (ConfigError if the security variables contradict each other)."""
+    if isinstance(value, ConnectionConfig):
         return value
-    env = os.environ if environ is None else environ
-    for name in BOOTSTRAP_ENV:
-        if env.get(name):
-            return env[name]
-    return DEFAULT_BOOTSTRAP
+    return ConnectionConfig.from_env(value)
 
 
-_SECURITY_PREFIXES = ("STREAM_CF_SECURITY_PROTOCOL", "STREAM_CF_SASL_", "STREAM_CF_SSL_")
-
-
-def security_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """kafka-python security keywords from the processor's ``STREAM_CF_SECURITY_PROTOCOL``,
-    ``STREAM_CF_SASL_*`` and ``STREAM_CF_SSL_*`` variables; empty when none is set.
-
-    Raises :class:`~stream_cf.exceptions.ConfigError` if they contradict each other.
-    """
-    env = os.environ if environ is None else environ
-    if not any(name.upper().startswith(_SECURITY_PREFIXES) for name in env):
-        return {}
-    from stream_cf.processor.settings import load_settings  # noqa: PLC0415
-
-    names = ("security_protocol", "sasl_", "ssl_")
-    config = load_settings().kafka_config()
-    return {key: value for key, value in config.items() if key.startswith(names)}
-
-
-def client_config(bootstrap: str, client_id: str, **extra: Any) -> dict[str, Any]:
+def client_config(bootstrap: Connection, client_id: str, **extra: Any) -> dict[str, Any]:
     """Keywords of a kafka-python client: servers, client id, security, then ``extra``."""
-    config: dict[str, Any] = {
-        "bootstrap_servers": [s.strip() for s in bootstrap.split(",") if s.strip()],
-        "client_id": client_id,
-    }
-    config.update(security_config())
-    config.update(extra)
-    return config
+    return connect_with(bootstrap).client_kwargs(client_id, **extra)
 
 
 def ensure_topic(
-    bootstrap: str,
+    bootstrap: Connection,
     topic: str,
     *,
     partitions: int = 1,
@@ -75,10 +53,12 @@ def ensure_topic(
     from kafka.errors import KafkaError, TopicAlreadyExistsError  # noqa: PLC0415
 
     ms = int(timeout * 1000)
+    connection = connect_with(bootstrap)
+    bootstrap = connection.bootstrap_servers
     try:
         admin = KafkaAdminClient(
-            **client_config(
-                bootstrap, "stream-cf-admin", request_timeout_ms=ms, bootstrap_timeout_ms=ms
+            **connection.client_kwargs(
+                "stream-cf-admin", request_timeout_ms=ms, bootstrap_timeout_ms=ms
             )
         )
     except KafkaError as exc:
@@ -99,3 +79,14 @@ def ensure_topic(
         raise BrokerError(f"cannot create the topic {topic!r} at {bootstrap}: {exc}") from exc
     finally:
         admin.close()
+
+
+__all__ = [
+    "BOOTSTRAP_ENV",
+    "DEFAULT_BOOTSTRAP",
+    "Connection",
+    "client_config",
+    "connect_with",
+    "ensure_topic",
+    "resolve_bootstrap",
+]

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from stream_cf.event_files import Malformed
 from stream_cf.events import Event, event_to_dict
 from stream_cf.exceptions import BrokerError
-from stream_cf.replay.clients import client_config
+from stream_cf.replay.clients import Connection, connect_with
 from stream_cf.replay.pacing import Pacer, Pacing
 from stream_cf.replay.progress import Progress
 
@@ -104,14 +104,15 @@ class _Counter:
                 self.errors.append(f"{type(exc).__name__}: {exc}")
 
 
-def make_producer(bootstrap: str, **overrides: Any) -> Any:
+def make_producer(bootstrap: Connection, **overrides: Any) -> Any:
     """A kafka-python producer for replays (``acks=all``, ordered retries); BrokerError if
     the broker cannot be reached."""
     from kafka import KafkaProducer  # noqa: PLC0415 - import kafka-python only when used
     from kafka.errors import KafkaError  # noqa: PLC0415
 
-    config = client_config(
-        bootstrap,
+    connection = connect_with(bootstrap)
+    bootstrap = connection.bootstrap_servers
+    config = connection.client_kwargs(
         "stream-cf-replay",
         acks="all",
         retries=5,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream_cf.exceptions import BrokerError
-from stream_cf.replay.clients import client_config
+from stream_cf.replay.clients import Connection, connect_with
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def decode_list(key: bytes | None, value: bytes) -> UserList:
 
 
 def read_latest(
-    bootstrap: str,
+    bootstrap: Connection,
     topic: str = DEFAULT_OUTPUT_TOPIC,
     *,
     users: Iterable[str] | None = None,
@@ -104,8 +104,9 @@ def read_latest(
     from kafka.errors import KafkaError  # noqa: PLC0415
 
     wanted = set(users) if users is not None else None
-    config = client_config(
-        bootstrap,
+    connection = connect_with(bootstrap)
+    bootstrap = connection.bootstrap_servers
+    config = connection.client_kwargs(
         "stream-cf-recommendations",
         group_id=None,
         enable_auto_commit=False,

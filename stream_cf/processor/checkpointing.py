@@ -1,0 +1,158 @@
+"""The processor's checkpoints: when one is due, what it holds, writing it and the status line.
+
+:class:`Checkpointer` owns the checkpoint's timing (the interval, and the early checkpoints after a
+start that pacing.py paces), builds the :class:`~stream_cf.processor.checkpoint.Checkpoint` from the
+processor's parts, writes it atomically (checkpoint.py) and logs one status line per checkpoint.
+On start it reads the last checkpoint back and checks it fits these settings. The loop (loop.py)
+only asks :meth:`Checkpointer.due` and calls :meth:`Checkpointer.write`; why a checkpoint is
+written only after every publish before it was acknowledged is explained there.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from typing import Any
+
+from stream_cf.engine import UserKNN
+from stream_cf.processor.checkpoint import (
+    Checkpoint,
+    check_compatible,
+    read_checkpoint,
+    remove_stale_temporaries,
+    write_checkpoint,
+)
+from stream_cf.processor.pacing import Pacing
+from stream_cf.processor.settings import ProcessorSettings
+from stream_cf.processor.summary import RunSummary
+from stream_cf.processor.tracker import ListTracker
+
+logger = logging.getLogger(__name__)
+
+#: The counters a checkpoint carries over from one run to the next.
+_COUNTED = ("events", "dead_letters", "published", "tombstones")
+
+
+class Checkpointer:
+    """The checkpoint file of one processor: its timing, its contents, reading and writing it."""
+
+    def __init__(self, settings: ProcessorSettings, pacing: Pacing) -> None:
+        self.settings = settings
+        self._pacing = pacing
+        self._dirty = False
+        # counters of the runs before this one (from the checkpoint), the summary's are added
+        self.totals: dict[str, int] = {}
+        # (monotonic time, events, lists published) at the last checkpoint, for the rates
+        self._last_status = (time.monotonic(), 0, 0)
+
+    def list_settings(self) -> dict[str, Any]:
+        """The settings the lists depend on beyond the engine's."""
+        return {"n": self.settings.n}
+
+    # ------------------------------------------------------------------ timing
+    def started(self) -> None:
+        """The work starts now: the first checkpoint is timed from here."""
+        self._pacing.started()
+        self._dirty = False
+
+    def touched(self) -> None:
+        """Something changed since the last checkpoint (a batch applied, lists refreshed)."""
+        self._dirty = True
+
+    def due(self) -> bool:
+        """Whether something changed and the current delay passed since the start or the last
+        checkpoint (early after a start, then every ``checkpoint_interval``, see pacing.py)."""
+        return self._dirty and self._pacing.checkpoint_due()
+
+    # ------------------------------------------------------------------ reading
+    def load(self) -> tuple[UserKNN, Checkpoint | None]:
+        """The engine of the last checkpoint and the checkpoint (a new engine and None if there
+        is none). ConfigError if it is of another input topic or other engine settings."""
+        path = self.settings.checkpoint_path
+        remove_stale_temporaries(path)
+        checkpoint = read_checkpoint(path)
+        wanted = self.settings.engine_config()
+        if checkpoint is None:
+            logger.info("no checkpoint at %s: starting from the beginning of the input", path)
+            return UserKNN(**wanted), None
+        engine = UserKNN.load(io.BytesIO(checkpoint.engine))
+        check_compatible(
+            path,
+            checkpoint,
+            input_topic=self.settings.input_topic,
+            wanted=wanted,
+            have={key: engine.config().get(key) for key in wanted},
+        )
+        self.totals = dict(checkpoint.counters)
+        return engine, checkpoint
+
+    def count_replayed(self, replay: RunSummary) -> None:
+        """Exactly-once restart: the replayed batches were counted by the killed run."""
+        for name in ("events", "dead_letters", "tombstones"):
+            self.totals[name] = self.totals.get(name, 0) + int(getattr(replay, name))
+
+    # ------------------------------------------------------------------ writing
+    def write(
+        self,
+        engine: UserKNN,
+        tracker: ListTracker,
+        summary: RunSummary,
+        *,
+        input_offsets: dict[int, int],
+        output_offsets: dict[int, int],
+        topic_ids: dict[str, str | None],
+        event_time_ms: int | None,
+        lag: int | None,
+    ) -> Checkpoint:
+        """Build the checkpoint from the processor's parts, write it, log the status line."""
+        buffer = io.BytesIO()
+        engine.save(buffer)
+        counters = dict(self.totals)
+        for name in _COUNTED:
+            counters[name] = counters.get(name, 0) + int(getattr(summary, name))
+        checkpoint = Checkpoint(
+            input_topic=self.settings.input_topic,
+            input_offsets=dict(input_offsets),
+            output_topic=self.settings.output_topic,
+            output_offsets=dict(output_offsets),
+            engine=buffer.getvalue(),
+            engine_config=self.settings.engine_config(),
+            digests=dict(tracker.digests),
+            fallback_users=set(tracker.fallback_users),
+            pending_users=set(tracker.pending),
+            shown={user: sorted(items) for user, items in tracker.shown.items()},
+            event_time_ms=event_time_ms,
+            counters=counters,
+            topic_ids={t: i for t, i in topic_ids.items() if i is not None},
+            list_settings=self.list_settings(),
+        )
+        size = write_checkpoint(self.settings.checkpoint_path, checkpoint)
+        self._pacing.checkpointed()
+        self._dirty = False
+        summary.checkpoints += 1
+        summary.input_lag = lag
+        self._log_status(checkpoint, engine, summary, size)
+        return checkpoint
+
+    def _log_status(
+        self, checkpoint: Checkpoint, engine: UserKNN, summary: RunSummary, size: int
+    ) -> None:
+        now = time.monotonic()
+        then, events, published = self._last_status
+        elapsed = max(now - then, 1e-9)
+        self._last_status = (now, summary.events, summary.published)
+        logger.info(
+            "checkpoint: input offsets %s, lag %s records, %d users, %d pending, %d bytes; "
+            "since the last checkpoint %.0f events/s, %.0f lists/s; so far %d events, "
+            "%d dead letters",
+            checkpoint.input_offsets,
+            "unknown" if summary.input_lag is None else summary.input_lag,
+            engine.n_users,
+            len(checkpoint.pending_users),
+            size,
+            (summary.events - events) / elapsed,
+            (summary.published - published) / elapsed,
+            summary.events,
+            summary.dead_letters,
+        )
