@@ -12,7 +12,8 @@ The model is UserKNN in explicit mode with the MSD similarity, ``min_similarity=
     no usable neighbour -> r̄_u.
 
 recommend(u, n): the items u has not rated that have at least one rater v with w_uv > 0, by
-prediction (highest first, ties by first appearance in the stream); an unknown user gets the
+prediction (highest first; ties at the clip by the unclipped estimate, then by the number of
+neighbours, then by first appearance in the stream); an unknown user gets the
 popularity list (distinct raters, ties by first appearance), and so does a known user for whom
 no item has a usable neighbour (without the items the user has).
 """
@@ -93,6 +94,12 @@ def raters(ratings: Ratings, item: str) -> list[str]:
 
 def predict(ratings: Ratings, user: str, item: str) -> tuple[float, int]:
     """The prediction and the number of neighbours it used."""
+    raw, used = unclipped(ratings, user, item)
+    return min(max(raw, 1.0), 5.0), used
+
+
+def unclipped(ratings: Ratings, user: str, item: str) -> tuple[float, int]:
+    """The prediction before clipping and the number of neighbours it used."""
     if user not in ratings:
         return global_mean(ratings), 0
     ru = ratings[user]
@@ -113,7 +120,7 @@ def predict(ratings: Ratings, user: str, item: str) -> tuple[float, int]:
             used += 1
     if used == 0:
         return mu, 0
-    return min(max(mu + num / den, 1.0), 5.0), used
+    return mu + num / den, used
 
 
 def popularity(ratings: Ratings, first_seen: list[str], user: str, n: int) -> list[str]:
@@ -133,13 +140,14 @@ def recommend(ratings: Ratings, first_seen: list[str], user: str, n: int) -> lis
     for item in first_seen:
         if item in ratings[user]:
             continue
-        estimate, used = predict(ratings, user, item)
-        if used > 0:
-            scored.append((-estimate, first_seen.index(item), item))
+        raw, used = unclipped(ratings, user, item)
+        if used > 0:  # ties at the clip: the unclipped estimate, then more neighbours
+            clipped = min(max(raw, 1.0), 5.0)
+            scored.append((-clipped, -round(raw, 9), -used, first_seen.index(item), item))
     if not scored:  # a known user without any neighbour-based candidate
         return popularity(ratings, first_seen, user, n)
     scored.sort()
-    return [item for _, _, item in scored[:n]]
+    return [entry[-1] for entry in scored[:n]]
 
 
 class Tally:
