@@ -8,7 +8,8 @@ side: positions, polling, commits), :mod:`codec` and :mod:`dlq` (bytes in and ou
 changed, what was published), :mod:`output_tail` (what is on the output topic after a checkpoint),
 :mod:`publisher` (acknowledged publishing), :mod:`checkpoint` (atomic state files),
 :mod:`checkpointing` (when a checkpoint is due, what it holds, writing it), :mod:`topics`
-(topic creation), :mod:`summary` (what a run did), :mod:`metrics` (``/metrics`` and ``/healthz``)
+(topic creation), :mod:`topic_watch` (the topics' ids, the output offsets, a lost output
+topic), :mod:`summary` (what a run did), :mod:`metrics` (``/metrics`` and ``/healthz``)
 and :mod:`loop` (the processor).
 """
 

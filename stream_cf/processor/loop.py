@@ -28,13 +28,13 @@ input gives the same state and the same lists whatever the batch sizes and resta
 partitions each user's events keep their order but the interleaving between partitions depends on
 fetch timing.
 
-Operators' actions (see topic_guard.py and pacing.py). The checkpoint records the Kafka ids of the
-input and output topics and the list length ``n``. An output topic deleted or re-created (its id
-changed, or it ends before the checkpointed offsets, or a publish finds it gone) is re-created
-compacted and every user's list is published again. An input topic re-created under a checkpoint
-stops the run (exit status 2) unless ``--accept-new-input-topic``. A changed ``n`` refreshes every
-list. After every start the batches start small and the checkpoints come early, so that a process
-killed every few seconds still moves its checkpoint forward.
+Operators' actions (see topic_watch.py, topic_guard.py and pacing.py). The checkpoint records the
+Kafka ids of the input and output topics and the list length ``n``. An output topic deleted or
+re-created (its id changed, or it ends before the checkpointed offsets, or a publish finds it gone)
+is re-created compacted and every user's list is published again. An input topic re-created under
+a checkpoint stops the run (exit status 2) unless ``--accept-new-input-topic``. A changed ``n``
+refreshes every list. After every start the batches start small and the checkpoints come early, so
+that a process killed every few seconds still moves its checkpoint forward.
 
 Exactly once (``--guarantee exactly-once``, see transactions.py). Each publish above is one Kafka
 transaction holding the batch's records and the input positions (the group offsets are then the
@@ -58,23 +58,17 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, TypeVar
 
-from kafka.errors import KafkaError
-
 from stream_cf.engine import UserKNN
 from stream_cf.exceptions import (
-    InputTopicChanged,
-    OutputBehind,
     StreamCFError,
     TopicVanished,
     UndecodableInput,
 )
-from stream_cf.processor.checkpoint import Checkpoint
 from stream_cf.processor.checkpointing import Checkpointer
 from stream_cf.processor.codec import SourceRecord, encode_key, encode_recommendations
 from stream_cf.processor.consumer import InputConsumer, retrying
 from stream_cf.processor.intake import take_in
 from stream_cf.processor.metrics import Metric, MetricsServer, processor_metrics
-from stream_cf.processor.output_tail import read_output_tail
 from stream_cf.processor.pacing import Pacing
 from stream_cf.processor.publisher import OutgoingRecord, Publisher
 from stream_cf.processor.semantics import BatchChecker
@@ -82,7 +76,8 @@ from stream_cf.processor.settings import ProcessorSettings
 from stream_cf.processor.state_dir import StateDir
 from stream_cf.processor.summary import RunSummary
 from stream_cf.processor.topic_guard import TopicGuard
-from stream_cf.processor.topics import ensure_topics, topic_specs
+from stream_cf.processor.topic_watch import TopicWatch
+from stream_cf.processor.topics import ensure_topics
 from stream_cf.processor.tracker import ChangedList, ListTracker
 from stream_cf.processor.transactions import TransactionalPublisher, committed_by_this_topic
 from stream_cf.retry import Attempt, after_attempts, no_wait, retry
@@ -101,9 +96,8 @@ class Processor:
         self.engine: UserKNN | None = None
         self.tracker = ListTracker(policy=settings.refresh, n=settings.n)
         self.input = InputConsumer(settings, self._stop.is_set)
-        self._output_offsets: dict[int, int] = {}
-        self._topic_ids: dict[str, str | None] = {}
         self.guard = TopicGuard(settings)
+        self.topics = TopicWatch(settings, self.guard, self.tracker, self._stop.is_set)
         self._publisher: Publisher | None = None
         self.pacing = Pacing(settings.max_batch, settings.checkpoint_interval)
         self.checkpointer = Checkpointer(settings, self.pacing)
@@ -157,7 +151,7 @@ class Processor:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     previous[sig] = signal.signal(sig, self._on_signal)
             ensure_topics(self.settings)
-            self._topic_ids = self._retrying("read the topic ids", self._current_topic_ids)
+            self.topics.read_ids()
             engine, positions = self._restore(summary)
             self.input.open(positions)
             summary.start_offsets = dict(self.input.positions)
@@ -165,7 +159,7 @@ class Processor:
             self._publisher = self._retrying("connect the producer", self._new_publisher)
             if self.settings.exactly_once:
                 self._replay_committed(engine, summary)
-            self._read_output_tail(engine)
+            self.topics.read_output_tail(engine)
             targets: dict[int, int] | None = None
             if until_end:
                 targets = self.input.end_offsets()
@@ -284,7 +278,7 @@ class Processor:
             summary.recomputed = tracker.recomputed
             summary.recommend_seconds = tracker.recompute_seconds
             if checkpointer.due():
-                self._check_topics(engine)
+                self.topics.check(engine)
                 self._checkpoint(engine, summary)
 
     # ------------------------------------------------------------------ start-up
@@ -294,7 +288,6 @@ class Processor:
         self.engine = engine
         if checkpoint is None:
             return engine, {}
-        self._output_offsets = dict(checkpoint.output_offsets)
         self.tracker.digests = dict(checkpoint.digests)
         self.tracker.fallback_users = set(checkpoint.fallback_users)
         self.tracker.pending = set(checkpoint.pending_users)
@@ -305,7 +298,7 @@ class Processor:
             self.tracker.pending = set(engine.users())
         self._event_time_ms = checkpoint.event_time_ms
         summary.restored = True
-        positions = self._check_restored_topics(engine, checkpoint)
+        positions = self.topics.check_restored(engine, checkpoint)
         if checkpoint.list_settings != self.checkpointer.list_settings():
             logger.warning(
                 "the lists were computed with %s, these settings ask for %s: refreshing every "
@@ -331,7 +324,7 @@ class Processor:
         are committed already). Their users' lists are owed a recomputation (the batches are
         deferred, see tracker.py); the output tail read next tells which of them are on the
         topic. Offsets committed on another topic of this name are ignored."""
-        topic_id = self._topic_ids.get(self.settings.input_topic)
+        topic_id = self.topics.ids.get(self.settings.input_topic)
         committed = self._retrying("read the committed offsets", self.input.committed_offsets)
         ends = self.input.end_offsets()
         targets: dict[int, int] = {}
@@ -371,37 +364,6 @@ class Processor:
             self.input.positions,
             len(self.tracker.pending),
         )
-
-    def _check_restored_topics(self, engine: UserKNN, checkpoint: Checkpoint) -> dict[int, int]:
-        """Compare the checkpoint's topic ids with the current ones; return the input positions
-        to start from (InputTopicChanged if the input topic is another one, unless accepted)."""
-        settings = self.settings
-        now = self._topic_ids
-        then = checkpoint.topic_ids
-        positions = dict(checkpoint.input_offsets)
-        old, new = then.get(settings.input_topic), now.get(settings.input_topic)
-        if old is not None and new is not None and old != new:
-            if not settings.accept_new_input_topic:
-                raise InputTopicChanged(
-                    f"the input topic {settings.input_topic} was deleted and re-created since "
-                    f"the checkpoint {settings.checkpoint_path} (topic id {old} -> {new}): its "
-                    f"offsets {checkpoint.input_offsets} refer to the old topic. Stopped without "
-                    f"reading it. Remove the state dir {settings.state_dir} to start over from "
-                    f"the new topic, or pass --accept-new-input-topic to keep the state and read "
-                    f"the new topic from its beginning"
-                )
-            logger.warning(
-                "the input topic %s was re-created since the checkpoint (id %s -> %s); "
-                "--accept-new-input-topic: keeping the state, reading it from its beginning",
-                settings.input_topic,
-                old,
-                new,
-            )
-            positions = {}
-        old, new = then.get(settings.output_topic), now.get(settings.output_topic)
-        if old is not None and new is not None and old != new:
-            self._output_lost(engine, f"was re-created since the checkpoint (id {old} -> {new})")
-        return positions
 
     # ------------------------------------------------------------------ the batch
     def _process(
@@ -498,7 +460,7 @@ class Processor:
                 self._publisher.close(timeout=0.0)  # drop what waits for the old topic
                 self._publisher = None
             if exc.topic == output:
-                self._output_lost(engine, "was deleted while the processor ran")
+                self.topics.output_lost(engine, "was deleted while the processor ran")
             else:
                 self._retrying("re-create the topics", lambda: ensure_topics(self.settings))
 
@@ -509,18 +471,7 @@ class Processor:
             give_up=after_attempts(3),
             on_retry=recover,
         )
-        behind = {
-            partition: (self._output_offsets[partition], end)
-            for (topic, partition), end in ends.items()
-            if topic == output and end < self._output_offsets.get(partition, 0)
-        }
-        if behind:
-            self._output_lost(
-                engine, f"acknowledged offsets below those already published {behind}"
-            )
-        for (topic, partition), end in ends.items():
-            if topic == output:
-                self._output_offsets[partition] = max(self._output_offsets.get(partition, 0), end)
+        self.topics.acknowledged(engine, ends)
 
     def _commit_final(self, engine: UserKNN) -> None:
         """The last offsets (moved over gaps, e.g. transaction markers, without records): at
@@ -538,7 +489,7 @@ class Processor:
                 transactional_id=settings.transaction_id,
                 group_id=settings.group_id,
                 input_topic=settings.input_topic,
-                input_topic_id=self._topic_ids.get(settings.input_topic),
+                input_topic_id=self.topics.ids.get(settings.input_topic),
                 stop_requested=self._stop.is_set,
                 backoff_max=settings.retry_backoff_max,
                 shutdown_timeout=settings.shutdown_timeout,
@@ -554,81 +505,6 @@ class Processor:
             topic_exists=self.guard.exists,
         )
 
-    # ------------------------------------------------------------------ the topics' identity
-    def _current_topic_ids(self) -> dict[str, str | None]:
-        return self.guard.topic_ids([self.settings.input_topic, self.settings.output_topic])
-
-    def _read_output_tail(self, engine: UserKNN) -> None:
-        """Read what was published after the checkpoint (all of it after a recovery)."""
-        settings = self.settings
-
-        def read() -> dict[int, int]:
-            return read_output_tail(
-                settings.kafka_config(),
-                settings.output_topic,
-                self._output_offsets,
-                self.tracker.record_published,
-            )
-
-        try:
-            self._output_offsets = self._retrying("read the output after the checkpoint", read)
-        except OutputBehind as exc:
-            self._output_lost(engine, f"is not the checkpointed one: {exc}")
-            self._output_offsets = self._retrying("read the output topic", read)
-
-    def _check_topics(self, engine: UserKNN) -> None:
-        """Before a checkpoint: the topics are still the ones it will name."""
-        try:
-            now = self._current_topic_ids()
-        except KafkaError as exc:
-            logger.warning("could not read the topic ids (%r); checked next time", exc)
-            return
-        settings = self.settings
-        known = self._topic_ids
-        if known.get(settings.input_topic) not in (None, now[settings.input_topic]):
-            raise InputTopicChanged(
-                f"the input topic {settings.input_topic} was deleted or re-created while the "
-                f"processor ran (id {known[settings.input_topic]} -> "
-                f"{now[settings.input_topic]}); stopped. Remove the state dir "
-                f"{settings.state_dir} to start over, or restart with --accept-new-input-topic "
-                f"to keep the state and read the new topic from its beginning"
-            )
-        if known.get(settings.output_topic) not in (None, now[settings.output_topic]):
-            self._output_lost(
-                engine,
-                f"was re-created (id {known[settings.output_topic]} -> "
-                f"{now[settings.output_topic]})",
-            )
-        self._topic_ids = {**known, **{t: i for t, i in now.items() if i is not None}}
-
-    def _output_lost(self, engine: UserKNN, why: str) -> None:
-        """The output topic's lists are gone: make it exist, compacted, and owe every user's list
-        again (the digests are forgotten, so every list is published)."""
-        settings = self.settings
-        topic = settings.output_topic
-        logger.error(
-            "the output topic %s %s: the lists published there are lost; re-creating it "
-            "compacted and publishing the lists of all %d users again",
-            topic,
-            why,
-            engine.n_users,
-        )
-        self._retrying("re-create the output topic", lambda: ensure_topics(settings))
-        policy = self._retrying("read its cleanup policy", lambda: self.guard.cleanup_policy(topic))
-        if policy != "compact":
-            logger.error(
-                "the output topic %s has cleanup.policy=%s (auto-created by the broker?)",
-                topic,
-                policy,
-            )
-            extra = {k: v for k, v in topic_specs(settings)[topic].items() if k != "cleanup.policy"}
-            self._retrying("make it compacted", lambda: self.guard.make_compacted(topic, extra))
-        self.tracker.digests.clear()
-        self.tracker.pending = set(engine.users())
-        self._output_offsets = {}
-        ids = self._retrying("read the topic ids", self._current_topic_ids)
-        self._topic_ids[topic] = ids[topic]
-
     # ------------------------------------------------------------------ commit and checkpoint
     def _checkpoint(self, engine: UserKNN, summary: RunSummary) -> None:
         self.checkpointer.write(
@@ -636,8 +512,8 @@ class Processor:
             self.tracker,
             summary,
             input_offsets=self.input.positions,
-            output_offsets=self._output_offsets,
-            topic_ids=self._topic_ids,
+            output_offsets=self.topics.output_offsets,
+            topic_ids=self.topics.ids,
             event_time_ms=self._event_time_ms,
             lag=self.input.lag(),
         )
