@@ -3,7 +3,8 @@
 ``Processor(settings).run(until_end=True)`` returns a :class:`RunSummary`; ``stream-cf run`` is the
 same from the command line. Modules: :mod:`settings` (configuration), :mod:`consumer` (the input
 side: positions, polling, commits), :mod:`codec` and :mod:`dlq` (bytes in and out), :mod:`intake`
-(a batch's records sorted into events and dead letters), :mod:`semantics`
+(a batch's records sorted into events and dead letters), :mod:`batch` (one batch:
+intake, engine, lists, outgoing records), :mod:`semantics`
 (events the engine would refuse), :mod:`tracker` (the refresh policies: whose lists may have
 changed, what was published), :mod:`output_tail` (what is on the output topic after a checkpoint),
 :mod:`publisher` (acknowledged publishing), :mod:`checkpoint` (atomic state files),

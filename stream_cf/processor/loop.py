@@ -60,25 +60,23 @@ from typing import Any, TypeVar
 
 from stream_cf.engine import UserKNN
 from stream_cf.exceptions import (
-    StreamCFError,
     TopicVanished,
     UndecodableInput,
 )
+from stream_cf.processor.batch import BatchProcessor
 from stream_cf.processor.checkpointing import Checkpointer
-from stream_cf.processor.codec import SourceRecord, encode_key, encode_recommendations
+from stream_cf.processor.codec import SourceRecord
 from stream_cf.processor.consumer import InputConsumer, retrying
-from stream_cf.processor.intake import take_in
 from stream_cf.processor.metrics import Metric, MetricsServer, processor_metrics
 from stream_cf.processor.pacing import Pacing
 from stream_cf.processor.publisher import OutgoingRecord, Publisher
-from stream_cf.processor.semantics import BatchChecker
 from stream_cf.processor.settings import ProcessorSettings
 from stream_cf.processor.state_dir import StateDir
 from stream_cf.processor.summary import RunSummary
 from stream_cf.processor.topic_guard import TopicGuard
 from stream_cf.processor.topic_watch import TopicWatch
 from stream_cf.processor.topics import ensure_topics
-from stream_cf.processor.tracker import ChangedList, ListTracker
+from stream_cf.processor.tracker import ListTracker
 from stream_cf.processor.transactions import TransactionalPublisher, committed_by_this_topic
 from stream_cf.retry import Attempt, after_attempts, no_wait, retry
 
@@ -96,12 +94,12 @@ class Processor:
         self.engine: UserKNN | None = None
         self.tracker = ListTracker(policy=settings.refresh, n=settings.n)
         self.input = InputConsumer(settings, self._stop.is_set)
+        self.batch = BatchProcessor(settings, self.tracker, self.input)
         self.guard = TopicGuard(settings)
         self.topics = TopicWatch(settings, self.guard, self.tracker, self._stop.is_set)
         self._publisher: Publisher | None = None
         self.pacing = Pacing(settings.max_batch, settings.checkpoint_interval)
         self.checkpointer = Checkpointer(settings, self.pacing)
-        self._event_time_ms: int | None = None
         # what /metrics reads (kept up to date by the loop; the server never calls Kafka)
         self._summary = RunSummary()
         self._lag: int | None = None
@@ -242,7 +240,9 @@ class Processor:
                 records = self.input.poll(targets, timeout, limit)
                 if records:
                     t0 = time.perf_counter()
-                    outgoing = self._process(engine, records, summary, full=len(records) >= limit)
+                    outgoing = self.batch.process(
+                        engine, records, summary, full=len(records) >= limit
+                    )
                     pacing.batch_done()
                     produced = len(outgoing)
                     t1 = time.perf_counter()
@@ -270,7 +270,7 @@ class Processor:
                 # a short slice, then back to the input: an event arriving meanwhile waits for
                 # one slice at most (its actor's list comes first), busy or idle
                 changed = tracker.drain(engine, settings.refresh_budget)
-                outgoing.extend(self._list_records(changed, summary))
+                outgoing.extend(self.batch.list_records(changed, summary))
                 checkpointer.touched()
             # exactly once: the batch's records, the slice's lists and the input positions in one
             # transaction (one commit per iteration)
@@ -296,7 +296,7 @@ class Processor:
         elif engine.lists_follow_item_counts:
             # written before the lists' items were kept: refresh everyone once
             self.tracker.pending = set(engine.users())
-        self._event_time_ms = checkpoint.event_time_ms
+        self.batch.event_time_ms = checkpoint.event_time_ms
         summary.restored = True
         positions = self.topics.check_restored(engine, checkpoint)
         if checkpoint.list_settings != self.checkpointer.list_settings():
@@ -354,7 +354,7 @@ class Processor:
         while not self.input.reached(targets) and not self._stop.is_set():
             records = self.input.poll(targets, self.settings.poll_timeout)
             if records:
-                self._process(engine, records, replay, full=True)  # outputs dropped: committed
+                self.batch.process(engine, records, replay, full=True)  # outputs dropped: committed
         summary.replayed = replay.events + replay.dead_letters
         self.checkpointer.count_replayed(replay)
         logger.info(
@@ -365,78 +365,7 @@ class Processor:
             len(self.tracker.pending),
         )
 
-    # ------------------------------------------------------------------ the batch
-    def _process(
-        self, engine: UserKNN, records: list[SourceRecord], summary: RunSummary, *, full: bool
-    ) -> list[OutgoingRecord]:
-        """Apply one batch; return its dead letters, changed lists and tombstones."""
-        settings = self.settings
-        checker = BatchChecker(engine, implicit=settings.feedback == "implicit")
-        intake = take_in(records, settings, checker)
-        outgoing = intake.dead_letters
-        for reason in intake.reasons:
-            summary.dead_letter_reasons[reason] = summary.dead_letter_reasons.get(reason, 0) + 1
-        summary.dead_letters += len(intake.reasons)
-        events = intake.events
-        if intake.event_time_ms is not None and (
-            self._event_time_ms is None or intake.event_time_ms > self._event_time_ms
-        ):
-            self._event_time_ms = intake.event_time_ms
-        self.input.advance(records)
-        if len(events) < len(records):
-            logger.warning(
-                "%d of %d records sent to the dead-letter topic %s (total %d: %s)",
-                len(records) - len(events),
-                len(records),
-                settings.dead_letter_topic,
-                summary.dead_letters,
-                summary.dead_letter_reasons,
-            )
-        summary.events += len(events)
-        if not events:
-            return outgoing
-        before = self.tracker.before_batch(engine, events)
-        started = time.perf_counter()
-        try:
-            effect = engine.apply_many(events)
-        except StreamCFError as exc:
-            # BatchChecker follows every rule by which the engine refuses a valid event; reaching
-            # this is a bug. The state now holds part of the batch: stop without a checkpoint.
-            raise StreamCFError(
-                f"the engine refused an event the processor accepted ({exc}); stopping "
-                f"without checkpointing this batch"
-            ) from exc
-        summary.apply_seconds += time.perf_counter() - started
-        # full: behind, defer every refresh (see tracker)
-        now = self.tracker.after_batch(engine, effect, before, defer=full)
-        outgoing.extend(self._list_records(self.tracker.recompute(engine, now), summary))
-        for user in sorted(effect.forgotten):
-            outgoing.append(OutgoingRecord(settings.output_topic, encode_key(user), None))
-            summary.tombstones += 1
-        return outgoing
-
-    def _list_records(
-        self, changed: list[ChangedList], summary: RunSummary
-    ) -> list[OutgoingRecord]:
-        records = [
-            OutgoingRecord(
-                self.settings.output_topic,
-                encode_key(entry.user),
-                encode_recommendations(
-                    entry.user,
-                    entry.items,
-                    entry.fallback,
-                    event_time_ms=self._event_time_ms,
-                    input_topic=self.settings.input_topic,
-                    input_offsets=self.input.positions,
-                    ratings=entry.ratings,
-                ),
-            )
-            for entry in changed
-        ]
-        summary.published += len(records)
-        return records
-
+    # ------------------------------------------------------------------ publishing
     def _publish(self, engine: UserKNN, records: list[OutgoingRecord]) -> None:
         """Publish and wait for the acknowledgements. A topic that vanished is re-created and the
         batch sent again (a lost output topic also gets every list again); acknowledged output
@@ -514,7 +443,7 @@ class Processor:
             input_offsets=self.input.positions,
             output_offsets=self.topics.output_offsets,
             topic_ids=self.topics.ids,
-            event_time_ms=self._event_time_ms,
+            event_time_ms=self.batch.event_time_ms,
             lag=self.input.lag(),
         )
 
