@@ -60,16 +60,16 @@ from typing import Any, TypeVar
 
 from stream_cf.engine import UserKNN
 from stream_cf.exceptions import (
-    TopicVanished,
     UndecodableInput,
 )
 from stream_cf.processor.batch import BatchProcessor
 from stream_cf.processor.checkpointing import Checkpointer
 from stream_cf.processor.codec import SourceRecord
 from stream_cf.processor.consumer import InputConsumer, retrying
+from stream_cf.processor.delivery import Delivery
 from stream_cf.processor.metrics import Metric, MetricsServer, processor_metrics
 from stream_cf.processor.pacing import Pacing
-from stream_cf.processor.publisher import OutgoingRecord, Publisher
+from stream_cf.processor.publisher import OutgoingRecord
 from stream_cf.processor.settings import ProcessorSettings
 from stream_cf.processor.state_dir import StateDir
 from stream_cf.processor.summary import RunSummary
@@ -77,8 +77,7 @@ from stream_cf.processor.topic_guard import TopicGuard
 from stream_cf.processor.topic_watch import TopicWatch
 from stream_cf.processor.topics import ensure_topics
 from stream_cf.processor.tracker import ListTracker
-from stream_cf.processor.transactions import TransactionalPublisher, committed_by_this_topic
-from stream_cf.retry import Attempt, after_attempts, no_wait, retry
+from stream_cf.processor.transactions import committed_by_this_topic
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -97,7 +96,7 @@ class Processor:
         self.batch = BatchProcessor(settings, self.tracker, self.input)
         self.guard = TopicGuard(settings)
         self.topics = TopicWatch(settings, self.guard, self.tracker, self._stop.is_set)
-        self._publisher: Publisher | None = None
+        self.delivery = Delivery(settings, self.input, self.guard, self.topics, self._stop.is_set)
         self.pacing = Pacing(settings.max_batch, settings.checkpoint_interval)
         self.checkpointer = Checkpointer(settings, self.pacing)
         # what /metrics reads (kept up to date by the loop; the server never calls Kafka)
@@ -154,7 +153,7 @@ class Processor:
             self.input.open(positions)
             summary.start_offsets = dict(self.input.positions)
             # exactly-once: fences the predecessor and ends its transaction before anything is read
-            self._publisher = self._retrying("connect the producer", self._new_publisher)
+            self.delivery.connect()
             if self.settings.exactly_once:
                 self._replay_committed(engine, summary)
             self.topics.read_output_tail(engine)
@@ -173,18 +172,16 @@ class Processor:
                 # everything before the unreadable batch is applied and published: keep it
                 self._running = False
                 logger.error("%s", exc)
-                self._commit_final(engine)
+                self.delivery.commit_final(engine)
                 self._checkpoint(engine, summary)
                 raise
-            self._commit_final(engine)
+            self.delivery.commit_final(engine)
             self._checkpoint(engine, summary)
         finally:
             self._running = False
             self.ready.clear()
             self.input.close()
-            if self._publisher is not None:
-                self._publisher.close()
-                self._publisher = None
+            self.delivery.close()
             self.guard.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -247,7 +244,7 @@ class Processor:
                     produced = len(outgoing)
                     t1 = time.perf_counter()
                     if not settings.exactly_once:  # exactly once: below, in one transaction
-                        self._publish(engine, outgoing)  # with the refresh slice's lists
+                        self.delivery.publish(engine, outgoing)  # with the refresh slice's lists
                         outgoing = []
                     t2 = time.perf_counter()
                     self.input.commit()  # at least once: the group offsets, for monitoring
@@ -274,7 +271,7 @@ class Processor:
                 checkpointer.touched()
             # exactly once: the batch's records, the slice's lists and the input positions in one
             # transaction (one commit per iteration)
-            self._publish(engine, outgoing)
+            self.delivery.publish(engine, outgoing)
             summary.recomputed = tracker.recomputed
             summary.recommend_seconds = tracker.recompute_seconds
             if checkpointer.due():
@@ -363,75 +360,6 @@ class Processor:
             replay.dead_letters,
             self.input.positions,
             len(self.tracker.pending),
-        )
-
-    # ------------------------------------------------------------------ publishing
-    def _publish(self, engine: UserKNN, records: list[OutgoingRecord]) -> None:
-        """Publish and wait for the acknowledgements. A topic that vanished is re-created and the
-        batch sent again (a lost output topic also gets every list again); acknowledged output
-        offsets below the known ones mean the output topic was re-created meanwhile."""
-        exactly_once = self.settings.exactly_once
-        if not records and not exactly_once:
-            return
-        output = self.settings.output_topic
-
-        def publish() -> dict[tuple[str, int], int]:
-            if self._publisher is None:
-                self._publisher = self._retrying("connect the producer", self._new_publisher)
-            positions = dict(self.input.positions) if exactly_once else None
-            return self._publisher.publish(records, positions)
-
-        def recover(attempt: Attempt) -> None:
-            exc = attempt.error
-            assert isinstance(exc, TopicVanished)
-            logger.error("%s", exc)
-            if self._publisher is not None:
-                self._publisher.close(timeout=0.0)  # drop what waits for the old topic
-                self._publisher = None
-            if exc.topic == output:
-                self.topics.output_lost(engine, "was deleted while the processor ran")
-            else:
-                self._retrying("re-create the topics", lambda: ensure_topics(self.settings))
-
-        ends = retry(
-            publish,
-            retry_on=TopicVanished,
-            backoff=no_wait,
-            give_up=after_attempts(3),
-            on_retry=recover,
-        )
-        self.topics.acknowledged(engine, ends)
-
-    def _commit_final(self, engine: UserKNN) -> None:
-        """The last offsets (moved over gaps, e.g. transaction markers, without records): at
-        least once a synchronous commit, exactly once an offsets-only transaction."""
-        if self.settings.exactly_once:
-            self._publish(engine, [])
-        else:
-            self.input.commit(final=True)
-
-    def _new_publisher(self) -> Publisher:
-        settings = self.settings
-        if settings.exactly_once:
-            return TransactionalPublisher(
-                settings.kafka_config(),
-                transactional_id=settings.transaction_id,
-                group_id=settings.group_id,
-                input_topic=settings.input_topic,
-                input_topic_id=self.topics.ids.get(settings.input_topic),
-                stop_requested=self._stop.is_set,
-                backoff_max=settings.retry_backoff_max,
-                shutdown_timeout=settings.shutdown_timeout,
-                max_request_size=settings.max_request_size,
-                topic_exists=self.guard.exists,
-            )
-        return Publisher(
-            self.settings.kafka_config(),
-            stop_requested=self._stop.is_set,
-            backoff_max=self.settings.retry_backoff_max,
-            shutdown_timeout=self.settings.shutdown_timeout,
-            max_request_size=self.settings.max_request_size,
-            topic_exists=self.guard.exists,
         )
 
     # ------------------------------------------------------------------ commit and checkpoint
