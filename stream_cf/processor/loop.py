@@ -28,13 +28,13 @@ input gives the same state and the same lists whatever the batch sizes and resta
 partitions each user's events keep their order but the interleaving between partitions depends on
 fetch timing.
 
-Operators' actions (see topic_guard.py and pacing.py). The checkpoint records the Kafka ids of the
-input and output topics and the list length ``n``. An output topic deleted or re-created (its id
-changed, or it ends before the checkpointed offsets, or a publish finds it gone) is re-created
-compacted and every user's list is published again. An input topic re-created under a checkpoint
-stops the run (exit status 2) unless ``--accept-new-input-topic``. A changed ``n`` refreshes every
-list. After every start the batches start small and the checkpoints come early, so that a process
-killed every few seconds still moves its checkpoint forward.
+Operators' actions (see topic_watch.py, topic_guard.py and pacing.py). The checkpoint records the
+Kafka ids of the input and output topics and the list length ``n``. An output topic deleted or
+re-created (its id changed, or it ends before the checkpointed offsets, or a publish finds it gone)
+is re-created compacted and every user's list is published again. An input topic re-created under
+a checkpoint stops the run (exit status 2) unless ``--accept-new-input-topic``. A changed ``n``
+refreshes every list. After every start the batches start small and the checkpoints come early, so
+that a process killed every few seconds still moves its checkpoint forward.
 
 Exactly once (``--guarantee exactly-once``, see transactions.py). Each publish above is one Kafka
 transaction holding the batch's records and the input positions (the group offsets are then the
@@ -58,34 +58,26 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, TypeVar
 
-from kafka.errors import KafkaError
-
 from stream_cf.engine import UserKNN
 from stream_cf.exceptions import (
-    InputTopicChanged,
-    OutputBehind,
-    StreamCFError,
-    TopicVanished,
     UndecodableInput,
 )
-from stream_cf.processor.checkpoint import Checkpoint
+from stream_cf.processor.batch import BatchProcessor
 from stream_cf.processor.checkpointing import Checkpointer
-from stream_cf.processor.codec import SourceRecord, encode_key, encode_recommendations
+from stream_cf.processor.codec import SourceRecord
 from stream_cf.processor.consumer import InputConsumer, retrying
-from stream_cf.processor.intake import take_in
+from stream_cf.processor.delivery import Delivery
 from stream_cf.processor.metrics import Metric, MetricsServer, processor_metrics
-from stream_cf.processor.output_tail import read_output_tail
 from stream_cf.processor.pacing import Pacing
-from stream_cf.processor.publisher import OutgoingRecord, Publisher
-from stream_cf.processor.semantics import BatchChecker
+from stream_cf.processor.publisher import OutgoingRecord
 from stream_cf.processor.settings import ProcessorSettings
 from stream_cf.processor.state_dir import StateDir
 from stream_cf.processor.summary import RunSummary
 from stream_cf.processor.topic_guard import TopicGuard
-from stream_cf.processor.topics import ensure_topics, topic_specs
-from stream_cf.processor.tracker import ChangedList, ListTracker
-from stream_cf.processor.transactions import TransactionalPublisher, committed_by_this_topic
-from stream_cf.retry import Attempt, after_attempts, no_wait, retry
+from stream_cf.processor.topic_watch import TopicWatch
+from stream_cf.processor.topics import ensure_topics
+from stream_cf.processor.tracker import ListTracker
+from stream_cf.processor.transactions import committed_by_this_topic
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -101,13 +93,12 @@ class Processor:
         self.engine: UserKNN | None = None
         self.tracker = ListTracker(policy=settings.refresh, n=settings.n)
         self.input = InputConsumer(settings, self._stop.is_set)
-        self._output_offsets: dict[int, int] = {}
-        self._topic_ids: dict[str, str | None] = {}
+        self.batch = BatchProcessor(settings, self.tracker, self.input)
         self.guard = TopicGuard(settings)
-        self._publisher: Publisher | None = None
+        self.topics = TopicWatch(settings, self.guard, self.tracker, self._stop.is_set)
+        self.delivery = Delivery(settings, self.input, self.guard, self.topics, self._stop.is_set)
         self.pacing = Pacing(settings.max_batch, settings.checkpoint_interval)
         self.checkpointer = Checkpointer(settings, self.pacing)
-        self._event_time_ms: int | None = None
         # what /metrics reads (kept up to date by the loop; the server never calls Kafka)
         self._summary = RunSummary()
         self._lag: int | None = None
@@ -157,15 +148,15 @@ class Processor:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     previous[sig] = signal.signal(sig, self._on_signal)
             ensure_topics(self.settings)
-            self._topic_ids = self._retrying("read the topic ids", self._current_topic_ids)
+            self.topics.read_ids()
             engine, positions = self._restore(summary)
             self.input.open(positions)
             summary.start_offsets = dict(self.input.positions)
             # exactly-once: fences the predecessor and ends its transaction before anything is read
-            self._publisher = self._retrying("connect the producer", self._new_publisher)
+            self.delivery.connect()
             if self.settings.exactly_once:
                 self._replay_committed(engine, summary)
-            self._read_output_tail(engine)
+            self.topics.read_output_tail(engine)
             targets: dict[int, int] | None = None
             if until_end:
                 targets = self.input.end_offsets()
@@ -181,18 +172,16 @@ class Processor:
                 # everything before the unreadable batch is applied and published: keep it
                 self._running = False
                 logger.error("%s", exc)
-                self._commit_final(engine)
+                self.delivery.commit_final(engine)
                 self._checkpoint(engine, summary)
                 raise
-            self._commit_final(engine)
+            self.delivery.commit_final(engine)
             self._checkpoint(engine, summary)
         finally:
             self._running = False
             self.ready.clear()
             self.input.close()
-            if self._publisher is not None:
-                self._publisher.close()
-                self._publisher = None
+            self.delivery.close()
             self.guard.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -248,12 +237,14 @@ class Processor:
                 records = self.input.poll(targets, timeout, limit)
                 if records:
                     t0 = time.perf_counter()
-                    outgoing = self._process(engine, records, summary, full=len(records) >= limit)
+                    outgoing = self.batch.process(
+                        engine, records, summary, full=len(records) >= limit
+                    )
                     pacing.batch_done()
                     produced = len(outgoing)
                     t1 = time.perf_counter()
                     if not settings.exactly_once:  # exactly once: below, in one transaction
-                        self._publish(engine, outgoing)  # with the refresh slice's lists
+                        self.delivery.publish(engine, outgoing)  # with the refresh slice's lists
                         outgoing = []
                     t2 = time.perf_counter()
                     self.input.commit()  # at least once: the group offsets, for monitoring
@@ -276,15 +267,15 @@ class Processor:
                 # a short slice, then back to the input: an event arriving meanwhile waits for
                 # one slice at most (its actor's list comes first), busy or idle
                 changed = tracker.drain(engine, settings.refresh_budget)
-                outgoing.extend(self._list_records(changed, summary))
+                outgoing.extend(self.batch.list_records(changed, summary))
                 checkpointer.touched()
             # exactly once: the batch's records, the slice's lists and the input positions in one
             # transaction (one commit per iteration)
-            self._publish(engine, outgoing)
+            self.delivery.publish(engine, outgoing)
             summary.recomputed = tracker.recomputed
             summary.recommend_seconds = tracker.recompute_seconds
             if checkpointer.due():
-                self._check_topics(engine)
+                self.topics.check(engine)
                 self._checkpoint(engine, summary)
 
     # ------------------------------------------------------------------ start-up
@@ -294,7 +285,6 @@ class Processor:
         self.engine = engine
         if checkpoint is None:
             return engine, {}
-        self._output_offsets = dict(checkpoint.output_offsets)
         self.tracker.digests = dict(checkpoint.digests)
         self.tracker.fallback_users = set(checkpoint.fallback_users)
         self.tracker.pending = set(checkpoint.pending_users)
@@ -303,9 +293,9 @@ class Processor:
         elif engine.lists_follow_item_counts:
             # written before the lists' items were kept: refresh everyone once
             self.tracker.pending = set(engine.users())
-        self._event_time_ms = checkpoint.event_time_ms
+        self.batch.event_time_ms = checkpoint.event_time_ms
         summary.restored = True
-        positions = self._check_restored_topics(engine, checkpoint)
+        positions = self.topics.check_restored(engine, checkpoint)
         if checkpoint.list_settings != self.checkpointer.list_settings():
             logger.warning(
                 "the lists were computed with %s, these settings ask for %s: refreshing every "
@@ -331,7 +321,7 @@ class Processor:
         are committed already). Their users' lists are owed a recomputation (the batches are
         deferred, see tracker.py); the output tail read next tells which of them are on the
         topic. Offsets committed on another topic of this name are ignored."""
-        topic_id = self._topic_ids.get(self.settings.input_topic)
+        topic_id = self.topics.ids.get(self.settings.input_topic)
         committed = self._retrying("read the committed offsets", self.input.committed_offsets)
         ends = self.input.end_offsets()
         targets: dict[int, int] = {}
@@ -361,7 +351,7 @@ class Processor:
         while not self.input.reached(targets) and not self._stop.is_set():
             records = self.input.poll(targets, self.settings.poll_timeout)
             if records:
-                self._process(engine, records, replay, full=True)  # outputs dropped: committed
+                self.batch.process(engine, records, replay, full=True)  # outputs dropped: committed
         summary.replayed = replay.events + replay.dead_letters
         self.checkpointer.count_replayed(replay)
         logger.info(
@@ -372,263 +362,6 @@ class Processor:
             len(self.tracker.pending),
         )
 
-    def _check_restored_topics(self, engine: UserKNN, checkpoint: Checkpoint) -> dict[int, int]:
-        """Compare the checkpoint's topic ids with the current ones; return the input positions
-        to start from (InputTopicChanged if the input topic is another one, unless accepted)."""
-        settings = self.settings
-        now = self._topic_ids
-        then = checkpoint.topic_ids
-        positions = dict(checkpoint.input_offsets)
-        old, new = then.get(settings.input_topic), now.get(settings.input_topic)
-        if old is not None and new is not None and old != new:
-            if not settings.accept_new_input_topic:
-                raise InputTopicChanged(
-                    f"the input topic {settings.input_topic} was deleted and re-created since "
-                    f"the checkpoint {settings.checkpoint_path} (topic id {old} -> {new}): its "
-                    f"offsets {checkpoint.input_offsets} refer to the old topic. Stopped without "
-                    f"reading it. Remove the state dir {settings.state_dir} to start over from "
-                    f"the new topic, or pass --accept-new-input-topic to keep the state and read "
-                    f"the new topic from its beginning"
-                )
-            logger.warning(
-                "the input topic %s was re-created since the checkpoint (id %s -> %s); "
-                "--accept-new-input-topic: keeping the state, reading it from its beginning",
-                settings.input_topic,
-                old,
-                new,
-            )
-            positions = {}
-        old, new = then.get(settings.output_topic), now.get(settings.output_topic)
-        if old is not None and new is not None and old != new:
-            self._output_lost(engine, f"was re-created since the checkpoint (id {old} -> {new})")
-        return positions
-
-    # ------------------------------------------------------------------ the batch
-    def _process(
-        self, engine: UserKNN, records: list[SourceRecord], summary: RunSummary, *, full: bool
-    ) -> list[OutgoingRecord]:
-        """Apply one batch; return its dead letters, changed lists and tombstones."""
-        settings = self.settings
-        checker = BatchChecker(engine, implicit=settings.feedback == "implicit")
-        intake = take_in(records, settings, checker)
-        outgoing = intake.dead_letters
-        for reason in intake.reasons:
-            summary.dead_letter_reasons[reason] = summary.dead_letter_reasons.get(reason, 0) + 1
-        summary.dead_letters += len(intake.reasons)
-        events = intake.events
-        if intake.event_time_ms is not None and (
-            self._event_time_ms is None or intake.event_time_ms > self._event_time_ms
-        ):
-            self._event_time_ms = intake.event_time_ms
-        self.input.advance(records)
-        if len(events) < len(records):
-            logger.warning(
-                "%d of %d records sent to the dead-letter topic %s (total %d: %s)",
-                len(records) - len(events),
-                len(records),
-                settings.dead_letter_topic,
-                summary.dead_letters,
-                summary.dead_letter_reasons,
-            )
-        summary.events += len(events)
-        if not events:
-            return outgoing
-        before = self.tracker.before_batch(engine, events)
-        started = time.perf_counter()
-        try:
-            effect = engine.apply_many(events)
-        except StreamCFError as exc:
-            # BatchChecker follows every rule by which the engine refuses a valid event; reaching
-            # this is a bug. The state now holds part of the batch: stop without a checkpoint.
-            raise StreamCFError(
-                f"the engine refused an event the processor accepted ({exc}); stopping "
-                f"without checkpointing this batch"
-            ) from exc
-        summary.apply_seconds += time.perf_counter() - started
-        # full: behind, defer every refresh (see tracker)
-        now = self.tracker.after_batch(engine, effect, before, defer=full)
-        outgoing.extend(self._list_records(self.tracker.recompute(engine, now), summary))
-        for user in sorted(effect.forgotten):
-            outgoing.append(OutgoingRecord(settings.output_topic, encode_key(user), None))
-            summary.tombstones += 1
-        return outgoing
-
-    def _list_records(
-        self, changed: list[ChangedList], summary: RunSummary
-    ) -> list[OutgoingRecord]:
-        records = [
-            OutgoingRecord(
-                self.settings.output_topic,
-                encode_key(entry.user),
-                encode_recommendations(
-                    entry.user,
-                    entry.items,
-                    entry.fallback,
-                    event_time_ms=self._event_time_ms,
-                    input_topic=self.settings.input_topic,
-                    input_offsets=self.input.positions,
-                    ratings=entry.ratings,
-                ),
-            )
-            for entry in changed
-        ]
-        summary.published += len(records)
-        return records
-
-    def _publish(self, engine: UserKNN, records: list[OutgoingRecord]) -> None:
-        """Publish and wait for the acknowledgements. A topic that vanished is re-created and the
-        batch sent again (a lost output topic also gets every list again); acknowledged output
-        offsets below the known ones mean the output topic was re-created meanwhile."""
-        exactly_once = self.settings.exactly_once
-        if not records and not exactly_once:
-            return
-        output = self.settings.output_topic
-
-        def publish() -> dict[tuple[str, int], int]:
-            if self._publisher is None:
-                self._publisher = self._retrying("connect the producer", self._new_publisher)
-            positions = dict(self.input.positions) if exactly_once else None
-            return self._publisher.publish(records, positions)
-
-        def recover(attempt: Attempt) -> None:
-            exc = attempt.error
-            assert isinstance(exc, TopicVanished)
-            logger.error("%s", exc)
-            if self._publisher is not None:
-                self._publisher.close(timeout=0.0)  # drop what waits for the old topic
-                self._publisher = None
-            if exc.topic == output:
-                self._output_lost(engine, "was deleted while the processor ran")
-            else:
-                self._retrying("re-create the topics", lambda: ensure_topics(self.settings))
-
-        ends = retry(
-            publish,
-            retry_on=TopicVanished,
-            backoff=no_wait,
-            give_up=after_attempts(3),
-            on_retry=recover,
-        )
-        behind = {
-            partition: (self._output_offsets[partition], end)
-            for (topic, partition), end in ends.items()
-            if topic == output and end < self._output_offsets.get(partition, 0)
-        }
-        if behind:
-            self._output_lost(
-                engine, f"acknowledged offsets below those already published {behind}"
-            )
-        for (topic, partition), end in ends.items():
-            if topic == output:
-                self._output_offsets[partition] = max(self._output_offsets.get(partition, 0), end)
-
-    def _commit_final(self, engine: UserKNN) -> None:
-        """The last offsets (moved over gaps, e.g. transaction markers, without records): at
-        least once a synchronous commit, exactly once an offsets-only transaction."""
-        if self.settings.exactly_once:
-            self._publish(engine, [])
-        else:
-            self.input.commit(final=True)
-
-    def _new_publisher(self) -> Publisher:
-        settings = self.settings
-        if settings.exactly_once:
-            return TransactionalPublisher(
-                settings.kafka_config(),
-                transactional_id=settings.transaction_id,
-                group_id=settings.group_id,
-                input_topic=settings.input_topic,
-                input_topic_id=self._topic_ids.get(settings.input_topic),
-                stop_requested=self._stop.is_set,
-                backoff_max=settings.retry_backoff_max,
-                shutdown_timeout=settings.shutdown_timeout,
-                max_request_size=settings.max_request_size,
-                topic_exists=self.guard.exists,
-            )
-        return Publisher(
-            self.settings.kafka_config(),
-            stop_requested=self._stop.is_set,
-            backoff_max=self.settings.retry_backoff_max,
-            shutdown_timeout=self.settings.shutdown_timeout,
-            max_request_size=self.settings.max_request_size,
-            topic_exists=self.guard.exists,
-        )
-
-    # ------------------------------------------------------------------ the topics' identity
-    def _current_topic_ids(self) -> dict[str, str | None]:
-        return self.guard.topic_ids([self.settings.input_topic, self.settings.output_topic])
-
-    def _read_output_tail(self, engine: UserKNN) -> None:
-        """Read what was published after the checkpoint (all of it after a recovery)."""
-        settings = self.settings
-
-        def read() -> dict[int, int]:
-            return read_output_tail(
-                settings.kafka_config(),
-                settings.output_topic,
-                self._output_offsets,
-                self.tracker.record_published,
-            )
-
-        try:
-            self._output_offsets = self._retrying("read the output after the checkpoint", read)
-        except OutputBehind as exc:
-            self._output_lost(engine, f"is not the checkpointed one: {exc}")
-            self._output_offsets = self._retrying("read the output topic", read)
-
-    def _check_topics(self, engine: UserKNN) -> None:
-        """Before a checkpoint: the topics are still the ones it will name."""
-        try:
-            now = self._current_topic_ids()
-        except KafkaError as exc:
-            logger.warning("could not read the topic ids (%r); checked next time", exc)
-            return
-        settings = self.settings
-        known = self._topic_ids
-        if known.get(settings.input_topic) not in (None, now[settings.input_topic]):
-            raise InputTopicChanged(
-                f"the input topic {settings.input_topic} was deleted or re-created while the "
-                f"processor ran (id {known[settings.input_topic]} -> "
-                f"{now[settings.input_topic]}); stopped. Remove the state dir "
-                f"{settings.state_dir} to start over, or restart with --accept-new-input-topic "
-                f"to keep the state and read the new topic from its beginning"
-            )
-        if known.get(settings.output_topic) not in (None, now[settings.output_topic]):
-            self._output_lost(
-                engine,
-                f"was re-created (id {known[settings.output_topic]} -> "
-                f"{now[settings.output_topic]})",
-            )
-        self._topic_ids = {**known, **{t: i for t, i in now.items() if i is not None}}
-
-    def _output_lost(self, engine: UserKNN, why: str) -> None:
-        """The output topic's lists are gone: make it exist, compacted, and owe every user's list
-        again (the digests are forgotten, so every list is published)."""
-        settings = self.settings
-        topic = settings.output_topic
-        logger.error(
-            "the output topic %s %s: the lists published there are lost; re-creating it "
-            "compacted and publishing the lists of all %d users again",
-            topic,
-            why,
-            engine.n_users,
-        )
-        self._retrying("re-create the output topic", lambda: ensure_topics(settings))
-        policy = self._retrying("read its cleanup policy", lambda: self.guard.cleanup_policy(topic))
-        if policy != "compact":
-            logger.error(
-                "the output topic %s has cleanup.policy=%s (auto-created by the broker?)",
-                topic,
-                policy,
-            )
-            extra = {k: v for k, v in topic_specs(settings)[topic].items() if k != "cleanup.policy"}
-            self._retrying("make it compacted", lambda: self.guard.make_compacted(topic, extra))
-        self.tracker.digests.clear()
-        self.tracker.pending = set(engine.users())
-        self._output_offsets = {}
-        ids = self._retrying("read the topic ids", self._current_topic_ids)
-        self._topic_ids[topic] = ids[topic]
-
     # ------------------------------------------------------------------ commit and checkpoint
     def _checkpoint(self, engine: UserKNN, summary: RunSummary) -> None:
         self.checkpointer.write(
@@ -636,9 +369,9 @@ class Processor:
             self.tracker,
             summary,
             input_offsets=self.input.positions,
-            output_offsets=self._output_offsets,
-            topic_ids=self._topic_ids,
-            event_time_ms=self._event_time_ms,
+            output_offsets=self.topics.output_offsets,
+            topic_ids=self.topics.ids,
+            event_time_ms=self.batch.event_time_ms,
             lag=self.input.lag(),
         )
 
