@@ -57,25 +57,31 @@ def retrying(
     )
 
 
+class Retrying:
+    """:func:`retrying` with one processor's stop flag and backoff cap: ``retry(what, action)``."""
+
+    def __init__(self, stop_requested: Callable[[], bool], backoff_max: float) -> None:
+        self._stop_requested = stop_requested
+        self._backoff_max = backoff_max
+
+    def __call__(self, what: str, action: Callable[[], _T]) -> _T:
+        return retrying(
+            what, action, stop_requested=self._stop_requested, backoff_max=self._backoff_max
+        )
+
+
 class InputConsumer:
     """The consumer of the input topic and the next offset of each of its partitions."""
 
     def __init__(self, settings: ProcessorSettings, stop_requested: Callable[[], bool]) -> None:
         self.settings = settings
+        self._retrying = Retrying(stop_requested, settings.retry_backoff_max)
         self._stop_requested = stop_requested
         self.positions: dict[int, int] = {}
         self.partitions: list[TopicPartition] = []
         self._consumer: KafkaConsumer | None = None
         self._committed: dict[int, int] = {}
         self._fatal: UndecodableInput | None = None
-
-    def _retrying(self, what: str, action: Callable[[], _T]) -> _T:
-        return retrying(
-            what,
-            action,
-            stop_requested=self._stop_requested,
-            backoff_max=self.settings.retry_backoff_max,
-        )
 
     @property
     def consumer(self) -> KafkaConsumer:

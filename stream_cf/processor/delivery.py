@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from stream_cf.engine import UserKNN
 from stream_cf.exceptions import TopicVanished
-from stream_cf.processor.consumer import InputConsumer, retrying
+from stream_cf.processor.consumer import InputConsumer, Retrying
 from stream_cf.processor.publisher import OutgoingRecord, Publisher
 from stream_cf.processor.settings import ProcessorSettings
 from stream_cf.processor.topic_guard import TopicGuard
@@ -42,6 +42,7 @@ class Delivery:
         stop_requested: Callable[[], bool],
     ) -> None:
         self.settings = settings
+        self._retrying = Retrying(stop_requested, settings.retry_backoff_max)
         self.input = input
         self.guard = guard
         self.topics = topics
@@ -123,12 +124,4 @@ class Delivery:
             shutdown_timeout=self.settings.shutdown_timeout,
             max_request_size=self.settings.max_request_size,
             topic_exists=self.guard.exists,
-        )
-
-    def _retrying(self, what: str, action: Callable[[], _T]) -> _T:
-        return retrying(
-            what,
-            action,
-            stop_requested=self._stop_requested,
-            backoff_max=self.settings.retry_backoff_max,
         )

@@ -65,7 +65,7 @@ from stream_cf.exceptions import (
 from stream_cf.processor.batch import BatchProcessor
 from stream_cf.processor.checkpointing import Checkpointer
 from stream_cf.processor.codec import SourceRecord
-from stream_cf.processor.consumer import InputConsumer, retrying
+from stream_cf.processor.consumer import InputConsumer, Retrying
 from stream_cf.processor.delivery import Delivery
 from stream_cf.processor.metrics import Metric, MetricsServer, processor_metrics
 from stream_cf.processor.pacing import Pacing
@@ -89,6 +89,7 @@ class Processor:
     def __init__(self, settings: ProcessorSettings) -> None:
         self.settings = settings
         self._stop = threading.Event()
+        self._retrying = Retrying(self._stop.is_set, settings.retry_backoff_max)
         self.ready = threading.Event()  # set once restored, assigned and about to poll
         self.engine: UserKNN | None = None
         self.tracker = ListTracker(policy=settings.refresh, n=settings.n)
@@ -384,13 +385,4 @@ class Processor:
             users=0 if self.engine is None else self.engine.n_users,
             lag=self._lag,
             running=self._running,
-        )
-
-    # ------------------------------------------------------------------ helpers
-    def _retrying(self, what: str, action: Callable[[], _T]) -> _T:
-        return retrying(
-            what,
-            action,
-            stop_requested=self._stop.is_set,
-            backoff_max=self.settings.retry_backoff_max,
         )

@@ -21,7 +21,7 @@ from kafka.errors import KafkaError
 from stream_cf.engine import UserKNN
 from stream_cf.exceptions import InputTopicChanged, OutputBehind
 from stream_cf.processor.checkpoint import Checkpoint
-from stream_cf.processor.consumer import retrying
+from stream_cf.processor.consumer import Retrying
 from stream_cf.processor.output_tail import read_output_tail
 from stream_cf.processor.settings import ProcessorSettings
 from stream_cf.processor.topic_guard import TopicGuard
@@ -43,6 +43,7 @@ class TopicWatch:
         stop_requested: Callable[[], bool],
     ) -> None:
         self.settings = settings
+        self._retrying = Retrying(stop_requested, settings.retry_backoff_max)
         self.guard = guard
         self.tracker = tracker
         self._stop_requested = stop_requested
@@ -174,11 +175,3 @@ class TopicWatch:
         self.output_offsets = {}
         ids = self._retrying("read the topic ids", self._current_ids)
         self.ids[topic] = ids[topic]
-
-    def _retrying(self, what: str, action: Callable[[], _T]) -> _T:
-        return retrying(
-            what,
-            action,
-            stop_requested=self._stop_requested,
-            backoff_max=self.settings.retry_backoff_max,
-        )
