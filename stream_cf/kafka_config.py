@@ -100,10 +100,9 @@ def split_servers(servers: str) -> list[str]:
     return [s.strip() for s in servers.split(",") if s.strip()]
 
 
-class ConnectionConfig(BaseModel):
-    """The brokers and the security options of a Kafka client (frozen; passwords secret)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+class ConnectionFields(BaseModel):
+    """The connection fields, declared once: :class:`ConnectionConfig` and the processor's
+    settings (which read them from flags and ``STREAM_CF_*`` variables) both have them."""
 
     bootstrap_servers: str = Field(DEFAULT_BOOTSTRAP, min_length=1)
     security_protocol: SecurityProtocol = "PLAINTEXT"
@@ -116,15 +115,25 @@ class ConnectionConfig(BaseModel):
     ssl_password: SecretStr | None = None
     ssl_check_hostname: bool = True
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ConnectionConfig:
-        problems = security_problems(
+    def security_problems(self) -> list[str]:
+        """What is wrong with the security options (see :func:`security_problems`)."""
+        return security_problems(
             security_protocol=self.security_protocol,
             sasl_mechanism=self.sasl_mechanism,
             sasl_plain_username=self.sasl_plain_username,
             sasl_plain_password=self.sasl_plain_password,
             ssl_files={name: getattr(self, name) for name in _SSL_FILES},
         )
+
+
+class ConnectionConfig(ConnectionFields):
+    """The brokers and the security options of a Kafka client (frozen; passwords secret)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ConnectionConfig:
+        problems = self.security_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -163,15 +163,21 @@ def decode_list(
     """``(user, items, fallback, predicted ratings or None)`` of an output record value."""
     try:
         body = json.loads(value.decode("utf-8"))
-        entries = body["items"]
-        items = [(str(entry["item_id"]), float(entry["score"])) for entry in entries]
-        ratings = None
-        if entries and all("rating" in entry for entry in entries):
-            ratings = [float(entry["rating"]) for entry in entries]
+        items, ratings = list_entries(body["items"])
         fallback = body.get("fallback")
         return str(body["user_id"]), items, None if fallback is None else str(fallback), ratings
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise StateFormatError(f"not a recommendations record: {exc}") from exc
+
+
+def list_entries(entries: Sequence[Any]) -> tuple[list[tuple[str, float]], list[float] | None]:
+    """The ``(item, score)`` pairs of an output record's ``items`` and their predicted ratings
+    (None unless every entry has one); KeyError, TypeError or ValueError if malformed."""
+    items = [(str(entry["item_id"]), float(entry["score"])) for entry in entries]
+    ratings = None
+    if entries and all("rating" in entry for entry in entries):
+        ratings = [float(entry["rating"]) for entry in entries]
+    return items, ratings
 
 
 def digest_of_output(value: bytes | None) -> str:

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BeforeValidator,
     Field,
-    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -27,12 +26,7 @@ from stream_cf.engine.ranking import RankMode, default_vote_shape
 from stream_cf.engine.validation import VALUE_LIMIT
 from stream_cf.events import DEFAULT_MAX_FUTURE_SKEW
 from stream_cf.exceptions import ConfigError
-from stream_cf.kafka_config import (
-    ConnectionConfig,
-    SaslMechanism,
-    SecurityProtocol,
-    security_problems,
-)
+from stream_cf.kafka_config import ConnectionConfig, ConnectionFields
 
 Similarity = Literal["cosine", "msd", "pearson", "adjusted_cosine"]
 Predictor = Literal["knn_baseline", "knn_means"]
@@ -53,7 +47,7 @@ def _parse_scale(value: Any) -> Any:
 RatingScale = Annotated[tuple[float, float], NoDecode, BeforeValidator(_parse_scale)]
 
 
-class ProcessorSettings(BaseSettings):
+class ProcessorSettings(BaseSettings, ConnectionFields):
     """Settings of ``stream-cf run`` (and of :class:`~stream_cf.processor.loop.Processor`)."""
 
     model_config = SettingsConfigDict(
@@ -64,8 +58,7 @@ class ProcessorSettings(BaseSettings):
         hide_input_in_errors=True,  # a validation error would otherwise quote the passwords
     )
 
-    # Kafka
-    bootstrap_servers: str = Field("localhost:9092", min_length=1)
+    # Kafka (bootstrap_servers: a field of ConnectionFields)
     input_topic: str = Field("cf.events", min_length=1)
     output_topic: str = Field("cf.recommendations", min_length=1)
     dlq_topic: str | None = Field(None, description="default: '<input topic>.dlq'")
@@ -77,16 +70,7 @@ class ProcessorSettings(BaseSettings):
         ge=65_536,
         description="largest record batch the producer sends (bytes); larger dead letters are cut",
     )
-    # Security (passed to every Kafka client)
-    security_protocol: SecurityProtocol = "PLAINTEXT"
-    sasl_mechanism: SaslMechanism | None = None
-    sasl_plain_username: str | None = None
-    sasl_plain_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
-    ssl_password: SecretStr | None = None
-    ssl_check_hostname: bool = True
+    # Security (passed to every Kafka client): the fields of ConnectionFields
     # Engine (UserKNN constructor): the ranking of the lists, then the predictor's neighbourhood
     rank: RankMode = "vote"
     rank_half_life: float = Field(5.0, gt=0.0)
@@ -208,15 +192,7 @@ class ProcessorSettings(BaseSettings):
         }
         if len(set(topics.values())) < 3:
             problems.append(f"the input, output and dead-letter topics must differ, got {topics}")
-        problems += security_problems(
-            security_protocol=self.security_protocol,
-            sasl_mechanism=self.sasl_mechanism,
-            sasl_plain_username=self.sasl_plain_username,
-            sasl_plain_password=self.sasl_plain_password,
-            ssl_files={
-                name: getattr(self, name) for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
-            },
-        )
+        problems += self.security_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -244,20 +220,13 @@ class ProcessorSettings(BaseSettings):
 
     def engine_config(self) -> dict[str, Any]:
         """The keywords of the ``UserKNN`` constructor these settings ask for."""
+        shape = default_vote_shape(self.feedback)  # what None stands for, as UserKNN reads it
         return {
             "rank": self.rank,
             "rank_half_life": self.rank_half_life,
             "rank_neighbours": self.rank_neighbours,
-            "rank_exponent": (
-                default_vote_shape(self.feedback)[0]
-                if self.rank_exponent is None
-                else self.rank_exponent
-            ),
-            "rank_damping": (
-                default_vote_shape(self.feedback)[1]
-                if self.rank_damping is None
-                else self.rank_damping
-            ),
+            "rank_exponent": shape[0] if self.rank_exponent is None else self.rank_exponent,
+            "rank_damping": shape[1] if self.rank_damping is None else self.rank_damping,
             "include_seen": self.include_seen,
             "similarity": self.similarity,
             "k": self.k,

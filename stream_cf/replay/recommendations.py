@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream_cf.exceptions import BrokerError
+from stream_cf.processor.codec import list_entries
 from stream_cf.replay.clients import Connection, connect_with
 
 logger = logging.getLogger(__name__)
@@ -71,11 +72,7 @@ def decode_list(key: bytes | None, value: bytes) -> UserList:
         user = key.decode("utf-8")
     if user is None:
         raise ValueError("no user_id and no key")
-    entries = body.get("items") or []
-    items = [(str(entry["item_id"]), float(entry["score"])) for entry in entries]
-    ratings = None
-    if entries and all("rating" in entry for entry in entries):
-        ratings = [float(entry["rating"]) for entry in entries]
+    items, ratings = list_entries(body.get("items") or [])
     fallback = body.get("fallback")
     event_time = body.get("event_time")
     return UserList(
