@@ -40,10 +40,6 @@ class UnknownRating(StreamCFError, KeyError):
         return str(self.args[0]) if self.args else "unknown rating"
 
 
-class PredictionImpossible(StreamCFError):
-    """No neighbour-based prediction can be made; the caller falls back and records why."""
-
-
 class StateFormatError(StreamCFError):
     """A saved state or checkpoint that cannot be read (wrong format, wrong version, corrupt)."""
 

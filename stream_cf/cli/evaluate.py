@@ -16,7 +16,7 @@ from typing import Any
 from stream_cf.cli.sources import add_mapping_arguments, mapping_of
 from stream_cf.datasets import DATASETS
 from stream_cf.engine import UserKNN
-from stream_cf.engine.ranking import RANK_MODES
+from stream_cf.engine.config import RANK_MODES
 from stream_cf.evaluation.prequential import TOP_N, prequential
 from stream_cf.evaluation.report import result_json, summary_text, write_report
 from stream_cf.evaluation.scoreboard import EvaluationResult

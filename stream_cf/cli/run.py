@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any, get_args
 
-from stream_cf.engine.ranking import RankMode
+from stream_cf.engine.config import RankMode
 from stream_cf.kafka_config import SaslMechanism, SecurityProtocol
 from stream_cf.processor.settings import (
     Feedback,

@@ -1,12 +1,14 @@
 """The UserKNN engine: exact incremental user-based kNN over a stream of events.
 
-Modules, one concept each: :mod:`storage` (growable arrays and id maps), :mod:`pairs` (additive
-pair sums and their exact block update), :mod:`similarity` (the formulas read from the sums),
-:mod:`state` (the whole state and the single-cell update), :mod:`batch` (micro-batches),
-:mod:`knn` (vectorized neighbourhood selection), :mod:`baseline` (the knn_baseline predictor's
-terms), :mod:`predict` (the estimators and recommendations), :mod:`validation` (settings and
-event fields), :mod:`model` (the :class:`UserKNN` API),
-:mod:`persist` (save/load) and :mod:`results` (the values handed back).
+Modules, one concept each, importing one way (each only from those listed before it):
+:mod:`storage` (growable arrays, id maps, row pools), :mod:`validation` (event fields),
+:mod:`config` (the frozen :class:`EngineConfig`), :mod:`results` (the values handed back),
+:mod:`ratings` (the ratings per user and per item), :mod:`products` and :mod:`pairs` (the pair
+sums and their exact block update), :mod:`state` (the whole state), :mod:`similarity` (the
+formulas), :mod:`neighbours` (similarity rows), :mod:`knn` (N(i;u) selection),
+:mod:`baseline`, :mod:`ranking`, :mod:`predict` (the estimators and lists), :mod:`commit`,
+:mod:`fast`, :mod:`batch` (writes), :mod:`rebuild` and :mod:`persist` (save/load), and
+:mod:`model` (the :class:`UserKNN` face on top).
 """
 
 from stream_cf.engine.model import UserKNN

@@ -1,7 +1,7 @@
 """The ``knn_baseline`` predictor: a baseline b_ui = μ + b_u + b_i and a damped kNN residual.
 
 The baseline is read from running sums the state keeps exactly — per item n_i and S_i (Σ of its
-ratings: ``item_count``, ``item_sum``), per user n_u and S_u (the pair sums' diagonal), and the
+ratings: ``item_count``, ``item_sum``), per user n_u and S_u (``user_count``, ``user_sum``), and the
 global count and total — with λ_i = ``baseline_reg_items`` and λ_u = ``baseline_reg_users``::
 
     μ   = Σ r / n                                          (the global mean)
@@ -45,17 +45,16 @@ class Baseline:
 
     def users(self, st: EngineState, slots: IntArray) -> FloatArray:
         """b_u of the given (existing) user slots: (S_u − n_u·μ − Σ_{j∈I_u} b_j) / (λ_u + n_u)."""
-        sub = st.grid.mask[slots, : self.items.size]
-        flat = np.flatnonzero(sub)  # (np.nonzero of a 2-d array costs ~3x more)
-        rows = flat // sub.shape[1]
-        cols = flat - rows * sub.shape[1]
+        rows, cols, _values = st.ratings.users_rows(slots)
+        order = np.lexsort((cols, rows))
+        rows, cols = rows[order], cols[order]
         # sequential per user, in item-slot order (np.bincount): independent of the other rows
         item_part = np.bincount(rows, weights=self.items[cols], minlength=slots.size)
-        diag = st.pairs.sums[slots, slots]
-        n = diag[:, 0]
+        n = st.counts(slots)
         den = self.reg_users + n
         out = np.zeros(slots.size, dtype=np.float64)
-        np.divide(diag[:, 1] - n * self.mu - item_part, den, out=out, where=den > 0)
+        total = st.ratings.user_sum[slots]
+        np.divide(total - n * self.mu - item_part, den, out=out, where=den > 0)
         return out
 
     def user(self, st: EngineState, slot: int) -> float:
@@ -66,9 +65,10 @@ def read(st: EngineState, reg_items: float, reg_users: float, empty_mean: float)
     """The baseline of the current state; μ is ``empty_mean`` while there is no rating."""
     high = st.items.high
     n = st.item_count[:high].astype(np.float64)
+    item_sum = st.ratings.item_sum
     mu = st.total / st.n_ratings if st.n_ratings else empty_mean
     items = np.zeros(high, dtype=np.float64)
-    np.divide(st.item_sum[:high] - n * mu, reg_items + n, out=items, where=n > 0)
+    np.divide(item_sum[:high] - n * mu, reg_items + n, out=items, where=n > 0)
     return Baseline(mu=mu, items=items, reg_users=reg_users)
 
 
@@ -80,10 +80,9 @@ def estimate(b_ui: FloatArray, num: FloatArray, den: FloatArray, damping: float)
 
 
 def residual_sums(
-    st: EngineState,
     base: Baseline,
     *,
-    slots: IntArray,
+    r: FloatArray,
     b_v: FloatArray,
     weights: FloatArray,
     item_slots: IntArray,
@@ -91,9 +90,8 @@ def residual_sums(
     n_cols: int,
 ) -> tuple[FloatArray, FloatArray]:
     """Per column, Σ w_uv·(r_vi − b_vi) and Σ |w_uv| over the selected (neighbour, item) pairs
-    (``b_v``: each pair's neighbour bias), summed sequentially in the order given (the
-    neighbour order: np.bincount)."""
-    r = st.grid.values.ravel().take(slots * st.grid.values.shape[1] + item_slots)
+    (``r``: the neighbour's rating, ``b_v``: each pair's neighbour bias), summed sequentially in
+    the order given (the neighbour order: np.bincount)."""
     dev = r - (base.mu + b_v + base.items[item_slots])
     num = np.bincount(colpos, weights=weights * dev, minlength=n_cols).astype(np.float64)
     den = np.bincount(colpos, weights=np.abs(weights), minlength=n_cols).astype(np.float64)

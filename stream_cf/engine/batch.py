@@ -21,18 +21,17 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stream_cf.engine.commit import commit_cells
+from stream_cf.engine import validation
+from stream_cf.engine.commit import commit_cells, commit_one
+from stream_cf.engine.config import EngineConfig
 from stream_cf.engine.fast import fast_batch
 from stream_cf.engine.results import BatchEffect
+from stream_cf.engine.state import EngineState
 from stream_cf.events import Event
 from stream_cf.exceptions import InvalidEvent, StreamCFError, UnknownRating
-
-if TYPE_CHECKING:
-    from stream_cf.engine.model import UserKNN
 
 
 @dataclass
@@ -47,9 +46,8 @@ class Segment:
 class Simulation:
     """The state as the batch goes, as overlays over the engine's arrays."""
 
-    def __init__(self, model: UserKNN) -> None:
-        self.model = model
-        st = model.state
+    def __init__(self, st: EngineState, cfg: EngineConfig) -> None:
+        self.cfg = cfg
         self.st = st
         self.seq = st.seq
         self.user_slot: dict[str, int | None] = {}
@@ -81,8 +79,8 @@ class Simulation:
         if row is not None and i in row:
             return row[i]
         st = self.st
-        if u < st.users.high and i < st.items.high and st.grid.mask[u, i]:
-            return float(st.grid.values[u, i])
+        if u < st.users.high and i < st.items.high:
+            return st.ratings.get(u, i)
         return None
 
     def user_count(self, u: int) -> int:
@@ -137,15 +135,15 @@ class Simulation:
 
     # ------------------------------------------------------------------ events
     def step(self, event: Event) -> None:
-        model = self.model
+        cfg = self.cfg
         kind = event.type
         user = event.user_id
         if kind == "forget_user":
-            model.check_ids(user)
+            validation.check_ids(user)
             self.forget(user)
             return
         item = event.item_id  # type: ignore[union-attr]
-        model.check_ids(user, item)
+        validation.check_ids(user, item)
         if kind == "unrate":
             u = self.lookup_user(user)
             i = self.lookup_item(item)
@@ -159,20 +157,20 @@ class Simulation:
             self.seq += 1
             return
         if kind == "rating":
-            value = model.rating_value(event.rating)  # type: ignore[union-attr]
-            amount = value * model.implicit_weights["rating"]
+            value = validation.rating_value(event.rating, cfg.rating_scale)  # type: ignore[union-attr]
+            amount = value * cfg.implicit_weights["rating"]
         elif kind == "purchase":
-            amount = model.quantity_value(event.quantity)  # type: ignore[union-attr]
-            if not model.implicit:
+            amount = validation.quantity_value(event.quantity)  # type: ignore[union-attr]
+            if not cfg.implicit:
                 raise InvalidEvent("unsupported_event", "a purchase needs feedback='implicit'")
-            amount *= model.implicit_weights["purchase"]
+            amount *= cfg.implicit_weights["purchase"]
         else:
             raise InvalidEvent("unknown_type", f"unknown event type {kind!r}")
         u = self.user_for_write(user)
         i = self.item_for_write(item)
         old = self.get(u, i)
-        if model.implicit:
-            value = model.accumulate(old, amount)
+        if cfg.implicit:
+            value = validation.accumulated(old, amount, cfg.implicit_cap)
         self.put(u, i, value)
         self.acted.add(user)
         if old is None:
@@ -186,7 +184,7 @@ class Simulation:
         st = self.st
         items: set[int] = set()
         if u < st.users.high:
-            items.update(int(i) for i in np.flatnonzero(st.grid.mask[u, : st.items.high]))
+            items.update(st.user_items(u).tolist())
         items.update(self.cur.get(u, {}))
         for i in sorted(items):
             if self.get(u, i) is not None:
@@ -198,7 +196,7 @@ class Simulation:
     # ------------------------------------------------------------------ commit
     def commit(self) -> None:
         for segment in [*self.segments, self.seg]:
-            commit_segment(self.model, segment)
+            commit_segment(self.st, segment)
         self.segments = []
         self.seg = Segment()
         self.st.seq = self.seq
@@ -214,9 +212,8 @@ class Simulation:
         )
 
 
-def commit_segment(model: UserKNN, seg: Segment) -> None:
+def commit_segment(st: EngineState, seg: Segment) -> None:
     """Apply one segment's id-map operations and cells to the arrays, exactly."""
-    st = model.state
     for item in seg.new_items:
         st.add_item(item)
     removed: list[int] = []
@@ -235,32 +232,37 @@ def commit_segment(model: UserKNN, seg: Segment) -> None:
         cells = list(seg.cells.values())
         raw = np.fromiter((np.nan if v is None else v for v, _s in cells), np.float64, count=n)
         seqs = np.fromiter((s for _v, s in cells), dtype=np.int64, count=n)
-        commit_cells(model, cu, ci, raw, seqs)
+        commit_cells(st, cu, ci, raw, seqs)
     for slot in removed:
-        st.changed_rows.add(slot)
-        st.pairs.clear(slot)
-        st.grid.clear_row(slot)
-        st.user_since[slot] = 0
+        st.release_slot(slot)
 
 
-def apply_batch(model: UserKNN, events: Iterable[Event]) -> BatchEffect:
-    """Apply ``events`` in order as one micro-batch (see the module docstring)."""
+def apply_batch(
+    st: EngineState, cfg: EngineConfig, events: Iterable[Event], *, note: bool = True
+) -> BatchEffect:
+    """Apply ``events`` in order as one micro-batch (see the module docstring); ``note``: a
+    refused event's exception says where in the batch it was."""
     events = list(events)
+    if len(events) == 1 and not note:
+        one = apply_one(st, cfg, events[0])
+        if one is not None:
+            return one
     if events:
-        effect = fast_batch(model, events)
+        effect = fast_batch(st, cfg, events)
         if effect is not None:
             return effect
-    sim = Simulation(model)
+    sim = Simulation(st, cfg)
     n_events = 0
     error: StreamCFError | None = None
     for event in events:
         try:
             sim.step(event)
         except StreamCFError as exc:
-            exc.add_note(
-                f"apply_many: event {n_events} of the batch was refused; "
-                f"the {n_events} events before it were applied"
-            )
+            if note:
+                exc.add_note(
+                    f"apply_many: event {n_events} of the batch was refused; "
+                    f"the {n_events} events before it were applied"
+                )
             error = exc
             break
         n_events += 1
@@ -268,3 +270,46 @@ def apply_batch(model: UserKNN, events: Iterable[Event]) -> BatchEffect:
     if error is not None:
         raise error
     return sim.effect(n_events)
+
+
+def apply_one(st: EngineState, cfg: EngineConfig, event: Event) -> BatchEffect | None:
+    """One rating, purchase or unrate, validated and written as a single cell (the same result
+    as a batch of one, without its block temporaries); None for any other event."""
+    kind = event.type
+    if kind not in ("rating", "purchase", "unrate"):
+        return None
+    user = event.user_id
+    item = event.item_id  # type: ignore[union-attr]
+    validation.check_ids(user, item)
+    if kind == "rating":
+        value = validation.rating_value(event.rating, cfg.rating_scale)  # type: ignore[union-attr]
+        amount = value * cfg.implicit_weights["rating"]
+    elif kind == "purchase":
+        amount = validation.quantity_value(event.quantity)  # type: ignore[union-attr]
+        if not cfg.implicit:
+            raise InvalidEvent("unsupported_event", "a purchase needs feedback='implicit'")
+        amount *= cfg.implicit_weights["purchase"]
+    u = st.users.slot_of.get(user)
+    i = st.items.slot_of.get(item)
+    cell = -1 if u is None or i is None else st.ratings.cell_of(u, i)
+    old = None if cell < 0 else float(st.ratings.cell_value[cell])
+    seq = st.seq
+    if kind == "unrate":
+        if old is None or u is None or i is None:
+            raise UnknownRating(f"user {user!r} has no rating of item {item!r}")
+        commit_one(st, u, i, None, seq)
+        st.seq += 1
+        if st.user_count(u):
+            return BatchEffect(frozenset((user,)), frozenset((item,)), frozenset(), 1)
+        st.users.remove(user)
+        st.release_slot(u)
+        return BatchEffect(frozenset(), frozenset((item,)), frozenset((user,)), 1)
+    if cfg.implicit:
+        value = validation.accumulated(old, amount, cfg.implicit_cap)
+    if u is None:
+        u = st.add_user(user, seq)
+    if i is None:
+        i = st.add_item(item)
+    commit_one(st, u, i, value, seq)
+    st.seq += 1
+    return BatchEffect(frozenset((user,)), frozenset((item,)), frozenset(), 1)

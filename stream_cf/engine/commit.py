@@ -1,79 +1,117 @@
-"""Writing a batch's net cell changes: the grid and the pair sums in one block update.
+"""Writing a batch's net cell changes: the ratings, the counters and the pair sums' block update.
 
 A micro-batch is reduced to the net change per (user slot, item slot) before it gets here
-(:mod:`stream_cf.engine.batch`, :mod:`stream_cf.engine.fast`); :func:`commit_cells` reads the
-touched items' old raters and values from the grid's item-major copies, hands them to
-:meth:`~stream_cf.engine.pairs.PairSums.update_block` and then writes the new cells.
+(:mod:`stream_cf.engine.batch`, :mod:`stream_cf.engine.fast`). :func:`commit_cells` gathers the
+touched items' old raters and values from the ratings into a dense (touched items x users) block,
+hands it to :meth:`~stream_cf.engine.pairs.PairSums.update_block` (when the state keeps pair
+sums) and then writes the new cells.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
 
+from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
 
-if TYPE_CHECKING:
-    from stream_cf.engine.model import UserKNN
-
 # the block update's temporaries per (changed user, user slot): the rows and columns to add
-# (2 x 32 B), the products (24 B) and their gathers; and the most one block may take
-BYTES_PER_CELL = 100
+# (2 x 32 B, and their int32 copies), the products (24 B) and their gathers; and the most one
+# block may take
+BYTES_PER_CELL = 120
 MAX_BLOCK_BYTES = 256 * 2**20
 
 
 def commit_cells(
-    model: UserKNN,
-    cu: IntArray,
-    ci: IntArray,
-    raw: FloatArray,
-    seqs: IntArray,
+    st: EngineState, cu: IntArray, ci: IntArray, raw: FloatArray, seqs: IntArray
 ) -> None:
     """Write changed cells (user slot, item slot) -> value (NaN: removed) with their sequence
     numbers, and update the pair sums in one block. Each cell appears once.
 
-    The block's temporaries hold ~100 bytes per (changed user, user slot); past
+    The block's temporaries hold ~120 bytes per (changed user, user slot); past
     :data:`MAX_BLOCK_BYTES` the cells are committed in groups of changed users, one after the
     other (each group reads the state the previous ones wrote: the same sums, since they depend
-    only on the final grid)."""
-    st = model.state
-    n_users = st.users.high
-    changed = _distinct(cu, n_users)
-    groups = min(changed.size, -(-changed.size * n_users * BYTES_PER_CELL // MAX_BLOCK_BYTES))
-    if groups > 1:
-        for part in np.array_split(changed, groups):
-            picked = np.isin(cu, part)
-            commit_cells(model, cu[picked], ci[picked], raw[picked], seqs[picked])
+    only on the final ratings)."""
+    if cu.size == 0:
         return
-    grid = st.grid
+    n_users = st.users.high
     present = ~np.isnan(raw)
     vals = np.where(present, raw, 0.0)
-    st.changed_rows.update(changed.tolist())
-    touched, tl = _distinct(ci, st.items.high, inverse=True)
     st.note_values(vals[present])
+    if st.pairs is not None:
+        changed = _distinct(cu, n_users)
+        groups = min(changed.size, -(-changed.size * n_users * BYTES_PER_CELL // MAX_BLOCK_BYTES))
+        if groups > 1:
+            for part in np.array_split(changed, groups):
+                picked = np.isin(cu, part)
+                commit_cells(st, cu[picked], ci[picked], raw[picked], seqs[picked])
+            return
+        _update_pairs(st, cu, ci, vals, present)
+    old = st.ratings.write(cu, ci, raw, seqs)
+    was = ~np.isnan(old)
+    delta = present.astype(np.int64) - was.astype(np.int64)
+    st.n_ratings += int(delta.sum())
+    st.total += float(vals.sum()) - float(old[was].sum())
+    if st.n_ratings == 0:
+        st.total = 0.0
+
+
+def commit_one(st: EngineState, u: int, i: int, value: float | None, seq: int) -> None:
+    """:func:`commit_cells` of one cell (the single-event path: no block temporaries)."""
+    ratings = st.ratings
+    if value is not None:
+        st.note_values(np.array([value]))
+    pairs = st.pairs
+    if pairs is not None:
+        if pairs.integer and not pairs.fits(int(ratings.user_count[u]) + 1, st.value_bound):
+            pairs.to_float()
+        raters, values, _seqs = ratings.item_row(i)
+        mine = raters == u
+        old_here = float(values[mine][0]) if mine.any() else None
+        pairs.update_cell(u, raters[~mine], values[~mine], old_here, value)
+    old = ratings.write_one(u, i, value, seq)
+    st.n_ratings += (value is not None) - (old is not None)
+    st.total += (0.0 if value is None else value) - (0.0 if old is None else old)
+    if st.n_ratings == 0:
+        st.total = 0.0
+
+
+def _update_pairs(
+    st: EngineState, cu: IntArray, ci: IntArray, vals: FloatArray, present: npt.NDArray[np.bool_]
+) -> None:
+    """The pair sums' block update for the cells (before the ratings are written)."""
+    pairs = st.pairs
+    assert pairs is not None
+    n_users = st.users.high
+    ratings = st.ratings
+    # the most items a user can have after the batch: int32 sums must still hold every sum
+    most = int(ratings.user_count[:n_users].max(initial=0)) + int(
+        np.bincount(cu, minlength=1).max(initial=0)
+    )
+    if pairs.integer and not pairs.fits(most, st.value_bound):
+        pairs.to_float()
+    touched, tl = _distinct(ci, st.items.high, inverse=True)
     # every product and partial sum is a multiple of 0.25 below 2**22: exact in float32
     exact32 = 16.0 * st.value_bound**2 * touched.size <= 2.0**24
-    # the touched items' rows of the item-major mask and values (one contiguous read each; a
-    # column gather of the user-major grid costs ~10x more)
-    mask_t = grid.mask_t[touched, :n_users]
+    # the touched items' old raters and values as dense rows (touched x users), from the ratings
+    where, raters, values = ratings.items_rows(touched)
+    mask_t = np.zeros((touched.size, n_users), dtype=np.bool_)
+    mask_t[where, raters] = True
     values_t: npt.NDArray[Any]
-    if exact32 and grid.twice_t is not None:  # the int8 2·value copy (of the old state)
-        values_t = grid.twice_t[touched, :n_users]
+    if exact32 and st.twice_ok:  # 2·value as int8: 8x smaller, exact
+        values_t = np.zeros(mask_t.shape, dtype=np.int8)
+        values_t[where, raters] = np.rint(2.0 * values)
         scale = 2.0
     else:
-        # values are 0 where the mask is off: gather only the ~6% present cells
-        at = np.flatnonzero(mask_t)
-        t, r = np.divmod(at, n_users)
         values_t = np.zeros(mask_t.shape, dtype=np.float32 if exact32 else np.float64)
-        values_t.ravel()[at] = grid.values.ravel().take(r * grid.values.shape[1] + touched[t])
+        values_t[where, raters] = values
         scale = 1.0
-    was = mask_t[tl, cu]
-    old_values = np.where(was, values_t[tl, cu].astype(np.float64) / scale, 0.0)
-    old_total = float(old_values[was].sum())
-    raters = st.item_count[touched] + np.bincount(tl, weights=present, minlength=touched.size)
-    st.pairs.update_block(
+    raters_after = ratings.item_count[touched] + np.bincount(
+        tl, weights=present, minlength=touched.size
+    )
+    pairs.update_block(
         n_users=n_users,
         cell_users=cu,
         cell_cols=tl,
@@ -83,17 +121,8 @@ def commit_cells(
         new_present=present,
         scale=scale,
         exact32=exact32,
-        raters=raters.astype(np.int64),
+        raters=raters_after.astype(np.int64),
     )
-    grid.write(cu, ci, raw, seqs, twice=st.twice_ok)
-    delta = present.astype(np.int64) - was.astype(np.int64)
-    np.add.at(st.item_count, ci, delta)
-    np.add.at(st.item_sum, ci, vals - old_values)
-    st.item_sum[ci[st.item_count[ci] == 0]] = 0.0  # exactly 0 once an item has no rating
-    st.n_ratings += int(delta.sum())
-    st.total += float(vals.sum()) - old_total
-    if st.n_ratings == 0:
-        st.total = 0.0
 
 
 @overload

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 from itertools import repeat
 from operator import attrgetter
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stream_cf.engine.commit import commit_cells
+from stream_cf.engine.config import EngineConfig
 from stream_cf.engine.results import BatchEffect
+from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
 from stream_cf.engine.validation import VALUE_LIMIT
 from stream_cf.events import Event, PurchaseEvent, RatingEvent
-
-if TYPE_CHECKING:
-    from stream_cf.engine.model import UserKNN
-
 
 _TYPE = attrgetter("type")
 _USER = attrgetter("user_id")
@@ -25,13 +22,13 @@ _ITEM = attrgetter("item_id")
 _RATING = attrgetter("rating")
 
 
-def fast_batch(model: UserKNN, events: list[Event]) -> BatchEffect | None:
+def fast_batch(st: EngineState, cfg: EngineConfig, events: list[Event]) -> BatchEffect | None:
     """The common batch, vectorized end to end: only ratings (and purchases in implicit mode),
     every event valid. Returns None when the batch is not of that kind (the caller then
     simulates it event by event)."""
     # (map with attrgetter: the per-event Python of a batch at about half a list comprehension's)
     kinds = set(map(_TYPE, events))
-    allowed = {"rating", "purchase"} if model.implicit else {"rating"}
+    allowed = {"rating", "purchase"} if cfg.implicit else {"rating"}
     if not kinds <= allowed:
         return None
     users: list[str] = list(map(_USER, events))
@@ -46,16 +43,16 @@ def fast_batch(model: UserKNN, events: list[Event]) -> BatchEffect | None:
         given = np.fromiter(map(_RATING, events), dtype=np.float64, count=n)
         if not np.all(np.isfinite(given)):
             return None
-        low, high = model.rating_scale
+        low, high = cfg.rating_scale
         if np.any(given < low) or np.any(given > high):
             return None
-        amounts = given if not model.implicit else given * model.implicit_weights["rating"]
+        amounts = given if not cfg.implicit else given * cfg.implicit_weights["rating"]
     else:
         amounts = np.empty(n, dtype=np.float64)
-        weights = model.implicit_weights
+        weights = cfg.implicit_weights
         for pos, event in enumerate(events):
             if isinstance(event, RatingEvent):
-                low, high = model.rating_scale
+                low, high = cfg.rating_scale
                 if not low <= event.rating <= high:
                     return None
                 amounts[pos] = float(event.rating) * weights["rating"]
@@ -63,9 +60,8 @@ def fast_batch(model: UserKNN, events: list[Event]) -> BatchEffect | None:
                 amounts[pos] = float(event.quantity) * weights["purchase"]
         if not np.all(np.isfinite(amounts)) or np.any(amounts <= 0):
             return None
-    if model.implicit and not _weights_within_limit(model, users, items, amounts):
+    if cfg.implicit and not _weights_within_limit(st, users, items, amounts):
         return None
-    st = model.state
     seq0 = st.seq
     slot_of = st.users.slot_of
     # new ids in order of first appearance (a set difference first: usually none are new)
@@ -92,12 +88,14 @@ def fast_batch(model: UserKNN, events: list[Event]) -> BatchEffect | None:
     last = n - 1 - rev_first  # the last event of each cell
     cell_u = cu[last]
     cell_i = ci[last]
-    if not model.implicit:
+    if not cfg.implicit:
         raw = amounts[last]
     else:
-        old = np.where(st.grid.mask[cell_u, cell_i], st.grid.values[cell_u, cell_i], 0.0)
-        raw = _accumulate(model, key=key, amounts=amounts, last=last, hits=hits, old=old)
-    commit_cells(model, cell_u, cell_i, raw, seq0 + last)
+        found = st.ratings.find(cell_u, cell_i)
+        old = np.zeros(found.size)
+        old[found >= 0] = st.ratings.cell_value[found[found >= 0]]
+        raw = _accumulate(cfg.implicit_cap, key=key, amounts=amounts, last=last, hits=hits, old=old)
+    commit_cells(st, cell_u, cell_i, raw, seq0 + last)
     st.seq = seq0 + n
     return BatchEffect(
         users=frozenset(distinct_users),
@@ -108,19 +106,19 @@ def fast_batch(model: UserKNN, events: list[Event]) -> BatchEffect | None:
 
 
 def _weights_within_limit(
-    model: UserKNN, users: list[str], items: list[str], amounts: FloatArray
+    st: EngineState, users: list[str], items: list[str], amounts: FloatArray
 ) -> bool:
     """Whether no weight can pass :data:`~stream_cf.engine.validation.VALUE_LIMIT`: the largest
     weight the batch touches plus every amount stays within it (else the event-by-event path
     finds the event that passes it, before anything is changed)."""
-    st = model.state
     total = float(np.sum(amounts))
     if not total <= VALUE_LIMIT:
         return False
     cu = np.fromiter(map(st.users.slot_of.get, users, repeat(-1)), dtype=np.int64)
     ci = np.fromiter(map(st.items.slot_of.get, items, repeat(-1)), dtype=np.int64)
     known = (cu >= 0) & (ci >= 0)
-    old = st.grid.values[cu[known], ci[known]]  # 0 where there is no weight yet
+    found = st.ratings.find(cu[known], ci[known])
+    old = st.ratings.cell_value[found[found >= 0]]
     return total + (float(np.max(old)) if old.size else 0.0) <= VALUE_LIMIT
 
 
@@ -136,7 +134,7 @@ def _plain_ids(ids: dict[str, None]) -> bool:
 
 
 def _accumulate(
-    model: UserKNN,
+    cap: float | None,
     *,
     key: IntArray,
     amounts: FloatArray,
@@ -146,7 +144,6 @@ def _accumulate(
 ) -> FloatArray:
     """Implicit weights after the batch: old + each amount in event order, capped after each
     addition (as one by one). ``hits`` is how many events each cell has."""
-    cap = model.implicit_cap
     out = old + amounts[last]
     if cap is not None:
         out = np.minimum(out, cap)

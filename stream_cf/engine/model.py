@@ -1,10 +1,17 @@
 """UserKNN: exact incremental user-based kNN collaborative filtering.
 
-The state (:mod:`stream_cf.engine.state`) keeps, per user, a running count and sum; per item its
-raters and values in arrival order; per pair of users who share an item the additive sums
-n, Σx, Σy, Σxy, Σx², Σy² over their co-rated items. Every event updates those sums exactly and
+The state (:mod:`stream_cf.engine.state`) keeps the ratings per user and per item in compact
+arrays (memory in proportion to the ratings), per user a running count and sums, and, when the
+configuration reads similarities, per pair of users the additive sums n, Σx, Σy, Σxy, Σx², Σy²
+over their co-rated items (16 bytes per ordered pair). Every event updates them exactly and
 similarities (:mod:`stream_cf.engine.similarity`) are computed from them when read, so a
 prediction after any sequence of events equals a from-scratch fit on the current ratings.
+
+This class is the thin public face: the settings live in a frozen
+:class:`~stream_cf.engine.config.EngineConfig`, the data in an
+:class:`~stream_cf.engine.state.EngineState`, and every computation is a function over the two
+(:mod:`~stream_cf.engine.batch`, :mod:`~stream_cf.engine.predict`,
+:mod:`~stream_cf.engine.ranking`, :mod:`~stream_cf.engine.persist`).
 
 Predictions (explicit feedback), ``predictor="knn_baseline"`` (the default; the baseline's terms
 and fallbacks: :mod:`stream_cf.engine.baseline`)::
@@ -32,30 +39,23 @@ from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
-from stream_cf.engine import knn, predict, similarity, validation
+from stream_cf.engine import neighbours, predict, validation
 from stream_cf.engine.batch import apply_batch
+from stream_cf.engine.config import EngineConfig, RankConfig, RankMode, SimilarityName
 from stream_cf.engine.persist import load_state, save_state
-from stream_cf.engine.ranking import RankConfig, RankMode, default_vote_shape
 from stream_cf.engine.results import BatchEffect, Explanation, Recommendations
 from stream_cf.engine.state import EngineState
-from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
 from stream_cf.events import Event, ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
 from stream_cf.exceptions import InvalidEvent, UnknownRating, UnknownUser
 
-DEFAULT_IMPLICIT_WEIGHTS: dict[str, float] = {"purchase": 1.0, "rating": 1.0}
-# shrinkage=None: 0 for knn_means (as Surprise's KNNWithMeans) and implicit feedback; the
-# knn_baseline residual measured best with similarities shrunk by n / (n + 100)
-# (BENCHMARKS.md, "Predictors")
-DEFAULT_SHRINKAGE: dict[str, float] = {"knn_means": 0.0, "knn_baseline": 100.0}
-
-
-def default_shrinkage(predictor: str, feedback: str) -> float:
-    """The shrinkage ``shrinkage=None`` stands for."""
-    return DEFAULT_SHRINKAGE.get(predictor, 0.0) if feedback == "explicit" else 0.0
-
 
 class UserKNN:
-    """User-based kNN over a stream of ratings or purchases, updated exactly per event."""
+    """User-based kNN over a stream of ratings or purchases, updated exactly per event.
+
+    ``pair_sums`` (None: kept for explicit feedback or ``rank="rating"``): whether the pair sums
+    are kept, so that a user's similarities are read in O(users); without them they are computed
+    from the ratings when read (the same values) and the memory is the ratings alone.
+    """
 
     def __init__(
         self,
@@ -66,7 +66,7 @@ class UserKNN:
         rank_exponent: float | None = None,
         rank_damping: float | None = None,
         include_seen: bool = False,
-        similarity: Literal["cosine", "msd", "pearson", "adjusted_cosine"] | None = None,
+        similarity: SimilarityName | None = None,
         k: int = 40,
         min_k: int = 1,
         min_support: int = 1,
@@ -80,195 +80,135 @@ class UserKNN:
         baseline_reg_items: float = 10.0,
         baseline_reg_users: float = 5.0,
         damping: float = 0.5,
+        pair_sums: bool | None = None,
     ) -> None:
-        weights = dict(DEFAULT_IMPLICIT_WEIGHTS)
-        if implicit_weights is not None:
-            weights.update({str(key): float(value) for key, value in implicit_weights.items()})
-        low, high = (float(rating_scale[0]), float(rating_scale[1]))
-        if similarity is None:  # cosine is the only similarity of implicit weights
-            similarity = "cosine" if feedback == "implicit" else "pearson"
-        shape = default_vote_shape(feedback)
-        self.ranking = RankConfig(
-            mode=rank,
-            half_life=float(rank_half_life),
-            neighbours=int(rank_neighbours),
-            exponent=float(shape[0] if rank_exponent is None else rank_exponent),
-            damping=float(shape[1] if rank_damping is None else rank_damping),
-            include_seen=bool(include_seen),
-        )
-        if shrinkage is None:  # the predictor's own default (see DEFAULT_SHRINKAGE)
-            shrinkage = default_shrinkage(predictor, feedback)
-        validation.check_config(
-            ranking=self.ranking,
-            similarity_name=similarity,
+        self.settings = EngineConfig.create(
+            rank=rank,
+            rank_half_life=rank_half_life,
+            rank_neighbours=rank_neighbours,
+            rank_exponent=rank_exponent,
+            rank_damping=rank_damping,
+            include_seen=include_seen,
+            similarity=similarity,
             k=k,
             min_k=min_k,
             min_support=min_support,
             min_similarity=min_similarity,
             shrinkage=shrinkage,
-            scale=(low, high),
+            rating_scale=rating_scale,
             feedback=feedback,
-            weights=weights,
-            cap=implicit_cap,
+            implicit_weights=implicit_weights,
+            implicit_cap=implicit_cap,
             predictor=predictor,
-            baseline_regs=(baseline_reg_items, baseline_reg_users),
+            baseline_reg_items=baseline_reg_items,
+            baseline_reg_users=baseline_reg_users,
             damping=damping,
+            pair_sums=pair_sums,
         )
-        self.similarity_name = similarity
-        self.k = int(k)
-        self.min_k = int(min_k)
-        self.min_support = int(min_support)
-        self.min_similarity = None if min_similarity is None else float(min_similarity)
-        self.shrinkage = float(shrinkage)
-        self.rating_scale = (low, high)
-        self.feedback = feedback
-        self.implicit_weights = weights
-        self.implicit_cap = None if implicit_cap is None else float(implicit_cap)
-        self.predictor = predictor
-        self.baseline_reg_items = float(baseline_reg_items)
-        self.baseline_reg_users = float(baseline_reg_users)
-        self.damping = float(damping)
-        self.state = EngineState()
+        self.state = EngineState(pair_sums=self.settings.pair_sums)
 
     def config(self) -> dict[str, Any]:
         """The constructor keywords (``UserKNN(**model.config())`` builds an empty twin)."""
-        return {
-            "rank": self.ranking.mode,
-            "rank_half_life": self.ranking.half_life,
-            "rank_neighbours": self.ranking.neighbours,
-            "rank_exponent": self.ranking.exponent,
-            "rank_damping": self.ranking.damping,
-            "include_seen": self.ranking.include_seen,
-            "similarity": self.similarity_name,
-            "k": self.k,
-            "min_k": self.min_k,
-            "min_support": self.min_support,
-            "min_similarity": self.min_similarity,
-            "shrinkage": self.shrinkage,
-            "rating_scale": self.rating_scale,
-            "feedback": self.feedback,
-            "implicit_weights": dict(self.implicit_weights),
-            "implicit_cap": self.implicit_cap,
-            "predictor": self.predictor,
-            "baseline_reg_items": self.baseline_reg_items,
-            "baseline_reg_users": self.baseline_reg_users,
-            "damping": self.damping,
-        }
+        return self.settings.keywords()
+
+    # the settings most callers read, by name
+    @property
+    def ranking(self) -> RankConfig:
+        return self.settings.ranking
+
+    @property
+    def feedback(self) -> str:
+        return self.settings.feedback
 
     @property
     def implicit(self) -> bool:
-        return self.feedback == "implicit"
+        return self.settings.implicit
+
+    @property
+    def predictor(self) -> str:
+        return self.settings.predictor
+
+    @property
+    def k(self) -> int:
+        return self.settings.k
+
+    @property
+    def damping(self) -> float:
+        return self.settings.damping
+
+    @property
+    def rating_scale(self) -> tuple[float, float]:
+        return self.settings.rating_scale
+
+    @property
+    def lists_follow_item_counts(self) -> bool:
+        """Whether a list depends on the rater count of its candidate items, beyond the data of
+        the user and their co-raters (``vote`` with popularity damping, ``item``): a count that
+        grows can only lower that item's score, one that shrinks can raise it for any co-rater
+        of the item's raters (see :mod:`stream_cf.engine.ranking`)."""
+        return self.settings.lists_follow_item_counts
 
     # ------------------------------------------------------------------ validation
-    def check_ids(self, user: object, item: object | None = None) -> None:
-        """InvalidEvent (``empty_id`` / ``invalid_field``) unless the ids are non-empty strings."""
-        validation.check_ids(user, item)
-
-    def rating_value(self, value: float) -> float:
-        """Check a rating (both modes): finite and on ``rating_scale``."""
-        return validation.rating_value(value, self.rating_scale)
-
-    def quantity_value(self, quantity: float) -> float:
-        """Check a purchase quantity: finite and > 0."""
-        return validation.quantity_value(quantity)
-
     def accumulate(self, old: float | None, amount: float) -> float:
         """Implicit weight after adding ``amount`` (quantity × type weight), capped;
         InvalidEvent ``value_too_large`` above :data:`~stream_cf.engine.validation.VALUE_LIMIT`."""
-        return validation.accumulated(old, amount, self.implicit_cap)
+        return validation.accumulated(old, amount, self.settings.implicit_cap)
 
     def implicit_amount(self, event: RatingEvent | PurchaseEvent) -> float:
         """What ``event`` adds to its (user, item) weight with implicit feedback: rating or
         quantity × its type's weight (InvalidEvent if the rating or quantity is refused)."""
+        weights = self.settings.implicit_weights
         if isinstance(event, RatingEvent):
-            return self.rating_value(event.rating) * self.implicit_weights["rating"]
-        return self.quantity_value(event.quantity) * self.implicit_weights["purchase"]
+            rating = validation.rating_value(event.rating, self.settings.rating_scale)
+            return rating * weights["rating"]
+        return validation.quantity_value(event.quantity) * weights["purchase"]
 
     def current(self, user: str, item: str) -> float | None:
         st = self.state
         u = st.users.slot_of.get(user)
         i = st.items.slot_of.get(item)
-        if u is None or i is None or not st.grid.mask[u, i]:
+        if u is None or i is None:
             return None
-        return float(st.grid.values[u, i])
+        return st.ratings.get(u, i)
 
     # ------------------------------------------------------------------ events
     def rate(self, user: str, item: str, value: float) -> None:
         """A new or changed rating (implicit mode: adds value × the "rating" weight)."""
-        self.check_ids(user, item)
-        value = self.rating_value(value)
-        if self.implicit:
-            value = self.accumulate(
-                self.current(user, item), value * self.implicit_weights["rating"]
-            )
-        self._set(user, item, value)
+        validation.check_ids(user, item)
+        value = validation.rating_value(value, self.settings.rating_scale)
+        self._apply(RatingEvent.model_construct(user_id=user, item_id=item, rating=value))
 
     def purchase(self, user: str, item: str, quantity: float = 1.0) -> None:
         """Implicit feedback: adds quantity × the "purchase" weight to the (user, item) weight.
 
         In explicit mode a purchase is refused (InvalidEvent ``unsupported_event``)."""
-        self.check_ids(user, item)
-        quantity = self.quantity_value(quantity)
+        validation.check_ids(user, item)
+        quantity = validation.quantity_value(quantity)
         if not self.implicit:
             raise InvalidEvent("unsupported_event", "a purchase needs feedback='implicit'")
-        value = self.accumulate(
-            self.current(user, item), quantity * self.implicit_weights["purchase"]
-        )
-        self._set(user, item, value)
+        self._apply(PurchaseEvent.model_construct(user_id=user, item_id=item, quantity=quantity))
 
     def unrate(self, user: str, item: str) -> None:
         """Take back the rating (or accumulated purchases); UnknownRating if there is none."""
-        self.check_ids(user, item)
+        validation.check_ids(user, item)
         if self.current(user, item) is None:
             raise UnknownRating(f"user {user!r} has no rating of item {item!r}")
-        self._set(user, item, None)
+        self._apply(UnrateEvent.model_construct(user_id=user, item_id=item))
 
     def forget_user(self, user: str) -> None:
         """Erase every contribution of the user; the id vanishes from the state and from saved
         files. An unknown user is a documented no-op (the state, counter included, is unchanged).
         """
-        self.check_ids(user)
-        st = self.state
-        u = st.users.slot_of.get(user)
-        if u is None:
-            return
-        seq = st.seq
-        for i in np.flatnonzero(st.grid.mask[u, : st.items.high]):
-            item = st.items.id_of[int(i)]
-            assert item is not None
-            st.set_cell(user, item, None, seq)
-        st.seq += 1
-
-    def _set(self, user: str, item: str, value: float | None) -> None:
-        st = self.state
-        st.set_cell(user, item, value, st.seq)
-        st.seq += 1
+        validation.check_ids(user)
+        self._apply(ForgetUserEvent.model_construct(user_id=user))
 
     def apply(self, event: Event) -> BatchEffect:
         """Apply one validated event; the effect says what it touched."""
-        kind = validation.event_kind(event)
-        user = event.user_id
-        existed = user in self.state.users.slot_of
-        if isinstance(event, ForgetUserEvent):
-            items = frozenset(self.user_items(user)) if existed else frozenset()
-            self.forget_user(user)
-            gone = frozenset((user,)) if existed else frozenset()
-            return BatchEffect(frozenset(), items, gone, 1)
-        if isinstance(event, RatingEvent):
-            self.rate(user, event.item_id, event.rating)
-        elif isinstance(event, PurchaseEvent):
-            self.purchase(user, event.item_id, event.quantity)
-        elif isinstance(event, UnrateEvent):
-            self.unrate(user, event.item_id)
-        else:  # pragma: no cover - event_kind refused it
-            raise InvalidEvent("unknown_type", f"unknown event type {kind!r}")
-        alive = user in self.state.users.slot_of
-        return BatchEffect(
-            frozenset((user,)) if alive else frozenset(),
-            frozenset((event.item_id,)),
-            frozenset((user,)) if existed and not alive else frozenset(),
-            1,
-        )
+        validation.event_kind(event)
+        return self._apply(event)
+
+    def _apply(self, event: Event) -> BatchEffect:
+        return apply_batch(self.state, self.settings, [event], note=False)
 
     def apply_many(self, events: Iterable[Event]) -> BatchEffect:
         """Apply a micro-batch, vectorized: the same state as :meth:`apply` one by one, in order.
@@ -276,7 +216,7 @@ class UserKNN:
         A bad event raises its exception (InvalidEvent, UnknownRating) after the events before it
         have been applied, as they would be one by one; the bad event changes nothing.
         """
-        return apply_batch(self, events)
+        return apply_batch(self.state, self.settings, events)
 
     # ------------------------------------------------------------------ plain reads
     @property
@@ -316,8 +256,10 @@ class UserKNN:
         u = st.users.slot_of.get(user)
         if u is None:
             return {}
-        cols = np.flatnonzero(st.grid.mask[u, : st.items.high])
-        return {str(st.items.id_of[i]): float(st.grid.values[u, i]) for i in cols}
+        items, values, _seqs = st.ratings.user_row(u)
+        return {
+            str(st.items.id_of[i]): v for i, v in zip(items.tolist(), values.tolist(), strict=True)
+        }
 
     def raters(self, item: str) -> list[str]:
         """The item's raters in arrival order (of each rating's latest change); [] if unknown."""
@@ -325,30 +267,21 @@ class UserKNN:
         i = st.items.slot_of.get(item)
         if i is None:
             return []
-        slots = st.raters_of(i)
-        slots = slots[np.argsort(st.grid.seq[slots, i], kind="stable")]
-        return [str(st.users.id_of[s]) for s in slots]
+        slots, _values, seqs = st.ratings.item_row(i)
+        slots = slots[np.argsort(seqs, kind="stable")]
+        return [str(st.users.id_of[s]) for s in slots.tolist()]
 
     def co_raters(self, users: Iterable[str]) -> set[str]:
         """The existing ``users`` and every user who shares an item with one of them."""
         st = self.state
-        slots = sorted({st.users.slot_of[u] for u in users if u in st.users.slot_of})
-        if not slots:
+        slots = np.array(
+            sorted({st.users.slot_of[u] for u in users if u in st.users.slot_of}), dtype=np.int64
+        )
+        if slots.size == 0:
             return set()
-        high = st.items.high
-        mask = st.grid.mask[: st.users.high, :high]
-        items = np.flatnonzero(mask[slots].any(axis=0))
-        rows = np.flatnonzero(mask[:, items].any(axis=1))
-        return {str(st.users.id_of[s]) for s in rows}
-
-    @property
-    def lists_follow_item_counts(self) -> bool:
-        """Whether a list depends on the rater count of its candidate items, beyond the data of
-        the user and their co-raters (``vote`` with popularity damping, ``item``): a count that
-        grows can only lower that item's score, one that shrinks can raise it for any co-rater
-        of the item's raters (see :mod:`stream_cf.engine.ranking`)."""
-        mode = self.ranking.mode
-        return mode == "item" or (mode == "vote" and self.ranking.damping > 0)
+        _where, items, _values = st.ratings.users_rows(slots)
+        _where, raters, _values = st.ratings.items_rows(np.unique(items))
+        return {str(st.users.id_of[s]) for s in np.unique(raters).tolist()}
 
     def mean(self, user: str) -> float:
         """The user's running mean r̄_u = Σ r_u / n_u; UnknownUser if the user has no rating."""
@@ -360,38 +293,18 @@ class UserKNN:
     @property
     def global_mean(self) -> float:
         """The mean of every rating (weight); the middle of the scale (0 implicit) when empty."""
-        st = self.state
-        if st.n_ratings == 0:
-            return 0.0 if self.implicit else sum(self.rating_scale) / 2.0
-        return st.total / st.n_ratings
+        return predict.global_mean(self.state, self.settings)
+
+    def footprint(self) -> dict[str, int]:
+        """Bytes held by the state: ``ratings_bytes`` (cells, indexes, statistics), ``pair_bytes``
+        (the pair sums' tiles; 0 without pair sums), ``pairs`` (ordered pairs of user slots in
+        use when pair sums are kept) and ``total_bytes``."""
+        sizes = self.state.nbytes
+        high = self.state.users.high
+        pairs = high * high if self.state.pairs is not None else 0
+        return {**sizes, "pairs": pairs, "total_bytes": sum(sizes.values())}
 
     # ------------------------------------------------------------------ similarity
-    def similarity_row(self, u: int) -> FloatArray:
-        """w_uv for every user slot v (0 for v = u and for free slots)."""
-        st = self.state
-        high = st.users.high
-        sums = st.pairs.sums
-        row = sums[u, :high]
-        col = sums[:high, u]
-        n = row[:, 0]
-        s = similarity.Sums(n, row[:, 1], col[:, 1], row[:, 2], col[:, 2], row[:, 3])
-        if self.implicit:
-            idx = np.arange(high)
-            w = similarity.implicit_cosine(row[:, 3], float(sums[u, u, 2]), sums[idx, idx, 2])
-        elif self.similarity_name == "adjusted_cosine":
-            means = st.means()
-            w = similarity.adjusted_cosine(s, float(means[u]), means)
-        else:
-            formula = {
-                "cosine": similarity.cosine,
-                "msd": similarity.msd,
-                "pearson": similarity.pearson,
-            }[self.similarity_name]
-            w = formula(s)
-        w = similarity.finish(w, n, self.min_support, self.shrinkage)
-        w[u] = 0.0
-        return w
-
     def similarity(self, u: str, v: str) -> float:
         """w_uv from the pair sums (see :mod:`stream_cf.engine.similarity`).
 
@@ -404,72 +317,47 @@ class UserKNN:
             return 0.0
         if a == b:
             return 1.0
-        return float(self.similarity_row(a)[b])
+        return float(neighbours.similarity_row(st, self.settings, a)[b])
 
     # ------------------------------------------------------------------ predictions
-    def usable(self, w: FloatArray) -> BoolArray:
-        """Usable neighbours: w ≠ 0 and, unless min_similarity is None, w > min_similarity."""
-        usable: BoolArray = w != 0
-        if self.min_similarity is not None:
-            usable &= w > self.min_similarity
-        return usable
-
-    def neighbourhood(self, u: int) -> knn.Neighbourhood:
-        w = self.similarity_row(u)
-        return knn.neighbourhood(w, self.usable(w))
-
-    def scores(
-        self, u: int, cols: IntArray | int
-    ) -> tuple[knn.Neighbourhood, knn.Selection, knn.Scores]:
-        """The neighbourhood of u, N(i;u) for the columns and the estimator's sums."""
-        st = self.state
-        nb = self.neighbourhood(u)
-        selected = knn.select(nb, st.grid.mask, st.grid.seq, cols, self.k)
-        means = None if self.implicit else st.means()
-        sc = knn.score(nb, selected, values=st.grid.values, cols=cols, means=means)
-        return nb, selected, sc
-
-    def clip(self, value: float) -> float:
-        if self.implicit:
-            return value
-        low, high = self.rating_scale
-        return min(max(value, low), high)
-
     def predict(self, user: str, item: str) -> float:
         """r̂_ui (explicit, clipped) or the implicit score; fallbacks as in :meth:`explain`."""
-        return predict.predict(self, user, item, explain=False).estimate
+        return predict.predict(self.state, self.settings, user, item, explain=False).estimate
 
     def explain(self, user: str, item: str) -> Explanation:
         """The prediction with its neighbours, weights and the fallback reason if any
         (``knn_baseline``: and the baseline terms μ, b_u, b_i)."""
-        return predict.predict(self, user, item, explain=True)
+        return predict.predict(self.state, self.settings, user, item, explain=True)
 
     def predict_many(self, user: str, items: Iterable[str]) -> list[float]:
         """:meth:`predict` of each item, computed together (one neighbourhood, one selection);
         equal to predict item by item (the same sums in the same order)."""
-        return predict.predict_many(self, user, items)
+        return predict.predict_many(self.state, self.settings, user, items)
 
     # ------------------------------------------------------------------ recommendations
     def recommendations(self, user: str, n: int = 10) -> Recommendations:
         """The n best items the user has not rated/bought, best first (ties by first
         appearance); a popularity list flagged as fallback for an unknown or cold user."""
-        return predict.recommendations(self, user, n)
+        return predict.recommendations(self.state, self.settings, user, n)
 
     def recommend(self, user: str, n: int = 10) -> list[tuple[str, float]]:
         """``recommendations(user, n).items``."""
         return self.recommendations(user, n).items
 
     def recommend_many(self, users: Iterable[str], n: int = 10) -> dict[str, Recommendations]:
-        """Recommendations for many users (the processor's batch refresh), computed together:
-        the same lists as :meth:`recommendations` one by one, at a fraction of the cost per user."""
-        return predict.recommend_many(self, users, n)
+        """Recommendations for many users (the processor's batch refresh): the same lists as
+        :meth:`recommendations` one by one."""
+        return {user: self.recommendations(user, n) for user in dict.fromkeys(users)}
 
     # ------------------------------------------------------------------ persistence
     def save(self, target: str | os.PathLike[str] | BinaryIO) -> None:
         """Save the whole state (see :mod:`stream_cf.engine.persist`)."""
-        save_state(self, target)
+        save_state(self.state, self.settings, target)
 
     @classmethod
     def load(cls, source: str | os.PathLike[str] | BinaryIO) -> UserKNN:
         """Load a saved state; StateFormatError if the file is not a readable state."""
-        return load_state(cls, source)
+        settings, state = load_state(source)
+        model = cls(**settings.keywords())
+        model.state = state
+        return model

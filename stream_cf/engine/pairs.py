@@ -1,19 +1,27 @@
-"""Additive pair sums over co-rated items and their exact per-item update.
+"""Additive pair sums over co-rated items, at 16 bytes per ordered pair, and their exact update.
 
-For every ordered pair of user slots (a, b) the array ``sums`` of shape (cap, cap, 4) holds,
-over the items both a and b rated::
+For every ordered pair of user slots (a, b) the store holds, over the items both a and b rated::
 
     sums[a, b] = [n, Σ r_a, Σ r_a², Σ r_a·r_b]
 
 so that for the pair (u, v): n = sums[u,v,0], Σx = sums[u,v,1], Σy = sums[v,u,1],
-Σx² = sums[u,v,2], Σy² = sums[v,u,2], Σxy = sums[u,v,3]. The diagonal holds each user's own
-count, sum and sum of squares (the running mean is sums[u,u,1] / sums[u,u,0]).
+Σx² = sums[u,v,2], Σy² = sums[v,u,2], Σxy = sums[u,v,3].
+
+Storage: square tiles of :data:`TILE` × :data:`TILE` user slots, allocated as users appear (so
+growing never copies what is there: no batch stalls because the arrays grew), each cell four
+int32 **integer** sums of the values scaled by s = 2 (n, Σ 2r, Σ (2r)², Σ (2r_a)(2r_b)): exact,
+16 bytes per ordered pair, while every value stored is a multiple of 0.5 and the largest
+possible sum stays below 2^31 (n_max·(2·|r|_max)² < 2^31: with ratings up to 5, users of up to
+21 million items). Once a value is not on that grid, or the bound would be passed, the store
+turns into float64 sums of the values themselves (32 bytes per ordered pair; rounding as any
+float sum), for good. Tiles are zero pages until written, so a user slot costs only the rows
+and columns in use.
 
 Every sum is additive over items, so a change of one item's column is an exact block update: with
 old values a (mask p) and new values b (mask q) over the union U of old and new raters, and
 C ⊆ U the users whose cell changed, the change f(b_x,b_y)·q_x·q_y − f(a_x,a_y)·p_x·p_y (f the
-4-vector above) is non-zero only on rows or columns in C. Integer or half ratings keep every sum
-exact in float64, so taking a rating back restores the sums bit for bit.
+4-vector above) is non-zero only on rows or columns in C; taking a rating back restores the sums
+exactly.
 """
 
 from __future__ import annotations
@@ -29,33 +37,118 @@ from stream_cf.engine.products import (
     products_dense,
     shared_items,
 )
-from stream_cf.engine.storage import BoolArray, FloatArray, IntArray, grown
+from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
+
+TILE = 512  # user slots per side of a tile (int32 tiles of 4 MB, float64 of 8 MB)
+INT_LIMIT = 2**31 - 1
+SCALE = 2.0  # integer sums are of 2·value
 
 
 class PairSums:
-    """The (cap, cap, 4) array of pair sums, grown as users appear."""
+    """The pair sums in tiles (see the module docstring), int32 scaled or float64."""
 
     def __init__(self) -> None:
-        self.sums: FloatArray = np.zeros((0, 0, 4), dtype=np.float64)
+        self.tiles: list[list[npt.NDArray[Any]]] = []
+        self.integer = True  # int32 sums of 2·value (else float64 sums of the values)
 
     @property
-    def capacity(self) -> int:
-        return int(self.sums.shape[0])
+    def blocks(self) -> int:
+        return len(self.tiles)
+
+    @property
+    def cell_bytes(self) -> int:
+        return 16 if self.integer else 32
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes allocated for tiles (virtual: untouched pages of a tile take no memory)."""
+        return self.blocks * self.blocks * TILE * TILE * self.cell_bytes
+
+    def _tile(self) -> npt.NDArray[Any]:
+        return np.zeros((TILE, TILE, 4), dtype=np.int32 if self.integer else np.float64)
 
     def ensure(self, n_users: int) -> None:
-        """Grow (never shrink) so that ``n_users`` slots fit; new cells are zero."""
-        cap = self.capacity
-        if n_users <= cap:
-            return
-        new_cap = grown(cap, n_users)
-        sums = np.zeros((new_cap, new_cap, 4), dtype=np.float64)
-        sums[:cap, :cap] = self.sums
-        self.sums = sums
+        """Tiles for user slots [0, n_users) (new ones zero)."""
+        need = -(-n_users // TILE)
+        while self.blocks < need:
+            for row in self.tiles:
+                row.append(self._tile())
+            self.tiles.append([self._tile() for _ in range(self.blocks + 1)])
 
+    def units(self) -> FloatArray:
+        """Per channel, the stored unit in rating units (int32: 1, 1/2, 1/4, 1/4)."""
+        if self.integer:
+            return np.array([1.0, 1.0 / SCALE, 1.0 / SCALE**2, 1.0 / SCALE**2])
+        return np.ones(4)
+
+    def to_float(self) -> None:
+        """Turn the int32 sums into float64 sums of the values (for good)."""
+        if not self.integer:
+            return
+        units = self.units()
+        self.tiles = [[tile.astype(np.float64) * units for tile in row] for row in self.tiles]
+        self.integer = False
+
+    def fits(self, max_count: int, value_bound: float) -> bool:
+        """Whether int32 holds every sum of users with at most ``max_count`` items whose values
+        are multiples of 0.5 within ±``value_bound`` (inf: off the grid)."""
+        return bool(max_count * (SCALE * value_bound) ** 2 < INT_LIMIT)
+
+    # ------------------------------------------------------------------ reads
+    def row(self, u: int, n: int) -> FloatArray:
+        """sums[u, :n] in rating units, float64 (n x 4)."""
+        bu, ul = divmod(u, TILE)
+        parts = [self.tiles[bu][bj][ul] for bj in range(-(-n // TILE))]
+        out: FloatArray = np.concatenate(parts)[:n].astype(np.float64) * self.units()
+        return out
+
+    def col(self, u: int, n: int) -> FloatArray:
+        """sums[:n, u] in rating units, float64 (n x 4)."""
+        bu, ul = divmod(u, TILE)
+        parts = [self.tiles[bi][bu][:, ul] for bi in range(-(-n // TILE))]
+        out: FloatArray = np.concatenate(parts)[:n].astype(np.float64) * self.units()
+        return out
+
+    def block(self, lo: int, hi: int, n: int) -> npt.NDArray[Any]:
+        """sums[lo:hi, :n] as stored (rows within one tile row)."""
+        bi, off = divmod(lo, TILE)
+        parts = [self.tiles[bi][bj][off : off + hi - lo] for bj in range(-(-n // TILE))]
+        return np.concatenate(parts, axis=1)[:, :n]
+
+    def dense(self, n: int) -> npt.NDArray[Any]:
+        """sums[:n, :n] as stored, one array (n x n x 4: for checkpoints of float sums and
+        tests; users² memory)."""
+        if n == 0:
+            return np.zeros((0, 0, 4), dtype=self.tiles[0][0].dtype if self.tiles else np.int32)
+        return np.concatenate([self.block(lo, min(lo + TILE, n), n) for lo in range(0, n, TILE)])
+
+    # ------------------------------------------------------------------ writes
     def clear(self, slot: int) -> None:
         """Zero a released slot's row and column (no residue may survive a user's erasure)."""
-        self.sums[slot, :, :] = 0.0
-        self.sums[:, slot, :] = 0.0
+        bu, ul = divmod(slot, TILE)
+        for b in range(self.blocks):
+            self.tiles[bu][b][ul] = 0
+            self.tiles[b][bu][:, ul] = 0
+
+    def set_rows(self, lo: int, block: npt.NDArray[Any]) -> None:
+        """Write whole rows sums[lo : lo + len(block), :width] from stored units (a rebuild)."""
+        rows, width = int(block.shape[0]), int(block.shape[1])
+        for start in range(0, rows, TILE):
+            r0 = lo + start
+            bi, off = divmod(r0, TILE)
+            count = min(rows - start, TILE - off)
+            for bj in range(-(-width // TILE)):
+                c0 = bj * TILE
+                c1 = min(c0 + TILE, width)
+                self.tiles[bi][bj][off : off + count, : c1 - c0] = block[
+                    start : start + count, c0:c1
+                ]
+
+    def _stored(self, delta: FloatArray) -> npt.NDArray[Any]:
+        """Deltas in rating units as stored units (exact integers in int32 mode)."""
+        if not self.integer:
+            return delta
+        return np.rint(delta / self.units()).astype(np.int32)
 
     def update_cell(
         self,
@@ -80,25 +173,44 @@ class PairSums:
         d0 = q - p
         d1 = b * q - a * p
         d2 = b * b * q - a * a * p
-        sums = self.sums
-        sums[x, x, 0] += d0
-        sums[x, x, 1] += d1
-        sums[x, x, 2] += d2
-        sums[x, x, 3] += d2
+        bx, xl = divmod(x, TILE)
+        self.tiles[bx][bx][xl, xl] += self._stored(np.array([[d0, d1, d2, d2]]))[0]
         if others.size == 0:
             return
+        y = other_values
         row = np.empty((others.size, 4), dtype=np.float64)
         row[:, 0] = d0
         row[:, 1] = d1
         row[:, 2] = d2
-        np.multiply(other_values, d1, out=row[:, 3])
-        sums[x, others] += row
+        row[:, 3] = y * d1
         col = np.empty((others.size, 4), dtype=np.float64)
         col[:, 0] = d0
-        np.multiply(other_values, d0, out=col[:, 1])
-        np.multiply(col[:, 1], other_values, out=col[:, 2])
-        np.multiply(other_values, d1, out=col[:, 3])
-        sums[others, x] += col
+        col[:, 1] = y * d0
+        col[:, 2] = y * y * d0
+        col[:, 3] = y * d1
+        row_s = self._stored(row)
+        col_s = self._stored(col)
+        block = others // TILE
+        for b_ in np.unique(block).tolist():
+            pick = block == b_
+            local = others[pick] - b_ * TILE
+            self.tiles[bx][b_][xl, local] += row_s[pick]
+            self.tiles[b_][bx][local, xl] += col_s[pick]
+
+    def add(self, users: IntArray, n_users: int, rows: FloatArray, cols: FloatArray) -> None:
+        """sums[users, :n_users] += rows and sums[:n_users, users] += cols (users distinct;
+        rows: len(users) x n_users x 4, cols: n_users x len(users) x 4, rating units)."""
+        stored_rows = self._stored(rows)
+        stored_cols = self._stored(cols)
+        block_of = users // TILE
+        for bx in np.unique(block_of).tolist():
+            pick = np.flatnonzero(block_of == bx)
+            local = users[pick] - bx * TILE
+            for b in range(-(-n_users // TILE)):
+                c0 = b * TILE
+                c1 = min(c0 + TILE, n_users)
+                self.tiles[bx][b][local, : c1 - c0] += stored_rows[pick, c0:c1]
+                self.tiles[b][bx][: c1 - c0, local] += stored_cols[c0:c1][:, pick]
 
     def update_block(
         self,
@@ -224,23 +336,7 @@ class PairSums:
         fix_rows, fix_cols = shared_items(cells, dtype)
         rows[:, cells.changed] += fix_rows
         cols[cells.changed] += fix_cols
-        self.sums[cells.changed, :n_users] += rows
-        self._add_columns(n_users, cells.changed, cols)
-
-    def _add_columns(self, n_users: int, users: IntArray, cols: FloatArray) -> None:
-        """``sums[:n_users, users] += cols`` (cols: n_users x len(users) x 4), the same additions.
-
-        The 4 sums of a cell are one 32-byte record: gathered, added to and written back as
-        records (a ``take`` along the columns of a void view, ~3x cheaper than numpy's mixed
-        slice/fancy ``+=`` over the 4-float cells).
-        """
-        sums = self.sums
-        cap = sums.shape[0]
-        cells = sums.reshape(cap, 4 * cap).view(np.dtype((np.void, 32)))  # shares sums' memory
-        block = cells[:n_users].take(users, axis=1)
-        values = block.view(np.float64).reshape(n_users, users.size, 4)
-        values += cols
-        cells[:n_users, users] = block
+        self.add(cells.changed, n_users, rows, cols)
 
     def _update_sparse(
         self, n_users: int, cells: Cells, mask_t: BoolArray, values_t: FloatArray
@@ -286,7 +382,7 @@ class PairSums:
         rows[1] = np.bincount(index, weights=b_x * qq - a_x * pp, minlength=size)
         rows[2] = np.bincount(index, weights=(b_x * b_x) * qq - (a_x * a_x) * pp, minlength=size)
         rows[3] = np.bincount(index, weights=b_x * b_y - a_x * a_y, minlength=size)
-        self.sums[cells.changed, :n_users] += rows.T.reshape(n_changed, n_users, 4)
+        row_sums = rows.T.reshape(n_changed, n_users, 4)
 
         # columns of the changed users: Δ[y, x] for every y whose cell did not change
         changed = np.zeros(mask_t.shape, dtype=np.bool_)
@@ -303,4 +399,4 @@ class PairSums:
         cols[1] = np.bincount(index, weights=v_d0, minlength=size)
         cols[2] = np.bincount(index, weights=v_s * v_d0, minlength=size)
         cols[3] = np.bincount(index, weights=v_s * d1, minlength=size)
-        self.sums[:n_users, cells.changed] += cols.T.reshape(n_users, n_changed, 4)
+        self.add(cells.changed, n_users, row_sums, cols.T.reshape(n_users, n_changed, 4))

@@ -24,6 +24,9 @@ Candidates are the items some neighbour rated (``vote``) or that share a rater w
 items (``item``), minus u's own items unless ``include_seen`` (re-purchases in implicit lists).
 Ties: neighbours by creation (the earlier created user first), items by first appearance.
 
+Computed from the ratings' per-user and per-item indexes: a list costs Σ raters of u's items
+plus Σ items of u's neighbours, nothing of size users × items.
+
 Exact by construction: every sum is taken in a fixed order (``vote``: w over I_u latest first,
 s over N(u) best first; ``item``: y over I_u latest first, s over the users by slot), so the
 same ratings in the same order give the same bits, whatever the batching; the reference in the
@@ -38,62 +41,18 @@ n_i shrinks (a take-back), which can bring i into the list of any co-rater of i'
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Literal
-
 import numpy as np
 
 from stream_cf.engine import knn
+from stream_cf.engine.config import RankConfig
 from stream_cf.engine.state import EngineState
-from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
-
-RankMode = Literal["vote", "item", "rating"]
-RANK_MODES: tuple[RankMode, ...] = ("vote", "item", "rating")
-
-
-# The vote's shape per kind of feedback, each measured on several samples (BENCHMARKS.md, Ranking):
-# for ratings (films) the squared similarity with a little popularity damping; for purchases
-# (groceries, where the next new item is often a staple) the plain similarity, undamped.
-VOTE_SHAPE: dict[str, tuple[float, float]] = {"explicit": (2.0, 0.2), "implicit": (1.0, 0.0)}
-
-
-def default_vote_shape(feedback: str) -> tuple[float, float]:
-    """(exponent, damping) that ``rank_exponent=None`` / ``rank_damping=None`` stand for."""
-    return VOTE_SHAPE.get(feedback, VOTE_SHAPE["explicit"])
-
-
-@dataclass(frozen=True)
-class RankConfig:
-    """The ranking mode and its parameters (see the module docstring for the formulas)."""
-
-    mode: RankMode = "vote"
-    half_life: float = 5.0  # h: a history position's weight halves every h items
-    neighbours: int = 80  # K (vote)
-    exponent: float = 2.0  # e (vote)
-    damping: float = 0.2  # d (vote): popularity damping (a negative d favours popular items)
-    include_seen: bool = False  # the user's own items may be listed (re-purchases)
-
-    def problems(self) -> list[str]:
-        """What is wrong with these settings (empty if nothing)."""
-        out = []
-        if self.mode not in RANK_MODES:
-            out.append(f"rank={self.mode!r} (one of {', '.join(RANK_MODES)})")
-        if not (math.isfinite(self.half_life) and self.half_life > 0):
-            out.append(f"rank_half_life={self.half_life} (must be finite and > 0)")
-        if self.neighbours < 1:
-            out.append(f"rank_neighbours={self.neighbours} (must be >= 1)")
-        if not (math.isfinite(self.exponent) and self.exponent > 0):
-            out.append(f"rank_exponent={self.exponent} (must be finite and > 0)")
-        if not (math.isfinite(self.damping) and -1 <= self.damping <= 1):
-            out.append(f"rank_damping={self.damping} (must be in [-1, 1])")
-        return out
+from stream_cf.engine.storage import FloatArray, IntArray
 
 
 def history(st: EngineState, u: int) -> tuple[IntArray, FloatArray]:
     """u's item slots, latest first, and their recency weights' positions (0, 1, 2, ...)."""
-    items = np.flatnonzero(st.grid.mask[u, : st.items.high])
-    order = np.argsort(-st.grid.seq[u, items], kind="stable")
+    items, _values, seqs = st.ratings.user_row(u)
+    order = np.argsort(-seqs, kind="stable")
     return items[order].astype(np.int64), np.arange(items.size, dtype=np.float64)
 
 
@@ -103,54 +62,52 @@ def recency(positions: FloatArray, half_life: float) -> FloatArray:
     return weights
 
 
-def user_counts(st: EngineState, slots: IntArray) -> FloatArray:
-    """n_v, the number of items of each user slot."""
-    counts: FloatArray = st.pairs.sums[slots, slots, 0]
-    return counts
+def per_user(st: EngineState, items: IntArray, weights: FloatArray) -> FloatArray:
+    """Σ_j weights[j]·[v rated items[j]] for every user slot v, each user's sum taken over the
+    items in the given order (np.bincount adds in input order: the reference's plain loop)."""
+    where, raters, _values = st.ratings.items_rows(items)
+    out = np.bincount(raters, weights=weights[where], minlength=st.users.high)
+    return out.astype(np.float64)
+
+
+def per_item(st: EngineState, users: IntArray, weights: FloatArray) -> tuple[IntArray, FloatArray]:
+    """The items some of ``users`` rated (slots ascending) and Σ_v weights[v]·[v rated i],
+    each item's sum taken over the users in the given order."""
+    where, items, _values = st.ratings.users_rows(users)
+    total = np.bincount(items, weights=weights[where], minlength=st.items.high)
+    cand = np.unique(items)
+    return cand.astype(np.int64), total[cand].astype(np.float64)
 
 
 def vote_neighbours(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray, FloatArray]:
     """N(u) best first and w_uv (ties: the earlier created user)."""
     items, pos = history(st, u)
-    x = recency(pos, cfg.half_life)
-    total = weighted_rows(st.grid.mask_t[items, : st.users.high], x)  # over I_u latest first
+    total = per_user(st, items, recency(pos, cfg.half_life))  # over I_u latest first
     total[u] = 0.0
     cand = np.flatnonzero(total > 0)
-    w = total[cand] / np.sqrt(user_counts(st, cand))
+    w = total[cand] / np.sqrt(st.counts(cand))
     order = np.lexsort((st.user_since[cand], -w))[: cfg.neighbours]
     return cand[order].astype(np.int64), w[order]
-
-
-def weighted_rows(rows: BoolArray, weights: FloatArray) -> FloatArray:
-    """Σ_r weights[r]·rows[r] per column, each column summed row by row in order (a reduction
-    over the outer axis adds whole rows one after the other: the reference's plain loop)."""
-    out: FloatArray = np.multiply(rows, weights[:, None]).sum(axis=0)
-    return out
 
 
 def vote_scores(
     st: EngineState, cfg: RankConfig, slots: IntArray, w: FloatArray
 ) -> tuple[IntArray, FloatArray]:
     """The candidates (item slots, ascending) and s_ui, summed over N(u) best first."""
-    rated = st.grid.mask[slots, : st.items.high]
-    total = weighted_rows(rated, w**cfg.exponent)
-    cand = np.flatnonzero(rated.any(axis=0))
-    scores = total[cand]
+    cand, scores = per_item(st, slots, w**cfg.exponent)
     if cfg.damping:
         scores = scores / st.item_count[cand].astype(np.float64) ** cfg.damping
-    return cand.astype(np.int64), scores
+    return cand, scores
 
 
 def item_scores(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray, FloatArray]:
     """The candidates (item slots, ascending) and the item-based s_ui."""
     items, pos = history(st, u)
     x = recency(pos, cfg.half_life) / np.sqrt(st.item_count[items].astype(np.float64))
-    y = weighted_rows(st.grid.mask_t[items, : st.users.high], x)
-    raters = np.flatnonzero(y > 0)
-    rated = st.grid.mask[raters, : st.items.high]  # by v ascending
-    total = weighted_rows(rated, y[raters])
-    cand = np.flatnonzero(rated.any(axis=0))
-    return cand.astype(np.int64), total[cand] / np.sqrt(st.item_count[cand].astype(np.float64))
+    y = per_user(st, items, x)
+    raters = np.flatnonzero(y > 0)  # by v ascending
+    cand, total = per_item(st, raters, y[raters])
+    return cand, total / np.sqrt(st.item_count[cand].astype(np.float64))
 
 
 def ranked(st: EngineState, cfg: RankConfig, u: int, n: int) -> list[tuple[str, float]] | None:
@@ -164,7 +121,7 @@ def ranked(st: EngineState, cfg: RankConfig, u: int, n: int) -> list[tuple[str, 
     else:
         cand, scores = item_scores(st, cfg, u)
     if not cfg.include_seen:
-        keep = ~st.grid.mask[u, cand]
+        keep = ~st.ratings.has(u, cand)
         cand, scores = cand[keep], scores[keep]
     if cand.size == 0:
         return None

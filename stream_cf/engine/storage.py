@@ -1,8 +1,10 @@
-"""Growable storage: id maps (string id <-> dense slot) and the dense rating grid.
+"""Growable storage: id maps (string id <-> dense slot) and rows of entries in one pool.
 
 Users and items get dense integer slots so that every read is a numpy operation. Ids are arbitrary
 strings and nothing needs to be sized in advance: arrays grow by half again when a slot beyond the
-capacity is needed (amortised O(1) per new id).
+capacity is needed (amortised O(1) per new id). :class:`RowPool` keeps a variable-length row of
+int32 entries per slot (a user's cells, an item's cells) in one array with slack per row: memory
+in proportion to the entries, appends in amortised O(1), every batch operation vectorized.
 
 A user's slot is released when the user disappears (``forget_user``, or the last rating taken
 back) and the lowest free slot is reused first, so slot assignment is deterministic. Item slots are
@@ -21,10 +23,11 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 Int8Array = npt.NDArray[np.int8]
+Int32Array = npt.NDArray[np.int32]
 
 MIN_CAPACITY = 64
 GROWTH = 1.5
-TWICE_LIMIT = 63.5  # the largest |value| whose 2·value an int8 holds (RatingGrid.twice_t)
+TWICE_LIMIT = 63.5  # the largest |value| whose 2·value an int8 holds (commit.py's int8 block)
 
 
 def grown(capacity: int, needed: int) -> int:
@@ -86,96 +89,162 @@ class IdMap:
         return out
 
 
-class RatingGrid:
-    """The dense users x items grid: value, presence mask and arrival sequence per cell.
+def ranges(starts: IntArray, lengths: IntArray) -> IntArray:
+    """The concatenated ranges [start, start + length) (np.arange per pair, vectorized)."""
+    lengths = lengths.astype(np.int64, copy=False)
+    total = int(lengths.sum())
+    shift = starts.astype(np.int64, copy=False) - (np.cumsum(lengths) - lengths)
+    out: IntArray = np.repeat(shift, lengths) + np.arange(total, dtype=np.int64)
+    return out
 
-    ``values[u, i]`` is the rating (or accumulated implicit weight), 0 where absent;
-    ``mask[u, i]`` says whether the cell holds a rating; ``seq[u, i]`` is the global event counter
-    of the cell's latest change, which orders raters of an item (earlier first); where the cell is
-    absent it is unspecified (0 or -1) and never read: readers go through the mask.
-    ``mask_t`` is the item-major copy of ``mask`` (items x users), so that an item's raters are one
-    contiguous row (the batched update gathers the touched items' columns as rows). ``twice_t`` is
-    the item-major 2·value as int8 (0 where absent), an exact copy of the values 8x smaller than
-    the grid read by the batched update, kept while every value stored so far is a multiple of 0.5
-    with |value| <= :data:`TWICE_LIMIT` (the writer says so: ``EngineState.twice_ok``) and None
-    for good once one is not. Every write goes through :meth:`write` or :meth:`write_one`, which
-    keep the copies in step.
+
+def grow_array(array: npt.NDArray[Any], needed: int, fill: Any = 0) -> npt.NDArray[Any]:
+    """``array`` with at least ``needed`` entries along the first axis (grown by half again;
+    new entries ``fill``); the same array when it is long enough."""
+    size = int(array.shape[0])
+    if needed <= size:
+        return array
+    out = np.full((grown(size, needed), *array.shape[1:]), fill, dtype=array.dtype)
+    out[:size] = array
+    return out
+
+
+class RowPool:
+    """A variable-length row of int32 entries per slot, all rows in one pool array.
+
+    Row r occupies ``pool[start[r] : start[r] + length[r]]`` inside a reserved stretch of
+    ``cap[r]`` entries; entries keep their insertion order (a removal closes the gap). A row that
+    outgrows its stretch moves to the end of the pool with twice the room; the stretches left
+    behind are reclaimed when they outweigh the rows in use (:meth:`_compact`). Memory: about
+    4 bytes per entry plus the slack (at most ~3x in the worst case, ~1.5x typically).
     """
 
     def __init__(self) -> None:
-        self.values: FloatArray = np.zeros((0, 0), dtype=np.float64)
-        self.mask: BoolArray = np.zeros((0, 0), dtype=np.bool_)
-        self.mask_t: BoolArray = np.zeros((0, 0), dtype=np.bool_)
-        self.twice_t: Int8Array | None = np.zeros((0, 0), dtype=np.int8)
-        self.seq: IntArray = np.zeros((0, 0), dtype=np.int64)
+        self.start: IntArray = np.zeros(0, dtype=np.int64)
+        self.length: IntArray = np.zeros(0, dtype=np.int64)
+        self.cap: IntArray = np.zeros(0, dtype=np.int64)
+        self.pool: Int32Array = np.zeros(0, dtype=np.int32)
+        self.used = 0  # the pool's high-water mark
+        self.reserved = 0  # Σ cap: the stretches of live rows
 
     @property
-    def shape(self) -> tuple[int, int]:
-        rows, cols = self.values.shape
-        return int(rows), int(cols)
+    def nbytes(self) -> int:
+        return int(self.pool.nbytes + self.start.nbytes + self.length.nbytes + self.cap.nbytes)
 
-    def ensure(self, n_users: int, n_items: int) -> None:
-        """Grow (never shrink) so that ``n_users`` x ``n_items`` slots fit."""
-        rows, cols = self.shape
-        if n_users <= rows and n_items <= cols:
+    def ensure(self, n_rows: int) -> None:
+        """Room for rows [0, n_rows) (new rows are empty)."""
+        if n_rows > self.start.size:
+            self.start = grow_array(self.start, n_rows)
+            self.length = grow_array(self.length, n_rows)
+            self.cap = grow_array(self.cap, n_rows)
+
+    def row(self, r: int) -> Int32Array:
+        """Row r's entries (a view: copy before the pool changes)."""
+        lo = int(self.start[r])
+        return self.pool[lo : lo + int(self.length[r])]
+
+    def rows(self, rows: IntArray) -> tuple[IntArray, Int32Array]:
+        """The entries of ``rows`` concatenated in the given order: (position of the row in
+        ``rows`` per entry, entries)."""
+        lengths = self.length[rows]
+        where = np.repeat(np.arange(rows.size, dtype=np.int64), lengths)
+        return where, self.pool[ranges(self.start[rows], lengths)]
+
+    def clear(self, r: int) -> None:
+        """Empty row r and give its stretch back."""
+        self.reserved -= int(self.cap[r])
+        self.start[r] = self.length[r] = self.cap[r] = 0
+
+    def append(self, rows: IntArray, entries: IntArray) -> None:
+        """Append ``entries[j]`` to row ``rows[j]`` (in the given order within each row)."""
+        if rows.size == 0:
             return
-        new_rows = rows if n_users <= rows else grown(rows, n_users)
-        new_cols = cols if n_items <= cols else grown(cols, n_items)
-        values = np.zeros((new_rows, new_cols), dtype=np.float64)
-        mask = np.zeros((new_rows, new_cols), dtype=np.bool_)
-        mask_t = np.zeros((new_cols, new_rows), dtype=np.bool_)
-        # new cells are zero pages, touched only when written (no fill: the 8-byte sequence
-        # numbers of absent cells are never read)
-        seq = np.zeros((new_rows, new_cols), dtype=np.int64)
-        seq[:rows, :cols] = self.seq
-        values[:rows, :cols] = self.values
-        mask[:rows, :cols] = self.mask
-        mask_t[:cols, :rows] = self.mask_t
-        if self.twice_t is not None:
-            twice_t = np.zeros((new_cols, new_rows), dtype=np.int8)
-            twice_t[:cols, :rows] = self.twice_t
-            self.twice_t = twice_t
-        self.values, self.mask, self.mask_t, self.seq = values, mask, mask_t, seq
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+        entries = entries[order]
+        distinct, first, counts = np.unique(rows, return_index=True, return_counts=True)
+        need = self.length[distinct] + counts
+        move = distinct[need > self.cap[distinct]]
+        if move.size:
+            self._move(move, np.maximum(need[need > self.cap[distinct]], 2 * self.cap[move]))
+        offset = np.arange(rows.size, dtype=np.int64) - np.repeat(first, counts)
+        at = self.start[rows] + self.length[rows] + offset
+        self.pool[at] = entries
+        self.length[distinct] = need
 
-    def clear_row(self, slot: int) -> None:
-        """Erase every cell of a user's row (a released slot must hold nothing)."""
-        self.values[slot, :] = 0.0
-        self.mask[slot, :] = False
-        self.mask_t[:, slot] = False
-        if self.twice_t is not None:
-            self.twice_t[:, slot] = 0
-        self.seq[slot, :] = -1
+    def append_one(self, r: int, entry: int) -> None:
+        """:meth:`append` of one entry."""
+        length = int(self.length[r])
+        if length + 1 > self.cap[r]:
+            self._move(np.array([r], dtype=np.int64), np.array([2 * int(self.cap[r])]))
+        self.pool[int(self.start[r]) + length] = entry
+        self.length[r] = length + 1
 
-    def write(
-        self, users: IntArray, items: IntArray, values: FloatArray, seqs: IntArray, *, twice: bool
-    ) -> None:
-        """Set the cells (users[j], items[j]) (each once) to ``values`` (NaN: remove the rating)
-        with their sequence numbers. ``twice``: every value stored so far, these included, has an
-        exact int8 2·value (else ``twice_t`` is dropped)."""
-        present = ~np.isnan(values)
-        vals = np.where(present, values, 0.0)
-        self.values[users, items] = vals
-        self.mask[users, items] = present
-        self.mask_t[items, users] = present
-        self.seq[users, items] = np.where(present, seqs, -1)
-        if self.twice_t is not None:
-            if twice:
-                self.twice_t[items, users] = (2.0 * vals).astype(np.int8)
-            else:
-                self.twice_t = None
+    def _move(self, rows: IntArray, caps: IntArray) -> None:
+        """Give ``rows`` new stretches of ``caps`` entries at the end of the pool."""
+        caps = np.maximum(caps, 4).astype(np.int64)
+        total = int(caps.sum())
+        if self.used + total > self.pool.size and self.used > 2 * self.reserved:
+            self._compact()
+        if self.used + total > self.pool.size:
+            self.pool = grow_array(self.pool, self.used + total)
+        new_start = self.used + np.cumsum(caps) - caps
+        lengths = self.length[rows]
+        self.pool[ranges(new_start, lengths)] = self.pool[ranges(self.start[rows], lengths)]
+        self.reserved += total - int(self.cap[rows].sum())
+        self.start[rows] = new_start
+        self.cap[rows] = caps
+        self.used += total
 
-    def write_one(
-        self, user: int, item: int, value: float | None, seq: int, *, twice: bool
-    ) -> None:
-        """Set one cell (``None``: remove the rating); ``twice`` as in :meth:`write`."""
-        present = value is not None
-        vals = 0.0 if value is None else value
-        self.values[user, item] = vals
-        self.mask[user, item] = present
-        self.mask_t[item, user] = present
-        self.seq[user, item] = seq if present else -1
-        if self.twice_t is not None:
-            if twice:
-                self.twice_t[item, user] = int(2.0 * vals)
-            else:
-                self.twice_t = None
+    def _compact(self) -> None:
+        """Pack every row's stretch to the front of the pool, in row order."""
+        live = np.flatnonzero(self.cap)
+        caps = self.cap[live]
+        new_start = np.cumsum(caps) - caps
+        lengths = self.length[live]
+        pool = np.zeros(max(self.pool.size, 64), dtype=np.int32)
+        pool[ranges(new_start, lengths)] = self.pool[ranges(self.start[live], lengths)]
+        self.pool = pool
+        self.start[live] = new_start
+        self.used = int(caps.sum())
+        self.reserved = self.used
+
+    def remove(self, rows: IntArray, entries: IntArray) -> None:
+        """Remove each ``entries[j]`` from row ``rows[j]`` (each present once); the remaining
+        entries keep their order."""
+        if rows.size == 0:
+            return
+        distinct = np.unique(rows)
+        where, current = self.rows(distinct)
+        key = distinct[where] * 2**32 + current.astype(np.int64)
+        drop = np.isin(key, rows.astype(np.int64) * 2**32 + entries.astype(np.int64))
+        keep = ~drop
+        kept_where = where[keep]
+        lengths = np.bincount(kept_where, minlength=distinct.size).astype(np.int64)
+        rank = np.arange(kept_where.size, dtype=np.int64) - np.repeat(
+            np.cumsum(lengths) - lengths, lengths
+        )
+        self.pool[self.start[distinct][kept_where] + rank] = current[keep]
+        self.length[distinct] = lengths
+
+    def to_arrays(self, n_rows: int) -> tuple[IntArray, Int32Array]:
+        """Every row's entries in row order: (lengths, entries) (for checkpoints)."""
+        rows = np.arange(n_rows, dtype=np.int64)
+        _where, entries = self.rows(rows)
+        return self.length[:n_rows].copy(), entries
+
+    @classmethod
+    def from_arrays(cls, lengths: IntArray, entries: IntArray) -> RowPool:
+        """Rows with the given lengths filled from ``entries`` in row order, with some slack."""
+        out = cls()
+        n = int(lengths.size)
+        out.ensure(n)
+        caps = np.where(lengths > 0, np.maximum(lengths + lengths // 2, 4), 0).astype(np.int64)
+        start = np.cumsum(caps) - caps
+        out.pool = np.zeros(max(int(caps.sum()), 64), dtype=np.int32)
+        out.pool[ranges(start, lengths.astype(np.int64))] = entries
+        out.start[:n] = start
+        out.length[:n] = lengths
+        out.cap[:n] = caps
+        out.used = out.reserved = int(caps.sum())
+        return out

@@ -21,8 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from stream_cf.engine.model import default_shrinkage
-from stream_cf.engine.ranking import RankMode, default_vote_shape
+from stream_cf.engine.config import RankMode, default_shrinkage, default_vote_shape
 from stream_cf.engine.validation import VALUE_LIMIT
 from stream_cf.events import DEFAULT_MAX_FUTURE_SKEW
 from stream_cf.exceptions import ConfigError

@@ -76,11 +76,10 @@ def test_batches_equal_one_by_one(
     a, b = one_by_one.state, model.state
     n, m = a.users.high, a.items.high
     assert (n, m) == (b.users.high, b.items.high)
-    assert a.pairs.sums[:n, :n].tobytes() == b.pairs.sums[:n, :n].tobytes()
-    assert np.array_equal(a.grid.values[:n, :m], b.grid.values[:n, :m])
-    assert np.array_equal(a.grid.mask[:n, :m], b.grid.mask[:n, :m])
-    mask = a.grid.mask[:n, :m]
-    assert np.array_equal(a.grid.seq[:n, :m][mask], b.grid.seq[:n, :m][mask])
+    assert a.pairs.dense(n).tobytes() == b.pairs.dense(n).tobytes()
+    for u in range(n):
+        mine, theirs = a.ratings.user_row(u), b.ratings.user_row(u)
+        assert all(np.array_equal(x, y) for x, y in zip(mine, theirs, strict=True))
     users = one_by_one.users()[::50]
     assert all(one_by_one.recommend(u) == model.recommend(u) for u in users)
 
@@ -105,4 +104,4 @@ def test_batches_split_by_memory_equal_one_by_one(
         model.apply_many(events[lo : lo + 1_000])
     assert blocks["updates"] > 10 * (len(events) // 1_000)  # split: ~25 users per batch
     n = one_by_one.state.users.high
-    assert one_by_one.state.pairs.sums[:n, :n].tobytes() == model.state.pairs.sums[:n, :n].tobytes()
+    assert one_by_one.state.pairs.dense(n).tobytes() == model.state.pairs.dense(n).tobytes()

@@ -3,7 +3,7 @@
 A micro-batch changes cells (user, item): new ratings, changed ones and removals, several changed
 users sharing items. Each of the update's paths (products over every changed user at once, user
 by user, pair by pair; float64 values or float32 on the int8 2·value copy) must leave exactly the
-sums a from-scratch computation over the new grid gives.
+sums a from-scratch computation over the new ratings gives (the store's int32 sums of 2·value).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def apply_block(method: str, twice: bool, shared: str, block: Block) -> np.ndarr
     n_users = old_m.shape[0]
     pairs = PairSums()
     pairs.ensure(n_users)
-    pairs.sums[:n_users, :n_users] = from_scratch(old_m, old_v)
+    pairs.set_rows(0, np.rint(from_scratch(old_m, old_v) / pairs.units()).astype(np.int32))
     cu = np.array([c[0] for c in cells], dtype=np.int64)
     ct = np.array([c[1] for c in cells], dtype=np.int64)
     values_t = (2.0 * old_v.T).astype(np.int8) if twice else old_v.T.copy()
@@ -79,7 +79,7 @@ def apply_block(method: str, twice: bool, shared: str, block: Block) -> np.ndarr
             exact32=twice,
             method=method,  # type: ignore[arg-type]
         )
-    return pairs.sums[:n_users, :n_users]
+    return pairs.dense(n_users).astype(np.float64) * pairs.units()
 
 
 @st.composite

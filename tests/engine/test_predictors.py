@@ -171,7 +171,10 @@ def test_a_file_without_the_predictor_loads_as_knn_means() -> None:
     loaded = UserKNN.load(out)
     assert loaded.predictor == "knn_means"
     assert everything(loaded) == everything(model)
-    np.testing.assert_array_equal(loaded.state.item_sum, model.state.item_sum)
+    high = model.state.items.high
+    np.testing.assert_array_equal(
+        loaded.state.ratings.item_sum[:high], model.state.ratings.item_sum[:high]
+    )
 
 
 @pytest.mark.slow

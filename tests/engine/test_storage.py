@@ -1,24 +1,29 @@
-"""The rating grid's copies stay in step with it: after every event of random streams (ratings,
-re-ratings, take-backs, erasures and slot reuse, one by one or in micro-batches, save/load), the
-item-major mask is the mask's transpose and, while it is kept, the int8 copy holds exactly twice
-every value (it is dropped for good once a value without an exact int8 2·value is stored, and
-only then)."""
+"""The compact storage stays consistent: after every event of random streams (ratings, re-ratings,
+take-backs, erasures and slot reuse, one by one or in micro-batches, save/load) the cell table,
+the per-user and per-item indexes and the running statistics describe exactly the current ratings,
+and the pair sums equal a recomputation from them (integers while every value stored is a
+multiple of 0.5, float64 for good after any other value). And :class:`RowPool` against plain
+lists under random appends and removals."""
 
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stream_cf.engine import UserKNN
+from stream_cf.engine.pairs import SCALE
+from stream_cf.engine.rebuild import pair_sum_blocks
+from stream_cf.engine.storage import RowPool
 from stream_cf.events import Event, ForgetUserEvent, RatingEvent, UnrateEvent
 
 USERS = [f"u{n}" for n in range(5)]
 ITEMS = [f"i{n}" for n in range(5)]
-HALVES = [-60.0, -1.5, 0.0, 0.5, 3.0, 63.5]
-OTHERS = [1.3, 64.0, -90.0]  # not a multiple of 0.5, or |2·value| > 127
+HALVES = [-60.0, -1.5, 0.0, 0.5, 3.0, 63.5, 90.0]
+OTHERS = [1.3, -0.1]  # not a multiple of 0.5
 
 events = st.lists(
     st.one_of(
@@ -52,35 +57,76 @@ def valid(stream: list[Event]) -> list[Event]:
     return kept
 
 
-def check_copies(model: UserKNN, others_stored: bool) -> None:
-    """``others_stored``: a value without an int8 2·value was in the stream (since the load)."""
+def check_storage(model: UserKNN, truth: dict[tuple[str, str], float], off_grid: bool) -> None:
+    """``truth``: the current ratings; ``off_grid``: a value off the half-step grid was in the
+    stream (since the load); the pair sums are float64 if a current value is off the grid, and
+    integers if no such value was ever seen."""
     state = model.state
-    grid = state.grid
-    users, items = state.users.high, state.items.high
-    mask = grid.mask[:users, :items]
-    assert np.array_equal(grid.mask_t[:items, :users], mask.T)
-    assert not grid.mask[users:].any() and not grid.mask_t[:, users:].any()
-    assert not grid.values[:users, :items][~mask].any()
-    current = grid.values[:users, :items][mask]
-    if not (np.array_equal(2 * current, np.rint(2 * current)) and np.all(np.abs(current) <= 63.5)):
-        assert grid.twice_t is None  # a value the int8 copy cannot hold is stored
-    if not others_stored:
-        assert grid.twice_t is not None  # never dropped without cause
-    assert (grid.twice_t is not None) == state.twice_ok
-    if grid.twice_t is not None:
-        twice = 2.0 * grid.values[:users, :items].T
-        assert np.array_equal(grid.twice_t[:items, :users].astype(np.float64), twice)
-        assert not grid.twice_t[:, users:].any()
+    ratings = state.ratings
+    nu, ni = state.users.high, state.items.high
+    live = ratings.live_cells(nu)
+    assert live.size == len(truth) == state.n_ratings == ratings.n_cells
+    seen = {
+        (
+            state.users.id_of[int(ratings.cell_user[c])],
+            state.items.id_of[int(ratings.cell_item[c])],
+        ): float(ratings.cell_value[c])
+        for c in live.tolist()
+    }
+    assert seen == truth
+    assert not set(live.tolist()) & set(ratings.free_cells)
+    for u in range(nu):
+        cells = ratings.by_user.row(u)
+        assert np.all(ratings.cell_user[cells] == u)
+        assert ratings.user_count[u] == cells.size
+        values = ratings.cell_value[cells]
+        assert math.isclose(ratings.user_sum[u], float(values.sum()), abs_tol=1e-9)
+        assert math.isclose(ratings.user_sumsq[u], float((values * values).sum()), abs_tol=1e-9)
+        if state.users.id_of[u] is None:
+            assert cells.size == 0
+    for i in range(ni):
+        cells = ratings.by_item.row(i)
+        assert np.all(ratings.cell_item[cells] == i)
+        assert ratings.item_count[i] == cells.size
+        assert math.isclose(
+            ratings.item_sum[i], float(ratings.cell_value[cells].sum()), abs_tol=1e-9
+        )
+    pairs = state.pairs
+    assert pairs is not None
+    if any(value * 2 != round(value * 2) for value in truth.values()):
+        assert not pairs.integer
+    if not off_grid:
+        assert pairs.integer
+    users = ratings.cell_user[live].astype(np.int64)
+    items = ratings.cell_item[live].astype(np.int64)
+    values = ratings.cell_value[live]
+    scale = SCALE if pairs.integer else None
+    for lo, hi, block in pair_sum_blocks(users, items, values, nu, scale=scale, block_rows=3):
+        held = pairs.block(lo, hi, nu) if lo // 512 == (hi - 1) // 512 else None
+        assert held is not None
+        if pairs.integer:
+            assert np.array_equal(held.astype(np.int64), block)
+        else:
+            assert np.allclose(held, block, rtol=0, atol=1e-9)
+
+
+def apply_to_truth(truth: dict[tuple[str, str], float], event: Event) -> None:
+    if isinstance(event, RatingEvent):
+        truth[(event.user_id, event.item_id)] = event.rating
+    elif isinstance(event, UnrateEvent):
+        del truth[(event.user_id, event.item_id)]
+    else:
+        for cell in [c for c in truth if c[0] == event.user_id]:
+            del truth[cell]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=events, cuts=st.lists(st.integers(1, 8), max_size=10), reload_at=st.integers(0, 40))
-def test_grid_copies_follow_every_event(
-    stream: list[Event], cuts: list[int], reload_at: int
-) -> None:
+def test_storage_follows_every_event(stream: list[Event], cuts: list[int], reload_at: int) -> None:
     stream = valid(stream)
     model = UserKNN(rating_scale=(-100.0, 100.0))
-    others_stored = False
+    truth: dict[tuple[str, str], float] = {}
+    off_grid = False
     pos = 0
     sizes = iter(cuts)
     while pos < len(stream):
@@ -90,22 +136,51 @@ def test_grid_copies_follow_every_event(
             model.apply(batch[0])
         else:
             model.apply_many(batch)
-        others_stored |= any(
-            isinstance(event, RatingEvent) and event.rating in OTHERS for event in batch
-        )
-        check_copies(model, others_stored)
+        for event in batch:
+            apply_to_truth(truth, event)
+        off_grid |= any(isinstance(e, RatingEvent) and e.rating in OTHERS for e in batch)
+        check_storage(model, truth, off_grid)
         if reload_at and pos >= reload_at:
             reload_at = 0
             buf = io.BytesIO()
             model.save(buf)
             buf.seek(0)
             model = UserKNN.load(buf)
-            # a loaded state keeps the copy exactly when its current values allow it
-            state = model.state
-            mask = state.grid.mask[: state.users.high, : state.items.high]
-            current = state.grid.values[: state.users.high, : state.items.high][mask]
-            others_stored = not (
-                np.array_equal(2 * current, np.rint(2 * current))
-                and bool(np.all(np.abs(current) <= 63.5))
+            off_grid = not model.state.pairs.integer  # type: ignore[union-attr]
+            check_storage(model, truth, off_grid)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(st.booleans(), st.lists(st.integers(0, 6), min_size=1, max_size=12)),
+        max_size=40,
+    )
+)
+def test_row_pool_matches_plain_lists(ops: list[tuple[bool, list[int]]]) -> None:
+    pool = RowPool()
+    pool.ensure(7)
+    plain: list[list[int]] = [[] for _ in range(7)]
+    counter = 0
+    for remove, rows in ops:
+        if remove:
+            picked = [(r, plain[r][0]) for r in sorted(set(rows)) if plain[r]]
+            if not picked:
+                continue
+            pool.remove(
+                np.array([r for r, _ in picked], dtype=np.int64),
+                np.array([e for _, e in picked], dtype=np.int64),
             )
-            check_copies(model, others_stored)
+            for r, e in picked:
+                plain[r].remove(e)
+        else:
+            entries = list(range(counter, counter + len(rows)))
+            counter += len(rows)
+            pool.append(np.array(rows, dtype=np.int64), np.array(entries, dtype=np.int64))
+            for r, e in zip(rows, entries, strict=True):
+                plain[r].append(e)
+        for r in range(7):
+            assert pool.row(r).tolist() == plain[r]
+        lengths, flat = pool.to_arrays(7)
+        again = RowPool.from_arrays(lengths, flat)
+        assert [again.row(r).tolist() for r in range(7)] == plain

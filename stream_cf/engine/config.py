@@ -1,0 +1,287 @@
+"""The engine's settings: one frozen :class:`EngineConfig` with its checks and small rules.
+
+It sits at the bottom of the engine with the state: every function above reads its settings from
+an ``EngineConfig`` and its data from an :class:`~stream_cf.engine.state.EngineState`, and
+:class:`~stream_cf.engine.model.UserKNN` builds both from its keywords.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from stream_cf.engine.storage import BoolArray, FloatArray
+from stream_cf.engine.validation import VALUE_LIMIT
+from stream_cf.exceptions import ConfigError
+
+RankMode = Literal["vote", "item", "rating"]
+RANK_MODES: tuple[RankMode, ...] = ("vote", "item", "rating")
+SimilarityName = Literal["cosine", "msd", "pearson", "adjusted_cosine"]
+SIMILARITIES: tuple[str, ...] = ("cosine", "msd", "pearson", "adjusted_cosine")
+PREDICTORS = ("knn_means", "knn_baseline")
+DEFAULT_IMPLICIT_WEIGHTS: dict[str, float] = {"purchase": 1.0, "rating": 1.0}
+
+# The vote's shape per kind of feedback, each measured on several samples (BENCHMARKS.md, Ranking):
+# for ratings (films) the squared similarity with a little popularity damping; for purchases
+# (groceries, where the next new item is often a staple) the plain similarity, undamped.
+VOTE_SHAPE: dict[str, tuple[float, float]] = {"explicit": (2.0, 0.2), "implicit": (1.0, 0.0)}
+
+# shrinkage=None: 0 for knn_means (as Surprise's KNNWithMeans) and implicit feedback; the
+# knn_baseline residual measured best with similarities shrunk by n / (n + 100)
+# (BENCHMARKS.md, "Predictors")
+DEFAULT_SHRINKAGE: dict[str, float] = {"knn_means": 0.0, "knn_baseline": 100.0}
+
+
+def default_vote_shape(feedback: str) -> tuple[float, float]:
+    """(exponent, damping) that ``rank_exponent=None`` / ``rank_damping=None`` stand for."""
+    return VOTE_SHAPE.get(feedback, VOTE_SHAPE["explicit"])
+
+
+def default_shrinkage(predictor: str, feedback: str) -> float:
+    """The shrinkage ``shrinkage=None`` stands for."""
+    return DEFAULT_SHRINKAGE.get(predictor, 0.0) if feedback == "explicit" else 0.0
+
+
+def default_pair_sums(feedback: str, rank: str) -> bool:
+    """What ``pair_sums=None`` stands for: kept when the lists or the published predicted
+    ratings read similarities (explicit feedback, or ``rank="rating"``); an implicit model
+    ranked by ``vote`` or ``item`` reads none and keeps only its ratings."""
+    return feedback == "explicit" or rank == "rating"
+
+
+@dataclass(frozen=True)
+class RankConfig:
+    """The ranking mode and its parameters (formulas: :mod:`stream_cf.engine.ranking`)."""
+
+    mode: RankMode = "vote"
+    half_life: float = 5.0  # h: a history position's weight halves every h items
+    neighbours: int = 80  # K (vote)
+    exponent: float = 2.0  # e (vote)
+    damping: float = 0.2  # d (vote): popularity damping (a negative d favours popular items)
+    include_seen: bool = False  # the user's own items may be listed (re-purchases)
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings (empty if nothing)."""
+        out = []
+        if self.mode not in RANK_MODES:
+            out.append(f"rank={self.mode!r} (one of {', '.join(RANK_MODES)})")
+        if not (math.isfinite(self.half_life) and self.half_life > 0):
+            out.append(f"rank_half_life={self.half_life} (must be finite and > 0)")
+        if self.neighbours < 1:
+            out.append(f"rank_neighbours={self.neighbours} (must be >= 1)")
+        if not (math.isfinite(self.exponent) and self.exponent > 0):
+            out.append(f"rank_exponent={self.exponent} (must be finite and > 0)")
+        if not (math.isfinite(self.damping) and -1 <= self.damping <= 1):
+            out.append(f"rank_damping={self.damping} (must be in [-1, 1])")
+        return out
+
+
+def _number(value: object) -> float | None:
+    """``value`` as a float if it is a real number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Every setting of the engine, resolved (no None standing for a default) and checked.
+
+    Build it with :meth:`create` (the ``UserKNN`` keywords, defaults resolved, ConfigError naming
+    every offending value); :meth:`keywords` gives them back.
+    """
+
+    ranking: RankConfig
+    similarity: SimilarityName
+    k: int
+    min_k: int
+    min_support: int
+    min_similarity: float | None
+    shrinkage: float
+    rating_scale: tuple[float, float]
+    feedback: Literal["explicit", "implicit"]
+    implicit_weights: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_IMPLICIT_WEIGHTS)
+    )
+    implicit_cap: float | None = None
+    predictor: Literal["knn_means", "knn_baseline"] = "knn_baseline"
+    baseline_reg_items: float = 10.0
+    baseline_reg_users: float = 5.0
+    damping: float = 0.5
+    pair_sums: bool = True
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        rank: RankMode = "vote",
+        rank_half_life: float = 5.0,
+        rank_neighbours: int = 80,
+        rank_exponent: float | None = None,
+        rank_damping: float | None = None,
+        include_seen: bool = False,
+        similarity: SimilarityName | None = None,
+        k: int = 40,
+        min_k: int = 1,
+        min_support: int = 1,
+        min_similarity: float | None = 0.0,
+        shrinkage: float | None = None,
+        rating_scale: tuple[float, float] = (1.0, 5.0),
+        feedback: Literal["explicit", "implicit"] = "explicit",
+        implicit_weights: Mapping[str, float] | None = None,
+        implicit_cap: float | None = None,
+        predictor: Literal["knn_means", "knn_baseline"] = "knn_baseline",
+        baseline_reg_items: float = 10.0,
+        baseline_reg_users: float = 5.0,
+        damping: float = 0.5,
+        pair_sums: bool | None = None,
+    ) -> EngineConfig:
+        weights = dict(DEFAULT_IMPLICIT_WEIGHTS)
+        if implicit_weights is not None:
+            weights.update({str(key): float(value) for key, value in implicit_weights.items()})
+        if similarity is None:  # cosine is the only similarity of implicit weights
+            similarity = "cosine" if feedback == "implicit" else "pearson"
+        shape = default_vote_shape(feedback)
+        ranking = RankConfig(
+            mode=rank,
+            half_life=float(rank_half_life),
+            neighbours=int(rank_neighbours),
+            exponent=float(shape[0] if rank_exponent is None else rank_exponent),
+            damping=float(shape[1] if rank_damping is None else rank_damping),
+            include_seen=bool(include_seen),
+        )
+        if shrinkage is None:  # the predictor's own default (see DEFAULT_SHRINKAGE)
+            shrinkage = default_shrinkage(predictor, feedback)
+        if pair_sums is None:
+            pair_sums = default_pair_sums(feedback, rank)
+        out = cls(
+            ranking=ranking,
+            similarity=similarity,
+            k=int(k),
+            min_k=int(min_k),
+            min_support=int(min_support),
+            min_similarity=None if min_similarity is None else float(min_similarity),
+            shrinkage=float(shrinkage),
+            rating_scale=(float(rating_scale[0]), float(rating_scale[1])),
+            feedback=feedback,
+            implicit_weights=weights,
+            implicit_cap=None if implicit_cap is None else float(implicit_cap),
+            predictor=predictor,
+            baseline_reg_items=baseline_reg_items,
+            baseline_reg_users=baseline_reg_users,
+            damping=damping,
+            pair_sums=bool(pair_sums),
+        )
+        problems = out.problems()
+        if problems:
+            raise ConfigError("invalid UserKNN settings: " + "; ".join(problems))
+        return out.normalised()
+
+    def normalised(self) -> EngineConfig:
+        """The same settings with the predictor's numbers as floats (after the checks)."""
+        return EngineConfig(
+            **{
+                **self.__dict__,
+                "baseline_reg_items": float(self.baseline_reg_items),
+                "baseline_reg_users": float(self.baseline_reg_users),
+                "damping": float(self.damping),
+            }
+        )
+
+    def keywords(self) -> dict[str, Any]:
+        """The ``UserKNN`` keywords (``UserKNN(**config.keywords())`` builds an empty twin)."""
+        rank = self.ranking
+        return {
+            "rank": rank.mode,
+            "rank_half_life": rank.half_life,
+            "rank_neighbours": rank.neighbours,
+            "rank_exponent": rank.exponent,
+            "rank_damping": rank.damping,
+            "include_seen": rank.include_seen,
+            "similarity": self.similarity,
+            "k": self.k,
+            "min_k": self.min_k,
+            "min_support": self.min_support,
+            "min_similarity": self.min_similarity,
+            "shrinkage": self.shrinkage,
+            "rating_scale": self.rating_scale,
+            "feedback": self.feedback,
+            "implicit_weights": dict(self.implicit_weights),
+            "implicit_cap": self.implicit_cap,
+            "predictor": self.predictor,
+            "baseline_reg_items": self.baseline_reg_items,
+            "baseline_reg_users": self.baseline_reg_users,
+            "damping": self.damping,
+            "pair_sums": self.pair_sums,
+        }
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, each with the offending value."""
+        problems = self.ranking.problems()
+        if self.similarity not in SIMILARITIES:
+            problems.append(f"similarity={self.similarity!r} (one of {SIMILARITIES})")
+        if self.feedback not in ("explicit", "implicit"):
+            problems.append(f"feedback={self.feedback!r} (explicit or implicit)")
+        if self.feedback == "implicit" and self.similarity != "cosine":
+            problems.append(
+                f"similarity={self.similarity!r} with feedback='implicit' (implicit feedback uses "
+                "similarity='cosine', on the full weight vectors)"
+            )
+        if self.k < 1:
+            problems.append(f"k={self.k} (must be >= 1)")
+        if self.min_k < 0:
+            problems.append(f"min_k={self.min_k} (must be >= 0)")
+        if self.min_support < 0:
+            problems.append(f"min_support={self.min_support} (must be >= 0)")
+        if self.min_similarity is not None and not math.isfinite(self.min_similarity):
+            problems.append(f"min_similarity={self.min_similarity} (must be finite or None)")
+        if not (math.isfinite(self.shrinkage) and self.shrinkage >= 0):
+            problems.append(f"shrinkage={self.shrinkage} (must be >= 0)")
+        low, high = self.rating_scale
+        if not (-VALUE_LIMIT <= low < high <= VALUE_LIMIT):
+            problems.append(
+                f"rating_scale={self.rating_scale} (need low < high, within ±{VALUE_LIMIT:g})"
+            )
+        weights = self.implicit_weights
+        if any(not math.isfinite(w) or w <= 0 for w in weights.values()):
+            problems.append(f"implicit_weights={dict(weights)} (must be finite and > 0)")
+        cap = self.implicit_cap
+        if cap is not None and not (math.isfinite(cap) and cap > 0):
+            problems.append(f"implicit_cap={cap} (must be > 0 or None)")
+        if self.predictor not in PREDICTORS:
+            problems.append(f"predictor={self.predictor!r} (one of {PREDICTORS})")
+        # (implicit feedback does not use them, but they must be valid: they are saved)
+        for name in ("baseline_reg_items", "baseline_reg_users", "damping"):
+            value = getattr(self, name)
+            number = _number(value)
+            if number is None or not (math.isfinite(number) and number >= 0):
+                problems.append(f"{name}={value!r} (must be a finite number >= 0)")
+        return problems
+
+    # ------------------------------------------------------------------ small rules
+    @property
+    def implicit(self) -> bool:
+        return self.feedback == "implicit"
+
+    def clip(self, value: float) -> float:
+        """A prediction clipped to the rating scale (implicit scores are not clipped)."""
+        if self.implicit:
+            return value
+        low, high = self.rating_scale
+        return min(max(value, low), high)
+
+    def usable(self, w: FloatArray) -> BoolArray:
+        """Usable neighbours: w ≠ 0 and, unless min_similarity is None, w > min_similarity."""
+        usable: BoolArray = w != 0
+        if self.min_similarity is not None:
+            usable &= w > self.min_similarity
+        return usable
+
+    @property
+    def lists_follow_item_counts(self) -> bool:
+        """Whether a list depends on the rater count of its candidate items beyond the data of
+        the user and their co-raters (``vote`` with popularity damping, ``item``)."""
+        mode = self.ranking.mode
+        return mode == "item" or (mode == "vote" and self.ranking.damping > 0)

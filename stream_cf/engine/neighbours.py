@@ -1,0 +1,86 @@
+"""A user's similarities to every other user, and their neighbourhood sorted best first.
+
+The pair sums over co-rated items (n, Σx, Σy, Σx², Σy², Σxy) come from the state's pair sums
+when it keeps them (O(users) to read) or are computed from the ratings when read (O(Σ raters of
+the user's items)): the same integers either way while the values are multiples of 0.5, so the
+similarities are the same bits. The formulas: :mod:`stream_cf.engine.similarity`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from stream_cf.engine import similarity
+from stream_cf.engine.config import EngineConfig
+from stream_cf.engine.state import EngineState
+from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """The usable neighbours of one user, sorted by similarity (descending, stable by slot)."""
+
+    slots: IntArray  # user slots, best first
+    weights: FloatArray  # their similarities w_uv
+    group: IntArray  # run id of equal similarities, per position
+
+
+def pair_sums(st: EngineState, u: int) -> similarity.Sums:
+    """u's sums against every user slot (from the pair sums, or from the ratings)."""
+    high = st.users.high
+    if st.pairs is not None:
+        row = st.pairs.row(u, high)
+        col = st.pairs.col(u, high)
+        return similarity.Sums(row[:, 0], row[:, 1], col[:, 1], row[:, 2], col[:, 2], row[:, 3])
+    items, x, _seq = st.ratings.user_row(u)
+    where, raters, y = st.ratings.items_rows(items)
+    xe = x[where]
+
+    def total(weights: FloatArray | None) -> FloatArray:
+        out: FloatArray = np.bincount(raters, weights=weights, minlength=high).astype(np.float64)
+        return out
+
+    return similarity.Sums(
+        total(None), total(xe), total(y), total(xe * xe), total(y * y), total(xe * y)
+    )
+
+
+def similarity_row(st: EngineState, cfg: EngineConfig, u: int) -> FloatArray:
+    """w_uv for every user slot v (0 for v = u and for free slots)."""
+    s = pair_sums(st, u)
+    if cfg.implicit:
+        norms = st.ratings.user_sumsq[: st.users.high]
+        w = similarity.implicit_cosine(s.sxy, float(norms[u]), norms)
+    elif cfg.similarity == "adjusted_cosine":
+        means = st.means()
+        w = similarity.adjusted_cosine(s, float(means[u]), means)
+    else:
+        formula = {
+            "cosine": similarity.cosine,
+            "msd": similarity.msd,
+            "pearson": similarity.pearson,
+        }[cfg.similarity]
+        w = formula(s)
+    w = similarity.finish(w, s.n, cfg.min_support, cfg.shrinkage)
+    w[u] = 0.0
+    return w
+
+
+def neighbourhood(w: FloatArray, usable: BoolArray) -> Neighbourhood:
+    """Sort the usable neighbours by descending similarity (stable, so ties keep slot order)."""
+    slots = np.flatnonzero(usable)
+    order = np.argsort(-w[slots], kind="stable")
+    slots = slots[order]
+    weights = w[slots]
+    group = np.zeros(slots.size, dtype=np.int64)
+    if slots.size > 1:
+        np.cumsum(weights[1:] != weights[:-1], out=group[1:])
+    return Neighbourhood(slots=slots, weights=weights, group=group)
+
+
+def neighbourhood_of(st: EngineState, cfg: EngineConfig, u: int) -> Neighbourhood:
+    """u's usable neighbours, best first."""
+    w = similarity_row(st, cfg, u)
+    return neighbourhood(w, cfg.usable(w))

@@ -1,0 +1,261 @@
+"""The ratings themselves, in memory proportional to their number: a cell table and two indexes.
+
+Every rating (or accumulated implicit weight) is one *cell* with a stable id: its user slot, item
+slot, value and the sequence number of its latest change (the global event counter), in four
+columns (4 + 4 + 8 + 8 = 24 bytes). Two :class:`~stream_cf.engine.storage.RowPool` indexes hold
+the cell ids per user and per item (4 bytes each), so a user's items and an item's raters are one
+gather. Nothing here, or anywhere in the engine, is of size users × items.
+
+Running per-user and per-item statistics are kept beside them, updated exactly with each write:
+n_u, Σ_u r, Σ_u r² per user and n_i, Σ_i r per item (float64: exact while the values are
+multiples of 0.5, as every rating on a half-step scale is).
+
+Reads that depend on an order sort by a key of the data (sequence numbers, slots), never by the
+pools' internal order, so the same ratings give the same answers whatever the batching or a
+checkpoint's round trip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stream_cf.engine.storage import (
+    BoolArray,
+    FloatArray,
+    Int32Array,
+    IntArray,
+    RowPool,
+    grow_array,
+)
+
+_NO_CELL = -1
+
+
+class Ratings:
+    """The cells, the per-user and per-item indexes and the running statistics."""
+
+    def __init__(self) -> None:
+        self.cell_user: Int32Array = np.zeros(0, dtype=np.int32)
+        self.cell_item: Int32Array = np.zeros(0, dtype=np.int32)
+        self.cell_value: FloatArray = np.zeros(0, dtype=np.float64)
+        self.cell_seq: IntArray = np.zeros(0, dtype=np.int64)
+        self.cell_high = 0  # one past the highest cell id ever used
+        self.free_cells: list[int] = []  # ids of removed cells, reused first (last freed first)
+        self.by_user = RowPool()
+        self.by_item = RowPool()
+        self.user_count: IntArray = np.zeros(0, dtype=np.int64)
+        self.user_sum: FloatArray = np.zeros(0, dtype=np.float64)
+        self.user_sumsq: FloatArray = np.zeros(0, dtype=np.float64)
+        self.item_count: IntArray = np.zeros(0, dtype=np.int64)
+        self.item_sum: FloatArray = np.zeros(0, dtype=np.float64)
+
+    # ------------------------------------------------------------------ capacity
+    def ensure(self, n_users: int, n_items: int) -> None:
+        """Room for ``n_users`` user slots and ``n_items`` item slots."""
+        self.by_user.ensure(n_users)
+        self.by_item.ensure(n_items)
+        self.user_count = grow_array(self.user_count, n_users)
+        self.user_sum = grow_array(self.user_sum, n_users)
+        self.user_sumsq = grow_array(self.user_sumsq, n_users)
+        self.item_count = grow_array(self.item_count, n_items)
+        self.item_sum = grow_array(self.item_sum, n_items)
+
+    @property
+    def n_cells(self) -> int:
+        return self.cell_high - len(self.free_cells)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held for the ratings (cells, indexes, statistics; capacity included)."""
+        arrays = (
+            self.cell_user,
+            self.cell_item,
+            self.cell_value,
+            self.cell_seq,
+            self.user_count,
+            self.user_sum,
+            self.user_sumsq,
+            self.item_count,
+            self.item_sum,
+        )
+        return int(sum(a.nbytes for a in arrays)) + self.by_user.nbytes + self.by_item.nbytes
+
+    # ------------------------------------------------------------------ reads
+    def user_cells(self, u: int) -> IntArray:
+        return self.by_user.row(u).astype(np.int64)
+
+    def item_cells(self, i: int) -> IntArray:
+        return self.by_item.row(i).astype(np.int64)
+
+    def user_row(self, u: int) -> tuple[IntArray, FloatArray, IntArray]:
+        """u's (item slots, values, sequence numbers), item slots ascending."""
+        cells = self.user_cells(u)
+        items = self.cell_item[cells].astype(np.int64)
+        order = np.argsort(items, kind="stable")
+        cells = cells[order]
+        return items[order], self.cell_value[cells], self.cell_seq[cells]
+
+    def item_row(self, i: int) -> tuple[IntArray, FloatArray, IntArray]:
+        """i's (rater slots, values, sequence numbers), rater slots ascending."""
+        cells = self.item_cells(i)
+        users = self.cell_user[cells].astype(np.int64)
+        order = np.argsort(users, kind="stable")
+        cells = cells[order]
+        return users[order], self.cell_value[cells], self.cell_seq[cells]
+
+    def users_rows(self, slots: IntArray) -> tuple[IntArray, IntArray, FloatArray]:
+        """The cells of many users, concatenated in the order of ``slots``: (position in
+        ``slots``, item slot, value) per cell (within a user in no particular order)."""
+        where, cells = self.by_user.rows(slots)
+        return where, self.cell_item[cells].astype(np.int64), self.cell_value[cells]
+
+    def items_rows(self, slots: IntArray) -> tuple[IntArray, IntArray, FloatArray]:
+        """The cells of many items, concatenated in the order of ``slots``: (position in
+        ``slots``, rater slot, value) per cell (within an item in no particular order)."""
+        where, cells = self.by_item.rows(slots)
+        return where, self.cell_user[cells].astype(np.int64), self.cell_value[cells]
+
+    def has(self, u: int, items: IntArray) -> BoolArray:
+        """Whether u rated each of ``items``."""
+        mine = self.cell_item[self.by_user.row(u)]
+        return np.isin(items, mine)
+
+    def find(self, users: IntArray, items: IntArray) -> IntArray:
+        """The cell id of each (user, item), -1 where there is none (users within range)."""
+        if users.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        distinct = np.unique(users)
+        where, cells = self.by_user.rows(distinct)
+        cells = cells.astype(np.int64)
+        if cells.size == 0:
+            return np.full(users.size, _NO_CELL, dtype=np.int64)
+        keys = distinct[where] * 2**32 + self.cell_item[cells].astype(np.int64)
+        order = np.argsort(keys)
+        keys = keys[order]
+        wanted = users.astype(np.int64) * 2**32 + items.astype(np.int64)
+        pos = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
+        found = keys[pos] == wanted
+        return np.where(found, cells[order][pos], _NO_CELL)
+
+    def get(self, u: int, i: int) -> float | None:
+        """The value of (u, i), None if there is none."""
+        cell = self.find(np.array([u], dtype=np.int64), np.array([i], dtype=np.int64))[0]
+        return None if cell < 0 else float(self.cell_value[cell])
+
+    # ------------------------------------------------------------------ writes
+    def write(
+        self, users: IntArray, items: IntArray, raw: FloatArray, seqs: IntArray
+    ) -> FloatArray:
+        """Set the cells (users[j], items[j]) (each once) to ``raw`` (NaN: remove the rating,
+        which must exist) with their sequence numbers. Returns the old values (NaN where there
+        was no rating)."""
+        cells = self.find(users, items)
+        had = cells >= 0
+        present = ~np.isnan(raw)
+        old = np.full(cells.size, np.nan)
+        old[had] = self.cell_value[cells[had]]
+        # the running statistics: removals and changes subtract the old value, writes add
+        a = np.where(had, old, 0.0)
+        b = np.where(present, raw, 0.0)
+        dn = present.astype(np.int64) - had.astype(np.int64)
+        np.add.at(self.user_count, users, dn)
+        np.add.at(self.user_sum, users, b - a)
+        np.add.at(self.user_sumsq, users, b * b - a * a)
+        np.add.at(self.item_count, items, dn)
+        np.add.at(self.item_sum, items, b - a)
+        for counts, sums, slots in (
+            (self.user_count, self.user_sum, users),
+            (self.item_count, self.item_sum, items),
+        ):
+            gone = slots[counts[slots] == 0]
+            sums[gone] = 0.0  # exactly 0 without ratings (no rounding residue)
+        self.user_sumsq[users[self.user_count[users] == 0]] = 0.0
+        # changed values keep their cell
+        keep = had & present
+        self.cell_value[cells[keep]] = raw[keep]
+        self.cell_seq[cells[keep]] = seqs[keep]
+        # removals free their cell and leave both indexes
+        gone_cells = cells[had & ~present]
+        if gone_cells.size:
+            self.by_user.remove(self.cell_user[gone_cells].astype(np.int64), gone_cells)
+            self.by_item.remove(self.cell_item[gone_cells].astype(np.int64), gone_cells)
+            self.free_cells.extend(gone_cells.tolist())
+        # new ratings take free cells (the last freed first), then fresh ones
+        new = np.flatnonzero(~had & present)
+        if new.size:
+            ids = self._allocate(int(new.size))
+            self.cell_user[ids] = users[new]
+            self.cell_item[ids] = items[new]
+            self.cell_value[ids] = raw[new]
+            self.cell_seq[ids] = seqs[new]
+            self.by_user.append(users[new], ids)
+            self.by_item.append(items[new], ids)
+        return old
+
+    def cell_of(self, u: int, i: int) -> int:
+        """The cell id of (u, i), -1 if there is none (a scan of u's row)."""
+        cells = self.by_user.row(u)
+        hit = np.flatnonzero(self.cell_item[cells] == i)
+        return int(cells[hit[0]]) if hit.size else _NO_CELL
+
+    def write_one(self, u: int, i: int, value: float | None, seq: int) -> float | None:
+        """:meth:`write` of one cell (``None``: remove it); returns the old value."""
+        cell = self.cell_of(u, i)
+        old = None if cell < 0 else float(self.cell_value[cell])
+        a = 0.0 if old is None else old
+        b = 0.0 if value is None else value
+        dn = (value is not None) - (old is not None)
+        for counts, sums, slot in (
+            (self.user_count, self.user_sum, u),
+            (self.item_count, self.item_sum, i),
+        ):
+            counts[slot] += dn
+            sums[slot] = sums[slot] + (b - a) if counts[slot] else 0.0
+        self.user_sumsq[u] = self.user_sumsq[u] + (b * b - a * a) if self.user_count[u] else 0.0
+        if old is not None and value is not None:
+            self.cell_value[cell] = value
+            self.cell_seq[cell] = seq
+        elif old is not None:
+            ids = np.array([cell], dtype=np.int64)
+            self.by_user.remove(np.array([u], dtype=np.int64), ids)
+            self.by_item.remove(np.array([i], dtype=np.int64), ids)
+            self.free_cells.append(cell)
+        elif value is not None:
+            new = int(self._allocate(1)[0])
+            self.cell_user[new] = u
+            self.cell_item[new] = i
+            self.cell_value[new] = value
+            self.cell_seq[new] = seq
+            self.by_user.append_one(u, new)
+            self.by_item.append_one(i, new)
+        return old
+
+    def _allocate(self, count: int) -> IntArray:
+        reused = [self.free_cells.pop() for _ in range(min(count, len(self.free_cells)))]
+        fresh = count - len(reused)
+        start = self.cell_high
+        self.cell_high += fresh
+        if self.cell_high > self.cell_seq.size:
+            self.cell_user = grow_array(self.cell_user, self.cell_high)
+            self.cell_item = grow_array(self.cell_item, self.cell_high)
+            self.cell_value = grow_array(self.cell_value, self.cell_high)
+            self.cell_seq = grow_array(self.cell_seq, self.cell_high)
+        ids = np.concatenate(
+            (np.array(reused, dtype=np.int64), np.arange(start, start + fresh, dtype=np.int64))
+        )
+        return ids
+
+    def clear_user(self, u: int) -> None:
+        """Forget a user slot that holds no rating any more (its row is already empty)."""
+        self.by_user.clear(u)
+        self.user_count[u] = 0
+        self.user_sum[u] = self.user_sumsq[u] = 0.0
+
+    # ------------------------------------------------------------------ checkpoints
+    def live_cells(self, n_users: int) -> IntArray:
+        """Every cell id, by user slot and, within a user, by item slot (a canonical order)."""
+        where, held = self.by_user.rows(np.arange(n_users, dtype=np.int64))
+        cells = held.astype(np.int64)
+        order = np.lexsort((self.cell_item[cells], where))
+        out: IntArray = cells[order]
+        return out
