@@ -67,8 +67,9 @@ def batched(rows: list[Any], size: int) -> tuple[float, UserKNN]:
 
 def same_sums(a: UserKNN, b: UserKNN) -> bool:
     n = a.state.users.high
+    pa, pb = a.state.pairs, b.state.pairs
     return n == b.state.users.high and bool(
-        np.array_equal(a.state.pairs.sums[:n, :n], b.state.pairs.sums[:n, :n])
+        pa is not None and pb is not None and np.array_equal(pa.dense(n), pb.dense(n))
     )
 
 

@@ -80,18 +80,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def state_bytes(model: UserKNN) -> int:
-    st = model.state
-    arrays = [
-        st.grid.values,
-        st.grid.mask,
-        st.grid.mask_t,
-        st.grid.seq,
-        st.pairs.sums,
-        st.item_count,
-    ]
-    if st.grid.twice_t is not None:  # the int8 copy, while every value has one
-        arrays.append(st.grid.twice_t)
-    return int(sum(a.nbytes for a in arrays))
+    """The ratings' arrays and the pair sums in use (users² x 16 B; the tiles' untouched rest
+    takes no memory)."""
+    sizes = model.footprint()
+    return int(sizes["ratings_bytes"] + sizes["pairs"] * 16)
 
 
 def surprise_fit_seconds(rows: list[Row]) -> float | None:

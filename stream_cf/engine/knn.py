@@ -14,6 +14,7 @@ over them is taken in (np.bincount adds in input order), so one item (predict) a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -38,22 +39,45 @@ class Picked:
         return out
 
 
-def select(st: EngineState, nb: Neighbourhood, cols: IntArray | None, k: int) -> Picked:
-    """N(i;u) for the item slots ``cols`` (None: every item slot, the column is the slot)."""
+def select(
+    st: EngineState,
+    nb: Neighbourhood,
+    cols: IntArray | None,
+    k: int,
+    source: Literal["auto", "users", "items"] = "auto",
+) -> Picked:
+    """N(i;u) for the distinct item slots ``cols`` (None: every item slot, the column is the
+    slot).
+
+    The (neighbour, item) pairs come from the neighbours' rows or, when that is cheaper (a few
+    wanted items), from the wanted items' rows (``source`` forces one): the same pairs either
+    way."""
     ratings = st.ratings
-    where, cells = ratings.by_user.rows(nb.slots)
-    cells = cells.astype(np.int64)
-    items = ratings.cell_item[cells].astype(np.int64)
     if cols is None:
         n_cols = st.items.high
-        colpos = items
+        where, held = ratings.by_user.rows(nb.slots)
+        cells = held.astype(np.int64)
+        colpos = ratings.cell_item[cells].astype(np.int64)
     else:
         n_cols = int(cols.size)
-        position = np.full(st.items.high, -1, dtype=np.int64)
-        position[cols] = np.arange(cols.size)
-        colpos = position[items]
-        keep = colpos >= 0
-        where, cells, items, colpos = where[keep], cells[keep], items[keep], colpos[keep]
+        by_items = int(ratings.item_count[cols].sum())
+        cheaper = by_items < int(ratings.user_count[nb.slots].sum())
+        if source == "items" or (source == "auto" and cheaper):
+            colpos, held = ratings.by_item.rows(cols)
+            cells = held.astype(np.int64)
+            position = np.full(st.users.high, -1, dtype=np.int64)
+            position[nb.slots] = np.arange(nb.slots.size)
+            where = position[ratings.cell_user[cells]]
+            keep = where >= 0
+        else:
+            where, held = ratings.by_user.rows(nb.slots)
+            cells = held.astype(np.int64)
+            position = np.full(st.items.high, -1, dtype=np.int64)
+            position[cols] = np.arange(cols.size)
+            colpos = position[ratings.cell_item[cells]]
+            keep = colpos >= 0
+        where, cells, colpos = where[keep], cells[keep], colpos[keep]
+    items = ratings.cell_item[cells].astype(np.int64)
     order = np.lexsort((where, colpos))
     where, cells, items, colpos = where[order], cells[order], items[order], colpos[order]
     counts = np.bincount(colpos, minlength=n_cols)

@@ -197,11 +197,26 @@ class PairSums:
             self.tiles[bx][b_][xl, local] += row_s[pick]
             self.tiles[b_][bx][local, xl] += col_s[pick]
 
+    def _scaled(self, part: npt.NDArray[Any], factor: float) -> npt.NDArray[Any]:
+        """A product channel in stored units (int32 mode: an exact integer, rounded to be safe)."""
+        if not self.integer:
+            return part
+        out = part * np.float32(factor) if part.dtype == np.float32 else part * factor
+        return np.rint(out, out=out)
+
     def add(self, users: IntArray, n_users: int, rows: FloatArray, cols: FloatArray) -> None:
         """sums[users, :n_users] += rows and sums[:n_users, users] += cols (users distinct;
         rows: len(users) x n_users x 4, cols: n_users x len(users) x 4, rating units)."""
-        stored_rows = self._stored(rows)
-        stored_cols = self._stored(cols)
+        self.add_stored(users, n_users, self._stored(rows), self._stored(cols))
+
+    def add_stored(
+        self,
+        users: IntArray,
+        n_users: int,
+        stored_rows: npt.NDArray[Any],
+        stored_cols: npt.NDArray[Any],
+    ) -> None:
+        """:meth:`add` with the deltas already in stored units."""
         block_of = users // TILE
         for bx in np.unique(block_of).tolist():
             pick = np.flatnonzero(block_of == bx)
@@ -325,18 +340,20 @@ class PairSums:
             on_m, on_v, on_v2 = products_by_user(cells, weights, mask_t, values_t, dtype)
         else:
             on_m, on_v, on_v2 = products_dense(cells, weights, mask_t, values_t, dtype)
-        rows = np.empty((c, n_users, 4), dtype=np.float64)
-        rows[:, :, :3] = on_m.transpose(1, 2, 0)
-        rows[:, :, 3] = on_v[0]
-        cols = np.empty((n_users, c, 4), dtype=np.float64)
-        cols[:, :, 0] = on_m[0].T
-        cols[:, :, 1] = on_v[1].T
-        cols[:, :, 2] = on_v2[0].T
-        cols[:, :, 3] = on_v[0].T
+        # straight into the stored units (int32 integers: every product is exact)
+        factor = 1.0 / self.units()
+        kind = np.int32 if self.integer else np.float64
+        rows = np.empty((c, n_users, 4), dtype=kind)
+        cols = np.empty((n_users, c, 4), dtype=kind)
+        for ch, (row_part, col_part) in enumerate(
+            ((on_m[0], on_m[0]), (on_m[1], on_v[1]), (on_m[2], on_v2[0]), (on_v[0], on_v[0]))
+        ):
+            rows[:, :, ch] = self._scaled(row_part, factor[ch])
+            cols[:, :, ch] = self._scaled(col_part, factor[ch]).T
         fix_rows, fix_cols = shared_items(cells, dtype)
-        rows[:, cells.changed] += fix_rows
-        cols[cells.changed] += fix_cols
-        self.add(cells.changed, n_users, rows, cols)
+        rows[:, cells.changed] += self._stored(fix_rows)
+        cols[cells.changed] += self._stored(fix_cols)
+        self.add_stored(cells.changed, n_users, rows, cols)
 
     def _update_sparse(
         self, n_users: int, cells: Cells, mask_t: BoolArray, values_t: FloatArray

@@ -179,7 +179,8 @@ def baseline_predict(
 def rating_columns(
     st: EngineState, cfg: EngineConfig, u: int, nb: Neighbourhood, cols: IntArray | None
 ) -> tuple[FloatArray, IntArray, FloatArray]:
-    """Explicit estimates of the item slots ``cols`` (None: every item slot) for user slot u:
+    """Explicit estimates of the distinct item slots ``cols`` (None: every item slot) for user
+    slot u:
     (clipped estimates, neighbour counts, estimates before clipping); the fallback (r̄_u for
     ``knn_means``, b_ui for ``knn_baseline``) where fewer than min_k neighbours, or none."""
     picked = knn.select(st, nb, cols, cfg.k)
@@ -238,8 +239,9 @@ def predict_many(
     else:
         out = [cfg.clip(st.mean_of(u))] * len(wanted)
     if cols.size:
-        values, _count, _raw = rating_columns(st, cfg, u, neighbourhood_of(st, cfg, u), cols)
-        for p, value in zip(known, values.tolist(), strict=True):
+        distinct, back = np.unique(cols, return_inverse=True)
+        values, _count, _raw = rating_columns(st, cfg, u, neighbourhood_of(st, cfg, u), distinct)
+        for p, value in zip(known, values[back].tolist(), strict=True):
             out[p] = value
     return out
 

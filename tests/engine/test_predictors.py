@@ -18,9 +18,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream_cf.datasets import dataset_available, dataset_events
-from stream_cf.engine import UserKNN
+from stream_cf.engine import UserKNN, knn
+from stream_cf.engine.neighbours import neighbourhood_of
 from stream_cf.events import RatingEvent
 from stream_cf.exceptions import ConfigError
 
@@ -193,3 +196,21 @@ def test_predict_many_equals_predict_on_ml100k(predictor: str) -> None:
         many = model.predict_many(user, wanted)
         for item, value in zip(wanted, many, strict=True):
             assert math.isclose(value, model.predict(user, item), rel_tol=0.0, abs_tol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 4))
+def test_both_sources_of_a_selection_agree(seed: int, k: int) -> None:
+    """N(i;u) gathered from the neighbours' rows and from the items' rows: the same pairs, in
+    the same order (ties at the k-th neighbour included: few rating values, small k)."""
+    model = random_model({"predictor": "knn_means", "k": k}, seed=seed)
+    state, settings_ = model.state, model.settings
+    for u in range(state.users.high):
+        if state.users.id_of[u] is None:
+            continue
+        nb = neighbourhood_of(state, settings_, u)
+        cols = np.flatnonzero(state.item_count[: state.items.high])
+        a = knn.select(state, nb, cols, k, source="users")
+        b = knn.select(state, nb, cols, k, source="items")
+        for field in ("rows", "colpos", "items", "values"):
+            assert np.array_equal(getattr(a, field), getattr(b, field)), field
