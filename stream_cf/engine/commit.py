@@ -25,7 +25,13 @@ MAX_BLOCK_BYTES = 256 * 2**20
 
 
 def commit_cells(
-    st: EngineState, cu: IntArray, ci: IntArray, raw: FloatArray, seqs: IntArray
+    st: EngineState,
+    cu: IntArray,
+    ci: IntArray,
+    raw: FloatArray,
+    seqs: IntArray,
+    *,
+    cells: IntArray | None = None,
 ) -> None:
     """Write changed cells (user slot, item slot) -> value (NaN: removed) with their sequence
     numbers, and update the pair sums in one block. Each cell appears once.
@@ -46,10 +52,17 @@ def commit_cells(
         if groups > 1:
             for part in np.array_split(changed, groups):
                 picked = np.isin(cu, part)
-                commit_cells(st, cu[picked], ci[picked], raw[picked], seqs[picked])
+                commit_cells(
+                    st,
+                    cu[picked],
+                    ci[picked],
+                    raw[picked],
+                    seqs[picked],
+                    cells=None if cells is None else cells[picked],
+                )
             return
         _update_pairs(st, cu, ci, vals, present)
-    old = st.ratings.write(cu, ci, raw, seqs)
+    old = st.ratings.write(cu, ci, raw, seqs, cells=cells)
     was = ~np.isnan(old)
     delta = present.astype(np.int64) - was.astype(np.int64)
     st.n_ratings += int(delta.sum())

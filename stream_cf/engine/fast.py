@@ -3,7 +3,6 @@ every event valid. Anything else goes through :class:`stream_cf.engine.batch.Sim
 
 from __future__ import annotations
 
-from itertools import repeat
 from operator import attrgetter
 
 import numpy as np
@@ -60,8 +59,8 @@ def fast_batch(st: EngineState, cfg: EngineConfig, events: list[Event]) -> Batch
                 amounts[pos] = float(event.quantity) * weights["purchase"]
         if not np.all(np.isfinite(amounts)) or np.any(amounts <= 0):
             return None
-    if cfg.implicit and not _weights_within_limit(st, users, items, amounts):
-        return None
+    if cfg.implicit and not float(np.sum(amounts)) + st.ratings.max_value <= VALUE_LIMIT:
+        return None  # a weight might pass the limit: the event-by-event path finds which
     seq0 = st.seq
     slot_of = st.users.slot_of
     # new ids in order of first appearance (a set difference first: usually none are new)
@@ -74,9 +73,9 @@ def fast_batch(st: EngineState, cfg: EngineConfig, events: list[Event]) -> Batch
         st.users.high + max(0, len(new_users) - len(st.users.free)),
         st.items.high + max(0, len(new_items) - len(st.items.free)),
     )
-    new_slots = np.fromiter((st.add_user(user, seq0) for user in new_users), np.int64)
+    new_slots = np.fromiter(map(st.users.add, new_users), np.int64, count=len(new_users))
     for item in new_items:
-        st.add_item(item)
+        st.items.add(item)
     cu = np.fromiter(map(slot_of.__getitem__, users), dtype=np.int64, count=n)
     if new_slots.size:  # a new user's creation is its first event: seq0 + that position
         first = np.full(st.users.high, n, dtype=np.int64)
@@ -89,13 +88,13 @@ def fast_batch(st: EngineState, cfg: EngineConfig, events: list[Event]) -> Batch
     cell_u = cu[last]
     cell_i = ci[last]
     if not cfg.implicit:
-        raw = amounts[last]
+        commit_cells(st, cell_u, cell_i, amounts[last], seq0 + last)
     else:
         found = st.ratings.find(cell_u, cell_i)
         old = np.zeros(found.size)
         old[found >= 0] = st.ratings.cell_value[found[found >= 0]]
         raw = _accumulate(cfg.implicit_cap, key=key, amounts=amounts, last=last, hits=hits, old=old)
-    commit_cells(st, cell_u, cell_i, raw, seq0 + last)
+        commit_cells(st, cell_u, cell_i, raw, seq0 + last, cells=found)
     st.seq = seq0 + n
     return BatchEffect(
         users=frozenset(distinct_users),
@@ -103,23 +102,6 @@ def fast_batch(st: EngineState, cfg: EngineConfig, events: list[Event]) -> Batch
         forgotten=frozenset(),
         events=n,
     )
-
-
-def _weights_within_limit(
-    st: EngineState, users: list[str], items: list[str], amounts: FloatArray
-) -> bool:
-    """Whether no weight can pass :data:`~stream_cf.engine.validation.VALUE_LIMIT`: the largest
-    weight the batch touches plus every amount stays within it (else the event-by-event path
-    finds the event that passes it, before anything is changed)."""
-    total = float(np.sum(amounts))
-    if not total <= VALUE_LIMIT:
-        return False
-    cu = np.fromiter(map(st.users.slot_of.get, users, repeat(-1)), dtype=np.int64)
-    ci = np.fromiter(map(st.items.slot_of.get, items, repeat(-1)), dtype=np.int64)
-    known = (cu >= 0) & (ci >= 0)
-    found = st.ratings.find(cu[known], ci[known])
-    old = st.ratings.cell_value[found[found >= 0]]
-    return total + (float(np.max(old)) if old.size else 0.0) <= VALUE_LIMIT
 
 
 def _new_ids(distinct: dict[str, None], known: dict[str, int]) -> list[str]:

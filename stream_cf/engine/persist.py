@@ -204,6 +204,7 @@ def _ratings(
     out.cell_value = values.copy()
     out.cell_seq = seqs.copy()
     out.cell_high = n
+    out.max_value = float(np.max(np.abs(values))) if n else 0.0
     ids = np.arange(n, dtype=np.int64)
     by_user = np.argsort(users, kind="stable")
     out.by_user = RowPool.from_arrays(np.bincount(users, minlength=nu), ids[by_user])

@@ -48,6 +48,7 @@ class Ratings:
         self.user_sumsq: FloatArray = np.zeros(0, dtype=np.float64)
         self.item_count: IntArray = np.zeros(0, dtype=np.int64)
         self.item_sum: FloatArray = np.zeros(0, dtype=np.float64)
+        self.max_value = 0.0  # the largest |value| ever stored (never decreases)
 
     # ------------------------------------------------------------------ capacity
     def ensure(self, n_users: int, n_items: int) -> None:
@@ -144,14 +145,22 @@ class Ratings:
 
     # ------------------------------------------------------------------ writes
     def write(
-        self, users: IntArray, items: IntArray, raw: FloatArray, seqs: IntArray
+        self,
+        users: IntArray,
+        items: IntArray,
+        raw: FloatArray,
+        seqs: IntArray,
+        *,
+        cells: IntArray | None = None,
     ) -> FloatArray:
         """Set the cells (users[j], items[j]) (each once) to ``raw`` (NaN: remove the rating,
-        which must exist) with their sequence numbers. Returns the old values (NaN where there
-        was no rating)."""
-        cells = self.find(users, items)
+        which must exist) with their sequence numbers (``cells``: their :meth:`find`, if known).
+        Returns the old values (NaN where there was no rating)."""
+        if cells is None:
+            cells = self.find(users, items)
+        if np.any(present := ~np.isnan(raw)):
+            self.max_value = max(self.max_value, float(np.max(np.abs(raw[present]))))
         had = cells >= 0
-        present = ~np.isnan(raw)
         old = np.full(cells.size, np.nan)
         old[had] = self.cell_value[cells[had]]
         # the running statistics: removals and changes subtract the old value, writes add
@@ -202,6 +211,8 @@ class Ratings:
         """:meth:`write` of one cell (``None``: remove it); returns the old value."""
         cell = self.cell_of(u, i)
         old = None if cell < 0 else float(self.cell_value[cell])
+        if value is not None:
+            self.max_value = max(self.max_value, abs(value))
         a = 0.0 if old is None else old
         b = 0.0 if value is None else value
         dn = (value is not None) - (old is not None)

@@ -197,17 +197,19 @@ class RowPool:
         self.used += total
 
     def _compact(self) -> None:
-        """Pack every row's stretch to the front of the pool, in row order."""
+        """Drop the stretches left behind: the live stretches slide to the front of the pool,
+        in pool order (one pass over the pool, no per-entry index arrays)."""
         live = np.flatnonzero(self.cap)
+        live = live[np.argsort(self.start[live], kind="stable")]
         caps = self.cap[live]
-        new_start = np.cumsum(caps) - caps
-        lengths = self.length[live]
-        pool = np.zeros(max(self.pool.size, 64), dtype=np.int32)
-        pool[ranges(new_start, lengths)] = self.pool[ranges(self.start[live], lengths)]
-        self.pool = pool
-        self.start[live] = new_start
-        self.used = int(caps.sum())
-        self.reserved = self.used
+        edges = np.zeros(self.used + 1, dtype=np.int8)
+        np.add.at(edges, self.start[live], 1)
+        np.add.at(edges, self.start[live] + caps, -1)
+        inside = np.cumsum(edges[:-1], dtype=np.int8).view(np.bool_)
+        kept = self.pool[: self.used][inside]
+        self.pool[: kept.size] = kept
+        self.start[live] = np.cumsum(caps) - caps
+        self.used = self.reserved = int(kept.size)
 
     def remove(self, rows: IntArray, entries: IntArray) -> None:
         """Remove each ``entries[j]`` from row ``rows[j]`` (each present once); the remaining
