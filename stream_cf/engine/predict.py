@@ -290,7 +290,7 @@ def implicit_neighbours(st: EngineState, cfg: EngineConfig, u: int) -> tuple[Int
     """N_k(u): the k usable users most similar to u, best first (ties: the earlier created)."""
     w = similarity_row(st, cfg, u)
     slots = np.flatnonzero(cfg.usable(w))
-    order = np.lexsort((st.user_since[slots], -w[slots]))[: cfg.k]
+    order = knn.top_n(w[slots], st.user_since[slots], cfg.k)
     return slots[order].astype(np.int64), w[slots[order]]
 
 

@@ -86,7 +86,7 @@ def vote_neighbours(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray,
     total[u] = 0.0
     cand = np.flatnonzero(total > 0)
     w = total[cand] / np.sqrt(st.counts(cand))
-    order = np.lexsort((st.user_since[cand], -w))[: cfg.neighbours]
+    order = knn.top_n(w, st.user_since[cand], cfg.neighbours)
     return cand[order].astype(np.int64), w[order]
 
 
