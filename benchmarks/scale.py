@@ -477,6 +477,8 @@ def measure(
     gc.collect()
     row["rss_before_apply_bytes"] = rss_now()
     batch_s: list[float] = []
+    batch_cpu_s: list[float] = []  # the process's CPU time per batch: a stall of the engine's
+    # own (arrays that grow) shows in both, a preemption by other jobs only in the wall time
     build_s = 0.0
     step = max(batch, -(-n // 10 // batch) * batch)  # a progress line every ~10 % of the stream
     for lo in range(0, n, batch):
@@ -486,7 +488,9 @@ def measure(
         events = stream.events(lo, min(n, lo + batch))
         t1 = time.perf_counter()
         gc.disable()  # the collector's pauses are not the engine's (as in engine.py)
+        c1 = time.process_time()
         model.apply_many(events)
+        batch_cpu_s.append(time.process_time() - c1)
         t2 = time.perf_counter()
         gc.enable()
         build_s += t1 - t0
@@ -505,6 +509,11 @@ def measure(
             "batch_max_s": max(batch_s),
             "batch_max_over_median": max(batch_s) / median,
             "batches_over_10x_median": sum(1 for s in batch_s if s > 10 * median),
+            "batch_cpu_p50_s": statistics.median(batch_cpu_s),
+            "batch_cpu_max_over_median": max(batch_cpu_s) / statistics.median(batch_cpu_s),
+            "batches_over_10x_median_cpu": sum(
+                1 for s in batch_cpu_s if s > 10 * statistics.median(batch_cpu_s)
+            ),
             "pair_updates_per_s": stream.pair_updates / apply_s,
             "n_users": model.n_users,
             "n_ratings": model.n_ratings,
