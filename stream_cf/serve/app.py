@@ -99,6 +99,10 @@ def create_app(state: ServeState) -> FastAPI:
             min_length=1,
             max_length=settings.max_id_length,
             description="the user id, percent-encoded (any character; '/' as %2F)",
+            openapi_examples={
+                "a user": {"value": "196"},
+                "an id with a slash": {"value": "shop/42"},
+            },
         ),
     ]
 

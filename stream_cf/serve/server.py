@@ -10,11 +10,14 @@ are cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
+import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from types import TracebackType
 
 import uvicorn
@@ -26,6 +29,7 @@ from stream_cf.serve.settings import ServeSettings
 logger = logging.getLogger(__name__)
 
 GRACEFUL_SECONDS = 2
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class _Server(uvicorn.Server):
@@ -39,6 +43,20 @@ class _Server(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self._hub.close()
         await super().shutdown(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM stop the server and the command exits 0, as ``stream-cf run``
+        does (uvicorn's own handlers raise the signal again once stopped)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _config(state: ServeState) -> uvicorn.Config:
