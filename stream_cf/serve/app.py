@@ -32,6 +32,7 @@ from fastapi import FastAPI, Path, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from stream_cf.serve.changes import ChangeHub
+from stream_cf.serve.fast_path import FastPath
 from stream_cf.serve.follower import TopicFollower
 from stream_cf.serve.held_list import HeldList, popular_body
 from stream_cf.serve.metrics import CONTENT_TYPE, RequestMetrics, ServeMetrics
@@ -68,7 +69,7 @@ def build_state(settings: ServeSettings, *, follow: bool = True) -> ServeState:
     return ServeState(settings, view, progress, hub, follower)
 
 
-def create_app(state: ServeState) -> FastAPI:
+def create_app(state: ServeState) -> "ServeApp":
     """The ASGI app over ``state``; its lifespan starts and stops the follower."""
     settings = state.settings
     view, progress, hub = state.view, state.progress, state.hub
@@ -237,9 +238,30 @@ def create_app(state: ServeState) -> FastAPI:
     async def index() -> Response:
         return Response(page, media_type="text/html; charset=utf-8")
 
-    app.add_middleware(TargetLimit, max_length=settings.max_target_length)
-    app.add_middleware(RequestMetrics, metrics=metrics)  # the outermost: 414s are counted too
-    return app
+    return ServeApp(app, state, metrics)
+
+
+class ServeApp:
+    """The ASGI app served: the hot route's fast path (:mod:`stream_cf.serve.fast_path`), else
+    the request metrics, the 414 check and the FastAPI app (``api``). Outside FastAPI's own
+    middleware stack, so that the hot route pays for none of it."""
+
+    def __init__(self, api: FastAPI, state: ServeState, metrics: ServeMetrics) -> None:
+        self.api = api
+        self.state = state
+        settings = state.settings
+        limited = TargetLimit(api, max_length=settings.max_target_length)
+        self._app = FastPath(
+            RequestMetrics(limited, metrics),
+            state.view,
+            metrics,
+            max_id_length=settings.max_id_length,
+            max_n=MAX_N,
+            max_target_length=settings.max_target_length,
+        )
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self._app(scope, receive, send)
 
 
 def _sse(event: str, position: tuple[int, int] | None, data: bytes) -> bytes:

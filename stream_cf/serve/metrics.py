@@ -96,7 +96,7 @@ class RequestMetrics:
             nonlocal observed
             if message["type"] == "http.response.start" and not observed:
                 observed = True
-                route = scope.get("route")
+                route = scope.get("route")  # set by the router
                 template = getattr(route, "path", None) or "other"
                 self.metrics.observe(
                     template.replace(":path", ""),

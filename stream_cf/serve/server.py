@@ -24,6 +24,7 @@ import uvicorn
 
 from stream_cf.exceptions import ConfigError, StreamCFError
 from stream_cf.serve.app import ServeState, build_state, create_app
+from stream_cf.serve.joined_writes import JoinedWritesProtocol
 from stream_cf.serve.settings import ServeSettings
 
 logger = logging.getLogger(__name__)
@@ -65,10 +66,12 @@ def _config(state: ServeState) -> uvicorn.Config:
         create_app(state),
         host=settings.host,
         port=settings.port,
-        http="httptools",
+        http=JoinedWritesProtocol,  # httptools, an answer's headers and body in one write
+        ws="none",
         loop="uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio",
         lifespan="on",
         access_log=False,
+        proxy_headers=False,  # the client's address is not used
         log_config=None,  # the CLI's logging configuration
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         server_header=False,

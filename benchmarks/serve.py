@@ -1,0 +1,366 @@
+"""Benchmark of ``stream-cf serve``: GET throughput and latency, memory, SSE latency.
+
+    python benchmarks/serve.py [--json] [--users 943 100000] [--seconds 10] [--connections 32]
+                               [--update-rate 200] [--sse-samples 50]
+
+Broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else a local Apache Kafka broker (stream_cf.broker).
+
+For each topic size (default: ML-100K's 943 users, then 100,000 synthetic users):
+
+1. Lists of 10 items with predicted ratings (the processor's own encoder, ``encode_recommendations``;
+   items drawn from 1,682 items for 943 users, from 50,000 for larger topics) are produced into a
+   fresh compacted topic, one per user.
+2. ``stream-cf serve`` starts as its own process (uvicorn + httptools + uvloop, one process) on a
+   free loopback port; the time until ``/healthz`` answers 200 (the topic read to its end) and the
+   process's resident memory (VmRSS) then are recorded, beside the memory of a server holding
+   nothing (an empty topic).
+3. While a producer keeps publishing new lists of random users at ``--update-rate`` lists/s (the
+   view keeps following the topic), an asyncio load generator (uvloop, raw HTTP/1.1 keep-alive
+   over ``--connections`` sockets, each sending its next request when the previous answer is
+   read: a closed loop) asks ``GET /users/{random held user}/recommendations`` for ``--seconds``
+   after a 1 s warm-up. Requests/s, and the latency percentiles measured by the client (from the
+   request written to the answer read) are reported; every answer must be a 200.
+4. SSE: ``--sse-samples`` times, a new list of a watched user is produced (acks=1, one producer
+   kept open) and the time from just before ``send`` to the event read on the user's
+   ``/recommendations/stream`` is measured: the processor's publish to a page seeing it.
+
+The load generator shares the machine with the server and the broker (2 cores here): the figures
+are what one machine does with all three on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+
+from stream_cf.broker import broker_bootstrap
+from stream_cf.processor.codec import encode_recommendations
+
+logger = logging.getLogger("benchmarks.serve")
+ITEMS_PER_LIST = 10
+
+
+def create_topic(bootstrap: str, name: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-admin")
+    try:
+        admin.create_topics(
+            [NewTopic(name, 1, 1, topic_configs={"cleanup.policy": "compact"})],
+            timeout_ms=30_000,
+        )
+    finally:
+        admin.close()
+
+
+def a_list(user: str, catalogue: int, rng: random.Random, offset: int) -> bytes:
+    items = rng.sample(range(1, catalogue + 1), ITEMS_PER_LIST)
+    scores = sorted((rng.random() for _ in items), reverse=True)
+    return encode_recommendations(
+        user,
+        [(str(item), score) for item, score in zip(items, scores, strict=True)],
+        None,
+        event_time_ms=int(time.time() * 1000),
+        input_topic="cf.events",
+        input_offsets={0: offset},
+        ratings=[round(rng.uniform(3.0, 5.0), 3) for _ in items],
+    )
+
+
+def producer_for(bootstrap: str, **extra: Any) -> KafkaProducer:
+    return KafkaProducer(bootstrap_servers=bootstrap, **{"linger_ms": 5, **extra})
+
+
+def fill(bootstrap: str, topic: str, users: list[str], catalogue: int) -> float:
+    rng = random.Random(7)
+    producer = producer_for(bootstrap, acks="all", batch_size=512 * 1024)
+    started = time.perf_counter()
+    try:
+        for offset, user in enumerate(users):
+            producer.send(topic, key=user.encode(), value=a_list(user, catalogue, rng, offset))
+        producer.flush()
+    finally:
+        producer.close()
+    return time.perf_counter() - started
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+@contextlib.contextmanager
+def server(bootstrap: str, topic: str) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
+    """``stream-cf serve`` on ``topic``: (process, base URL, seconds until ready)."""
+    port = free_port()
+    env = {**os.environ, "STREAM_CF_OUTPUT_TOPIC": topic}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stream_cf", "--log-level", "WARNING", "serve",
+         "--bootstrap-servers", bootstrap, "--port", str(port)],
+        env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"stream-cf serve exited with {process.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/healthz", timeout=5).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("stream-cf serve was not ready within 300 s")
+            time.sleep(0.05)
+        yield process, url, time.perf_counter() - started
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+class Updater:
+    """Publishes new lists of random users at ``rate`` lists/s from a thread."""
+
+    def __init__(self, bootstrap: str, topic: str, users: list[str], catalogue: int, rate: float):
+        self.sent = 0
+        self._args = (bootstrap, topic, users, catalogue, rate)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Updater:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        bootstrap, topic, users, catalogue, rate = self._args
+        if rate <= 0:
+            return
+        rng = random.Random(11)
+        producer = producer_for(bootstrap, acks=1)
+        try:
+            started = time.monotonic()
+            while not self._stop.is_set():
+                due = started + self.sent / rate
+                if due > time.monotonic():
+                    self._stop.wait(due - time.monotonic())
+                    continue
+                user = rng.choice(users)
+                value = a_list(user, catalogue, rng, 1_000_000 + self.sent)
+                producer.send(topic, key=user.encode(), value=value)
+                self.sent += 1
+        finally:
+            producer.close()
+
+
+async def _worker(
+    port: int, paths: list[bytes], warm_until: float, stop_at: float, out: dict[str, Any]
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    rng = random.Random()
+    latencies: list[float] = out["latencies"]
+    try:
+        while True:
+            path = paths[rng.randrange(len(paths))]
+            began = time.perf_counter()
+            if began >= stop_at:
+                return
+            writer.write(b"GET " + path + b" HTTP/1.1\r\nhost: bench\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            done = time.perf_counter()
+            if began >= warm_until:
+                latencies.append(done - began)
+                if head[9:12] != b"200":
+                    out["errors"] += 1
+    finally:
+        writer.close()
+
+
+async def _load(port: int, paths: list[bytes], connections: int, seconds: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"latencies": [], "errors": 0}
+    warm_until = time.perf_counter() + 1.0
+    stop_at = warm_until + seconds
+    await asyncio.gather(
+        *(_worker(port, paths, warm_until, stop_at, out) for _ in range(connections))
+    )
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def load(url: str, users: list[str], connections: int, seconds: float) -> dict[str, Any]:
+    import uvloop  # noqa: PLC0415
+
+    port = int(url.rsplit(":", 1)[1])
+    paths = [f"/users/{quote(u, safe='')}/recommendations".encode() for u in users]
+    out = uvloop.run(_load(port, paths, connections, seconds))
+    latencies = out["latencies"]
+    return {
+        "requests": len(latencies),
+        "errors": out["errors"],
+        "requests_per_s": round(len(latencies) / seconds),
+        "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
+        "p90_ms": round(percentile(latencies, 0.90) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+        "max_ms": round(max(latencies) * 1000, 2),
+    }
+
+
+def sse_latency(bootstrap: str, topic: str, url: str, samples: int) -> dict[str, Any]:
+    """Produce -> event seen on the user's SSE stream, ``samples`` times."""
+    user = f"sse-{uuid.uuid4().hex[:8]}"
+    seen: list[tuple[float, str]] = []
+    opened = threading.Event()
+
+    def read() -> None:
+        with httpx.stream(
+            "GET", f"{url}/users/{user}/recommendations/stream", timeout=60
+        ) as response:
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    opened.set()
+                if line.startswith("id: "):
+                    seen.append((time.perf_counter(), line[4:]))
+                if len(seen) >= samples:
+                    return
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    if not opened.wait(30):
+        raise RuntimeError("the SSE stream did not open")
+    producer = producer_for(bootstrap, acks=1, linger_ms=0)
+    rng = random.Random(3)
+    delays: list[float] = []
+    try:
+        for number in range(samples):
+            value = a_list(user, 1682, rng, number)
+            sent = time.perf_counter()
+            producer.send(topic, key=user.encode(), value=value)
+            producer.flush()
+            deadline = time.monotonic() + 10
+            while len(seen) <= number:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"SSE event {number} not seen within 10 s")
+                time.sleep(0.0005)
+            delays.append(seen[number][0] - sent)
+            time.sleep(0.05)  # one list at a time
+    finally:
+        producer.close()
+    thread.join(5)
+    return {
+        "samples": len(delays),
+        "p50_ms": round(percentile(delays, 0.50) * 1000, 1),
+        "p99_ms": round(percentile(delays, 0.99) * 1000, 1),
+        "max_ms": round(max(delays) * 1000, 1),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}",
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "update_rate": args.update_rate,
+        "topics": [],
+    }
+    with broker_bootstrap() as bootstrap:
+        empty = f"bench-serve-empty-{uuid.uuid4().hex[:8]}"
+        create_topic(bootstrap, empty)
+        with server(bootstrap, empty) as (process, _url, _ready):
+            time.sleep(1.0)
+            figures["rss_mb_empty"] = round(rss_mb(process.pid), 1)
+        for count in args.users:
+            catalogue = 1682 if count <= 943 else 50_000
+            topic = f"bench-serve-{count}-{uuid.uuid4().hex[:8]}"
+            create_topic(bootstrap, topic)
+            users = [str(n) for n in range(1, count + 1)]
+            logger.info("producing %d lists into %s", count, topic)
+            produce_s = fill(bootstrap, topic, users, catalogue)
+            with server(bootstrap, topic) as (process, url, ready_s):
+                entry: dict[str, Any] = {
+                    "users": count,
+                    "items": catalogue,
+                    "produce_s": round(produce_s, 2),
+                    "ready_s": round(ready_s, 2),
+                    "rss_mb": round(rss_mb(process.pid), 1),
+                }
+                entry["rss_mb_lists"] = round(entry["rss_mb"] - figures["rss_mb_empty"], 1)
+                logger.info("%d users: ready in %.1f s, %.0f MB", count, ready_s, entry["rss_mb"])
+                updater = Updater(bootstrap, topic, users, catalogue, args.update_rate)
+                with updater:
+                    entry["get"] = load(url, users, args.connections, args.seconds)
+                entry["get"]["updates_during_load"] = updater.sent
+                logger.info("%d users: GET %s", count, entry["get"])
+                entry["sse"] = sse_latency(bootstrap, topic, url, args.sse_samples)
+                logger.info("%d users: SSE %s", count, entry["sse"])
+                stats = httpx.get(url + "/stats", timeout=10).json()
+                entry["lists_after"] = stats["lists"]
+                entry["rss_mb_after"] = round(rss_mb(process.pid), 1)
+                figures["topics"].append(entry)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="last line: one JSON object")
+    parser.add_argument("--users", type=int, nargs="+", default=[943, 100_000])
+    parser.add_argument("--seconds", type=float, default=10.0, help="of load per topic")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--update-rate", type=float, default=200.0, help="new lists/s produced during the load"
+    )
+    parser.add_argument("--sse-samples", type=int, default=50)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    figures = run(args)
+    if args.json:
+        print(json.dumps(figures, sort_keys=True))
+    else:
+        print(json.dumps(figures, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
