@@ -7,9 +7,9 @@ Broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else a local Apache Kafka broker (st
 
 For each topic size (default: ML-100K's 943 users, then 100,000 synthetic users):
 
-1. Lists of 10 items with predicted ratings (the processor's own encoder, ``encode_recommendations``;
-   items drawn from 1,682 items for 943 users, from 50,000 for larger topics) are produced into a
-   fresh compacted topic, one per user.
+1. Lists of 10 items with predicted ratings (the processor's own encoder,
+   ``encode_recommendations``; items drawn from 1,682 items for 943 users, from 50,000 for larger
+   topics) are produced into a fresh compacted topic, one per user.
 2. ``stream-cf serve`` starts as its own process (uvicorn + httptools + uvloop, one process) on a
    free loopback port; the time until ``/healthz`` answers 200 (the topic read to its end) and the
    process's resident memory (VmRSS) then are recorded, beside the memory of a server holding
@@ -39,7 +39,6 @@ import os
 import platform
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import threading
