@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import multiprocessing
 import os
 import platform
 import random
@@ -144,42 +145,66 @@ def server(bootstrap: str, topic: str) -> Iterator[tuple[subprocess.Popen[bytes]
         process.wait(timeout=30)
 
 
-class Updater:
-    """Publishes new lists of random users at ``rate`` lists/s from a thread."""
+def _publish_updates(
+    *, bootstrap: str, topic: str, count: int, catalogue: int, rate: float, stop: Any, sent: Any
+) -> None:
+    """In its own process (not sharing the load generator's GIL): new lists of random users at
+    ``rate`` lists/s until ``stop`` is set."""
+    rng = random.Random(11)
+    producer = producer_for(bootstrap, acks=1)
+    try:
+        started = time.monotonic()
+        while not stop.is_set():
+            due = started + sent.value / rate
+            if due > time.monotonic():
+                stop.wait(due - time.monotonic())
+                continue
+            user = str(rng.randrange(1, count + 1))
+            value = a_list(user, catalogue, rng, 1_000_000 + sent.value)
+            producer.send(topic, key=user.encode(), value=value)
+            sent.value += 1
+    finally:
+        producer.close()
 
-    def __init__(self, bootstrap: str, topic: str, users: list[str], catalogue: int, rate: float):
-        self.sent = 0
-        self._args = (bootstrap, topic, users, catalogue, rate)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+
+class Updater:
+    """:func:`_publish_updates` in a child process, for the duration of a ``with`` block."""
+
+    def __init__(self, bootstrap: str, topic: str, count: int, catalogue: int, rate: float):
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._sent = context.Value("q", 0)
+        self._process = context.Process(
+            target=_publish_updates,
+            kwargs={
+                "bootstrap": bootstrap,
+                "topic": topic,
+                "count": count,
+                "catalogue": catalogue,
+                "rate": rate,
+                "stop": self._stop,
+                "sent": self._sent,
+            },
+            daemon=True,
+        )
+        self._rate = rate
+
+    @property
+    def sent(self) -> int:
+        return int(self._sent.value)
 
     def __enter__(self) -> Updater:
-        self._thread.start()
+        if self._rate > 0:
+            self._process.start()
+            deadline = time.monotonic() + 30
+            while self.sent == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)  # the child is importing and connecting; bounded
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(30)
-
-    def _run(self) -> None:
-        bootstrap, topic, users, catalogue, rate = self._args
-        if rate <= 0:
-            return
-        rng = random.Random(11)
-        producer = producer_for(bootstrap, acks=1)
-        try:
-            started = time.monotonic()
-            while not self._stop.is_set():
-                due = started + self.sent / rate
-                if due > time.monotonic():
-                    self._stop.wait(due - time.monotonic())
-                    continue
-                user = rng.choice(users)
-                value = a_list(user, catalogue, rng, 1_000_000 + self.sent)
-                producer.send(topic, key=user.encode(), value=value)
-                self.sent += 1
-        finally:
-            producer.close()
+        if self._rate > 0:
+            self._process.join(30)
 
 
 async def _worker(
@@ -269,6 +294,9 @@ def sse_latency(bootstrap: str, topic: str, url: str, samples: int) -> dict[str,
     rng = random.Random(3)
     delays: list[float] = []
     try:
+        # a first record (not measured): the producer fetches the topic's metadata first
+        producer.send(topic, key=b"sse-warm-up", value=a_list("sse-warm-up", 1682, rng, 0))
+        producer.flush()
         for number in range(samples):
             value = a_list(user, 1682, rng, number)
             sent = time.perf_counter()
@@ -324,7 +352,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 }
                 entry["rss_mb_lists"] = round(entry["rss_mb"] - figures["rss_mb_empty"], 1)
                 logger.info("%d users: ready in %.1f s, %.0f MB", count, ready_s, entry["rss_mb"])
-                updater = Updater(bootstrap, topic, users, catalogue, args.update_rate)
+                updater = Updater(bootstrap, topic, count, catalogue, args.update_rate)
                 with updater:
                     entry["get"] = load(url, users, args.connections, args.seconds)
                 entry["get"]["updates_during_load"] = updater.sent

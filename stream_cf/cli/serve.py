@@ -31,6 +31,12 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ),
     ("--popular-size", "popular_size", int, "items of the ?fallback=popular list (100)"),
     ("--poll-timeout", "poll_timeout", float, "seconds one poll of the topic waits (0.1)"),
+    (
+        "--fetch-wait",
+        "fetch_wait",
+        float,
+        "seconds a fetch waits for more lists: fewer fetches, at most this more delay (0.02)",
+    ),
     ("--stats-interval", "stats_interval", float, "seconds between lag requests (1)"),
     ("--retry-backoff-max", "retry_backoff_max", float, "longest wait between retries (5)"),
 ]

@@ -50,6 +50,12 @@ class ServeSettings(BaseSettings, ConnectionFields):
         100, ge=1, le=10_000, description="items in the popularity list (?fallback=popular)"
     )
     poll_timeout: float = Field(0.1, gt=0.0, le=5.0, description="seconds one poll waits (s)")
+    fetch_wait: float = Field(
+        0.02,
+        ge=0.0,
+        le=1.0,
+        description="seconds a fetch waits for more records (fewer fetches; more delay per list)",
+    )
     stats_interval: float = Field(
         1.0, gt=0.0, description="seconds between end-offset (lag) requests to the broker"
     )
