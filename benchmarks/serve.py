@@ -1,7 +1,8 @@
 """Benchmark of ``stream-cf serve``: GET throughput and latency, memory, SSE latency.
 
-    python benchmarks/serve.py [--json] [--users 943 100000] [--seconds 10] [--connections 32]
-                               [--update-rate 200] [--sse-samples 50]
+    python benchmarks/serve.py [--json] [--users 943 100000] [--seconds 10] [--connections 8]
+                               [--update-rate 200] [--sse-samples 50] [--end-to-end 20000]
+                               [--e2e-samples 40]
 
 Broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else a local Apache Kafka broker (stream_cf.broker).
 
@@ -23,6 +24,15 @@ For each topic size (default: ML-100K's 943 users, then 100,000 synthetic users)
 4. SSE: ``--sse-samples`` times, a new list of a watched user is produced (acks=1, one producer
    kept open) and the time from just before ``send`` to the event read on the user's
    ``/recommendations/stream`` is measured: the processor's publish to a page seeing it.
+
+Then, with ``--end-to-end N`` (default 20,000; 0 skips it; needs MovieLens 100K): the processor
+(``Processor.run`` in a thread) builds its state from the first N ML-100K ratings, then keeps
+running; ``stream-cf serve`` follows its output topic. ``--e2e-samples`` times, a new rating of a
+watched user (an item the user has not rated) is produced to the input topic and the new list is
+awaited on the user's SSE stream. Both topics use LogAppendTime, so each sample splits into the
+processor's part (the output record's append time, the list's ``published_at``, minus the input
+record's append time) and the server's part (the time the event was read minus ``published_at``,
+same host clock), beside the whole (produce to SSE event, monotonic clock).
 
 The load generator shares the machine with the server and the broker (2 cores here): the figures
 are what one machine does with all three on it.
@@ -320,6 +330,150 @@ def sse_latency(bootstrap: str, topic: str, url: str, samples: int) -> dict[str,
     }
 
 
+def end_to_end(bootstrap: str, events_count: int, samples: int) -> dict[str, Any]:
+    """Input event -> processor -> output topic -> server -> SSE, ``samples`` times."""
+    import tempfile  # noqa: PLC0415
+    from datetime import datetime  # noqa: PLC0415
+
+    from stream_cf.datasets import dataset_events  # noqa: PLC0415
+    from stream_cf.events import RatingEvent, event_to_dict  # noqa: PLC0415
+    from stream_cf.processor import Processor, load_settings  # noqa: PLC0415
+
+    events = [e for e in dataset_events("ml-100k", limit=events_count) if e.type == "rating"]
+    base = f"bench-e2e-{uuid.uuid4().hex[:8]}"
+    append = {"message.timestamp.type": "LogAppendTime"}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-admin")
+    try:
+        admin.create_topics(
+            [
+                NewTopic(f"{base}.in", 1, 1, topic_configs=append),
+                NewTopic(
+                    f"{base}.out", 1, 1, topic_configs={**append, "cleanup.policy": "compact"}
+                ),
+            ],
+            timeout_ms=30_000,
+        )
+    finally:
+        admin.close()
+    producer = producer_for(bootstrap, acks="all", batch_size=256 * 1024)
+    for event in events:
+        producer.send(
+            f"{base}.in",
+            key=event.user_id.encode(),
+            value=json.dumps(event_to_dict(event)).encode(),
+        )
+    producer.flush()
+    producer.close()
+    rated: dict[str, set[str]] = {}
+    for event in events:
+        rated.setdefault(event.user_id, set()).add(event.item_id)
+    items = sorted({event.item_id for event in events}, key=int)
+    watched = sorted(rated, key=lambda u: -len(rated[u]))[:samples]
+    with tempfile.TemporaryDirectory() as state:
+        settings = load_settings(
+            bootstrap_servers=bootstrap,
+            input_topic=f"{base}.in",
+            output_topic=f"{base}.out",
+            group_id=f"{base}-group",
+            state_dir=state,
+        )
+        started = time.perf_counter()
+        Processor(settings).run(until_end=True, install_signal_handlers=False)
+        logger.info(
+            "end to end: state of %d ratings built in %.1f s",
+            len(events),
+            time.perf_counter() - started,
+        )
+        live = Processor(settings)
+        thread = threading.Thread(
+            target=lambda: live.run(install_signal_handlers=False), daemon=True
+        )
+        thread.start()
+        live.ready.wait(timeout=120)
+        whole: list[float] = []
+        processor_part: list[float] = []
+        serve_part: list[float] = []
+        unchanged = 0
+        try:
+            with server(bootstrap, f"{base}.out") as (_process, url, _ready):
+                producer = producer_for(bootstrap, acks=1, linger_ms=0)
+                try:
+                    for number, user in enumerate(watched):
+                        seen: list[tuple[float, float, dict[str, Any]]] = []
+                        opened = threading.Event()
+                        reader = threading.Thread(
+                            target=_watch, args=(url, user, seen, opened), daemon=True
+                        )
+                        reader.start()
+                        opened.wait(10)
+                        time.sleep(0.05)
+                        before = len(seen)
+                        item = next(i for i in items if i not in rated[user])
+                        rated[user].add(item)
+                        value = json.dumps(
+                            event_to_dict(RatingEvent(user_id=user, item_id=item, rating=5.0))
+                        ).encode()
+                        sent = time.perf_counter()
+                        metadata = producer.send(f"{base}.in", key=user.encode(), value=value).get(
+                            timeout=10
+                        )
+                        deadline = time.monotonic() + 5
+                        while len(seen) <= before and time.monotonic() < deadline:
+                            time.sleep(0.0005)
+                        if len(seen) <= before:
+                            unchanged += 1
+                            continue
+                        seen_at, seen_wall, body = seen[before]
+                        published = datetime.fromisoformat(
+                            body["published_at"].replace("Z", "+00:00")
+                        ).timestamp()
+                        whole.append(seen_at - sent)
+                        processor_part.append(published - metadata.timestamp / 1000)
+                        serve_part.append(seen_wall - published)
+                        logger.debug("sample %d: %.1f ms", number, whole[-1] * 1000)
+                finally:
+                    producer.close()
+        finally:
+            live.stop()
+            thread.join(60)
+
+    def summary(values: list[float]) -> dict[str, float]:
+        return {
+            "p50_ms": round(percentile(values, 0.5) * 1000, 1),
+            "p99_ms": round(percentile(values, 0.99) * 1000, 1),
+            "max_ms": round(max(values) * 1000, 1),
+        }
+
+    return {
+        "ratings": len(events),
+        "samples": len(whole),
+        "no_new_list": unchanged,
+        "produce_to_sse": summary(whole),
+        "processor": summary(processor_part),
+        "serve": summary(serve_part),
+    }
+
+
+def _watch(
+    url: str, user: str, seen: list[tuple[float, float, dict[str, Any]]], opened: threading.Event
+) -> None:
+    """Read the user's SSE stream: (monotonic time, wall time, list) of each ``list`` event after
+    the first (the current list)."""
+    first = True
+    with httpx.stream("GET", f"{url}/users/{user}/recommendations/stream", timeout=30) as answer:
+        event = ""
+        for line in answer.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+                opened.set()
+            elif line.startswith("data: ") and event == "list":
+                if first:
+                    first = False
+                    continue
+                seen.append((time.perf_counter(), time.time(), json.loads(line[6:])))
+                return
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
@@ -363,6 +517,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 entry["lists_after"] = stats["lists"]
                 entry["rss_mb_after"] = round(rss_mb(process.pid), 1)
                 figures["topics"].append(entry)
+        if args.end_to_end > 0:
+            figures["end_to_end"] = end_to_end(bootstrap, args.end_to_end, args.e2e_samples)
+            logger.info("end to end: %s", figures["end_to_end"])
     return figures
 
 
@@ -371,11 +528,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
     parser.add_argument("--users", type=int, nargs="+", default=[943, 100_000])
     parser.add_argument("--seconds", type=float, default=10.0, help="of load per topic")
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--connections", type=int, default=8, help="concurrent keep-alive sockets")
     parser.add_argument(
         "--update-rate", type=float, default=200.0, help="new lists/s produced during the load"
     )
     parser.add_argument("--sse-samples", type=int, default=50)
+    parser.add_argument(
+        "--end-to-end", type=int, default=20_000, help="ML-100K ratings of the e2e state (0: skip)"
+    )
+    parser.add_argument("--e2e-samples", type=int, default=40)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
