@@ -21,6 +21,8 @@ For each topic size (default: ML-100K's 943 users, then 100,000 synthetic users)
    read: a closed loop) asks ``GET /users/{random held user}/recommendations`` for ``--seconds``
    after a 1 s warm-up. Requests/s, and the latency percentiles measured by the client (from the
    request written to the answer read) are reported; every answer must be a 200.
+   If ``wrk`` is installed (Debian's package), the same load (random users, ``--connections``,
+   ``--seconds``) is also run with it: a C client that leaves the server more of the 2 cores.
 4. SSE: ``--sse-samples`` times, a new list of a watched user is produced (acks=1, one producer
    kept open) and the time from just before ``send`` to the event read on the user's
    ``/recommendations/stream`` is measured: the processor's publish to a page seeing it.
@@ -278,6 +280,49 @@ def load(url: str, users: list[str], connections: int, seconds: float) -> dict[s
     }
 
 
+_WRK_SCRIPT = """
+math.randomseed(7)
+request = function()
+  return wrk.format("GET", "/users/" .. math.random(1, %d) .. "/recommendations")
+end
+"""
+
+
+def wrk_load(url: str, users: int, connections: int, seconds: float) -> dict[str, Any] | None:
+    """The same load from wrk (C, one thread), if installed: a client that leaves the server more
+    of the CPU. Users are ``1..users``."""
+    import re  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(_WRK_SCRIPT % users)
+        script.flush()
+        done = subprocess.run(
+            [wrk, "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s",
+             script.name, url],
+            capture_output=True, text=True, timeout=seconds + 60, check=True,
+        )  # fmt: skip
+    out = done.stdout
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+    def ms(label: str) -> float:
+        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)$", out, re.M).groups()  # type: ignore[union-attr]
+        return round(float(value) * scale[unit], 2)
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "requests_per_s": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))),  # type: ignore[union-attr]
+        "p50_ms": ms("50"),
+        "p90_ms": ms("90"),
+        "p99_ms": ms("99"),
+        "errors": int(errors.group(1)) if errors else 0,
+    }
+
+
 def sse_latency(bootstrap: str, topic: str, url: str, samples: int) -> dict[str, Any]:
     """Produce -> event seen on the user's SSE stream, ``samples`` times."""
     user = f"sse-{uuid.uuid4().hex[:8]}"
@@ -318,7 +363,7 @@ def sse_latency(bootstrap: str, topic: str, url: str, samples: int) -> dict[str,
                     raise RuntimeError(f"SSE event {number} not seen within 10 s")
                 time.sleep(0.0005)
             delays.append(seen[number][0] - sent)
-            time.sleep(0.05)  # one list at a time
+            time.sleep(rng.uniform(0.02, 0.12))  # one list at a time, at no fixed phase
     finally:
         producer.close()
     thread.join(5)
@@ -509,8 +554,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 updater = Updater(bootstrap, topic, count, catalogue, args.update_rate)
                 with updater:
                     entry["get"] = load(url, users, args.connections, args.seconds)
-                entry["get"]["updates_during_load"] = updater.sent
-                logger.info("%d users: GET %s", count, entry["get"])
+                    entry["get"]["updates_during_load"] = updater.sent
+                    entry["get_wrk"] = wrk_load(url, count, args.connections, args.seconds)
+                logger.info("%d users: GET %s; wrk %s", count, entry["get"], entry["get_wrk"])
                 entry["sse"] = sse_latency(bootstrap, topic, url, args.sse_samples)
                 logger.info("%d users: SSE %s", count, entry["sse"])
                 stats = httpx.get(url + "/stats", timeout=10).json()

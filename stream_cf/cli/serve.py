@@ -35,7 +35,7 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
         "--fetch-wait",
         "fetch_wait",
         float,
-        "seconds a fetch waits for more lists: fewer fetches, at most this more delay (0.02)",
+        "seconds a fetch waits for more lists: fewer fetches, at most this more delay (0.05)",
     ),
     ("--stats-interval", "stats_interval", float, "seconds between lag requests (1)"),
     ("--retry-backoff-max", "retry_backoff_max", float, "longest wait between retries (5)"),

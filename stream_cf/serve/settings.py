@@ -51,7 +51,7 @@ class ServeSettings(BaseSettings, ConnectionFields):
     )
     poll_timeout: float = Field(0.1, gt=0.0, le=5.0, description="seconds one poll waits (s)")
     fetch_wait: float = Field(
-        0.02,
+        0.05,
         ge=0.0,
         le=1.0,
         description="seconds a fetch waits for more records (fewer fetches; more delay per list)",
