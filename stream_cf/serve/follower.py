@@ -110,8 +110,7 @@ class TopicFollower:
             # a fetch waits up to fetch_wait for more lists (or 1 MiB): about 1/fetch_wait fetches
             # a second, idle or not, each costing kafka-python ~1-2 ms of the GIL the event loop
             # needs (fetches answered at each new list: about half the requests/s at 200 lists/s;
-            # see BENCHMARKS.md), for at most
-            # fetch_wait more delay per list
+            # see BENCHMARKS.md), for at most fetch_wait more delay per list
             fetch_max_wait_ms=max(1, int(self.settings.fetch_wait * 1000)),
             fetch_min_bytes=1 << 20,
         )
