@@ -11,6 +11,7 @@ import sys
 import httpx
 import pytest
 
+from stream_cf.cli import run_cli
 from tests.kafka_utils import wait_until
 from tests.serve.helpers import list_value, path_of, publish
 
@@ -57,16 +58,14 @@ def test_serve_command(kafka_bootstrap: str, output_topic: str) -> None:
     assert f"serving {output_topic} on http://127.0.0.1:{port}/" in err
 
 
-def test_a_port_in_use_is_one_error(kafka_bootstrap: str) -> None:
+def test_a_port_in_use_is_one_error(
+    kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "stream_cf", "serve", "--bootstrap-servers", kafka_bootstrap,
-             "--port", str(port)],
-            capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
-    assert done.returncode == 2
-    assert f"cannot serve on 127.0.0.1:{port}" in done.stderr
-    assert "Traceback" not in done.stderr
+        code = run_cli(["serve", "--bootstrap-servers", kafka_bootstrap, "--port", str(port)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"cannot serve on 127.0.0.1:{port}" in err and "Traceback" not in err
