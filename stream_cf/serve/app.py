@@ -30,6 +30,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import FastAPI, Path, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.convertors import Convertor, register_url_convertor
 
 from stream_cf.serve.changes import ChangeHub
 from stream_cf.serve.fast_path import FastPath
@@ -44,6 +45,22 @@ from stream_cf.serve.view import POPULAR_REASON, Change, ListView
 logger = logging.getLogger(__name__)
 
 MAX_N = 1000
+
+
+class _AnyText(Convertor[str]):
+    """A path parameter of any characters, ``/`` and line breaks included (Starlette's ``path``
+    convertor stops at a line break: an id like ``"a\\nb"``, sent as ``a%0Ab``, would not match)."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anytext", _AnyText())
 KEEP_ALIVE_SECONDS = 15.0
 JSON = "application/json"
 
@@ -108,7 +125,7 @@ def create_app(state: ServeState) -> "ServeApp":
     ]
 
     @app.get(
-        "/users/{user_id:path}/recommendations/stream",
+        "/users/{user_id:anytext}/recommendations/stream",
         response_class=StreamingResponse,
         responses={
             200: {
@@ -150,7 +167,7 @@ def create_app(state: ServeState) -> "ServeApp":
                 yield _change_event(change)
 
     @app.get(
-        "/users/{user_id:path}/recommendations",
+        "/users/{user_id:anytext}/recommendations",
         response_model=Recommendations,
         responses={
             404: {"model": Problem, "description": "no list for this user"},

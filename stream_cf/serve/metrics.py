@@ -99,7 +99,7 @@ class RequestMetrics:
                 route = scope.get("route")  # set by the router
                 template = getattr(route, "path", None) or "other"
                 self.metrics.observe(
-                    template.replace(":path", ""),
+                    template.replace(":anytext", ""),
                     scope["method"],
                     message["status"],
                     time.perf_counter() - started,

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(60)]
 
 Serve = Callable[..., BackgroundServer]
 
-ODD_IDS = ["a/b", "é ü 東京", "?x=1&y#z", "%41", "..", " lead and trail ", "+plus+"]
+ODD_IDS = ["a/b", "é ü 東京", "?x=1&y#z", "%41", "..", " lead and trail ", "+plus+", "a\nb\t"]
 
 
 def test_returns_what_was_published(kafka_bootstrap: str, output_topic: str, serve: Serve) -> None:

@@ -22,6 +22,9 @@ TARGETS = [
     "/users/1/recommendations?n=1&n=2",
     "/users/1/recommendations?fallback=popular",
     "/users/a%2Fb/recommendations",
+    "/users/a%0Ab/recommendations",
+    "/users/a%0Ab/recommendations?n=0",
+    "/users/no%0Abody/recommendations",
     "/users/nobody/recommendations",
     "/users//recommendations",
     "/users/" + "x" * 9 + "/recommendations",
@@ -32,7 +35,7 @@ def test_same_answers_with_and_without_the_fast_path() -> None:
     state = build_state(
         load_serve_settings(bootstrap_servers="127.0.0.1:1", max_id_length=8), follow=False
     )
-    for offset, user in enumerate(["1", "a/b"]):
+    for offset, user in enumerate(["1", "a/b", "a\nb"]):
         value = list_value(user, [("x", 2.0), ("y", 1.0)], ratings=[4.0, 3.0])
         state.view.apply(user.encode(), value, partition=0, offset=offset, timestamp_ms=0)
     served = create_app(state)
