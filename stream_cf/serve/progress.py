@@ -131,14 +131,14 @@ class TopicProgress:
             lists_rate: float | None = None
             input_rates: dict[str, float] = {}
             if len(self._samples) >= 2:
-                (t0, r0, s0), (t1, r1, s1) = self._samples[0], self._samples[-1]
+                (t0, r0, _), (t1, r1, s1) = self._samples[0], self._samples[-1]
                 if t1 > t0:
                     lists_rate = (r1 - r0) / (t1 - t0)
-                    input_rates = {
-                        topic: (s1[topic] - s0.get(topic, 0)) / (t1 - t0)
-                        for topic in s1
-                        if topic in s0
-                    }
+                for topic, total in s1.items():
+                    # from the oldest sample of the window in which the topic had appeared
+                    first = next((sample for sample in self._samples if topic in sample[2]), None)
+                    if first is not None and t1 > first[0]:
+                        input_rates[topic] = (total - first[2][topic]) / (t1 - first[0])
             inputs = [
                 InputProgress(
                     topic=topic,

@@ -95,16 +95,17 @@ def test_readiness_and_lags() -> None:
     progress.read_up_to({0: 5})
     assert progress.ready
     assert progress.snapshot().lag == 1  # ready stays once caught up; the lag is its own figure
+    progress.sample(records=0, now=99.0)  # before any list: no input rate from this one
     progress.reflect("in", [(0, 10), (1, 3)])
     progress.reflect("in", [(0, 8)])  # an older list: the reflected offset does not go back
     progress.set_input_ends("in", {0: 12, 1: 3})
     progress.sample(records=0, now=100.0)
     progress.reflect("in", [(0, 12)])
-    progress.sample(records=10, now=102.0)
+    progress.sample(records=12, now=102.0)
     snapshot = progress.snapshot()
-    assert snapshot.lists_per_second == 5.0
+    assert snapshot.lists_per_second == 4.0  # 12 records over the 3 s of the window
     (entry,) = snapshot.inputs
-    assert (entry.lag, entry.events_per_second) == (0, 1.0)
+    assert (entry.lag, entry.events_per_second) == (0, 1.0)  # 13 -> 15 over 2 s
 
 
 def test_empty_topic_is_ready_at_once() -> None:
