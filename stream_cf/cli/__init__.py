@@ -18,7 +18,7 @@ from stream_cf.exceptions import StreamCFError
 logger = logging.getLogger(__name__)
 
 # Sub-command modules of stream_cf.cli, in the order `stream-cf --help` lists them.
-SUBCOMMANDS = ("demo", "broker", "run", "replay", "recommendations", "evaluate")
+SUBCOMMANDS = ("demo", "broker", "run", "serve", "replay", "recommendations", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,10 @@ Steps (each timed): start the local Kafka broker (or use ``--bootstrap-servers``
 input topic; run the processor until the end of the input; read the output topic and print the
 recommendations of a few users with the movie titles; then stop everything the demo started
 (the broker, or with an existing broker the demo's topics unless ``--keep-topics``).
+
+With ``--serve``, ``stream-cf serve`` follows the output topic from the start (its address is
+printed: the live page shows the lists arriving while the processor runs) and keeps serving
+after the demo until Ctrl-C (or ``--serve-for`` seconds), before anything is stopped.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from stream_cf.cli.recommendations import format_table, ordered_users
 from stream_cf.datasets import DATASETS, item_titles
@@ -27,6 +32,9 @@ from stream_cf.replay.producer import make_producer, replay
 from stream_cf.replay.progress import Progress
 from stream_cf.replay.recommendations import read_latest
 from stream_cf.replay.sources import open_source
+
+if TYPE_CHECKING:
+    from stream_cf.serve import BackgroundServer
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +85,24 @@ def register(subparsers: Any) -> None:
         "--keep-topics",
         action="store_true",
         help="with an existing broker, keep the demo's topics (default: delete them at the end)",
+    )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve the lists over HTTP while the demo runs (the live page at /) and after it, "
+        "until Ctrl-C",
+    )
+    parser.add_argument(
+        "--serve-host", default="127.0.0.1", help="address of --serve (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--serve-port", type=int, default=8080, help="port of --serve (default 8080; 0: any)"
+    )
+    parser.add_argument(
+        "--serve-for",
+        type=float,
+        metavar="SECONDS",
+        help="with --serve, stop serving this long after the demo (default: at Ctrl-C)",
     )
     parser.add_argument(
         "--progress",
@@ -132,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     state_dir = tempfile.mkdtemp(prefix="stream-cf-demo-")
     broker: LocalBroker | None = None
     settings = None
+    server: BackgroundServer | None = None
     bootstrap = _existing_bootstrap(args)
     try:
         if bootstrap is None:
@@ -163,6 +190,9 @@ def run(args: argparse.Namespace) -> int:
                 f"{settings.similarity}, k={settings.k}, min_k={settings.min_k}, "
                 f"shrinkage={settings.shrinkage:g}"
             )
+
+        if args.serve:
+            server = _start_server(args, bootstrap, settings.output_topic)
 
         with steps.step(f"load {args.dataset}"):
             source = open_source(args.dataset, limit=args.limit)
@@ -224,7 +254,11 @@ def run(args: argparse.Namespace) -> int:
         missing = [u for u in users if u not in snapshot.lists]
         if missing:
             print(f"no list for: {', '.join(missing)}")
+        if server is not None:
+            _linger(server, users[0] if users else None, args.serve_for)
     finally:
+        if server is not None:
+            server.stop()
         if broker is not None:
             with steps.step("stop the broker"):
                 broker.stop()
@@ -237,6 +271,40 @@ def run(args: argparse.Namespace) -> int:
         if steps.times:
             print(steps.table(), file=sys.stdout, flush=True)
     return 0
+
+
+def _start_server(args: argparse.Namespace, bootstrap: str, topic: str) -> BackgroundServer:
+    """``stream-cf serve`` on the demo's output topic, from a thread of this process."""
+    from stream_cf.serve import BackgroundServer, load_serve_settings  # noqa: PLC0415
+
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("uvicorn").setLevel(logging.WARNING)
+        logging.getLogger("stream_cf.serve").setLevel(logging.WARNING)
+    settings = load_serve_settings(
+        bootstrap_servers=bootstrap,
+        output_topic=topic,
+        host=args.serve_host,
+        port=args.serve_port,
+    )
+    server = BackgroundServer(settings)
+    url = server.start()
+    print(f"    live page: {url}/ (lists of {topic} as they arrive; API: {url}/docs)", flush=True)
+    return server
+
+
+def _linger(server: BackgroundServer, user: str | None, seconds: float | None) -> None:
+    """Keep serving after the demo: ``seconds``, or until Ctrl-C."""
+    page = f"{server.url}/" + (f"?user={quote(user, safe='')}" if user else "")
+    until = f"for {seconds:g} s" if seconds is not None else "until Ctrl-C"
+    print(f"serving the lists at {page} {until}", flush=True)
+    try:
+        if seconds is not None:
+            time.sleep(seconds)
+        else:
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping", flush=True)
 
 
 def _delete_topics(connection: ConnectionConfig, topics: list[str]) -> None:

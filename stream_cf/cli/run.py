@@ -11,7 +11,7 @@ import json
 from typing import Any, get_args
 
 from stream_cf.engine.config import RankMode
-from stream_cf.kafka_config import SaslMechanism, SecurityProtocol
+from stream_cf.kafka_config import ConnectionFields, SaslMechanism, SecurityProtocol
 from stream_cf.processor.settings import (
     Feedback,
     Guarantee,
@@ -146,6 +146,27 @@ FIELDS = [field for _, field, _, _ in _OPTIONS + _CHOICES] + [
 
 def _min_similarity(text: str) -> float | None:
     return None if text.lower() in ("none", "null", "") else float(text)
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> list[str]:
+    """The Kafka connection and security flags of ``run`` (``--bootstrap-servers``,
+    ``--security-protocol``, ``--sasl-*``, ``--ssl-*``) on another command's ``parser`` (whose
+    ``argument_default`` should be SUPPRESS: an absent flag leaves the environment's value);
+    returns their settings fields."""
+    fields = set(ConnectionFields.model_fields)
+    for flag, field, kind, text in _OPTIONS:
+        if field in fields:
+            parser.add_argument(flag, dest=field, type=kind, help=text)
+    for flag, field, literal, text in _CHOICES:
+        if field in fields:
+            parser.add_argument(flag, dest=field, choices=list(get_args(literal)), help=text)
+    parser.add_argument(
+        "--no-ssl-check-hostname",
+        dest="ssl_check_hostname",
+        action="store_false",
+        help="do not check the broker certificate's host name",
+    )
+    return sorted(fields)
 
 
 def register(subparsers: Any) -> None:

@@ -135,3 +135,21 @@ def test_dockerfile() -> None:
     ignored = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     assert ".venv" in ignored and ".git" in ignored
     assert "README.md" not in ignored  # pyproject's readme is needed to build
+
+
+def test_serve_service(compose: dict[str, Any]) -> None:
+    serve = compose["services"]["serve"]
+    processor = compose["services"]["processor"]
+    assert serve["build"] == processor["build"] and serve["image"] == processor["image"]
+    assert serve["command"] == ["serve"]
+    assert serve["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert "processor" in serve["depends_on"]
+    env = _env(serve)
+    assert env["STREAM_CF_BOOTSTRAP_SERVERS"] == _env(processor)["STREAM_CF_BOOTSTRAP_SERVERS"]
+    assert _default(env["STREAM_CF_OUTPUT_TOPIC"]) == _default(
+        _env(processor)["STREAM_CF_OUTPUT_TOPIC"]
+    )
+    # the server listens on every interface of the container, on 8080, published on the host
+    assert env["STREAM_CF_HOST"] == "0.0.0.0" and env["STREAM_CF_PORT"] == "8080"
+    assert [_default(str(p)) for p in serve["ports"]] == ["127.0.0.1:8080:8080"]
+    assert ":8080/healthz" in " ".join(serve["healthcheck"]["test"])
