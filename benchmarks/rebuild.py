@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -144,7 +145,8 @@ def run_one(n_users: int, workers: int) -> dict[str, Any]:
 
 
 def run(sizes: list[int], rounds: int) -> dict[str, Any]:
-    out: dict[str, Any] = {**machine(), "rounds": rounds, "load_avg_before": os.getloadavg()[0]}
+    out: dict[str, Any] = {**machine(), "scipy": scipy.__version__, "rounds": rounds}
+    out["load_avg_before"] = os.getloadavg()[0]
     for n_users in sizes:
         runs: dict[tuple[int, int], list[dict[str, Any]]] = {config: [] for config in CONFIGS}
         for _ in range(rounds):  # configurations interleaved: a noisy minute hits them all
