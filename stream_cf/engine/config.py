@@ -282,6 +282,12 @@ class EngineConfig:
     @property
     def lists_follow_item_counts(self) -> bool:
         """Whether a list depends on the rater count of its candidate items beyond the data of
-        the user and their co-raters (``vote`` with popularity damping, ``item``)."""
+        the user and their co-raters (``vote`` with popularity damping d ≠ 0, ``item``)."""
         mode = self.ranking.mode
-        return mode == "item" or (mode == "vote" and self.ranking.damping > 0)
+        return mode == "item" or (mode == "vote" and self.ranking.damping != 0)
+
+    @property
+    def lists_rise_with_item_counts(self) -> bool:
+        """Whether a new rater of an item can raise its score (``vote`` with d < 0, which favours
+        popular items), and so bring it into the list of any co-rater of its raters."""
+        return self.ranking.mode == "vote" and self.ranking.damping < 0

@@ -148,6 +148,12 @@ class UserKNN:
         of the item's raters (see :mod:`stream_cf.engine.ranking`)."""
         return self.settings.lists_follow_item_counts
 
+    @property
+    def lists_rise_with_item_counts(self) -> bool:
+        """Whether a new rater of an item can raise its score (``rank_damping`` < 0): then every
+        co-rater of the item's raters may gain it, not only the users whose list shows it."""
+        return self.settings.lists_rise_with_item_counts
+
     # ------------------------------------------------------------------ validation
     def accumulate(self, old: float | None, amount: float) -> float:
         """Implicit weight after adding ``amount`` (quantity × type weight), capped;

@@ -33,10 +33,12 @@ same ratings in the same order give the same bits, whatever the batching; the re
 tests computes the same sums with plain loops.
 
 A list's dependencies, which the processor's refresh relies on (through
-:meth:`UserKNN.co_raters` and the lists it shows): u's own data, the data of u's co-raters, and
-the rater count n_i of each candidate. s_ui falls when n_i grows through a rater who is not a
-co-rater of u, so such an event can change u's list only where the list shows i; it rises when
-n_i shrinks (a take-back), which can bring i into the list of any co-rater of i's raters.
+:meth:`UserKNN.co_raters` and the lists it shows): u's own data, the data of u's co-raters, and,
+under ``item`` or ``vote`` with d ≠ 0, the rater count n_i of each candidate. With d > 0 (and
+under ``item``) s_ui falls when n_i grows through a rater who is not a co-rater of u, so such an
+event can change u's list only where the list shows i; it rises when n_i shrinks (a take-back),
+which can bring i into the list of any co-rater of i's raters. With d < 0 it is the other way
+round: a new rater of i raises s_ui for every co-rater of i's raters.
 """
 
 from __future__ import annotations

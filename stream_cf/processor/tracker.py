@@ -36,7 +36,9 @@ item (``UserKNN.lists_follow_item_counts``): an event that adds a rater to an it
 item's score for every user who is not a co-rater of the actor, so only the lists that show the
 item change (``shown``: the items of each user's last computed list); a take-back (``unrate``,
 ``forget_user``) raises it, which may bring the item into the list of any co-rater of its remaining
-raters, who are owed a refresh too.
+raters, who are owed a refresh too. Under ``vote`` with a negative damping
+(``UserKNN.lists_rise_with_item_counts``: scores grow with an item's raters) every item the batch
+touched is treated as a take-back: the co-raters of its raters are owed a refresh.
 
 The co-raters come from the engine (``UserKNN.co_raters``: one vectorized pass over its mask).
 """
@@ -130,7 +132,10 @@ class ListTracker:
             if engine.lists_follow_item_counts:
                 for item in effect.items:
                     self.pending |= self.showing.get(item, set())
-                raters = {rater for item in before.shrinking for rater in engine.raters(item)}
+                rising = before.shrinking  # items whose scores may have risen
+                if engine.lists_rise_with_item_counts:
+                    rising = rising | effect.items
+                raters = {rater for item in rising for rater in engine.raters(item)}
                 if raters and not self._everyone_owed(engine, now):
                     self.pending |= engine.co_raters(raters)
         if defer:

@@ -17,7 +17,7 @@ from stream_cf.processor.codec import list_digest
 from stream_cf.processor.loop import Processor
 from stream_cf.processor.settings import ProcessorSettings
 from stream_cf.processor.topics import ensure_topics
-from stream_cf.processor.tracker import ListTracker
+from stream_cf.processor.tracker import BeforeBatch, ListTracker
 from tests.kafka_utils import read_all
 from tests.processor.conftest import assert_same_lists, last_lists, oracle_lists, produce_events
 from tests.processor.test_end_to_end import movielens_or_generated
@@ -115,6 +115,7 @@ RANKINGS = [
     {"rank": "item"},
     {"rank": "rating", "k": 3},
     {"rank": "vote", "feedback": "implicit", "include_seen": True},
+    {"rank": "vote", "rank_damping": -0.5},  # favours popular items: a new rater raises a score
 ]
 event_strategy = st.tuples(
     st.sampled_from(["rate", "rate", "rate", "unrate", "forget"]),
@@ -183,3 +184,25 @@ def _saved(engine: UserKNN) -> io.BytesIO:
     engine.save(buffer)
     buffer.seek(0)
     return buffer
+
+
+def test_a_new_rater_raises_an_item_for_strangers_when_damping_is_negative() -> None:
+    """With rank_damping < 0 a score grows with the item's raters: z, who shares nothing with u,
+    buys y, and y overtakes x in u's list (u's neighbour v has both); u is owed a refresh."""
+    engine = UserKNN(feedback="implicit", rank_damping=-0.5)
+    tracker = ListTracker(policy="neighbours", n=1)
+    history: list[Event] = [
+        PurchaseEvent(user_id=user, item_id=item)
+        for user, item in [("v", "a"), ("v", "x"), ("v", "y"), ("u", "a"), ("z", "q")]
+    ]
+    tracker.recompute(
+        engine, tracker.after_batch(engine, engine.apply_many(history), BeforeBatch(set(), set()))
+    )
+    tracker.recompute(engine, sorted(engine.users()))
+    assert [item for item, _ in engine.recommend("u", 1)] == ["x"]  # a tie: first appearance
+    batch: list[Event] = [PurchaseEvent(user_id="z", item_id="y")]
+    before = tracker.before_batch(engine, batch)
+    effect = engine.apply_many(batch)
+    tracker.recompute(engine, tracker.after_batch(engine, effect, before))
+    assert [item for item, _ in engine.recommend("u", 1)] == ["y"]
+    assert "u" in tracker.pending
