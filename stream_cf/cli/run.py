@@ -28,7 +28,18 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--output-topic", "output_topic", str, "topic of the lists, compacted (cf.recommendations)"),
     ("--dlq-topic", "dlq_topic", str, "dead-letter topic (<input topic>.dlq)"),
     ("--group-id", "group_id", str, "consumer group the offsets are committed to (stream-cf)"),
-    ("--state-dir", "state_dir", str, "directory of the checkpoint file (stream-cf-state)"),
+    (
+        "--state-dir",
+        "state_dir",
+        str,
+        "directory of the checkpoint file; {host} stands for the host name (stream-cf-state)",
+    ),
+    (
+        "--session-timeout",
+        "session_timeout",
+        float,
+        "scale-out: seconds before the group moves a silent instance's partitions (10)",
+    ),
     ("--partitions", "partitions", int, "partitions of the topics it creates (1)"),
     ("--replication-factor", "replication_factor", int, "of the topics it creates (1)"),
     ("--rank-half-life", "rank_half_life", float, "vote/item: history half-life in items (5)"),
@@ -139,6 +150,7 @@ _CHOICES: list[tuple[str, str, Any, str]] = [
 FIELDS = [field for _, field, _, _ in _OPTIONS + _CHOICES] + [
     "accept_new_input_topic",
     "include_seen",
+    "scale_out",
     "min_similarity",
     "ssl_check_hostname",
 ]
@@ -206,6 +218,14 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="the input topic was deleted and re-created since the checkpoint: keep the state "
         "and read the new topic from its beginning (without it: stop, exit status 2)",
+    )
+    parser.add_argument(
+        "--scale-out",
+        dest="scale_out",
+        action="store_true",
+        help="share the input with the group's other instances (same --group-id): each reads "
+        "every partition for the ratings and owns the users whose keys hash to the partitions "
+        "the group assigns it (keyed input; at-least-once)",
     )
     parser.add_argument(
         "--until-end",

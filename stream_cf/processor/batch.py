@@ -19,6 +19,7 @@ from stream_cf.processor.codec import SourceRecord, encode_key, encode_recommend
 from stream_cf.processor.consumer import InputConsumer
 from stream_cf.processor.intake import take_in
 from stream_cf.processor.publisher import OutgoingRecord
+from stream_cf.processor.scaleout import ScaleOut
 from stream_cf.processor.semantics import BatchChecker
 from stream_cf.processor.settings import ProcessorSettings
 from stream_cf.processor.summary import RunSummary
@@ -31,11 +32,16 @@ class BatchProcessor:
     """Intake -> engine apply -> the actors' lists -> outgoing records, one batch at a time."""
 
     def __init__(
-        self, settings: ProcessorSettings, tracker: ListTracker, input: InputConsumer
+        self,
+        settings: ProcessorSettings,
+        tracker: ListTracker,
+        input: InputConsumer,
+        scaleout: ScaleOut,
     ) -> None:
         self.settings = settings
         self.tracker = tracker
         self.input = input
+        self.scaleout = scaleout
         self.event_time_ms: int | None = None  # the latest event time applied
 
     def process(
@@ -45,7 +51,11 @@ class BatchProcessor:
         settings = self.settings
         checker = BatchChecker(engine, implicit=settings.feedback == "implicit")
         intake = take_in(records, settings, checker)
-        outgoing = intake.dead_letters
+        outgoing: list[OutgoingRecord] = []
+        for (partition, offset), letter in zip(intake.sources, intake.dead_letters, strict=True):
+            routed = self.scaleout.route_dead_letter(partition, offset, letter)
+            if routed is not None:  # else held: another instance owns the partition
+                outgoing.append(routed)
         for reason in intake.reasons:
             summary.dead_letter_reasons[reason] = summary.dead_letter_reasons.get(reason, 0) + 1
         summary.dead_letters += len(intake.reasons)
@@ -79,12 +89,15 @@ class BatchProcessor:
                 f"without checkpointing this batch"
             ) from exc
         summary.apply_seconds += time.perf_counter() - started
-        # full: behind, defer every refresh (see tracker)
-        now = self.tracker.after_batch(engine, effect, before, defer=full)
+        self.scaleout.own_new_users(engine, effect.users)
+        # full: behind, defer every refresh (see tracker); in a rebalance: nobody's list is ours
+        defer = full or not self.scaleout.settled
+        now = self.tracker.after_batch(engine, effect, before, defer=defer)
         outgoing.extend(self.list_records(self.tracker.recompute(engine, now), summary))
         for user in sorted(effect.forgotten):
-            outgoing.append(OutgoingRecord(settings.output_topic, encode_key(user), None))
-            summary.tombstones += 1
+            if self.scaleout.note_forgotten(user):
+                outgoing.append(OutgoingRecord(settings.output_topic, encode_key(user), None))
+                summary.tombstones += 1
         return outgoing
 
     def list_records(self, changed: list[ChangedList], summary: RunSummary) -> list[OutgoingRecord]:

@@ -146,7 +146,8 @@ class InputConsumer:
         consumer = KafkaConsumer(
             **self.settings.kafka_config(),
             client_id="stream-cf-processor",
-            group_id=self.settings.group_id,
+            # scale-out: the group is for ownership (membership.py); this reader is outside it
+            group_id=None if self.settings.scale_out else self.settings.group_id,
             enable_auto_commit=False,
             isolation_level="read_committed",  # never apply aborted or still-open transactions
             auto_offset_reset="earliest",
@@ -294,7 +295,7 @@ class InputConsumer:
         it); the final one is synchronous and retried. Exactly-once: nothing to do, the offsets
         are committed in the transactions with the outputs (transactions.py).
         """
-        if self.settings.exactly_once:
+        if self.settings.exactly_once or self.settings.scale_out:  # scale-out: see membership.py
             return
         if self.positions == self._committed and not final:
             return

@@ -36,6 +36,8 @@ class Intake:
     events: list[Event] = field(default_factory=list)
     dead_letters: list[OutgoingRecord] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    # each dead letter's (partition, offset)
+    sources: list[tuple[int, int]] = field(default_factory=list)
     event_time_ms: int | None = None
 
 
@@ -64,6 +66,7 @@ def take_in(
             )
             out.dead_letters.append(OutgoingRecord(settings.dead_letter_topic, key, value, headers))
             out.reasons.append(result.reason)
+            out.sources.append((record.partition, record.offset))
             continue
         out.events.append(result)
         ts = event_time_ms(result, record)

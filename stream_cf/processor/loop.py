@@ -70,6 +70,7 @@ from stream_cf.processor.delivery import Delivery
 from stream_cf.processor.metrics import Metric, MetricsServer, processor_metrics
 from stream_cf.processor.pacing import Pacing
 from stream_cf.processor.publisher import OutgoingRecord
+from stream_cf.processor.scaleout import ScaleOut
 from stream_cf.processor.settings import ProcessorSettings
 from stream_cf.processor.state_dir import StateDir
 from stream_cf.processor.summary import RunSummary
@@ -94,7 +95,10 @@ class Processor:
         self.engine: UserKNN | None = None
         self.tracker = ListTracker(policy=settings.refresh, n=settings.n)
         self.input = InputConsumer(settings, self._stop.is_set)
-        self.batch = BatchProcessor(settings, self.tracker, self.input)
+        self.scaleout = ScaleOut(settings, self._stop.is_set)
+        if settings.scale_out:
+            self.tracker.owns = self.scaleout.ownership.owns
+        self.batch = BatchProcessor(settings, self.tracker, self.input, self.scaleout)
         self.guard = TopicGuard(settings)
         self.topics = TopicWatch(settings, self.guard, self.tracker, self._stop.is_set)
         self.delivery = Delivery(settings, self.input, self.guard, self.topics, self._stop.is_set)
@@ -158,6 +162,10 @@ class Processor:
             if self.settings.exactly_once:
                 self._replay_committed(engine, summary)
             self.topics.read_output_tail(engine)
+            self.scaleout.start(len(self.input.partitions))
+            if self.settings.scale_out:
+                self._catch_up(engine, summary)
+                self.scaleout.join()
             targets: dict[int, int] | None = None
             if until_end:
                 targets = self.input.end_offsets()
@@ -181,6 +189,7 @@ class Processor:
         finally:
             self._running = False
             self.ready.clear()
+            self.scaleout.close()
             self.input.close()
             self.delivery.close()
             self.guard.close()
@@ -222,9 +231,17 @@ class Processor:
         checkpointer.started()
         self.ready.set()
         self._running = True
+        scaleout = self.scaleout
         while True:
+            # scale-out: rebalances. In one (revoked, not yet assigned) the poll waits a little:
+            # the join and sync with the coordinator progress only while it is polled
+            handover = scaleout.poll(
+                engine, tracker, summary, wait=0.0 if scaleout.settled else 0.2
+            )
+            if handover:
+                self.delivery.publish(engine, handover)
             input_done = targets is not None and self.input.reached(targets)
-            if input_done and not tracker.pending:
+            if input_done and not tracker.pending and scaleout.settled:
                 summary.stopped_by = "until_end"
                 return
             if self._stop.is_set():
@@ -233,7 +250,8 @@ class Processor:
             records: list[SourceRecord] = []
             outgoing: list[OutgoingRecord] = []
             if not input_done:
-                timeout = 0.0 if tracker.pending else settings.poll_timeout
+                busy = tracker.pending and scaleout.settled
+                timeout = 0.0 if busy else settings.poll_timeout
                 limit = pacing.batch_limit
                 records = self.input.poll(targets, timeout, limit)
                 if records:
@@ -249,6 +267,7 @@ class Processor:
                         outgoing = []
                     t2 = time.perf_counter()
                     self.input.commit()  # at least once: the group offsets, for monitoring
+                    scaleout.commit(self.input.positions)  # scale-out: the owned partitions
                     logger.debug(
                         "batch of %d records: processed in %.3fs, %d records published in "
                         "%.3fs, committed in %.3fs; %d users pending",
@@ -264,7 +283,7 @@ class Processor:
                     checkpointer.touched()
                     if on_batch is not None:
                         on_batch(summary)
-            if tracker.pending:
+            if tracker.pending and scaleout.settled:
                 # a short slice, then back to the input: an event arriving meanwhile waits for
                 # one slice at most (its actor's list comes first), busy or idle
                 changed = tracker.drain(engine, settings.refresh_budget)
@@ -277,6 +296,7 @@ class Processor:
             summary.recommend_seconds = tracker.recompute_seconds
             if checkpointer.due():
                 self.topics.check(engine)
+                scaleout.trim()
                 self._checkpoint(engine, summary)
 
     # ------------------------------------------------------------------ start-up
@@ -315,6 +335,26 @@ class Processor:
             checkpoint.input_offsets,
         )
         return engine, positions
+
+    def _catch_up(self, engine: UserKNN, summary: RunSummary) -> None:
+        """Scale-out: apply the input up to its end offsets now before joining the group, owning
+        nobody and publishing nothing (the lists owed wait in pending; dead letters and
+        forgotten users are held, see scaleout.py)."""
+        targets = self.input.end_offsets()
+        started = time.monotonic()
+        before = summary.events
+        while not self.input.reached(targets) and not self._stop.is_set():
+            records = self.input.poll(targets, self.settings.poll_timeout)
+            if records:
+                self.batch.process(engine, records, summary, full=True)
+                self.checkpointer.touched()
+        logger.info(
+            "caught up to %s before joining group %s: %d events in %.1fs",
+            targets,
+            self.settings.group_id,
+            summary.events - before,
+            time.monotonic() - started,
+        )
 
     def _replay_committed(self, engine: UserKNN, summary: RunSummary) -> None:
         """Exactly-once restart: apply the input from the checkpoint's positions up to the group's

@@ -9,6 +9,7 @@ construction with the offending values in the message (:class:`~stream_cf.except
 from __future__ import annotations
 
 import math
+import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -123,7 +124,24 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
         description="keep the state when the input topic was re-created since the checkpoint and "
         "read the new topic from its beginning (else: stop with an error)",
     )
-    state_dir: Path = Path("stream-cf-state")
+    scale_out: bool = Field(
+        False,
+        description="share the input with the other instances of the group: every instance reads "
+        "every partition for the ratings, and owns (keeps pair rows for, computes and publishes "
+        "the lists of) the users whose keys hash to the partitions the group assigns it",
+    )
+    session_timeout: float = Field(
+        10.0,
+        ge=1.0,
+        le=1800.0,
+        description="scale-out: seconds without a heartbeat before the group moves an instance's "
+        "partitions to the others (the broker bounds it: group.min/max.session.timeout.ms)",
+    )
+    state_dir: Path = Field(
+        Path("stream-cf-state"),
+        description="directory of the checkpoint; '{host}' in it is replaced by the host name "
+        "(one directory per instance on a shared volume)",
+    )
     checkpoint_interval: float = Field(30.0, gt=0.0, description="seconds between checkpoints")
     max_batch: int = Field(20_000, ge=1, description="most records applied as one batch")
     refresh_budget: float = Field(
@@ -189,6 +207,11 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
             "output_topic": self.output_topic,
             "dlq_topic": self.dead_letter_topic,
         }
+        if self.scale_out and self.exactly_once:
+            problems.append(
+                "scale_out works at least once: exactly-once commits the input offsets of every "
+                "partition in one transaction, which instances sharing the input cannot do"
+            )
         if len(set(topics.values())) < 3:
             problems.append(f"the input, output and dead-letter topics must differ, got {topics}")
         problems += self.security_problems()
@@ -211,6 +234,15 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
         """The transactional id: ``transactional_id`` or ``stream-cf.<group id>.<input topic>``,
         the same at every restart, so that a restarted instance fences its predecessor."""
         return self.transactional_id or f"stream-cf.{self.group_id}.{self.input_topic}"
+
+    @field_validator("state_dir", mode="after")
+    @classmethod
+    def _host_in_state_dir(cls, value: Path) -> Path:
+        """``{host}`` in the state directory stands for this machine's (container's) host name."""
+        text = str(value)
+        if "{host}" in text:
+            return Path(text.replace("{host}", socket.gethostname()))
+        return value
 
     @property
     def checkpoint_path(self) -> Path:

@@ -32,6 +32,10 @@ class RunSummary:
     # input records not yet applied at the last checkpoint (high watermark - position, summed
     # over the partitions; None before the first fetch)
     input_lag: int | None = None
+    # scale-out: rebalances ended here, the users gained in them, and the partitions owned now
+    rebalances: int = 0
+    gained_users: int = 0
+    owned_partitions: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -46,7 +46,7 @@ The co-raters come from the engine (``UserKNN.co_raters``: one vectorized pass o
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from stream_cf.engine import BatchEffect, UserKNN
@@ -89,6 +89,8 @@ class ListTracker:
     # running estimate of one list's cost in recompute(): pessimistic at first, so that the first
     # drain after a start (a restored backlog of pending users) stays within its budget
     seconds_per_list: float = 0.02
+    # scale-out: whether this instance computes a user's list (else every user's, see scaleout.py)
+    owns: Callable[[str], bool] | None = None
 
     def before_batch(self, engine: UserKNN, events: Sequence[Event]) -> BeforeBatch:
         """What the batch's refresh needs from the state before it applies: the co-raters of the
@@ -143,6 +145,8 @@ class ListTracker:
             now = []
         else:
             self.pending.difference_update(now)
+            if self.owns is not None:
+                now = [user for user in now if self.owns(user)]
         for user in effect.forgotten:
             self.pending.discard(user)
             self.fallback_users.discard(user)
@@ -210,6 +214,10 @@ class ListTracker:
             chunk = min(256, max(1, int(budget / max(self.seconds_per_list, 1e-6))))
         changed: list[ChangedList] = []
         queue = sorted(self.pending)
+        owns = self.owns
+        if owns is not None:  # another instance's users are none of this one's business
+            self.pending = {user for user in self.pending if owns(user)}
+            queue = sorted(self.pending)
         for start in range(0, len(queue), chunk):
             users = [user for user in queue[start : start + chunk] if engine.has_user(user)]
             changed.extend(self.recompute(engine, users))
@@ -217,6 +225,21 @@ class ListTracker:
             if time.monotonic() >= deadline:
                 break
         return changed
+
+    def hand_over(self, users: Iterable[str]) -> None:
+        """Scale-out: ``users`` now belong to another instance; forget what was kept of them."""
+        for user in users:
+            self.digests.pop(user, None)
+            self.pending.discard(user)
+            self.fallback_users.discard(user)
+            self._show(user, frozenset())
+
+    def take_over(self, users: Iterable[str]) -> None:
+        """Scale-out: ``users`` now belong to this instance; each is owed a list, published
+        whatever this instance published of it before (another owner may have since)."""
+        for user in users:
+            self.digests.pop(user, None)
+            self.pending.add(user)
 
     def record_published(self, user: str, digest: str | None) -> None:
         """A record found on the output topic (digest None for a tombstone)."""

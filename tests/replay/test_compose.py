@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from stream_cf.processor.settings import load_settings
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is in the dev extra")
 
@@ -104,12 +107,25 @@ def test_processor_service(compose: dict[str, Any]) -> None:
     assert env["STREAM_CF_BOOTSTRAP_SERVERS"].startswith("kafka:")
     volume, target = processor["volumes"][0].split(":")
     assert volume in compose["volumes"]  # a named volume, not a host path
-    assert target == env["STREAM_CF_STATE_DIR"]
-    # the metrics server listens on every interface of the container, on the published port,
-    # and the health check asks it
+    # `--scale processor=N`: one state directory per container on the volume, one group
+    assert env["STREAM_CF_STATE_DIR"] == f"{target}/{{host}}"
+    assert env["STREAM_CF_SCALE_OUT"] == "true"
+    settings = load_settings(
+        bootstrap_servers=env["STREAM_CF_BOOTSTRAP_SERVERS"],
+        state_dir=env["STREAM_CF_STATE_DIR"],
+        scale_out=env["STREAM_CF_SCALE_OUT"],
+        partitions=_default(str(env["STREAM_CF_PARTITIONS"])),
+    )
+    assert settings.scale_out and settings.partitions >= 3
+    assert str(settings.state_dir) == f"{target}/{socket.gethostname()}"
+    # the metrics server listens on every interface of the container, on a published port per
+    # replica (a range), and the health check asks it
     port = env["STREAM_CF_METRICS_PORT"]
     assert env["STREAM_CF_METRICS_HOST"] == "0.0.0.0"
-    assert processor["ports"] == [f"127.0.0.1:{port}:{port}"]
+    (published,) = processor["ports"]
+    host, ports, container = published.split(":")
+    low, high = (int(p) for p in ports.split("-"))
+    assert host == "127.0.0.1" and container == port and low == int(port) and high - low >= 2
     assert f":{port}/healthz" in " ".join(processor["healthcheck"]["test"])
 
 
@@ -121,6 +137,11 @@ def test_replay_service_behind_a_profile(compose: dict[str, Any]) -> None:
     command = [_default(str(part)) for part in replay["command"]]
     assert command[:2] == ["replay", "ml-100k"]
     assert command[command.index("--topic") + 1] == "cf.events"
+    # the input it creates has a partition for each of the processors `--scale` may run
+    processor_env = _env(compose["services"]["processor"])
+    assert command[command.index("--partitions") + 1] == _default(
+        str(processor_env["STREAM_CF_PARTITIONS"])
+    )
     assert _env(replay)["STREAM_CF_BOOTSTRAP_SERVERS"].startswith("kafka:")
 
 
