@@ -31,7 +31,9 @@ to sums[x, y] and Δcols (all y, changed x) to add to sums[y, x]; for owned u:
 
 an entry with both u and v changed gains both terms, as in the full store, and in float mode in
 the full store's order (so the float sums are the same bits too). Reads (:meth:`row`,
-:meth:`col`) return the full store's (n x 4) arrays, bit for bit, with NaN in a channel not kept.
+:meth:`col`) return the full store's (n x 4) arrays, bit for bit, with NaN in a channel not kept;
+col(u)'s n and Σxy are row(u)'s (sums[u, v] for sums[v, u]: equal as numbers; in float mode the
+full store's two mirrored Σxy may differ in the last bit, and the similarities read the row's).
 """
 
 from __future__ import annotations
