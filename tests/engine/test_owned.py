@@ -366,3 +366,36 @@ def test_float_block_writes_add_in_the_full_stores_order(tile: int) -> None:
             assert np.array_equal(mine.row(u, n), full.row(u, n))
             # col(u)'s n and Σxy are row(u)'s (the same in the engine, where they are symmetric)
             assert np.array_equal(mine.col(u, n)[:, 1:3], full.col(u, n)[:, 1:3])
+
+
+@pytest.mark.parametrize("similarity", ["pearson", "msd"])
+def test_own_builds_the_full_stores_rows(similarity: str) -> None:
+    """own() on a stream with popular items (dense products) and a long tail (sparse ones): the
+    rows are the full store's, bit for bit."""
+    rng = np.random.default_rng(5)
+    n = 300
+    items = np.minimum(rng.zipf(1.3, 6000) - 1, 400)
+    events: list[Event] = [
+        RatingEvent(user_id=f"u{u}", item_id=f"i{i}", rating=float(v))
+        for u, i, v in zip(
+            rng.integers(0, n, 6000), items, rng.integers(2, 11, 6000) / 2, strict=True
+        )
+    ]
+    full = UserKNN(similarity=similarity)  # type: ignore[arg-type]
+    mine = UserKNN(similarity=similarity, pair_rows="owned")  # type: ignore[arg-type]
+    for model in (full, mine):
+        model.apply_many(events)
+    store = mine.state.pairs
+    assert isinstance(store, OwnedPairSums)
+    assert mine.own(mine.users()[1::3]) == len(mine.users()[1::3])
+    high = mine.state.users.high
+    keep_row = [k for k, ch in enumerate((0, 1, 2, 3)) if ch in store.channels]
+    keep_col = [k for k, ch in ((1, 4), (2, 5)) if ch in store.channels]
+    assert full.state.pairs is not None
+    for user in mine.owned_users():
+        u = mine.state.users.slot_of[user]
+        got, want = store.row(u, high), full.state.pairs.row(u, high)
+        assert np.array_equal(got[:, keep_row], want[:, keep_row])
+        got, want = store.col(u, high), full.state.pairs.col(u, high)
+        assert np.array_equal(got[:, keep_col], want[:, keep_col])
+        assert mine.recommendations(user, 10) == full.recommendations(user, 10)
