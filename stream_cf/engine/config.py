@@ -111,6 +111,7 @@ class EngineConfig:
     baseline_reg_users: float = 5.0
     damping: float = 0.5
     pair_sums: bool = True
+    pair_rows: Literal["all", "owned"] = "all"
 
     @classmethod
     def create(
@@ -137,6 +138,7 @@ class EngineConfig:
         baseline_reg_users: float = 5.0,
         damping: float = 0.5,
         pair_sums: bool | None = None,
+        pair_rows: Literal["all", "owned"] = "all",
     ) -> EngineConfig:
         weights = dict(DEFAULT_IMPLICIT_WEIGHTS)
         if implicit_weights is not None:
@@ -173,6 +175,7 @@ class EngineConfig:
             baseline_reg_users=baseline_reg_users,
             damping=damping,
             pair_sums=bool(pair_sums),
+            pair_rows=pair_rows,
         )
         problems = out.problems()
         if problems:
@@ -215,6 +218,7 @@ class EngineConfig:
             "baseline_reg_users": self.baseline_reg_users,
             "damping": self.damping,
             "pair_sums": self.pair_sums,
+            "pair_rows": self.pair_rows,
         }
 
     def problems(self) -> list[str]:
@@ -250,6 +254,10 @@ class EngineConfig:
         cap = self.implicit_cap
         if cap is not None and not (math.isfinite(cap) and cap > 0):
             problems.append(f"implicit_cap={cap} (must be > 0 or None)")
+        if self.pair_rows not in ("all", "owned"):
+            problems.append(f"pair_rows={self.pair_rows!r} ('all' or 'owned')")
+        elif self.pair_rows == "owned" and not self.pair_sums:
+            problems.append("pair_rows='owned' with pair_sums=False (owned rows are pair sums)")
         if self.predictor not in PREDICTORS:
             problems.append(f"predictor={self.predictor!r} (one of {PREDICTORS})")
         # (implicit feedback does not use them, but they must be valid: they are saved)

@@ -39,12 +39,11 @@ from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
-from stream_cf.engine import neighbours, predict, validation
+from stream_cf.engine import neighbours, ownership, predict, validation
 from stream_cf.engine.batch import apply_batch
 from stream_cf.engine.config import EngineConfig, RankConfig, RankMode, SimilarityName
 from stream_cf.engine.persist import load_state, save_state
 from stream_cf.engine.results import BatchEffect, Explanation, Recommendations
-from stream_cf.engine.state import EngineState
 from stream_cf.events import Event, ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
 from stream_cf.exceptions import InvalidEvent, UnknownRating, UnknownUser
 
@@ -55,6 +54,12 @@ class UserKNN:
     ``pair_sums`` (None: kept for explicit feedback or ``rank="rating"``): whether the pair sums
     are kept, so that a user's similarities are read in O(users); without them they are computed
     from the ratings when read (the same values) and the memory is the ratings alone.
+
+    ``pair_rows="owned"`` (scale-out: several instances share the input, each owns some users):
+    pair sums only for the users this instance owns (:meth:`own`, :meth:`disown`), with the
+    channels the similarity reads (:mod:`~stream_cf.engine.owned`); every other user's
+    similarities are computed from the ratings, the same values. A user is owned only once told
+    (a user first seen later is not). Default ``"all"``: every pair, every user owned.
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class UserKNN:
         baseline_reg_users: float = 5.0,
         damping: float = 0.5,
         pair_sums: bool | None = None,
+        pair_rows: Literal["all", "owned"] = "all",
     ) -> None:
         self.settings = EngineConfig.create(
             rank=rank,
@@ -104,8 +110,9 @@ class UserKNN:
             baseline_reg_users=baseline_reg_users,
             damping=damping,
             pair_sums=pair_sums,
+            pair_rows=pair_rows,
         )
-        self.state = EngineState(pair_sums=self.settings.pair_sums)
+        self.state = ownership.empty_state(self.settings)
 
     def config(self) -> dict[str, Any]:
         """The constructor keywords (``UserKNN(**model.config())`` builds an empty twin)."""
@@ -304,11 +311,43 @@ class UserKNN:
     def footprint(self) -> dict[str, int]:
         """Bytes held by the state: ``ratings_bytes`` (cells, indexes, statistics), ``pair_bytes``
         (the pair sums' tiles; 0 without pair sums), ``pairs`` (ordered pairs of user slots in
-        use when pair sums are kept) and ``total_bytes``."""
+        use when pair sums are kept; owned rows: owned users x user slots) and ``total_bytes``."""
         sizes = self.state.nbytes
         high = self.state.users.high
+        store = ownership.owned_store(self.state)
         pairs = high * high if self.state.pairs is not None else 0
+        if store is not None:
+            pairs = int(store.owned().size) * high
         return {**sizes, "pairs": pairs, "total_bytes": sum(sizes.values())}
+
+    # ------------------------------------------------------------------ ownership
+    def own(self, users: Iterable[str]) -> int:
+        """Own these users: their pair-sum rows are built from the ratings (exact). Unknown ids
+        and users already owned are skipped; returns how many were gained (0 with
+        ``pair_rows="all"``, where every user is owned)."""
+        return ownership.own(self.state, self._slots(users))
+
+    def disown(self, users: Iterable[str]) -> int:
+        """Drop these users' rows (their lists are then computed from the ratings); returns how
+        many were dropped (0 with ``pair_rows="all"``)."""
+        return ownership.disown(self.state, self._slots(users))
+
+    def owns(self, user: str) -> bool:
+        """Whether the user's pair-sum rows are kept here (every known user with
+        ``pair_rows="all"`` and pair sums)."""
+        st = self.state
+        slot = st.users.slot_of.get(user)
+        return slot is not None and st.pairs is not None and st.pairs_of(slot) is not None
+
+    def owned_users(self) -> list[str]:
+        """The users :meth:`owns`, in order of creation."""
+        return [user for user in self.users() if self.owns(user)]
+
+    def _slots(self, users: Iterable[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
+        slot_of = self.state.users.slot_of
+        if isinstance(users, str):
+            users = [users]
+        return np.array([slot_of[u] for u in users if u in slot_of], dtype=np.int64)
 
     # ------------------------------------------------------------------ similarity
     def similarity(self, u: str, v: str) -> float:

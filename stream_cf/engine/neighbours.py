@@ -1,9 +1,10 @@
 """A user's similarities to every other user, and their neighbourhood sorted best first.
 
 The pair sums over co-rated items (n, Σx, Σy, Σx², Σy², Σxy) come from the state's pair sums
-when it keeps them (O(users) to read) or are computed from the ratings when read (O(Σ raters of
-the user's items)): the same integers either way while the values are multiples of 0.5, so the
-similarities are the same bits. The formulas: :mod:`stream_cf.engine.similarity`.
+when it keeps them for the user (every user, or only the owned ones: O(users) to read) or are
+computed from the ratings when read (O(Σ raters of the user's items)): the same integers either
+way while the values are multiples of 0.5, so the similarities are the same bits.
+The formulas: :mod:`stream_cf.engine.similarity`.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ class Neighbourhood:
 def pair_sums(st: EngineState, u: int) -> similarity.Sums:
     """u's sums against every user slot (from the pair sums, or from the ratings)."""
     high = st.users.high
-    if st.pairs is not None:
-        row = st.pairs.row(u, high)
-        col = st.pairs.col(u, high)
+    pairs = st.pairs_of(u)
+    if pairs is not None:
+        row = pairs.row(u, high)
+        col = pairs.col(u, high)
         return similarity.Sums(row[:, 0], row[:, 1], col[:, 1], row[:, 2], col[:, 2], row[:, 3])
     items, x, _seq = st.ratings.user_row(u)
     where, raters, y = st.ratings.items_rows(items)

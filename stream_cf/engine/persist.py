@@ -16,6 +16,9 @@ The file is a zip of ``.npy`` members readable by ``np.load(..., allow_pickle=Fa
   pair sums are not saved: :func:`load_state` recomputes them from the ratings
   (:mod:`stream_cf.engine.rebuild`), the same integers, so continuing after a load is
   bit-identical to never having saved and the file grows with the ratings, not with users².
+  A model with owned pair rows (``pair_rows="owned"``) saves its ratings only, float or not, and
+  loads owning nobody: the processor calls ``own()`` for its users after loading (their rows are
+  rebuilt from the ratings, :mod:`stream_cf.engine.ownership`).
 
 Members are stored uncompressed with a fixed timestamp: the same state always gives the same bytes.
 Version 1 files (with dense pair sums) are read too: their ratings are kept, their sums rebuilt.
@@ -34,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stream_cf.engine.config import EngineConfig
+from stream_cf.engine.ownership import empty_state, owned_store
 from stream_cf.engine.pairs import SCALE
 from stream_cf.engine.ratings import Ratings
 from stream_cf.engine.rebuild import pair_sum_blocks
@@ -88,7 +92,7 @@ def save_state(
         "user_sumsq": ratings.user_sumsq[:nu],
         "item_sum": ratings.item_sum[:ni],
     }
-    if st.pairs is not None and not integer:
+    if st.pairs is not None and not integer and owned_store(st) is None:
         arrays["pair_sums"] = st.pairs.dense(nu).astype(np.float64)
     if isinstance(target, str | os.PathLike):
         with open(target, "wb") as fh:
@@ -142,7 +146,7 @@ def _restore(arrays: dict[str, npt.NDArray[Any]]) -> tuple[EngineConfig, EngineS
     config.setdefault("predictor", "knn_means")
     config["rating_scale"] = tuple(config["rating_scale"])
     cfg = EngineConfig.create(**config)
-    st = EngineState(pair_sums=cfg.pair_sums)
+    st = empty_state(cfg)
     st.users = IdMap.from_meta(meta["users"])
     st.items = IdMap.from_meta(meta["items"])
     nu = st.users.high
@@ -243,6 +247,11 @@ def _restore_pairs(
     pairs = st.pairs
     assert pairs is not None
     nu = st.users.high
+    if owned_store(st) is not None:  # no row owned yet: the processor calls own() after loading
+        pairs.ensure(nu)
+        if not meta.get("pairs_integer", True):
+            pairs.to_float()
+        return
     if "pair_sums" in arrays:
         saved = arrays["pair_sums"].astype(np.float64)
         if saved.shape != (nu, nu, 4):
@@ -254,6 +263,8 @@ def _restore_pairs(
     most = int(st.ratings.user_count[:nu].max(initial=0))
     if not meta.get("pairs_integer", True) or not pairs.fits(most, st.value_bound):
         pairs.to_float()
+        if owned_store(st) is not None:
+            return
         for lo, _hi, block in pair_sum_blocks(users, items, values, nu, scale=None):
             pairs.set_rows(lo, block)
         return

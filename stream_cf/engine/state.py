@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from stream_cf.engine.owned import OwnedPairSums
 from stream_cf.engine.pairs import PairSums
 from stream_cf.engine.ratings import Ratings
 from stream_cf.engine.storage import TWICE_LIMIT, FloatArray, IdMap, IntArray, grow_array
@@ -25,11 +26,17 @@ class EngineState:
     slot order is the first appearance in the stream) but an item without raters is not listed.
     """
 
-    def __init__(self, *, pair_sums: bool = True) -> None:
+    def __init__(
+        self, *, pair_sums: bool = True, owned_channels: tuple[int, ...] | None = None
+    ) -> None:
+        """``owned_channels``: keep pair sums for owned users only, these channels
+        (:mod:`~stream_cf.engine.owned`); None: every pair (when ``pair_sums``)."""
         self.users = IdMap()
         self.items = IdMap()
         self.ratings = Ratings()
-        self.pairs: PairSums | None = PairSums() if pair_sums else None
+        self.pairs: PairSums | None = None
+        if pair_sums:
+            self.pairs = PairSums() if owned_channels is None else OwnedPairSums(owned_channels)
         self.user_since: IntArray = np.zeros(0, dtype=np.int64)  # seq of the user's creation
         self.seq = 0  # the global event counter (the next event gets this number)
         self.n_ratings = 0
@@ -66,6 +73,14 @@ class EngineState:
         self.user_since[slot] = 0
 
     # ------------------------------------------------------------------ reads
+    def pairs_of(self, slot: int) -> PairSums | None:
+        """The pair sums that hold the user's row and column (None: compute from the
+        ratings): every user's with full pair sums, only an owned user's with owned rows."""
+        pairs = self.pairs
+        if isinstance(pairs, OwnedPairSums) and not pairs.owns(slot):
+            return None
+        return pairs
+
     @property
     def item_count(self) -> IntArray:
         return self.ratings.item_count
