@@ -77,13 +77,25 @@ class Checkpointer:
             logger.info("no checkpoint at %s: starting from the beginning of the input", path)
             return UserKNN(**wanted), None
         engine = UserKNN.load(io.BytesIO(checkpoint.engine))
+        # the pair rows' layout (all users', or the owned ones' under --scale-out) changes no
+        # result: a checkpoint of either serves, with its own layout
+        results = {key: value for key, value in wanted.items() if key != "pair_rows"}
         check_compatible(
             path,
             checkpoint,
             input_topic=self.settings.input_topic,
-            wanted=wanted,
-            have={key: engine.config().get(key) for key in wanted},
+            wanted=results,
+            have={key: engine.config().get(key) for key in results},
         )
+        layout = engine.config().get("pair_rows", "all")
+        if layout != wanted.get("pair_rows", "all"):
+            logger.warning(
+                "the checkpoint %s keeps pair rows for %s users, these settings ask for %s: "
+                "keeping the checkpoint's layout (start with a new --state-dir to change it)",
+                path,
+                layout,
+                wanted.get("pair_rows"),
+            )
         self.totals = dict(checkpoint.counters)
         return engine, checkpoint
 

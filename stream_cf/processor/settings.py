@@ -22,7 +22,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from stream_cf.engine.config import RankMode, default_shrinkage, default_vote_shape
+from stream_cf.engine.config import (
+    RankMode,
+    default_pair_sums,
+    default_shrinkage,
+    default_vote_shape,
+)
 from stream_cf.engine.validation import VALUE_LIMIT
 from stream_cf.events import DEFAULT_MAX_FUTURE_SKEW
 from stream_cf.exceptions import ConfigError
@@ -275,6 +280,10 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
             "baseline_reg_items": self.baseline_reg_items,
             "baseline_reg_users": self.baseline_reg_users,
             "damping": self.damping,
+            # scale-out: pair rows for the owned users only, where the configuration keeps them
+            "pair_rows": (
+                "owned" if self.scale_out and default_pair_sums(self.feedback, self.rank) else "all"
+            ),
         }
 
     def connection(self) -> ConnectionConfig:
