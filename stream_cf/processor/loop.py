@@ -22,8 +22,9 @@ the checkpoint and superseded on replay is published again, and the last record 
 topic is always the list of the final state. Commit before checkpoint or after makes no difference
 to correctness: the committed offsets are never read back.
 
-The processor assigns itself every partition of the input topic (one instance per input topic: the
-engine state is global). With one partition the events are applied in offset order, so the same
+The processor assigns itself every partition of the input topic (by default one instance per input
+topic: the engine state is global; with ``--scale-out`` several instances in one group each read
+every partition and own the users of the partitions the group gives them, see scaleout.py). With one partition the events are applied in offset order, so the same
 input gives the same state and the same lists whatever the batch sizes and restarts; with several
 partitions each user's events keep their order but the interleaving between partitions depends on
 fetch timing.
