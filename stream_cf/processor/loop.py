@@ -24,7 +24,8 @@ to correctness: the committed offsets are never read back.
 
 The processor assigns itself every partition of the input topic (by default one instance per input
 topic: the engine state is global; with ``--scale-out`` several instances in one group each read
-every partition and own the users of the partitions the group gives them, see scaleout.py). With one partition the events are applied in offset order, so the same
+every partition and own the users of the partitions the group gives them, see scaleout.py).
+With one partition the events are applied in offset order, so the same
 input gives the same state and the same lists whatever the batch sizes and restarts; with several
 partitions each user's events keep their order but the interleaving between partitions depends on
 fetch timing.
