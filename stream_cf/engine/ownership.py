@@ -58,10 +58,16 @@ def own(st: EngineState, slots: IntArray) -> int:
         return 0
     n = st.users.high
     store.ensure(n)
-    cells = st.ratings.live_cells(n)
-    users = st.ratings.cell_user[cells].astype(np.int64)
-    items = st.ratings.cell_item[cells].astype(np.int64)
-    values = st.ratings.cell_value[cells].astype(np.float64)
+    # only the items the gained users rated enter their rows (the other columns of M_U are 0):
+    # the cells of those items, so that owning a new user costs its items' raters, not every
+    # rating; by user, then item (a canonical order)
+    _, theirs, _ = st.ratings.users_rows(slots)
+    theirs = np.unique(theirs)
+    where, users, values = st.ratings.items_rows(theirs)
+    items = theirs[where]
+    order = np.lexsort((items, users))
+    users, items = users[order].astype(np.int64), items[order].astype(np.int64)
+    values = values[order].astype(np.float64)
     w = np.rint(SCALE * values) if store.integer else values
     products = _Products(users, items, w, n)
     rows = store.take_rows(slots)
