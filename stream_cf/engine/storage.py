@@ -13,7 +13,10 @@ never released: an item's slot number is its first appearance in the stream, whi
 
 from __future__ import annotations
 
+import contextlib
 import heapq
+import mmap
+import sys
 from typing import Any
 
 import numpy as np
@@ -100,13 +103,87 @@ def ranges(starts: IntArray, lengths: IntArray) -> IntArray:
 
 def grow_array(array: npt.NDArray[Any], needed: int, fill: Any = 0) -> npt.NDArray[Any]:
     """``array`` with at least ``needed`` entries along the first axis (grown by half again;
-    new entries ``fill``); the same array when it is long enough."""
+    new entries ``fill``); the same array when it is long enough.
+
+    Arrays of :data:`RESERVE_FROM` bytes and more live in a reserved stretch of address space
+    (:class:`Reservation`): growing one is a longer view of the same memory, O(1), with no copy
+    (the new pages cost only when first written). The copy happens once, when an array first
+    reaches that size; smaller arrays grow by copying (at most a few milliseconds)."""
     size = int(array.shape[0])
     if needed <= size:
         return array
-    out = np.full((grown(size, needed), *array.shape[1:]), fill, dtype=array.dtype)
+    capacity = grown(size, needed)
+    inner = array.shape[1:]
+    per_row = array.dtype.itemsize * int(np.prod(inner, dtype=np.int64))
+    reserve = reservation_of(array)
+    if reserve is None and capacity * per_row >= RESERVE_FROM:
+        reserve = Reservation.create(max(RESERVE_BYTES, 4 * capacity * per_row))
+        if reserve is not None:
+            out = reserve.view(array.dtype, capacity, inner)
+            out[:size] = array
+            if fill != 0:
+                out[size:] = fill
+            return out
+    elif reserve is not None and capacity * per_row <= len(reserve):
+        stale = reserve.exposed > size * per_row  # grown from a shorter view than the latest
+        out = reserve.view(array.dtype, capacity, inner)
+        if fill != 0 or stale:
+            out[size:] = fill
+        return out
+    out = np.full((capacity, *inner), fill, dtype=array.dtype)
     out[:size] = array
     return out
+
+
+RESERVE_FROM = 1 << 23  # bytes: arrays this large grow inside a reservation (8 MiB)
+RESERVE_BYTES = 1 << 36  # address space reserved per such array (64 GiB; no memory until used)
+_MAP_NORESERVE = 0x4000  # Linux's MAP_NORESERVE (not exported by Python 3.11's mmap module)
+
+
+class Reservation(mmap.mmap):
+    """A stretch of private anonymous address space that arrays grow into without moving.
+
+    Mapped with MAP_NORESERVE: the kernel commits a page only when it is first written, so the
+    reservation costs address space, not memory (RSS grows with the pages written, as with an
+    array of that length). Views are prefixes of the mapping; a longer view of the same prefix is
+    the grown array, and views handed out earlier stay valid (the mapping never moves). Pages
+    never written read as zero, and only prefixes are ever handed out, so a longer view's new
+    entries are zero (:attr:`exposed`: the bytes of the longest prefix handed out; growing a
+    shorter, stale view clears what lies past it)."""
+
+    exposed: int
+
+    @classmethod
+    def create(cls, nbytes: int) -> Reservation | None:
+        """A new reservation of ``nbytes``, None where the platform refuses it (the caller then
+        grows by copying)."""
+        if not sys.platform.startswith("linux"):
+            return None
+        try:
+            out = cls(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE)
+        except (OSError, ValueError, OverflowError):
+            return None
+        with contextlib.suppress(OSError, AttributeError):
+            out.madvise(mmap.MADV_HUGEPAGE)  # as numpy does for its large arrays
+        out.exposed = 0
+        return out
+
+    def view(self, dtype: np.dtype[Any], rows: int, inner: tuple[int, ...]) -> npt.NDArray[Any]:
+        """The first ``rows`` rows of shape ``inner`` as an array (new rows zero)."""
+        count = rows * int(np.prod(inner, dtype=np.int64))
+        flat = np.frombuffer(self, dtype=dtype, count=count)
+        self.exposed = max(self.exposed, count * dtype.itemsize)
+        return flat.reshape((rows, *inner))
+
+
+def reservation_of(array: npt.NDArray[Any]) -> Reservation | None:
+    """The reservation ``array`` is a view of, if any."""
+    base: Any = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview) and isinstance(base.obj, Reservation):
+        return base.obj
+    return None
 
 
 class RowPool:
