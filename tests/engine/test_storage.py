@@ -168,10 +168,13 @@ def test_row_pool_matches_plain_lists(ops: list[tuple[bool, list[int]]]) -> None
             picked = [(r, plain[r][0]) for r in sorted(set(rows)) if plain[r]]
             if not picked:
                 continue
-            pool.remove(
-                np.array([r for r, _ in picked], dtype=np.int64),
-                np.array([e for _, e in picked], dtype=np.int64),
-            )
+            if len(picked) == 1:
+                pool.remove_one(*picked[0])
+            else:
+                pool.remove(
+                    np.array([r for r, _ in picked], dtype=np.int64),
+                    np.array([e for _, e in picked], dtype=np.int64),
+                )
             for r, e in picked:
                 plain[r].remove(e)
         else:
@@ -182,6 +185,17 @@ def test_row_pool_matches_plain_lists(ops: list[tuple[bool, list[int]]]) -> None
                 plain[r].append(e)
         for r in range(7):
             assert pool.row(r).tolist() == plain[r]
+        if len(rows) == 1 and not remove:  # a row emptied: its stretch to a free list
+            pool.remove(np.array([rows[0]]), np.array([plain[rows[0]][-1]]))
+            plain[rows[0]].pop()
+            if not plain[rows[0]]:
+                pool.clear(rows[0])
+            assert pool.row(rows[0]).tolist() == plain[rows[0]]
+        caps = pool.cap[:7]
+        assert np.all((caps == 0) | (caps & (caps - 1) == 0))  # stretches of 2^k entries
+        free = [(s, 1 << k) for k, starts in pool.free.items() for s in starts]
+        spans = sorted([*free, *((int(pool.start[r]), int(caps[r])) for r in range(7) if caps[r])])
+        assert all(a + n <= b for (a, n), (b, _m) in zip(spans, spans[1:], strict=False))
         if counter % 3 == 0:  # the stretches left behind by moved rows are dropped
             pool._compact()
             assert pool.used == pool.reserved == int(pool.cap.sum())
