@@ -27,9 +27,10 @@ similar to u, ties by the earlier rating of i), with λ = ``damping``::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
@@ -37,14 +38,31 @@ from stream_cf.engine.storage import FloatArray, IntArray
 
 @dataclass(frozen=True)
 class Baseline:
-    """μ, every item's b_i (by item slot) and λ_u, for one read of the state."""
+    """μ, every item's b_i (by item slot) and λ_u, for one read of the state; the b_u read so
+    far are kept beside them (``known``), since they hold until the ratings change."""
 
     mu: float
     items: FloatArray
     reg_users: float
+    user_bias: FloatArray = field(default_factory=lambda: np.zeros(0))
+    known: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
 
     def users(self, st: EngineState, slots: IntArray) -> FloatArray:
-        """b_u of the given (existing) user slots: (S_u − n_u·μ − Σ_{j∈I_u} b_j) / (λ_u + n_u)."""
+        """b_u of the given (existing) user slots: (S_u − n_u·μ − Σ_{j∈I_u} b_j) / (λ_u + n_u);
+        those not read before in this read of the state are computed (the same sums: each b_u
+        depends on u's own ratings only), the others looked up."""
+        if self.known.size < st.users.high:
+            return self.compute(st, slots)
+        missing = slots[~self.known[slots]]
+        if missing.size:
+            missing = np.unique(missing)
+            self.user_bias[missing] = self.compute(st, missing)
+            self.known[missing] = True
+        out: FloatArray = self.user_bias[slots]
+        return out
+
+    def compute(self, st: EngineState, slots: IntArray) -> FloatArray:
+        """b_u of the given user slots from their ratings (no lookup)."""
         rows, cols, _values = st.ratings.users_rows(slots)
         order = np.lexsort((cols, rows))
         rows, cols = rows[order], cols[order]
@@ -62,14 +80,36 @@ class Baseline:
 
 
 def read(st: EngineState, reg_items: float, reg_users: float, empty_mean: float) -> Baseline:
-    """The baseline of the current state; μ is ``empty_mean`` while there is no rating."""
+    """The baseline of the current state; μ is ``empty_mean`` while there is no rating. Kept in
+    ``st.memo`` until the ratings change (``ratings.version``) or other parameters are asked
+    for: a read of an unchanged state is a lookup, with the b_u read before."""
+    ratings = st.ratings
+    key: tuple[float, ...] = (ratings.version, id(ratings), st.items.high, st.users.high)
+    key = (*key, st.n_ratings, st.total, reg_items, reg_users, empty_mean)
+    held = st.memo.get("baseline")
+    if held is not None and held[0] == key:
+        kept: Baseline = held[1]
+        return kept
+    out = _read(st, reg_items, reg_users, empty_mean)
+    st.memo["baseline"] = (key, out)
+    return out
+
+
+def _read(st: EngineState, reg_items: float, reg_users: float, empty_mean: float) -> Baseline:
     high = st.items.high
     n = st.item_count[:high].astype(np.float64)
     item_sum = st.ratings.item_sum
     mu = st.total / st.n_ratings if st.n_ratings else empty_mean
     items = np.zeros(high, dtype=np.float64)
     np.divide(item_sum[:high] - n * mu, reg_items + n, out=items, where=n > 0)
-    return Baseline(mu=mu, items=items, reg_users=reg_users)
+    users = st.users.high
+    return Baseline(
+        mu=mu,
+        items=items,
+        reg_users=reg_users,
+        user_bias=np.zeros(users, dtype=np.float64),
+        known=np.zeros(users, dtype=np.bool_),
+    )
 
 
 def estimate(b_ui: FloatArray, num: FloatArray, den: FloatArray, damping: float) -> FloatArray:

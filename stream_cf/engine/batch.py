@@ -297,7 +297,7 @@ def apply_one(st: EngineState, cfg: EngineConfig, event: Event) -> BatchEffect |
     if kind == "unrate":
         if old is None or u is None or i is None:
             raise UnknownRating(f"user {user!r} has no rating of item {item!r}")
-        commit_one(st, u, i, None, seq)
+        commit_one(st, u, i, None, seq, cell=cell)
         st.seq += 1
         if st.user_count(u):
             return BatchEffect(frozenset((user,)), frozenset((item,)), frozenset(), 1)
@@ -310,6 +310,6 @@ def apply_one(st: EngineState, cfg: EngineConfig, event: Event) -> BatchEffect |
         u = st.add_user(user, seq)
     if i is None:
         i = st.add_item(item)
-    commit_one(st, u, i, value, seq)
+    commit_one(st, u, i, value, seq, cell=cell)
     st.seq += 1
     return BatchEffect(frozenset((user,)), frozenset((item,)), frozenset(), 1)

@@ -71,20 +71,28 @@ def commit_cells(
         st.total = 0.0
 
 
-def commit_one(st: EngineState, u: int, i: int, value: float | None, seq: int) -> None:
-    """:func:`commit_cells` of one cell (the single-event path: no block temporaries)."""
+def commit_one(
+    st: EngineState, u: int, i: int, value: float | None, seq: int, *, cell: int | None = None
+) -> None:
+    """:func:`commit_cells` of one cell (the single-event path: no block temporaries; ``cell``:
+    the cell id of (u, i) if known, -1 for none)."""
     ratings = st.ratings
     if value is not None:
-        st.note_values(np.array([value]))
+        st.note_value(value)
+    if cell is None:
+        cell = ratings.cell_of(u, i)
     pairs = st.pairs
     if pairs is not None:
         if pairs.integer and not pairs.fits(int(ratings.user_count[u]) + 1, st.value_bound):
             pairs.to_float()
-        raters, values, _seqs = ratings.item_row(i)
-        mine = raters == u
-        old_here = float(values[mine][0]) if mine.any() else None
-        pairs.update_cell(u, raters[~mine], values[~mine], old_here, value)
-    old = ratings.write_one(u, i, value, seq)
+        # the item's raters in pool order: each pair's cell gets one addition, in any order
+        cells = ratings.by_item.row(i)
+        raters = ratings.cell_user[cells]
+        values = ratings.cell_value[cells]
+        others = raters != u
+        old_here = None if cell < 0 else float(ratings.cell_value[cell])
+        pairs.update_cell(u, raters[others].astype(np.int64), values[others], old_here, value)
+    old = ratings.write_one(u, i, value, seq, cell=cell)
     st.n_ratings += (value is not None) - (old is not None)
     st.total += (0.0 if value is None else value) - (0.0 if old is None else old)
     if st.n_ratings == 0:

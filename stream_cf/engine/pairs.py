@@ -178,24 +178,29 @@ class PairSums:
         if others.size == 0:
             return
         y = other_values
-        row = np.empty((others.size, 4), dtype=np.float64)
-        row[:, 0] = d0
-        row[:, 1] = d1
-        row[:, 2] = d2
-        row[:, 3] = y * d1
-        col = np.empty((others.size, 4), dtype=np.float64)
-        col[:, 0] = d0
-        col[:, 1] = y * d0
-        col[:, 2] = y * y * d0
-        col[:, 3] = y * d1
-        row_s = self._stored(row)
-        col_s = self._stored(col)
+        both = np.empty((2, others.size, 4), dtype=np.float64)  # x's row, then x's column
+        both[0, :, 0] = d0
+        both[0, :, 1] = d1
+        both[0, :, 2] = d2
+        np.multiply(y, d1, out=both[0, :, 3])
+        both[1, :, 0] = d0
+        np.multiply(y, d0, out=both[1, :, 1])
+        np.multiply(y, y, out=both[1, :, 2])
+        both[1, :, 2] *= d0
+        both[1, :, 3] = both[0, :, 3]
+        stored = self._stored(both)
         block = others // TILE
-        for b_ in np.unique(block).tolist():
-            pick = block == b_
-            local = others[pick] - b_ * TILE
-            self.tiles[bx][b_][xl, local] += row_s[pick]
-            self.tiles[b_][bx][local, xl] += col_s[pick]
+        first, last = int(block.min()), int(block.max())
+        for b_ in range(first, last + 1):
+            if first == last:
+                local, row_s, col_s = others - b_ * TILE, stored[0], stored[1]
+            else:
+                pick = block == b_
+                if not pick.any():
+                    continue
+                local, row_s, col_s = others[pick] - b_ * TILE, stored[0, pick], stored[1, pick]
+            self.tiles[bx][b_][xl, local] += row_s
+            self.tiles[b_][bx][local, xl] += col_s
 
     def _scaled(self, part: npt.NDArray[Any], factor: float) -> npt.NDArray[Any]:
         """A product channel in stored units (int32 mode: an exact integer, rounded to be safe)."""

@@ -53,7 +53,10 @@ def neighbours_of(
 ) -> tuple[IntArray, FloatArray, FloatArray]:
     """N(i;u) for one item: the selected neighbour slots, similarities and ratings of i, in the
     order :func:`knn.select` sums them (similarity descending, then slot)."""
-    raters, values, seqs = st.ratings.item_row(i)
+    ratings = st.ratings
+    cells = ratings.item_cells(i)  # in no particular order: the sorts below fix the order
+    raters = ratings.cell_user[cells].astype(np.int64)
+    values, seqs = ratings.cell_value[cells], ratings.cell_seq[cells]
     mine = raters != u
     raters, values, seqs = raters[mine], values[mine], seqs[mine]
     w = similarity_row(st, cfg, u)[raters]

@@ -49,6 +49,7 @@ class Ratings:
         self.item_count: IntArray = np.zeros(0, dtype=np.int64)
         self.item_sum: FloatArray = np.zeros(0, dtype=np.float64)
         self.max_value = 0.0  # the largest |value| ever stored (never decreases)
+        self.version = 0  # +1 with every change of a cell or a statistic (keys derived reads)
 
     # ------------------------------------------------------------------ capacity
     def ensure(self, n_users: int, n_items: int) -> None:
@@ -156,6 +157,7 @@ class Ratings:
         """Set the cells (users[j], items[j]) (each once) to ``raw`` (NaN: remove the rating,
         which must exist) with their sequence numbers (``cells``: their :meth:`find`, if known).
         Returns the old values (NaN where there was no rating)."""
+        self.version += 1
         if cells is None:
             cells = self.find(users, items)
         if np.any(present := ~np.isnan(raw)):
@@ -207,32 +209,40 @@ class Ratings:
         hit = np.flatnonzero(self.cell_item[cells] == i)
         return int(cells[hit[0]]) if hit.size else _NO_CELL
 
-    def write_one(self, u: int, i: int, value: float | None, seq: int) -> float | None:
-        """:meth:`write` of one cell (``None``: remove it); returns the old value."""
-        cell = self.cell_of(u, i)
+    def write_one(
+        self, u: int, i: int, value: float | None, seq: int, *, cell: int | None = None
+    ) -> float | None:
+        """:meth:`write` of one cell (``None``: remove it; ``cell``: its :meth:`cell_of`, if
+        known); returns the old value. Scalar arithmetic on the same float64 values as
+        :meth:`write`'s (one addition per statistic: the same results)."""
+        self.version += 1
+        if cell is None:
+            cell = self.cell_of(u, i)
         old = None if cell < 0 else float(self.cell_value[cell])
         if value is not None:
             self.max_value = max(self.max_value, abs(value))
         a = 0.0 if old is None else old
         b = 0.0 if value is None else value
         dn = (value is not None) - (old is not None)
-        for counts, sums, slot in (
-            (self.user_count, self.user_sum, u),
-            (self.item_count, self.item_sum, i),
-        ):
-            counts[slot] += dn
-            sums[slot] = sums[slot] + (b - a) if counts[slot] else 0.0
-        self.user_sumsq[u] = self.user_sumsq[u] + (b * b - a * a) if self.user_count[u] else 0.0
+        if dn or a != b:
+            for counts, sums, slot in (
+                (self.user_count, self.user_sum, u),
+                (self.item_count, self.item_sum, i),
+            ):
+                n = int(counts[slot]) + dn
+                counts[slot] = n
+                sums[slot] = float(sums[slot]) + (b - a) if n else 0.0
+            n_u = int(self.user_count[u])
+            self.user_sumsq[u] = float(self.user_sumsq[u]) + (b * b - a * a) if n_u else 0.0
         if old is not None and value is not None:
             self.cell_value[cell] = value
             self.cell_seq[cell] = seq
         elif old is not None:
-            ids = np.array([cell], dtype=np.int64)
-            self.by_user.remove(np.array([u], dtype=np.int64), ids)
-            self.by_item.remove(np.array([i], dtype=np.int64), ids)
+            self.by_user.remove_one(u, cell)
+            self.by_item.remove_one(i, cell)
             self.free_cells.append(cell)
         elif value is not None:
-            new = int(self._allocate(1)[0])
+            new = self.free_cells.pop() if self.free_cells else self._fresh_one()
             self.cell_user[new] = u
             self.cell_item[new] = i
             self.cell_value[new] = value
@@ -240,6 +250,15 @@ class Ratings:
             self.by_user.append_one(u, new)
             self.by_item.append_one(i, new)
         return old
+
+    def _fresh_one(self) -> int:
+        """A new cell id past the highest (the columns grown if needed)."""
+        new = self.cell_high
+        if new + 1 > self.cell_seq.size:
+            self._allocate(1)
+        else:
+            self.cell_high += 1
+        return new
 
     def _allocate(self, count: int) -> IntArray:
         reused = [self.free_cells.pop() for _ in range(min(count, len(self.free_cells)))]
@@ -258,6 +277,7 @@ class Ratings:
 
     def clear_user(self, u: int) -> None:
         """Forget a user slot that holds no rating any more (its row is already empty)."""
+        self.version += 1
         self.by_user.clear(u)
         self.user_count[u] = 0
         self.user_sum[u] = self.user_sumsq[u] = 0.0

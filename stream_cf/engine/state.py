@@ -10,6 +10,8 @@ configuration keeps pair sums (:mod:`~stream_cf.engine.pairs`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from stream_cf.engine.owned import OwnedPairSums
@@ -45,6 +47,9 @@ class EngineState:
         # value): products and sums of such values are exact in float32 up to a size (commit.py)
         # and the pair sums stay integers (pairs.py)
         self.value_bound = 0.0
+        # reads derived from the ratings, kept by the functions above for as long as the ratings
+        # do not change (each entry records the ratings.version it was computed at)
+        self.memo: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ capacity and slots
     def ensure(self, n_users: int, n_items: int) -> None:
@@ -128,6 +133,16 @@ class EngineState:
             self.value_bound = np.inf
         else:
             self.value_bound = max(self.value_bound, float(np.max(np.abs(values))))
+
+    def note_value(self, value: float) -> None:
+        """:meth:`note_values` of one value (scalar arithmetic, the same bound)."""
+        if self.value_bound == np.inf:
+            return
+        twice = value * 2.0
+        if twice != round(twice):
+            self.value_bound = np.inf
+        else:
+            self.value_bound = max(self.value_bound, abs(value))
 
     @property
     def nbytes(self) -> dict[str, int]:

@@ -13,7 +13,10 @@ never released: an item's slot number is its first appearance in the stream, whi
 
 from __future__ import annotations
 
+import contextlib
 import heapq
+import mmap
+import sys
 from typing import Any
 
 import numpy as np
@@ -100,23 +103,109 @@ def ranges(starts: IntArray, lengths: IntArray) -> IntArray:
 
 def grow_array(array: npt.NDArray[Any], needed: int, fill: Any = 0) -> npt.NDArray[Any]:
     """``array`` with at least ``needed`` entries along the first axis (grown by half again;
-    new entries ``fill``); the same array when it is long enough."""
+    new entries ``fill``); the same array when it is long enough.
+
+    Arrays of :data:`RESERVE_FROM` bytes and more live in a reserved stretch of address space
+    (:class:`Reservation`): growing one is a longer view of the same memory, O(1), with no copy
+    (the new pages cost only when first written). The copy happens once, when an array first
+    reaches that size; smaller arrays grow by copying (at most a few milliseconds)."""
     size = int(array.shape[0])
     if needed <= size:
         return array
-    out = np.full((grown(size, needed), *array.shape[1:]), fill, dtype=array.dtype)
+    capacity = grown(size, needed)
+    inner = array.shape[1:]
+    per_row = array.dtype.itemsize * int(np.prod(inner, dtype=np.int64))
+    reserve = reservation_of(array)
+    if reserve is None and capacity * per_row >= RESERVE_FROM:
+        reserve = Reservation.create(max(RESERVE_BYTES, 4 * capacity * per_row))
+        if reserve is not None:
+            out = reserve.view(array.dtype, capacity, inner)
+            out[:size] = array
+            if fill != 0:
+                out[size:] = fill
+            return out
+    elif reserve is not None and capacity * per_row <= len(reserve):
+        stale = reserve.exposed > size * per_row  # grown from a shorter view than the latest
+        out = reserve.view(array.dtype, capacity, inner)
+        if fill != 0 or stale:
+            out[size:] = fill
+        return out
+    out = np.full((capacity, *inner), fill, dtype=array.dtype)
     out[:size] = array
     return out
+
+
+RESERVE_FROM = 1 << 23  # bytes: arrays this large grow inside a reservation (8 MiB)
+RESERVE_BYTES = 1 << 36  # address space reserved per such array (64 GiB; no memory until used)
+_MAP_NORESERVE = 0x4000  # Linux's MAP_NORESERVE (not exported by Python 3.11's mmap module)
+
+
+class Reservation(mmap.mmap):
+    """A stretch of private anonymous address space that arrays grow into without moving.
+
+    Mapped with MAP_NORESERVE: the kernel commits a page only when it is first written, so the
+    reservation costs address space, not memory (RSS grows with the pages written, as with an
+    array of that length). Views are prefixes of the mapping; a longer view of the same prefix is
+    the grown array, and views handed out earlier stay valid (the mapping never moves). Pages
+    never written read as zero, and only prefixes are ever handed out, so a longer view's new
+    entries are zero (:attr:`exposed`: the bytes of the longest prefix handed out; growing a
+    shorter, stale view clears what lies past it)."""
+
+    exposed: int
+
+    @classmethod
+    def create(cls, nbytes: int) -> Reservation | None:
+        """A new reservation of ``nbytes``, None where the platform refuses it (the caller then
+        grows by copying)."""
+        if not sys.platform.startswith("linux"):
+            return None
+        try:
+            out = cls(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE)
+        except (OSError, ValueError, OverflowError):
+            return None
+        with contextlib.suppress(OSError, AttributeError):
+            out.madvise(mmap.MADV_HUGEPAGE)  # as numpy does for its large arrays
+        out.exposed = 0
+        return out
+
+    def view(self, dtype: np.dtype[Any], rows: int, inner: tuple[int, ...]) -> npt.NDArray[Any]:
+        """The first ``rows`` rows of shape ``inner`` as an array (new rows zero)."""
+        count = rows * int(np.prod(inner, dtype=np.int64))
+        flat = np.frombuffer(self, dtype=dtype, count=count)
+        self.exposed = max(self.exposed, count * dtype.itemsize)
+        return flat.reshape((rows, *inner))
+
+
+def reservation_of(array: npt.NDArray[Any]) -> Reservation | None:
+    """The reservation ``array`` is a view of, if any."""
+    base: Any = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview) and isinstance(base.obj, Reservation):
+        return base.obj
+    return None
+
+
+def stretch_class(sizes: IntArray) -> IntArray:
+    """k = ⌈log2(size)⌉ per size (at least 2): the stretch of 2^k entries that holds it."""
+    k = np.ceil(np.log2(np.maximum(sizes, 4).astype(np.float64))).astype(np.int64)
+    k += (np.left_shift(1, k) < sizes).astype(np.int64)  # float log2 rounding, to be safe
+    return k
 
 
 class RowPool:
     """A variable-length row of int32 entries per slot, all rows in one pool array.
 
     Row r occupies ``pool[start[r] : start[r] + length[r]]`` inside a reserved stretch of
-    ``cap[r]`` entries; entries keep their insertion order (a removal closes the gap). A row that
-    outgrows its stretch moves to the end of the pool with twice the room; the stretches left
-    behind are reclaimed when they outweigh the rows in use (:meth:`_compact`). Memory: about
-    4 bytes per entry plus the slack (at most ~3x in the worst case, ~1.5x typically).
+    ``cap[r]`` = 2^k entries (k ≥ 2); entries keep their insertion order (a removal closes the
+    gap). A row that outgrows its stretch moves to one of twice the room (or more, for a large
+    append); the stretch it leaves, or a cleared row's, goes on the free list of its size and is
+    the next stretch of that size handed out, else a new stretch is cut from the end of the pool.
+    No pass over the whole pool is ever needed (:meth:`_compact` only when the stretches left
+    free outweigh the rows in use three times over, which growing rows never cause: the stretches
+    a row left behind hold less than its current one, and other rows of the sizes it passed
+    through take them). Memory: 4 bytes per entry plus the slack (under 2x per row, plus the free
+    stretches).
     """
 
     def __init__(self) -> None:
@@ -126,6 +215,7 @@ class RowPool:
         self.pool: Int32Array = np.zeros(0, dtype=np.int32)
         self.used = 0  # the pool's high-water mark
         self.reserved = 0  # Σ cap: the stretches of live rows
+        self.free: dict[int, list[int]] = {}  # k -> starts of free stretches of 2^k entries
 
     @property
     def nbytes(self) -> int:
@@ -151,8 +241,11 @@ class RowPool:
         return where, self.pool[ranges(self.start[rows], lengths)]
 
     def clear(self, r: int) -> None:
-        """Empty row r and give its stretch back."""
-        self.reserved -= int(self.cap[r])
+        """Empty row r and give its stretch back (to the free list of its size)."""
+        cap = int(self.cap[r])
+        if cap:
+            self._release(np.array([self.start[r]]), np.array([cap]))
+        self.reserved -= cap
         self.start[r] = self.length[r] = self.cap[r] = 0
 
     def append(self, rows: IntArray, entries: IntArray) -> None:
@@ -180,25 +273,51 @@ class RowPool:
         self.pool[int(self.start[r]) + length] = entry
         self.length[r] = length + 1
 
+    def _release(self, starts: IntArray, caps: IntArray) -> None:
+        """Put stretches on the free lists (a stretch of c entries serves sizes ≤ 2^⌊log2 c⌋)."""
+        k = np.floor(np.log2(caps.astype(np.float64))).astype(np.int64)
+        k -= (np.left_shift(1, k) > caps).astype(np.int64)
+        for cls in np.unique(k).tolist():
+            self.free.setdefault(cls, []).extend(starts[k == cls].tolist())
+
     def _move(self, rows: IntArray, caps: IntArray) -> None:
-        """Give ``rows`` new stretches of ``caps`` entries at the end of the pool."""
-        caps = np.maximum(caps, 4).astype(np.int64)
-        total = int(caps.sum())
-        if self.used + total > self.pool.size and self.used > 2 * self.reserved:
+        """Give ``rows`` new stretches of at least ``caps`` entries (rounded up to 2^k): free
+        stretches of that size first (the last freed first), else new ones at the end of the
+        pool; their old stretches go on the free lists."""
+        k = stretch_class(caps)
+        caps = np.left_shift(1, k)
+        new_start = np.zeros(rows.size, dtype=np.int64)
+        fresh = np.ones(rows.size, dtype=np.bool_)
+        for cls in np.unique(k).tolist():
+            stack = self.free.get(cls)
+            if not stack:
+                continue
+            pick = np.flatnonzero(k == cls)[: len(stack)]
+            taken = stack[len(stack) - pick.size :]
+            del stack[len(stack) - pick.size :]
+            new_start[pick] = taken[::-1]
+            fresh[pick] = False
+        cut = np.flatnonzero(fresh)
+        total = int(caps[cut].sum())
+        if self.used + total > self.pool.size and self.used > 4 * self.reserved:
             self._compact()
         if self.used + total > self.pool.size:
             self.pool = grow_array(self.pool, self.used + total)
-        new_start = self.used + np.cumsum(caps) - caps
+        new_start[cut] = self.used + np.cumsum(caps[cut]) - caps[cut]
+        self.used += total
         lengths = self.length[rows]
         self.pool[ranges(new_start, lengths)] = self.pool[ranges(self.start[rows], lengths)]
-        self.reserved += total - int(self.cap[rows].sum())
+        old_caps = self.cap[rows]
+        held = old_caps > 0
+        self._release(self.start[rows][held], old_caps[held])
+        self.reserved += int(caps.sum()) - int(old_caps.sum())
         self.start[rows] = new_start
         self.cap[rows] = caps
-        self.used += total
 
     def _compact(self) -> None:
-        """Drop the stretches left behind: the live stretches slide to the front of the pool,
-        in pool order (one pass over the pool, no per-entry index arrays)."""
+        """Drop the free stretches: the live stretches slide to the front of the pool, in pool
+        order (one pass over the pool, no per-entry index arrays)."""
+        self.free = {}
         live = np.flatnonzero(self.cap)
         live = live[np.argsort(self.start[live], kind="stable")]
         caps = self.cap[live]
@@ -229,6 +348,15 @@ class RowPool:
         self.pool[self.start[distinct][kept_where] + rank] = current[keep]
         self.length[distinct] = lengths
 
+    def remove_one(self, r: int, entry: int) -> None:
+        """:meth:`remove` of one entry (present once): the entries after it slide down one."""
+        lo = int(self.start[r])
+        length = int(self.length[r])
+        row = self.pool[lo : lo + length]
+        at = int(np.flatnonzero(row == entry)[0])
+        row[at : length - 1] = row[at + 1 :].copy()
+        self.length[r] = length - 1
+
     def to_arrays(self, n_rows: int) -> tuple[IntArray, Int32Array]:
         """Every row's entries in row order: (lengths, entries) (for checkpoints)."""
         rows = np.arange(n_rows, dtype=np.int64)
@@ -237,11 +365,12 @@ class RowPool:
 
     @classmethod
     def from_arrays(cls, lengths: IntArray, entries: IntArray) -> RowPool:
-        """Rows with the given lengths filled from ``entries`` in row order, with some slack."""
+        """Rows with the given lengths filled from ``entries`` in row order, each in the
+        smallest stretch of 2^k entries that holds it."""
         out = cls()
         n = int(lengths.size)
         out.ensure(n)
-        caps = np.where(lengths > 0, np.maximum(lengths + lengths // 2, 4), 0).astype(np.int64)
+        caps = np.where(lengths > 0, np.left_shift(1, stretch_class(lengths)), 0).astype(np.int64)
         start = np.cumsum(caps) - caps
         out.pool = np.zeros(max(int(caps.sum()), 64), dtype=np.int32)
         out.pool[ranges(start, lengths.astype(np.int64))] = entries

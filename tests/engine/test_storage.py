@@ -11,10 +11,11 @@ import io
 import math
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream_cf.engine import UserKNN
+from stream_cf.engine import UserKNN, storage
 from stream_cf.engine.pairs import SCALE
 from stream_cf.engine.rebuild import pair_sum_blocks
 from stream_cf.engine.storage import RowPool
@@ -167,10 +168,13 @@ def test_row_pool_matches_plain_lists(ops: list[tuple[bool, list[int]]]) -> None
             picked = [(r, plain[r][0]) for r in sorted(set(rows)) if plain[r]]
             if not picked:
                 continue
-            pool.remove(
-                np.array([r for r, _ in picked], dtype=np.int64),
-                np.array([e for _, e in picked], dtype=np.int64),
-            )
+            if len(picked) == 1:
+                pool.remove_one(*picked[0])
+            else:
+                pool.remove(
+                    np.array([r for r, _ in picked], dtype=np.int64),
+                    np.array([e for _, e in picked], dtype=np.int64),
+                )
             for r, e in picked:
                 plain[r].remove(e)
         else:
@@ -181,6 +185,17 @@ def test_row_pool_matches_plain_lists(ops: list[tuple[bool, list[int]]]) -> None
                 plain[r].append(e)
         for r in range(7):
             assert pool.row(r).tolist() == plain[r]
+        if len(rows) == 1 and not remove:  # a row emptied: its stretch to a free list
+            pool.remove(np.array([rows[0]]), np.array([plain[rows[0]][-1]]))
+            plain[rows[0]].pop()
+            if not plain[rows[0]]:
+                pool.clear(rows[0])
+            assert pool.row(rows[0]).tolist() == plain[rows[0]]
+        caps = pool.cap[:7]
+        assert np.all((caps == 0) | (caps & (caps - 1) == 0))  # stretches of 2^k entries
+        free = [(s, 1 << k) for k, starts in pool.free.items() for s in starts]
+        spans = sorted([*free, *((int(pool.start[r]), int(caps[r])) for r in range(7) if caps[r])])
+        assert all(a + n <= b for (a, n), (b, _m) in zip(spans, spans[1:], strict=False))
         if counter % 3 == 0:  # the stretches left behind by moved rows are dropped
             pool._compact()
             assert pool.used == pool.reserved == int(pool.cap.sum())
@@ -188,3 +203,60 @@ def test_row_pool_matches_plain_lists(ops: list[tuple[bool, list[int]]]) -> None
         lengths, flat = pool.to_arrays(7)
         again = RowPool.from_arrays(lengths, flat)
         assert [again.row(r).tolist() for r in range(7)] == plain
+
+
+def test_grow_array_inside_a_reservation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past RESERVE_FROM bytes an array grows as a longer view of one mapping: no copy, the old
+    entries kept, the new ones zero (or the fill), earlier views still valid; a growth from a
+    stale, shorter view clears what lies past it."""
+    monkeypatch.setattr(storage, "RESERVE_FROM", 256)
+    monkeypatch.setattr(storage, "RESERVE_BYTES", 1 << 20)
+    small = np.arange(10, dtype=np.int64)
+    a = storage.grow_array(small, 40)  # 64 x 8 bytes: into a new reservation (the one copy)
+    reserve = storage.reservation_of(a)
+    if reserve is None:
+        pytest.skip("no anonymous mappings here: growth by copying")
+    assert a.tolist()[:10] == list(range(10)) and not a[10:].any()
+    a[10:] = 7
+    b = storage.grow_array(a, a.size + 1)
+    assert storage.reservation_of(b) is reserve
+    assert np.shares_memory(a, b) and b.ctypes.data == a.ctypes.data
+    assert b[: a.size].tolist() == a.tolist() and not b[a.size :].any()
+    b[a.size :] = 5
+    c = storage.grow_array(a, b.size + 1)  # from the stale view a: b's extra rows cleared
+    assert c[: a.size].tolist() == a.tolist() and not c[a.size :].any()
+    d = storage.grow_array(c, c.size + 1, fill=-1)
+    assert (d[c.size :] == -1).all()
+    two = storage.grow_array(np.ones((3, 2), dtype=np.int32), 50)
+    assert two.shape[1] == 2 and two[:3].all() and not two[3:].any()
+    huge = storage.grow_array(d, (1 << 20) // 8 + 1)  # past the reservation: a new one
+    assert storage.reservation_of(huge) is not reserve
+    assert huge[: d.size].tolist() == d.tolist() and not huge[d.size :].any()
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=events, cuts=st.lists(st.integers(1, 8), max_size=10))
+def test_storage_in_reservations(stream: list[Event], cuts: list[int]) -> None:
+    """The same checks with every array grown inside reservations from 64 bytes on."""
+    saved = storage.RESERVE_FROM, storage.RESERVE_BYTES
+    storage.RESERVE_FROM, storage.RESERVE_BYTES = 64, 1 << 16
+    try:
+        stream = valid(stream)
+        model = UserKNN(rating_scale=(-100.0, 100.0))
+        truth: dict[tuple[str, str], float] = {}
+        off_grid = False
+        pos = 0
+        sizes = iter(cuts)
+        while pos < len(stream):
+            batch = stream[pos : pos + next(sizes, 1)]
+            pos += len(batch)
+            if len(batch) == 1:
+                model.apply(batch[0])
+            else:
+                model.apply_many(batch)
+            for event in batch:
+                apply_to_truth(truth, event)
+            off_grid |= any(isinstance(e, RatingEvent) and e.rating in OTHERS for e in batch)
+            check_storage(model, truth, off_grid)
+    finally:
+        storage.RESERVE_FROM, storage.RESERVE_BYTES = saved
