@@ -324,7 +324,7 @@ class OwnedPairSums(PairSums):
         a_slots = users[a_idx]
         gain_a = self._pick(stored_rows[a_idx], stored_cols[:, a_idx].transpose(1, 0, 2))
         # B: every changed user's column in every owned row
-        gain_b = self._pick(stored_cols[owned], stored_rows[:, owned].transpose(1, 0, 2))
+        gain_b = self._pick(stored_cols[owned], _take(stored_rows, owned).transpose(1, 0, 2))
         later = None
         if not self.integer and a_idx.size:
             # an entry (u, v) with both changed gets two terms: the full store adds first the one
@@ -345,9 +345,9 @@ class OwnedPairSums(PairSums):
             pick = np.flatnonzero(blocks == b_)
             local = users[pick] - b_ * TILE
             tile = self.cols[b_]
-            tile[np.ix_(rows_all, local)] += gain_b[:, pick]
+            _add_at(tile, rows_all, local, _take(gain_b, pick))
             if later is not None:
-                tile[np.ix_(rows_all[b_of], local)] += later[:, pick]
+                _add_at(tile, rows_all[b_of], local, _take(later, pick))
 
     def _add_rows(self, rows: IntArray, gain: npt.NDArray[Any], n: int) -> None:
         """tile rows += gain (len(rows) x n x channels) over columns [0, n)."""
@@ -357,3 +357,27 @@ class OwnedPairSums(PairSums):
             c0 = b * TILE
             c1 = min(c0 + TILE, n)
             self.cols[b][rows, : c1 - c0] += gain[:, c0:c1]
+
+
+def _as_cells(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """A (rows x cols x channels) array as rows x cols opaque cells (a view): numpy's fancy
+    indexing moves one cell at a time instead of looping over its channels (~2.5x faster)."""
+    cell = np.dtype((np.void, a.shape[2] * a.dtype.itemsize))
+    return a.view(cell).reshape(a.shape[:2])
+
+
+def _take(a: npt.NDArray[Any], cols: IntArray) -> npt.NDArray[Any]:
+    """a[:, cols] (a: rows x cols x channels)."""
+    a = np.ascontiguousarray(a)
+    picked = np.ascontiguousarray(_as_cells(a)[:, cols])
+    out: npt.NDArray[Any] = picked.view(a.dtype).reshape(a.shape[0], cols.size, -1)
+    return out
+
+
+def _add_at(tile: npt.NDArray[Any], rows: IntArray, cols: IntArray, gain: npt.NDArray[Any]) -> None:
+    """tile[rows x cols] += gain (distinct rows, distinct cols; tile C-contiguous)."""
+    cells = _as_cells(tile)
+    where = np.ix_(rows, cols)
+    part = np.ascontiguousarray(cells[where]).view(tile.dtype).reshape(rows.size, cols.size, -1)
+    part += gain
+    cells[where] = _as_cells(part)

@@ -7,6 +7,7 @@ slots so that the updates cross tile boundaries."""
 
 from __future__ import annotations
 
+import collections
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,21 +35,20 @@ SETTINGS = settings(
     derandomize=True,
 )
 
-user_set = st.lists(st.sampled_from(USERS), max_size=5)
+user_set = st.lists(st.sampled_from(USERS), max_size=4)
 rate_ev = st.tuples(
     st.just("rate"), st.sampled_from(USERS), st.sampled_from(ITEMS), st.sampled_from(HALF)
 )
 unrate_ev = st.tuples(st.just("unrate"), st.integers(0, 10_000))
 forget_ev = st.tuples(st.just("forget"), st.sampled_from(USERS))
 event = st.one_of(rate_ev, rate_ev, rate_ev, rate_ev, unrate_ev, forget_ev)
-step = st.one_of(
-    event,
-    event,
-    st.tuples(st.just("batch"), st.lists(event, min_size=1, max_size=8)),
-    st.tuples(st.just("own"), user_set),
-    st.tuples(st.just("disown"), user_set),
+# a batch and a mask of USERS to own (see Pair.step: the batch then updates owned rows)
+batch = st.tuples(
+    st.just("batch"), st.lists(event, min_size=2, max_size=12), st.integers(0, 2 ** len(USERS) - 1)
 )
-steps = st.lists(step, min_size=3, max_size=25)
+own_step = st.tuples(st.just("own"), st.integers(1, 2 ** len(USERS) - 1))  # a mask of USERS
+step = st.one_of(event, batch, batch, own_step, own_step, st.tuples(st.just("disown"), user_set))
+steps = st.lists(step, min_size=5, max_size=30)
 configs = st.fixed_dictionaries(
     {
         "similarity": st.sampled_from(["pearson", "msd", "cosine", "adjusted_cosine"]),
@@ -59,12 +59,26 @@ configs = st.fixed_dictionaries(
 )
 
 
+METHODS = ("dense", "by_user", "sparse")
+CALLS: collections.Counter[str] = collections.Counter()
+
+
 @contextmanager
 def small_tiles(size: int) -> Iterator[None]:
-    """Tiles of ``size`` user slots in both stores (updates cross tile boundaries)."""
+    """Tiles of ``size`` user slots in both stores (updates cross tile boundaries), and each
+    block update forced to one of its three methods, the same in both stores (picked from the
+    cells), so that each method is tested."""
+    update_block = pairs.PairSums.update_block
+
+    def forced(store: pairs.PairSums, **kwargs: Any) -> None:
+        method = METHODS[int(kwargs["cell_users"].sum() + kwargs["cell_cols"].size) % 3]
+        CALLS[f"{type(store).__name__} {method}"] += 1
+        update_block(store, **{**kwargs, "method": method})
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pairs, "TILE", size)
         mp.setattr(owned, "TILE", size)
+        mp.setattr(pairs.PairSums, "update_block", forced)
         yield
 
 
@@ -116,16 +130,24 @@ class Pair:
                 for ev in events:
                     model.apply(ev)
 
+    def take(self, mask: int) -> None:
+        """Own the USERS in the mask (those that exist)."""
+        users = [u for k, u in enumerate(USERS) if mask >> k & 1]
+        self.own.own(users)
+        self.expected |= {u for u in users if self.own.has_user(u)}
+
     def step(self, raw: tuple[Any, ...]) -> None:
         kind = raw[0]
         if kind == "own":
-            self.own.own(raw[1])
-            self.expected |= {u for u in raw[1] if self.own.has_user(u)}
+            self.take(raw[1])
         elif kind == "disown":
             self.own.disown(raw[1])
             self.expected -= set(raw[1])
-        elif kind == "batch":
-            self.apply(self.events(raw[1]), batch=True)
+        elif kind == "batch":  # own, half the batch, own again (users it created), the rest
+            half = len(raw[1]) // 2
+            for part in (raw[1][:half], raw[1][half:]):
+                self.take(raw[2])
+                self.apply(self.events(part), batch=True)
         else:
             self.apply(self.events([raw]), batch=False)
 
