@@ -187,12 +187,10 @@ class OwnedPairSums(PairSums):
         if self.capacity - cap < ROW_STEP:
             return
         slots = self.slot_at[used]
-        cols = []
-        for tile in self.cols:
-            kept = np.zeros((cap, *tile.shape[1:]), tile.dtype)
-            kept[: used.size] = tile[used]
-            cols.append(kept)
-        self.cols = cols
+        for b in range(len(self.cols)):  # one tile at a time: the old one is freed at once
+            kept = np.zeros((cap, *self.cols[b].shape[1:]), self.cols[b].dtype)
+            kept[: used.size] = self.cols[b][used]
+            self.cols[b] = kept
         self.slot_at = np.full(cap, -1, dtype=np.int64)
         self.slot_at[: used.size] = slots
         self.row_of[slots] = np.arange(used.size, dtype=np.int64)
