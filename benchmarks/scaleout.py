@@ -35,9 +35,10 @@ For each N, on fresh topics (a 4-partition input, keyed by user id) and a fresh 
    every gained user's list).
 5. The survivors get SIGTERM; their run summaries (``--json``) are kept.
 
-Peak RSS is VmHWM from /proc/<pid>/status just before each instance is signalled (the victim:
-before its SIGKILL). CPU seconds are utime + stime of /proc/<pid>/stat. The machine is shared:
-the load average is recorded per N. With ``--json`` the last line is one JSON object.
+Peak RSS is VmHWM from /proc/<pid>/status before any instance is signalled at the end (the
+victim: before its SIGKILL); a survivor's includes the takeover. CPU seconds are utime + stime
+of /proc/<pid>/stat. The machine is shared: the load average is recorded per N. With ``--json``
+the last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -255,7 +256,6 @@ class Instance:
 
     def terminate(self) -> dict[str, Any] | None:
         """SIGTERM; the run summary it printed (None if it did not exit cleanly)."""
-        self.memory()
         self.proc.send_signal(signal.SIGTERM)
         try:
             code = self.proc.wait(timeout=120)
@@ -508,6 +508,11 @@ def run_n(
                     instances=instances,
                     watch=watch,
                 )
+            # memory of every instance before any is signalled (a leaving instance's users move
+            # to the others, who would build their rows)
+            for inst in instances:
+                if inst.proc.poll() is None:
+                    inst.memory()
             summaries = []
             for inst in instances:
                 if inst.proc.poll() is None:
