@@ -15,7 +15,8 @@ from the ratings). Units as in the full store: int32 sums of 2·value (n, Σ 2r,
 float64 sums of the values for good once a value is off the half grid or a sum could pass 2³¹
 (:meth:`~stream_cf.engine.pairs.PairSums.fits`, decided by the caller as for the full store).
 
-Layout: owned slot u -> row index ``row_of[u]`` (freed rows are reused); per column tile of
+Layout: owned slot u -> row index ``row_of[u]`` (freed rows are reused, and given back once a
+:data:`ROW_STEP` of them is free); per column tile of
 :data:`~stream_cf.engine.pairs.TILE` user slots one array (rows x TILE x channels), so a new user
 adds a column tile and never copies the rows. Memory: rows x tiles x TILE x channels x 4 bytes,
 ∝ owned users x all users.
@@ -175,6 +176,24 @@ class OwnedPairSums(PairSums):
             tile[rows] = 0
         self.slot_at[rows] = -1
         self.row_of[slots] = -1
+        self._release()
+
+    def _release(self) -> None:
+        """Give the freed rows back once a whole :data:`ROW_STEP` of them is free: the owned rows
+        move to the front (in their order) and the tiles shrink to them, rounded up to the step.
+        A scaled-out instance that owned everyone until the others joined keeps its share only."""
+        used = np.flatnonzero(self.slot_at >= 0)
+        cap = -(-used.size // ROW_STEP) * ROW_STEP
+        if self.capacity - cap < ROW_STEP:
+            return
+        slots = self.slot_at[used]
+        for b in range(len(self.cols)):  # one tile at a time: the old one is freed at once
+            kept = np.zeros((cap, *self.cols[b].shape[1:]), self.cols[b].dtype)
+            kept[: used.size] = self.cols[b][used]
+            self.cols[b] = kept
+        self.slot_at = np.full(cap, -1, dtype=np.int64)
+        self.slot_at[: used.size] = slots
+        self.row_of[slots] = np.arange(used.size, dtype=np.int64)
 
     # ------------------------------------------------------------------ reads
     def _read(self, u: int, n: int, order: tuple[int, ...]) -> FloatArray:

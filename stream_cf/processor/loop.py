@@ -417,6 +417,9 @@ class Processor:
             event_time_ms=self.batch.event_time_ms,
             lag=self.input.lag(),
         )
+        footprint = engine.footprint()
+        summary.pair_bytes = footprint["pair_bytes"]
+        summary.state_bytes = footprint["total_bytes"]
 
     # ------------------------------------------------------------------ metrics
     def _metrics(self) -> list[Metric]:

@@ -5,7 +5,8 @@ With ``--metrics-port`` the processor serves, on ``--metrics-host`` (127.0.0.1 b
 - ``GET /metrics``: counters since the process started (events applied, dead letters by reason,
   lists recomputed and published, tombstones, batches, checkpoints, seconds in ``apply_many`` and
   ``recommend_many``) and gauges (input lag in records, users pending a refresh, users in the
-  state, whether the processor is ready), as ``text/plain; version=0.0.4``;
+  state, the bytes of the pair sums and of the whole engine state at the last checkpoint, whether
+  the processor is ready), as ``text/plain; version=0.0.4``;
 - ``GET /healthz``: 200 ``ok`` once the processor has restored its state and polls the input, 503
   before that and after it stops.
 
@@ -88,6 +89,10 @@ def processor_metrics(
         counter("recommend_seconds_total", "seconds in recommend_many", tracker.recompute_seconds),
         gauge("pending_refreshes", "users whose list awaits a refresh", len(tracker.pending)),
         gauge("users", "users in the state", users),
+        gauge("pair_bytes", "bytes of the pair sums at the last checkpoint", summary.pair_bytes),
+        gauge(
+            "state_bytes", "bytes of the engine state at the last checkpoint", summary.state_bytes
+        ),
         gauge("ready", "1 once restored and polling, 0 otherwise", float(running)),
     ]
     if lag is not None:

@@ -36,6 +36,10 @@ class RunSummary:
     rebalances: int = 0
     gained_users: int = 0
     owned_partitions: list[int] = field(default_factory=list)
+    # the engine's footprint at the last checkpoint (model.footprint()): the pair sums' bytes
+    # (scale-out: the owned users' rows only) and the whole state's
+    pair_bytes: int = 0
+    state_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -309,12 +309,31 @@ def test_memory_grows_with_the_owned_users() -> None:
     for k in (10, 64, 65, 200):
         model.disown(users)
         model.own(users[:k])
-        # rows in steps of 64 (the capacity reached so far stays, its freed rows are reused)
+        # rows in steps of 64 (freed rows are reused, and given back a step of 64 at a time)
         assert store.owned().size == k
         assert model.footprint()["pairs"] == k * model.state.users.high
     model.disown(users)
     model.own(users[:200])
     assert model.footprint()["pair_bytes"] == 256 * width * 24
+    # losing users gives their rows back (a scaled-out instance that owned everyone at first)
+    model.disown(users[64:])
+    assert model.footprint()["pair_bytes"] == 64 * width * 24
+    assert model.owned_users() == users[:64]
+    more: list[Event] = [
+        RatingEvent(user_id=f"u{u}", item_id=f"i{i}", rating=float(rng.integers(1, 6)))
+        for u, i in zip(rng.integers(0, n_users, 300), rng.integers(0, 50, 300), strict=True)
+    ]
+    model.apply_many(more)  # the moved rows go on being updated
+    full.apply_many(more)
+    for user in users[:64]:
+        u = model.state.users.slot_of[user]
+        high = model.state.users.high
+        mine, theirs = store.row(u, high), full.state.pairs.row(u, high)  # type: ignore[union-attr]
+        kept = ~np.isnan(mine)
+        np.testing.assert_array_equal(mine[kept], theirs[kept])
+        assert model.recommendations(user, 5) == full.recommendations(user, 5)
+    model.disown(users)
+    assert model.footprint()["pair_bytes"] == 0
     small = UserKNN(pair_rows="owned")
     small.apply_many(events)
     small.own(users[:10])

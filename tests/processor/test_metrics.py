@@ -93,9 +93,12 @@ def test_metrics_follow_the_run(
             status, text = get(base + "/metrics")
             values = samples(text)
             done = status == 200 and values.get("stream_cf_events_total") == 120
-            return values if done and values.get("stream_cf_input_lag_records") == 0 else None
+            done = done and values.get("stream_cf_input_lag_records") == 0
+            # the footprint is read at each checkpoint (every second here)
+            return values if done and values.get("stream_cf_pair_bytes", 0) > 0 else None
 
-        values = wait_until(caught_up, timeout=60.0, what="120 events applied, lag 0")
+        values = wait_until(caught_up, timeout=60.0, what="120 events applied, lag 0, footprint")
+        assert values["stream_cf_state_bytes"] > values["stream_cf_pair_bytes"]
         assert values['stream_cf_dead_letters_total{reason="invalid_json"}'] == 1
         assert values['stream_cf_dead_letters_total{reason="missing_field"}'] == 1
         assert values["stream_cf_users"] == 9

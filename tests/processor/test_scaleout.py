@@ -231,6 +231,8 @@ def test_n_instances_publish_the_lists_of_one_batch_computation(
     if count > 1:
         assert all(owned), f"an instance owns nothing: {owned}"
         assert all(int(s["published"]) > 0 for s in summaries), summaries  # type: ignore[call-overload]
+    # the footprint in the summary: each instance's pair rows (its owned users' only)
+    assert all(0 < int(s["pair_bytes"]) < int(s["state_bytes"]) for s in summaries), summaries  # type: ignore[call-overload]
 
 
 def test_a_sigkilled_instance_s_users_move_to_the_others(
