@@ -294,6 +294,7 @@ class Processor:
             # exactly once: the batch's records, the slice's lists and the input positions in one
             # transaction (one commit per iteration)
             self.delivery.publish(engine, outgoing)
+            scaleout.build_rows(engine, settings.refresh_budget)  # gained users' pair rows
             summary.recomputed = tracker.recomputed
             summary.recommend_seconds = tracker.recompute_seconds
             if checkpointer.due():

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -92,6 +94,9 @@ class GroupMembership:
                 auto_offset_reset="latest",
                 session_timeout_ms=timeout_ms,
                 heartbeat_interval_ms=max(500, timeout_ms // 5),
+                # sticky: a rebalance gives each member back the partitions it had where it can,
+                # so a join or a death moves as few users (and their pair rows) as possible
+                partition_assignment_strategy=(StickyPartitionAssignor, RangePartitionAssignor),
                 max_poll_records=1,
                 fetch_max_bytes=1024,
                 max_partition_fetch_bytes=1024,

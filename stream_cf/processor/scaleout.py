@@ -10,9 +10,11 @@ rows for, computes and publishes the lists of only those. What :class:`ScaleOut`
 - **Rebalance** (:meth:`ScaleOut.poll`, once per loop iteration): on a revocation it owns nobody
   until the new assignment (the lists owed meanwhile wait in ``pending``). On the assignment it
   drops the pair rows, digests and pending refreshes of the users it lost, builds the rows of the
-  users it gained from the ratings it holds, and owes each of them a list: their digests are
-  forgotten, so every gained user's list is published again even if it equals what this instance
-  published before (another owner may have published since). The results do not depend on who
+  users it gained from the ratings it holds (in slices between batches: until then their
+  similarities are computed from the ratings, the same numbers), and owes each of them a list:
+  their digests are forgotten, so every gained user's list is published again even if it equals
+  what this instance published before (another owner may have published since). The assignor is
+  sticky, so a join or a death moves as few partitions as it can. The results do not depend on who
   owned whom when: every list is computed from the whole state.
 - **Dead letters** are the same on every instance (a record's validation depends only on its
   user's own earlier events, which are in order on its partition); the owner of the record's
@@ -81,6 +83,7 @@ class ScaleOut:
         self.forgotten: set[str] = set()  # forgotten while another instance owned them
         self.revoked_at: float | None = None
         self.session_timeout = settings.session_timeout
+        self.to_build: list[str] = []  # owned users whose pair rows are still to be built
         # whether the engine keeps pair rows for its owned users only (it must be told whom)
         self.rows = settings.engine_config().get("pair_rows") == "owned"
 
@@ -129,6 +132,22 @@ class ScaleOut:
         new = [u for u in self.ownership.mine(users) if engine.has_user(u) and not engine.owns(u)]
         if new:
             engine.own(new)
+
+    def build_rows(self, engine: UserKNN, budget: float) -> None:
+        """Build the pair rows of gained users for about ``budget`` seconds (between batches).
+        Until a user's rows are built the engine computes the user's similarities from the
+        ratings (the same numbers, more slowly), so a takeover publishes the gained users' lists
+        without waiting for every row, and rows of users lost again soon (the first instance
+        to join briefly owns everyone) are never built."""
+        if not self.to_build:
+            return
+        deadline = time.monotonic() + budget
+        step = 16
+        while self.to_build and time.monotonic() < deadline:
+            chunk, self.to_build = self.to_build[:step], self.to_build[step:]
+            engine.own([u for u in chunk if self.ownership.owns(u)])
+        if not self.to_build:
+            logger.info("pair rows of the gained users built")
 
     def commit(self, positions: dict[int, int]) -> None:
         """Commit the positions applied and published on the owned partitions."""
@@ -190,7 +209,7 @@ class ScaleOut:
         mine = ownership.mine(users)
         gained_users = [u for u in mine if ownership.partition(u) in gained]
         if self.rows:  # the gained users' rows, and those of users created during the rebalance
-            engine.own([u for u in mine if not engine.owns(u)])
+            self.to_build = [u for u in mine if not engine.owns(u)]
         tracker.take_over(gained_users)
         outgoing: list[OutgoingRecord] = []
         committed = self.membership.committed(gained) if gained else {}
@@ -214,13 +233,15 @@ class ScaleOut:
         )
         logger.info(
             "assigned partitions %s (was %s):%s gained %d users, lost %d; owning %d users "
-            "(rows built in %.2fs); %d held dead letters and tombstones to publish",
+            "(%d rows to build, handed over in %.2fs); %d held dead letters and tombstones to "
+            "publish",
             sorted(partitions),
             sorted(previous),
             waited,
             len(gained_users),
             len(lost_users),
             len(mine),
+            len(self.to_build),
             time.monotonic() - started,
             len(outgoing),
         )
