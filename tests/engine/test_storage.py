@@ -8,6 +8,7 @@ lists under random appends and removals."""
 from __future__ import annotations
 
 import io
+import itertools
 import math
 
 import numpy as np
@@ -195,7 +196,7 @@ def test_row_pool_matches_plain_lists(ops: list[tuple[bool, list[int]]]) -> None
         assert np.all((caps == 0) | (caps & (caps - 1) == 0))  # stretches of 2^k entries
         free = [(s, 1 << k) for k, starts in pool.free.items() for s in starts]
         spans = sorted([*free, *((int(pool.start[r]), int(caps[r])) for r in range(7) if caps[r])])
-        assert all(a + n <= b for (a, n), (b, _m) in zip(spans, spans[1:], strict=False))
+        assert all(a + n <= b for (a, n), (b, _m) in itertools.pairwise(spans))
         if counter % 3 == 0:  # the stretches left behind by moved rows are dropped
             pool._compact()
             assert pool.used == pool.reserved == int(pool.cap.sum())
