@@ -108,7 +108,7 @@ def grow_array(array: npt.NDArray[Any], needed: int, fill: Any = 0) -> npt.NDArr
     Arrays of :data:`RESERVE_FROM` bytes and more live in a reserved stretch of address space
     (:class:`Reservation`): growing one is a longer view of the same memory, O(1), with no copy
     (the new pages cost only when first written). The copy happens once, when an array first
-    reaches that size; smaller arrays grow by copying (at most a few milliseconds)."""
+    reaches that size (1 MiB: ~1 ms); smaller arrays grow by copying (well under a millisecond)."""
     size = int(array.shape[0])
     if needed <= size:
         return array
@@ -135,7 +135,7 @@ def grow_array(array: npt.NDArray[Any], needed: int, fill: Any = 0) -> npt.NDArr
     return out
 
 
-RESERVE_FROM = 1 << 23  # bytes: arrays this large grow inside a reservation (8 MiB)
+RESERVE_FROM = 1 << 20  # bytes: arrays this large grow inside a reservation (1 MiB)
 RESERVE_BYTES = 1 << 36  # address space reserved per such array (64 GiB; no memory until used)
 _MAP_NORESERVE = 0x4000  # Linux's MAP_NORESERVE (not exported by Python 3.11's mmap module)
 
