@@ -42,11 +42,13 @@ def vote(**keywords: Any) -> dict[str, Any]:
 
 def shared(**keywords: Any) -> dict[str, Any]:
     """The implicit default's shape: e = 1, d = 0, a neighbour's items near the shared ones."""
-    return vote(rank_exponent=1.0, rank_damping=0.0, rank_neighbour_recency="shared", **keywords)
+    shape = {"rank_exponent": 1.0, "rank_damping": 0.0, "rank_neighbour_recency": "shared"}
+    return vote(**{**shape, **keywords})
 
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "vote": {"rank": "vote"},  # the defaults of the feedback (implicit: shared, e = 1, d = 0)
+    "vote-none": vote(),  # the explicit shape without neighbour recency (the default before shared)
     "vote-h3": vote(rank_half_life=3.0),
     "vote-h10": vote(rank_half_life=10.0),
     "vote-norecency": vote(rank_half_life=1e9),
@@ -88,8 +90,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "vote-e1-d0-shared": shared(),
     "vote-e1-d0-shared3": shared(rank_neighbour_half_life=3.0),
     "vote-e1-d0-shared10": shared(rank_neighbour_half_life=10.0),
+    "vote-e1-d0-shared20": shared(rank_neighbour_half_life=20.0),
     "vote-e1-d0-shared-k160": shared(rank_neighbours=160),
+    "vote-e1-d0-shared-h20": shared(rank_half_life=20.0),
+    "vote-e1-d0.1-shared": shared(rank_damping=0.1),
+    "vote-e2-d0-shared": shared(rank_exponent=2.0),
+    "vote-e1-boost-shared": shared(rank_damping=-0.2),
     "vote-shared": vote(rank_neighbour_recency="shared"),
+    "vote-shared3": vote(rank_neighbour_recency="shared", rank_neighbour_half_life=3.0),
     "vote-shared10": vote(rank_neighbour_recency="shared", rank_neighbour_half_life=10.0),
     "vote-shared20": vote(rank_neighbour_recency="shared", rank_neighbour_half_life=20.0),
     "item": {"rank": "item"},
@@ -100,6 +108,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "vote-e2-d0.2-seen": vote(rank_exponent=2.0, rank_damping=0.2, include_seen=True),
     "vote-h3-seen": vote(rank_half_life=3.0, include_seen=True),
     "vote-e1-d0-shared-seen": shared(include_seen=True),
+    "vote-e1-d0-shared10-seen": shared(rank_neighbour_half_life=10.0, include_seen=True),
     "item-seen": {"rank": "item", "include_seen": True},
 }
 
