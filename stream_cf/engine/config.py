@@ -63,7 +63,8 @@ class RankConfig:
     exponent: float = 2.0  # e (vote)
     damping: float = 0.2  # d (vote): popularity damping (a negative d favours popular items)
     include_seen: bool = False  # the user's own items may be listed (re-purchases)
-    # g_v(i) (vote): none, latest or shared; shared measured best on films and groceries alike
+    # g_v(i) (vote): none, latest or shared. shared: +9–19% hit@10 on ML-100K's three samples; on
+    # Instacart level with none for new items (better NDCG@10), +11% with re-purchases
     # (BENCHMARKS.md, Ranking)
     neighbour_recency: NeighbourRecency = "shared"
     neighbour_half_life: float = 5.0  # h_n (vote, unless neighbour_recency is none)
