@@ -1,6 +1,6 @@
 """Prequential accuracy of the rating predictors on MovieLens 100K, for a grid of parameters.
 
-    python benchmarks/predictors.py [--json] [--limit N] [--grid small|full] [--no-check]
+    python benchmarks/predictors.py [--json] [--limit N] [--grid small|full|similarity] [--no-check]
 
 Test-then-learn over the ML-100K ratings in time order (``stream_cf.datasets``): before each
 rating is learnt, every configuration of the grid predicts it. The configurations share one
@@ -13,6 +13,7 @@ Then (unless ``--no-check``) the default ``UserKNN()`` and ``predictor="knn_mean
 through :func:`stream_cf.evaluation.prequential` (ranking sample off), as ``stream-cf evaluate``
 does, for their figures and wall time. Deterministic (no sampling: the seed is fixed and unused
 by the rating metrics). With ``--json`` the last line is one JSON object with every figure.
+``--grid similarity`` compares the similarities under knn_baseline instead of the parameter steps.
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ def grid(name: str) -> list[dict[str, Any]]:
     ]
     if name == "small":
         steps = steps[:4]
+    if name == "similarity":  # the similarity, then its shrinkage (knn_baseline's other terms kept)
+        steps = [
+            {"similarity": "adjusted_cosine"},
+            {"similarity": "adjusted_cosine", "shrinkage": 25.0},
+            {"similarity": "msd"},
+            {"similarity": "cosine"},
+        ]
     return [dict(MEANS), {}, *steps]
 
 
@@ -162,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     parser.add_argument("--limit", type=int, default=None, help="only the first N events")
-    parser.add_argument("--grid", choices=("small", "full"), default="full")
+    parser.add_argument("--grid", choices=("small", "full", "similarity"), default="full")
     parser.add_argument("--no-check", action="store_true", help="skip the prequential() runs")
     args = parser.parse_args(argv)
     events = dataset_events("ml-100k", limit=args.limit)

@@ -33,69 +33,82 @@ from stream_cf.engine import UserKNN
 from stream_cf.evaluation.prequential import prequential
 from stream_cf.events import Event
 
+
+def vote(**keywords: Any) -> dict[str, Any]:
+    """A ``vote`` configuration whose neighbours' items all count alike (``none``, the explicit
+    default and the implicit one before ``shared``) unless it says otherwise."""
+    return {"rank": "vote", "rank_neighbour_recency": "none", **keywords}
+
+
+def shared(**keywords: Any) -> dict[str, Any]:
+    """The implicit default's shape: e = 1, d = 0, a neighbour's items near the shared ones."""
+    shape = {"rank_exponent": 1.0, "rank_damping": 0.0, "rank_neighbour_recency": "shared"}
+    return vote(**{**shape, **keywords})
+
+
 CONFIGS: dict[str, dict[str, Any]] = {
-    "vote": {"rank": "vote"},
-    "vote-h3": {"rank": "vote", "rank_half_life": 3.0},
-    "vote-h10": {"rank": "vote", "rank_half_life": 10.0},
-    "vote-norecency": {"rank": "vote", "rank_half_life": 1e9},
-    "vote-k40": {"rank": "vote", "rank_neighbours": 40},
-    "vote-h3-k40": {"rank": "vote", "rank_half_life": 3.0, "rank_neighbours": 40},
-    "vote-k160": {"rank": "vote", "rank_neighbours": 160},
-    "vote-e1": {"rank": "vote", "rank_exponent": 1.0},
-    "vote-d0": {"rank": "vote", "rank_damping": 0.0},
-    "vote-d0.4": {"rank": "vote", "rank_damping": 0.4},
-    "vote-e1-d0": {"rank": "vote", "rank_exponent": 1.0, "rank_damping": 0.0},
-    "vote-e1-boost": {"rank": "vote", "rank_exponent": 1.0, "rank_damping": -0.2},
-    "vote-e1-boost0.5": {"rank": "vote", "rank_exponent": 1.0, "rank_damping": -0.5},
-    "vote-e1-d0-h2": {
-        "rank": "vote",
-        "rank_exponent": 1.0,
-        "rank_damping": 0.0,
-        "rank_half_life": 2.0,
-    },
-    "vote-e1-d0-h50": {
-        "rank": "vote",
-        "rank_exponent": 1.0,
-        "rank_damping": 0.0,
-        "rank_half_life": 50.0,
-    },
-    "vote-e1-boost-h20": {
-        "rank": "vote",
-        "rank_exponent": 1.0,
-        "rank_damping": -0.2,
-        "rank_half_life": 20.0,
-    },
-    "vote-d0-h20": {"rank": "vote", "rank_damping": 0.0, "rank_half_life": 20.0},
-    "vote-e1-d0-k160": {
-        "rank": "vote",
-        "rank_exponent": 1.0,
-        "rank_damping": 0.0,
-        "rank_neighbours": 160,
-    },
-    "vote-e1-d0-h20": {
-        "rank": "vote",
-        "rank_exponent": 1.0,
-        "rank_damping": 0.0,
-        "rank_half_life": 20.0,
-    },
-    "vote-e1-d0-h20-k160": {
-        "rank": "vote",
-        "rank_exponent": 1.0,
-        "rank_damping": 0.0,
-        "rank_half_life": 20.0,
-        "rank_neighbours": 160,
-    },
+    "vote": {"rank": "vote"},  # the defaults of the feedback (implicit: shared, e = 1, d = 0)
+    "vote-none": vote(),  # the explicit shape without neighbour recency (the default before shared)
+    "vote-h3": vote(rank_half_life=3.0),
+    "vote-h10": vote(rank_half_life=10.0),
+    "vote-norecency": vote(rank_half_life=1e9),
+    "vote-k40": vote(rank_neighbours=40),
+    "vote-h3-k40": vote(rank_half_life=3.0, rank_neighbours=40),
+    "vote-k160": vote(rank_neighbours=160),
+    "vote-e1": vote(rank_exponent=1.0),
+    "vote-d0": vote(rank_damping=0.0),
+    "vote-d0.4": vote(rank_damping=0.4),
+    "vote-e2-d0.2": vote(rank_exponent=2.0, rank_damping=0.2),
+    "vote-e1-d0": vote(rank_exponent=1.0, rank_damping=0.0),
+    "vote-e1-boost": vote(rank_exponent=1.0, rank_damping=-0.2),
+    "vote-e1-boost0.5": vote(rank_exponent=1.0, rank_damping=-0.5),
+    "vote-e1-d0-h2": vote(rank_exponent=1.0, rank_damping=0.0, rank_half_life=2.0),
+    "vote-e1-d0-h50": vote(rank_exponent=1.0, rank_damping=0.0, rank_half_life=50.0),
+    "vote-e1-boost-h20": vote(rank_exponent=1.0, rank_damping=-0.2, rank_half_life=20.0),
+    "vote-d0-h20": vote(rank_damping=0.0, rank_half_life=20.0),
+    "vote-e1-d0-k160": vote(rank_exponent=1.0, rank_damping=0.0, rank_neighbours=160),
+    "vote-e1-d0-h20": vote(rank_exponent=1.0, rank_damping=0.0, rank_half_life=20.0),
+    "vote-e1-d0-h20-k160": vote(
+        rank_exponent=1.0, rank_damping=0.0, rank_half_life=20.0, rank_neighbours=160
+    ),
+    # a neighbour's items by the neighbour's own recency (``latest``, h_n items)
+    "vote-e1-d0-latest20": vote(
+        rank_exponent=1.0,
+        rank_damping=0.0,
+        rank_neighbour_recency="latest",
+        rank_neighbour_half_life=20.0,
+    ),
+    "vote-e1-d0-latest50": vote(
+        rank_exponent=1.0,
+        rank_damping=0.0,
+        rank_neighbour_recency="latest",
+        rank_neighbour_half_life=50.0,
+    ),
+    "vote-latest20": vote(rank_neighbour_recency="latest", rank_neighbour_half_life=20.0),
+    "vote-latest50": vote(rank_neighbour_recency="latest", rank_neighbour_half_life=50.0),
+    # ... or by their distance, in the neighbour's history, to the items shared with the user
+    "vote-e1-d0-shared": shared(),
+    "vote-e1-d0-shared3": shared(rank_neighbour_half_life=3.0),
+    "vote-e1-d0-shared10": shared(rank_neighbour_half_life=10.0),
+    "vote-e1-d0-shared20": shared(rank_neighbour_half_life=20.0),
+    "vote-e1-d0-shared-k160": shared(rank_neighbours=160),
+    "vote-e1-d0-shared-h20": shared(rank_half_life=20.0),
+    "vote-e1-d0.1-shared": shared(rank_damping=0.1),
+    "vote-e2-d0-shared": shared(rank_exponent=2.0),
+    "vote-e1-boost-shared": shared(rank_damping=-0.2),
+    "vote-shared": vote(rank_neighbour_recency="shared"),
+    "vote-shared3": vote(rank_neighbour_recency="shared", rank_neighbour_half_life=3.0),
+    "vote-shared10": vote(rank_neighbour_recency="shared", rank_neighbour_half_life=10.0),
+    "vote-shared20": vote(rank_neighbour_recency="shared", rank_neighbour_half_life=20.0),
     "item": {"rank": "item"},
     "item-h3": {"rank": "item", "rank_half_life": 3.0},
     "rating": {"rank": "rating"},
     "vote-seen": {"rank": "vote", "include_seen": True},
-    "vote-e2-d0.2-seen": {
-        "rank": "vote",
-        "rank_exponent": 2.0,
-        "rank_damping": 0.2,
-        "include_seen": True,
-    },
-    "vote-h3-seen": {"rank": "vote", "rank_half_life": 3.0, "include_seen": True},
+    "vote-e1-d0-seen": vote(rank_exponent=1.0, rank_damping=0.0, include_seen=True),
+    "vote-e2-d0.2-seen": vote(rank_exponent=2.0, rank_damping=0.2, include_seen=True),
+    "vote-h3-seen": vote(rank_half_life=3.0, include_seen=True),
+    "vote-e1-d0-shared-seen": shared(include_seen=True),
+    "vote-e1-d0-shared10-seen": shared(rank_neighbour_half_life=10.0, include_seen=True),
     "item-seen": {"rank": "item", "include_seen": True},
 }
 

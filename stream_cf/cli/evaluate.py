@@ -16,7 +16,7 @@ from typing import Any
 from stream_cf.cli.sources import add_mapping_arguments, mapping_of
 from stream_cf.datasets import DATASETS
 from stream_cf.engine import UserKNN
-from stream_cf.engine.config import RANK_MODES
+from stream_cf.engine.config import NEIGHBOUR_RECENCIES, RANK_MODES
 from stream_cf.evaluation.prequential import TOP_N, prequential
 from stream_cf.evaluation.report import result_json, summary_text, write_report
 from stream_cf.evaluation.scoreboard import EvaluationResult
@@ -97,6 +97,13 @@ def register(subparsers: Any) -> None:
     model.add_argument(
         "--rank-damping", type=float, default=None, help="vote (0.2; implicit feedback 0)"
     )
+    model.add_argument(
+        "--rank-neighbour-recency",
+        choices=NEIGHBOUR_RECENCIES,
+        default=None,
+        help="vote: how a neighbour's items count: none (alike), latest, shared (shared)",
+    )
+    model.add_argument("--rank-neighbour-half-life", type=float, default=None, help="vote: h_n (5)")
     model.add_argument(
         "--include-seen",
         action="store_true",
@@ -222,7 +229,15 @@ def build_model(args: argparse.Namespace, events: list[Event]) -> UserKNN:
     }
     if args.implicit_cap is not None:
         kwargs["implicit_cap"] = args.implicit_cap
-    for key in ("rank", "rank_half_life", "rank_neighbours", "rank_exponent", "rank_damping"):
+    for key in (
+        "rank",
+        "rank_half_life",
+        "rank_neighbours",
+        "rank_exponent",
+        "rank_damping",
+        "rank_neighbour_recency",
+        "rank_neighbour_half_life",
+    ):
         if getattr(args, key) is not None:
             kwargs[key] = getattr(args, key)
     if args.include_seen:

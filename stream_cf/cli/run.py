@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any, get_args
 
-from stream_cf.engine.config import RankMode
+from stream_cf.engine.config import NeighbourRecency, RankMode
 from stream_cf.kafka_config import ConnectionFields, SaslMechanism, SecurityProtocol
 from stream_cf.processor.settings import (
     Feedback,
@@ -55,6 +55,12 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
         "rank_damping",
         float,
         "vote: divide by (raters of the item)^this (0.2; implicit feedback 0)",
+    ),
+    (
+        "--rank-neighbour-half-life",
+        "rank_neighbour_half_life",
+        float,
+        "vote: h_n of --rank-neighbour-recency latest/shared, in items (5)",
     ),
     (
         "--max-request-size",
@@ -126,6 +132,14 @@ _CHOICES: list[tuple[str, str, Any, str]] = [
         RankMode,
         "how lists are ranked: vote (recency-weighted neighbour vote), item (item-based kNN "
         "over recent items), rating (predicted rating) (vote)",
+    ),
+    (
+        "--rank-neighbour-recency",
+        "rank_neighbour_recency",
+        NeighbourRecency,
+        "vote: how a neighbour's items count: none (alike), latest (the neighbour's latest "
+        "first), shared (those the neighbour rated or bought near the items they share with the "
+        "user first) (shared)",
     ),
     ("--similarity", "similarity", Similarity, "similarity (pearson; implicit: cosine)"),
     ("--feedback", "feedback", Feedback, "explicit ratings or implicit weights (explicit)"),

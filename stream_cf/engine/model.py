@@ -41,7 +41,13 @@ import numpy as np
 
 from stream_cf.engine import neighbours, ownership, predict, validation
 from stream_cf.engine.batch import apply_batch
-from stream_cf.engine.config import EngineConfig, RankConfig, RankMode, SimilarityName
+from stream_cf.engine.config import (
+    EngineConfig,
+    NeighbourRecency,
+    RankConfig,
+    RankMode,
+    SimilarityName,
+)
 from stream_cf.engine.persist import load_state, save_state
 from stream_cf.engine.results import BatchEffect, Explanation, Recommendations
 from stream_cf.events import Event, ForgetUserEvent, PurchaseEvent, RatingEvent, UnrateEvent
@@ -71,6 +77,8 @@ class UserKNN:
         rank_exponent: float | None = None,
         rank_damping: float | None = None,
         include_seen: bool = False,
+        rank_neighbour_recency: NeighbourRecency = "shared",
+        rank_neighbour_half_life: float = 5.0,
         similarity: SimilarityName | None = None,
         k: int = 40,
         min_k: int = 1,
@@ -95,6 +103,8 @@ class UserKNN:
             rank_exponent=rank_exponent,
             rank_damping=rank_damping,
             include_seen=include_seen,
+            rank_neighbour_recency=rank_neighbour_recency,
+            rank_neighbour_half_life=rank_neighbour_half_life,
             similarity=similarity,
             k=k,
             min_k=min_k,

@@ -144,6 +144,8 @@ def _restore(arrays: dict[str, npt.NDArray[Any]]) -> tuple[EngineConfig, EngineS
     config = dict(meta["config"])
     # a file from before the ``predictor`` keyword was written by the KNNWithMeans estimator
     config.setdefault("predictor", "knn_means")
+    # ... and one from before ``rank_neighbour_recency`` ranked with every neighbour's item alike
+    config.setdefault("rank_neighbour_recency", "none")
     config["rating_scale"] = tuple(config["rating_scale"])
     cfg = EngineConfig.create(**config)
     st = empty_state(cfg)

@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from stream_cf.engine.config import (
+    NeighbourRecency,
     RankMode,
     default_pair_sums,
     default_shrinkage,
@@ -85,6 +86,8 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
         None, ge=-1.0, le=1.0, description="0.2 explicit, 0 implicit"
     )
     include_seen: bool = False
+    rank_neighbour_recency: NeighbourRecency = "shared"
+    rank_neighbour_half_life: float = Field(5.0, gt=0.0)
     similarity: Similarity = Field(
         "pearson", description="pearson for explicit feedback; implicit feedback uses cosine"
     )
@@ -169,6 +172,7 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
         "max_future_skew",
         "rank_half_life",
         "rank_exponent",
+        "rank_neighbour_half_life",
         "baseline_reg_items",
         "baseline_reg_users",
         "damping",
@@ -264,6 +268,8 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
             "rank_exponent": shape[0] if self.rank_exponent is None else self.rank_exponent,
             "rank_damping": shape[1] if self.rank_damping is None else self.rank_damping,
             "include_seen": self.include_seen,
+            "rank_neighbour_recency": self.rank_neighbour_recency,
+            "rank_neighbour_half_life": self.rank_neighbour_half_life,
             "similarity": self.similarity,
             "k": self.k,
             "min_k": self.min_k,

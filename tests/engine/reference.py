@@ -71,6 +71,8 @@ class Reference:
         rank_exponent: float | None = None,
         rank_damping: float | None = None,
         include_seen: bool = False,
+        rank_neighbour_recency: str = "shared",
+        rank_neighbour_half_life: float = 5.0,
         similarity: str | None = None,
         k: int = 40,
         min_k: int = 1,
@@ -96,6 +98,8 @@ class Reference:
         self.exponent = shape[0] if rank_exponent is None else rank_exponent
         self.rank_damping = shape[1] if rank_damping is None else rank_damping
         self.include_seen = include_seen
+        self.neighbour_recency = rank_neighbour_recency
+        self.neighbour_half_life = rank_neighbour_half_life
         if shrinkage is None:  # as UserKNN: 100 for knn_baseline (explicit), else 0
             shrinkage = 100.0 if predictor == "knn_baseline" and feedback == "explicit" else 0.0
         self.similarity_name = similarity
@@ -554,13 +558,30 @@ class Reference:
         found.sort()
         return [(v, -negw) for negw, _c, v in found[: self.rank_neighbours]]
 
+    def neighbour_item_weights(self, user: str, v: str) -> dict[str, float]:
+        """g_v(i) for every item of the neighbour v: 1 (``none``), 2^(−pos_v(i)/h_n)
+        (``latest``), or max over the items j that u and v share of
+        2^(−(pos_u(j)/h + |pos_v(i) − pos_v(j)|/h_n)) (``shared``)."""
+        theirs = self.history(v)
+        if self.neighbour_recency == "none":
+            return {i: 1.0 for i in theirs}
+        h_n = self.neighbour_half_life
+        if self.neighbour_recency == "latest":
+            return {i: 2.0 ** (-p / h_n) for p, i in enumerate(theirs)}
+        mine = {j: q for q, j in enumerate(self.history(user))}
+        anchors = [(mine[j], p) for p, j in enumerate(theirs) if j in mine]
+        out = {}
+        for p, i in enumerate(theirs):
+            out[i] = max(2.0 ** (-(q / self.half_life + abs(p - pj) / h_n)) for q, pj in anchors)
+        return out
+
     def ranked_scores(self, user: str) -> dict[str, float]:
         """The candidates of ``vote`` or ``item`` and their scores, written plainly."""
         scores: dict[str, float] = {}
         if self.rank == "vote":
             for v, w in self.vote_neighbours(user):
-                for i in self.user_items(v):
-                    scores[i] = scores.get(i, 0.0) + w**self.exponent
+                for i, g in self.neighbour_item_weights(user, v).items():
+                    scores[i] = scores.get(i, 0.0) + w**self.exponent * g
             if self.rank_damping:
                 damp = self.rank_damping
                 scores = {i: s / self.raters_count(i) ** damp for i, s in scores.items()}

@@ -45,6 +45,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "item": {"rank": "item", "rank_half_life": 3.0},
     "vote-implicit": {"feedback": "implicit", "rank_exponent": 1.0, "rank_damping": 0.0},
     "vote-implicit-seen": {"feedback": "implicit", "include_seen": True},
+    "vote-implicit-alike": {"feedback": "implicit", "rank_neighbour_recency": "none"},
+    "vote-latest": {
+        "rank": "vote",
+        "rank_neighbour_recency": "latest",
+        "rank_neighbour_half_life": 2.0,
+    },
+    "vote-shared": {"rank": "vote", "rank_neighbour_recency": "shared"},
 }
 
 

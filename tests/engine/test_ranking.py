@@ -39,6 +39,8 @@ rank_config = st.fixed_dictionaries(
         "rank_exponent": st.sampled_from([1.0, 2.0, 0.5]),
         "rank_damping": st.sampled_from([0.0, 0.2, 1.0]),
         "include_seen": st.booleans(),
+        "rank_neighbour_recency": st.sampled_from(["none", "latest", "shared"]),
+        "rank_neighbour_half_life": st.sampled_from([0.5, 2.0, 5.0]),
     }
 )
 events = st.lists(mix((50, rate_ev), (30, purchase_ev), (12, unrate_ev), (8, forget_ev)))
@@ -141,7 +143,9 @@ def test_a_cold_user_gets_popularity_as_a_fallback() -> None:
 
 def test_recency_weights_the_latest_items_first() -> None:
     """Two neighbours share one item each with u; the one who shares u's latest item wins."""
-    model = UserKNN(rank_neighbours=1, rank_half_life=1.0, rank_damping=0.0)
+    model = UserKNN(
+        rank_neighbours=1, rank_half_life=1.0, rank_damping=0.0, rank_neighbour_recency="none"
+    )
     model.rate("old-friend", "a", 5.0)
     model.rate("old-friend", "from-old", 5.0)
     model.rate("new-friend", "b", 5.0)
@@ -151,6 +155,41 @@ def test_recency_weights_the_latest_items_first() -> None:
     assert model.recommend("u", 5) == [("from-new", pytest.approx(0.5))]  # (1/√2)²
     model.rate("u", "a", 3.0)  # a re-rated: now the latest
     assert [i for i, _ in model.recommend("u", 5)] == ["from-old"]
+
+
+def test_a_neighbours_items_count_by_their_recency() -> None:
+    """``latest``: a neighbour's latest items first; ``shared``: the items the neighbour bought
+    next to the one they share with u (the rest of that basket) first."""
+    events = [
+        ("n", "bread"),
+        ("n", "milk"),  # shared with u, between bread and jam in n's history
+        ("n", "jam"),
+        ("n", "a"),
+        ("n", "b"),
+        ("n", "c"),
+        ("u", "milk"),
+    ]
+
+    def top(recency: str) -> list[str]:
+        model = UserKNN(
+            feedback="implicit", rank_neighbour_recency=recency, rank_neighbour_half_life=1.0
+        )
+        for user, item in events:
+            model.purchase(user, item)
+        return [item for item, _ in model.recommend("u", 5)]
+
+    assert top("none") == ["bread", "jam", "a", "b", "c"]  # equal scores: first appearance
+    assert top("latest") == ["c", "b", "a", "jam", "bread"]
+    assert top("shared") == ["bread", "jam", "a", "b", "c"]  # 1 step from milk, then 2, 3, 4
+    model = UserKNN(feedback="implicit", rank_neighbour_half_life=1.0)  # shared, the default
+    for user, item in events:
+        model.purchase(user, item)
+    # pos_n: c 0, b 1, a 2, jam 3, milk 4, bread 5; w_un = 1/√6; g = 2^−|pos − 4|
+    w = 1 / 6**0.5
+    assert model.recommend("u", 2) == [
+        ("bread", pytest.approx(w / 2)),
+        ("jam", pytest.approx(w / 2)),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -164,6 +203,9 @@ def test_recency_weights_the_latest_items_first() -> None:
         ("rank_damping", 1.5),
         ("rank_damping", -1.5),
         ("rank_damping", float("nan")),
+        ("rank_neighbour_recency", "oldest"),
+        ("rank_neighbour_half_life", 0.0),
+        ("rank_neighbour_half_life", float("nan")),
     ],
 )
 def test_bad_ranking_settings_are_refused(keyword: str, value: Any) -> None:
@@ -177,7 +219,9 @@ def test_implicit_defaults_build() -> None:
     assert model.config()["similarity"] == "cosine"
     assert model.config()["rank"] == "vote"
     assert (model.config()["rank_exponent"], model.config()["rank_damping"]) == (1.0, 0.0)
+    assert model.config()["rank_neighbour_recency"] == "shared"
     assert not model.lists_follow_item_counts  # undamped: no item count enters a list
     explicit = UserKNN()
     assert (explicit.config()["rank_exponent"], explicit.config()["rank_damping"]) == (2.0, 0.2)
+    assert explicit.config()["rank_neighbour_recency"] == "shared"
     assert explicit.lists_follow_item_counts

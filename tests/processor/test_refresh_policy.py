@@ -115,6 +115,8 @@ RANKINGS = [
     {"rank": "item"},
     {"rank": "rating", "k": 3},
     {"rank": "vote", "feedback": "implicit", "include_seen": True},
+    {"rank": "vote", "feedback": "implicit"},  # the neighbours' items near the shared ones
+    {"rank": "vote", "rank_neighbour_recency": "latest", "rank_neighbour_half_life": 1.0},
     {"rank": "vote", "rank_damping": -0.5},  # favours popular items: a new rater raises a score
 ]
 event_strategy = st.tuples(
