@@ -52,7 +52,7 @@ def test_readme_example_comments_match() -> None:
         model.predict("ann", "coco"),
         model.predict("ann", "up"),
     ]
-    assert [(i, round(s, 2)) for i, s in model.recommend("ann", n=5)] == [("coco", 1.54)]
+    assert [(i, round(s, 2)) for i, s in model.recommend("ann", n=5)] == [("coco", 1.17)]
 
 
 def test_every_dead_letter_reason_is_documented() -> None:
