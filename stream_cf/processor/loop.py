@@ -165,6 +165,8 @@ class Processor:
                 self._replay_committed(engine, summary)
             self.topics.read_output_tail(engine)
             self.scaleout.start(len(self.input.partitions))
+            if not self.settings.scale_out:  # one instance owns every partition's users
+                summary.owned_partitions = sorted(tp.partition for tp in self.input.partitions)
             if self.settings.scale_out:
                 self._catch_up(engine, summary)
                 self.scaleout.join()
@@ -350,6 +352,7 @@ class Processor:
             records = self.input.poll(targets, self.settings.poll_timeout)
             if records:
                 self.batch.process(engine, records, summary, full=True)
+                summary.batches += 1
                 self.checkpointer.touched()
         logger.info(
             "caught up to %s before joining group %s: %d events in %.1fs",

@@ -94,6 +94,15 @@ def processor_metrics(
             "state_bytes", "bytes of the engine state at the last checkpoint", summary.state_bytes
         ),
         gauge("ready", "1 once restored and polling, 0 otherwise", float(running)),
+        counter("rebalances_total", "scale-out: group assignments received", summary.rebalances),
+        counter(
+            "gained_users_total", "scale-out: users taken over in rebalances", summary.gained_users
+        ),
+        gauge(
+            "owned_partitions",
+            "input partitions whose users this instance owns (all of them without scale-out)",
+            len(summary.owned_partitions),
+        ),
     ]
     if lag is not None:
         text = "input records after the applied positions (last fetch's high watermark)"

@@ -13,9 +13,11 @@ import pytest
 from stream_cf.events import Event, RatingEvent
 from stream_cf.exceptions import ConfigError
 from stream_cf.processor.loop import Processor
-from stream_cf.processor.metrics import Metric, MetricsServer, render
+from stream_cf.processor.metrics import Metric, MetricsServer, processor_metrics, render
 from stream_cf.processor.settings import ProcessorSettings
+from stream_cf.processor.summary import RunSummary
 from stream_cf.processor.topics import ensure_topics
+from stream_cf.processor.tracker import ListTracker
 from tests.kafka_utils import wait_until
 from tests.processor.conftest import produce_events
 
@@ -59,6 +61,19 @@ def test_render_prometheus_text() -> None:
         "# HELP c_total no samples yet",
         "# TYPE c_total counter",
     ]
+
+
+def test_scale_out_families() -> None:
+    summary = RunSummary(rebalances=3, gained_users=40, owned_partitions=[1, 3])
+    tracker = ListTracker(policy="neighbours", n=10)
+    values = {
+        metric.name: metric.samples[0][1]
+        for metric in processor_metrics(summary, tracker=tracker, users=7, lag=None, running=True)
+        if metric.samples
+    }
+    assert values["stream_cf_rebalances_total"] == 3
+    assert values["stream_cf_gained_users_total"] == 40
+    assert values["stream_cf_owned_partitions"] == 2
 
 
 @pytest.mark.kafka
