@@ -74,7 +74,15 @@ from stream_cf.processor.topics import ensure_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scale import commit_info, generate, items_for, machine_info  # benchmarks/scale.py
+from scale import (  # benchmarks/scale.py
+    _proc_status as proc_status,
+)
+from scale import (
+    commit_info,
+    generate,
+    items_for,
+    machine_info,
+)
 
 logger = logging.getLogger("benchmarks.scaleout")
 PARTITIONS = 4
@@ -176,18 +184,6 @@ class OutputWatch:
 
 
 # ---------------------------------------------------------------------------------- instances
-def proc_status(pid: int) -> dict[str, int]:
-    out: dict[str, int] = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("Vm") and line.endswith(" kB"):
-                name, value = line.split(":", 1)
-                out[name] = int(value.split()[0]) * 1024
-    except (OSError, ValueError):
-        pass
-    return out
-
-
 def cpu_seconds(pid: int) -> float | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -119,11 +119,11 @@ class ScaleOut:
 
     def note_forgotten(self, user: str) -> bool:
         """A user was forgotten: True if this instance publishes the tombstone now."""
-        if self.ownership.owns(user):
-            self.ownership.forget(user)
-            return True
-        self.forgotten.add(user)
-        return False
+        owned = self.ownership.owns(user)
+        self.ownership.forget(user)  # no cached hash of an erased user (recomputed if needed)
+        if not owned:
+            self.forgotten.add(user)
+        return owned
 
     def own_new_users(self, engine: UserKNN, users: Iterable[str]) -> None:
         """Pair rows for the owned users among ``users`` that the engine does not own yet."""
@@ -218,6 +218,7 @@ class ScaleOut:
         for user in sorted(self.forgotten):
             if ownership.owns(user):
                 self.forgotten.discard(user)
+                ownership.forget(user)
                 if not engine.has_user(user):
                     outgoing.append(
                         OutgoingRecord(self.settings.output_topic, encode_key(user), None)
