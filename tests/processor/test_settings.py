@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,8 @@ def test_frozen() -> None:
         ({"max_future_skew": -1}, "max_future_skew"),
         ({"max_future_skew": float("inf")}, "max_future_skew: .*finite"),
         ({"rating_scale": "1,1e300"}, r"within ±1e\+12"),
+        ({"scale_out": True, "guarantee": "exactly-once"}, "scale_out works at least once"),
+        ({"session_timeout": 0.5}, "session_timeout"),
     ],
 )
 def test_invalid_settings_name_the_values(overrides: dict[str, object], expected: str) -> None:
@@ -124,3 +127,12 @@ def test_the_guarantee_and_the_transactional_id(monkeypatch: pytest.MonkeyPatch)
     assert load_settings(transactional_id="mine").transaction_id == "mine"
     with pytest.raises(ConfigError, match="guarantee"):
         load_settings(guarantee="at-most-once")
+
+
+def test_scale_out_state_dir_per_host_and_owned_rows() -> None:
+    settings = load_settings(scale_out=True, state_dir="/var/lib/stream-cf/{host}")
+    assert str(settings.state_dir) == f"/var/lib/stream-cf/{socket.gethostname()}"
+    assert settings.engine_config()["pair_rows"] == "owned"  # explicit: pair sums kept
+    implicit = load_settings(scale_out=True, feedback="implicit")
+    assert implicit.engine_config()["pair_rows"] == "all"  # no pair sums to divide
+    assert load_settings().engine_config()["pair_rows"] == "all"
