@@ -58,6 +58,9 @@ def cleanup_policy(bootstrap: str, topic: str) -> str:
         admin.close()
 
 
+RUNNING = "running until the input end offsets"
+
+
 def checkpointed_offset(settings: ProcessorSettings) -> int:
     checkpoint = read_checkpoint(settings.checkpoint_path)
     return 0 if checkpoint is None else checkpoint.input_offsets.get(0, 0)
@@ -185,8 +188,9 @@ def test_a_changed_n_republishes_every_list(
 def test_a_crash_loop_with_a_backlog_still_moves_the_checkpoint(
     make_settings: Callable[..., ProcessorSettings], kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    """The default batch size and checkpoint interval, a backlog, SIGKILL 3 s after every start:
-    the checkpoint moves forward across the restarts and the lists end as an uninterrupted run's."""
+    """The default batch size and checkpoint interval, a backlog, SIGKILL 2 s after every start of
+    the loop: the checkpoint moves forward across the restarts and the lists end as an
+    uninterrupted run's."""
     settings = make_settings(feedback="implicit", max_batch=20_000, checkpoint_interval=30.0)
     ensure_topics(settings)
     events: list[Event] = instacart_or_generated(30_000)
@@ -195,9 +199,17 @@ def test_a_crash_loop_with_a_backlog_still_moves_the_checkpoint(
     seen = [0]
     kills = 0
     for _ in range(6):
+        started = log.read_text().count(RUNNING) if log.exists() else 0
         proc = start_cli(settings, log, "--until-end", "--feedback", "implicit")
+        # 2 s after the loop starts (not after the process does: on a loaded machine the imports
+        # and the connection alone can take longer than a fixed kill interval)
+        wait_until(
+            lambda p=proc, n=started: p.poll() is not None or log.read_text().count(RUNNING) > n,
+            timeout=90,
+            what="the processor's loop started",
+        )
         try:
-            proc.wait(timeout=3.0)
+            proc.wait(timeout=2.0)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             kills += 1
