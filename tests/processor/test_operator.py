@@ -4,6 +4,7 @@ silently, and a process killed every few seconds must still move its checkpoint 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import signal
 import subprocess
@@ -59,6 +60,11 @@ def cleanup_policy(bootstrap: str, topic: str) -> str:
 
 
 RUNNING = "running until the input end offsets"
+
+
+def loop_started(proc: subprocess.Popen[bytes], log: Path, before: int) -> bool:
+    """The process ended or logged the start of its loop once more than ``before`` times."""
+    return proc.poll() is not None or log.read_text().count(RUNNING) > before
 
 
 def checkpointed_offset(settings: ProcessorSettings) -> int:
@@ -204,7 +210,7 @@ def test_a_crash_loop_with_a_backlog_still_moves_the_checkpoint(
         # 2 s after the loop starts (not after the process does: on a loaded machine the imports
         # and the connection alone can take longer than a fixed kill interval)
         wait_until(
-            lambda p=proc, n=started: p.poll() is not None or log.read_text().count(RUNNING) > n,
+            functools.partial(loop_started, proc, log, started),
             timeout=90,
             what="the processor's loop started",
         )
