@@ -41,6 +41,7 @@ rank_config = st.fixed_dictionaries(
         "include_seen": st.booleans(),
         "rank_neighbour_recency": st.sampled_from(["none", "latest", "shared"]),
         "rank_neighbour_half_life": st.sampled_from([0.5, 2.0, 5.0]),
+        "rank_rarity": st.sampled_from([None, 0.0, 0.5, 1.0]),
     }
 )
 events = st.lists(mix((50, rate_ev), (30, purchase_ev), (12, unrate_ev), (8, forget_ev)))
@@ -206,6 +207,9 @@ def test_a_neighbours_items_count_by_their_recency() -> None:
         ("rank_neighbour_recency", "oldest"),
         ("rank_neighbour_half_life", 0.0),
         ("rank_neighbour_half_life", float("nan")),
+        ("rank_rarity", -0.5),
+        ("rank_rarity", 2.5),
+        ("rank_rarity", float("inf")),
     ],
 )
 def test_bad_ranking_settings_are_refused(keyword: str, value: Any) -> None:
