@@ -127,6 +127,24 @@ def plain(**kw: float | str) -> Rule:
     return rule
 
 
+def blended(beta: float) -> Rule:
+    """s_ui / max s + β · n_i / max n: the vote and popularity, over every item u has not."""
+
+    def rule(r: Replay, u: int) -> Top:
+        out = vote_scores(r, u)
+        if out is None:
+            return None
+        score = out[0] / max(out[0].max(), 1e-300) + beta * r.n_item / r.n_item.max()
+        return top10(score, (r.n_item > 0) & (r.seq[u] < 0))
+
+    return rule
+
+
+def recent_popularity(h: float) -> Rule:
+    """Popularity by decayed counts (:func:`decayed`) instead of n_i, no vote."""
+    return lambda r, u: top10(decayed(h)(r), (r.n_item > 0) & (r.seq[u] < 0))
+
+
 def decayed(h: float) -> Callable[[Replay], np.ndarray]:
     """Distinct buyers, each weighted 2^(−age/h), age in events since the first purchase."""
     return lambda r: r.decayed[h] * 2.0 ** (-r.now / h)
@@ -153,6 +171,11 @@ RULES: dict[str, Rule] = {
     "boost0.3": boosted(lambda r: r.n_item, 0.3),
     "decboost0.2-10000": boosted(decayed(10000.0), 0.2),
     "decboost0.2-30000": boosted(decayed(30000.0), 0.2),
+    "blend0.1": blended(0.1),
+    "blend0.3": blended(0.3),
+    "blend1": blended(1.0),
+    "recentpop10000": recent_popularity(10000.0),
+    "recentpop30000": recent_popularity(30000.0),
 }
 
 
