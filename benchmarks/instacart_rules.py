@@ -77,6 +77,7 @@ def vote_scores(
     h_n: float = 5.0,
     recency: str = "shared",
     rarity: float = 0.0,
+    log_rarity: bool = False,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """s_ui over every item and the candidates (a neighbour has it, u has not); None: no
     neighbour. The engine's ``vote`` with d = 0 (module doc of stream_cf.engine.ranking)."""
@@ -84,6 +85,8 @@ def vote_scores(
     x = 2.0 ** (-np.arange(mine.size) / h)
     if rarity:
         x = x / r.n_item[mine] ** rarity
+    if log_rarity:  # 1/ln(1 + n_j) instead of n_j^−b
+        x = x / np.log1p(r.n_item[mine])
     total = r.bought[:, mine] @ x
     total[u] = 0
     cand = np.flatnonzero(total > 0)
@@ -119,7 +122,7 @@ def boosted(counts: Callable[[Replay], np.ndarray], b: float, **kw: float | str)
     return rule
 
 
-def plain(**kw: float | str) -> Rule:
+def plain(**kw: float | str | bool) -> Rule:
     def rule(r: Replay, u: int) -> Top:
         out = vote_scores(r, u, **kw)
         return None if out is None else top10(*out)
@@ -159,16 +162,25 @@ RULES: dict[str, Rule] = {
     "k160": plain(k=160),
     "k600": plain(k=600),
     "e2": plain(e=2.0),
+    "e3": plain(e=3.0),
     "rarity0.25": plain(rarity=0.25),
     "rarity0.5": plain(rarity=0.5),
     "rarity0.75": plain(rarity=0.75),
     "rarity1": plain(rarity=1.0),
+    "rarity1-h20": plain(rarity=1.0, h=20.0),
+    "rarity-log": plain(log_rarity=True),
+    "rarity0.5-h3": plain(rarity=0.5, h=3.0),
+    "rarity0.5-k40": plain(rarity=0.5, k=40),
+    "rarity0.5-k600": plain(rarity=0.5, k=600),
+    "rarity0.5-e2": plain(rarity=0.5, e=2.0),
     "rarity0.5-h10": plain(rarity=0.5, h=10.0),
     "rarity0.5-h20": plain(rarity=0.5, h=20.0),
     "rarity0.5-k160": plain(rarity=0.5, k=160),
     "boost0.1": boosted(lambda r: r.n_item, 0.1),
     "boost0.2": boosted(lambda r: r.n_item, 0.2),
     "boost0.3": boosted(lambda r: r.n_item, 0.3),
+    "boost0.5": boosted(lambda r: r.n_item, 0.5),
+    "damp0.1": boosted(lambda r: r.n_item, -0.1),  # the engine's d = 0.1
     "decboost0.2-10000": boosted(decayed(10000.0), 0.2),
     "decboost0.2-30000": boosted(decayed(30000.0), 0.2),
     "blend0.1": blended(0.1),
