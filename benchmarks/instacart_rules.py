@@ -78,6 +78,7 @@ def vote_scores(
     recency: str = "shared",
     rarity: float = 0.0,
     log_rarity: bool = False,
+    floor: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """s_ui over every item and the candidates (a neighbour has it, u has not); None: no
     neighbour. The engine's ``vote`` with d = 0 (module doc of stream_cf.engine.ranking)."""
@@ -106,6 +107,7 @@ def vote_scores(
         u_pos[mine] = np.arange(mine.size)
         cfg = SimpleNamespace(half_life=h, neighbour_half_life=h_n)
         g = nearest_shared(cfg, u_pos[items], where, pos, slots.size)
+        g = floor + (1.0 - floor) * g  # floor > 0: between shared (0) and none (1)
     scores = np.bincount(items, weights=(w**e)[where] * g, minlength=r.seq.shape[1])
     have = np.bincount(items, minlength=r.seq.shape[1]) > 0
     return scores, have & (r.seq[u] < 0)
@@ -156,6 +158,9 @@ def decayed(h: float) -> Callable[[Replay], np.ndarray]:
 RULES: dict[str, Rule] = {
     "base": plain(),  # the implicit default: shared, h_n = 5, e = 1, d = 0, K = 80, h = 5
     "none": plain(recency="none"),
+    "floor0.1": plain(floor=0.1),
+    "floor0.3": plain(floor=0.3),
+    "floor0.5": plain(floor=0.5),
     "h10": plain(h=10.0),
     "h20": plain(h=20.0),
     "k40": plain(k=40),

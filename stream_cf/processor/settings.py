@@ -89,7 +89,7 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
     include_seen: bool = False
     rank_neighbour_recency: NeighbourRecency = "shared"
     rank_neighbour_half_life: float = Field(5.0, gt=0.0)
-    rank_rarity: float | None = Field(None, ge=0.0, le=2.0, description="0 explicit, 0 implicit")
+    rank_rarity: float | None = Field(None, ge=0.0, le=2.0, description="0 (both feedbacks)")
     similarity: Similarity = Field(
         "pearson", description="pearson for explicit feedback; implicit feedback uses cosine"
     )
