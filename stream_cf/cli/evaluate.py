@@ -105,6 +105,12 @@ def register(subparsers: Any) -> None:
     )
     model.add_argument("--rank-neighbour-half-life", type=float, default=None, help="vote: h_n (5)")
     model.add_argument(
+        "--rank-rarity",
+        type=float,
+        default=None,
+        help="vote: a shared item counts 1/(its raters)^this in w_uv (0)",
+    )
+    model.add_argument(
         "--include-seen",
         action="store_true",
         help="lists may hold the user's own items; re-purchases are then ranked too",
@@ -237,6 +243,7 @@ def build_model(args: argparse.Namespace, events: list[Event]) -> UserKNN:
         "rank_damping",
         "rank_neighbour_recency",
         "rank_neighbour_half_life",
+        "rank_rarity",
     ):
         if getattr(args, key) is not None:
             kwargs[key] = getattr(args, key)

@@ -63,6 +63,12 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
         "vote: h_n of --rank-neighbour-recency latest/shared, in items (5)",
     ),
     (
+        "--rank-rarity",
+        "rank_rarity",
+        float,
+        "vote: a shared item counts 1/(its raters)^this in w_uv (0)",
+    ),
+    (
         "--max-request-size",
         "max_request_size",
         int,

@@ -30,6 +30,10 @@ DEFAULT_IMPLICIT_WEIGHTS: dict[str, float] = {"purchase": 1.0, "rating": 1.0}
 # (groceries, where the next new item is often a staple) the plain similarity, undamped.
 VOTE_SHAPE: dict[str, tuple[float, float]] = {"explicit": (2.0, 0.2), "implicit": (1.0, 0.0)}
 
+# The rarity exponent b of w_uv per kind of feedback (BENCHMARKS.md, Ranking): 0 for both; b = 0.5
+# was level with 0 on Instacart's new items over five samples and below it on ML-100K, b = 1 below.
+RARITY: dict[str, float] = {"explicit": 0.0, "implicit": 0.0}
+
 # shrinkage=None: 0 for knn_means (as Surprise's KNNWithMeans) and implicit feedback; the
 # knn_baseline residual measured best with similarities shrunk by n / (n + 100)
 # (BENCHMARKS.md, "Predictors")
@@ -39,6 +43,11 @@ DEFAULT_SHRINKAGE: dict[str, float] = {"knn_means": 0.0, "knn_baseline": 100.0}
 def default_vote_shape(feedback: str) -> tuple[float, float]:
     """(exponent, damping) that ``rank_exponent=None`` / ``rank_damping=None`` stand for."""
     return VOTE_SHAPE.get(feedback, VOTE_SHAPE["explicit"])
+
+
+def default_rarity(feedback: str) -> float:
+    """The rarity exponent b that ``rank_rarity=None`` stands for."""
+    return RARITY.get(feedback, RARITY["explicit"])
 
 
 def default_shrinkage(predictor: str, feedback: str) -> float:
@@ -68,6 +77,9 @@ class RankConfig:
     # (BENCHMARKS.md, Ranking)
     neighbour_recency: NeighbourRecency = "shared"
     neighbour_half_life: float = 5.0  # h_n (vote, unless neighbour_recency is none)
+    # b (vote): w_uv counts each shared item j as x_j / n_j^b, so a staple everybody buys says
+    # less about a neighbour than a rare item (an IDF-like weight; 0: every shared item alike)
+    rarity: float = 0.0
 
     def problems(self) -> list[str]:
         """What is wrong with these settings (empty if nothing)."""
@@ -91,6 +103,8 @@ class RankConfig:
             out.append(
                 f"rank_neighbour_half_life={self.neighbour_half_life} (must be finite and > 0)"
             )
+        if not (math.isfinite(self.rarity) and 0 <= self.rarity <= 2):
+            out.append(f"rank_rarity={self.rarity} (must be in [0, 2])")
         return out
 
 
@@ -141,6 +155,7 @@ class EngineConfig:
         include_seen: bool = False,
         rank_neighbour_recency: NeighbourRecency = "shared",
         rank_neighbour_half_life: float = 5.0,
+        rank_rarity: float | None = None,
         similarity: SimilarityName | None = None,
         k: int = 40,
         min_k: int = 1,
@@ -173,6 +188,7 @@ class EngineConfig:
             include_seen=bool(include_seen),
             neighbour_recency=rank_neighbour_recency,
             neighbour_half_life=float(rank_neighbour_half_life),
+            rarity=float(default_rarity(feedback) if rank_rarity is None else rank_rarity),
         )
         if shrinkage is None:  # the predictor's own default (see DEFAULT_SHRINKAGE)
             shrinkage = default_shrinkage(predictor, feedback)
@@ -225,6 +241,7 @@ class EngineConfig:
             "include_seen": rank.include_seen,
             "rank_neighbour_recency": rank.neighbour_recency,
             "rank_neighbour_half_life": rank.neighbour_half_life,
+            "rank_rarity": rank.rarity,
             "similarity": self.similarity,
             "k": self.k,
             "min_k": self.min_k,

@@ -146,6 +146,8 @@ def _restore(arrays: dict[str, npt.NDArray[Any]]) -> tuple[EngineConfig, EngineS
     config.setdefault("predictor", "knn_means")
     # ... and one from before ``rank_neighbour_recency`` ranked with every neighbour's item alike
     config.setdefault("rank_neighbour_recency", "none")
+    # ... and one from before ``rank_rarity`` counted every shared item alike in w_uv
+    config.setdefault("rank_rarity", 0.0)
     config["rating_scale"] = tuple(config["rating_scale"])
     cfg = EngineConfig.create(**config)
     st = empty_state(cfg)

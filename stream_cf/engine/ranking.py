@@ -7,10 +7,14 @@ so they need no pair sums and no rating values:
 time of u's latest event on each (pos_j = 0 for the latest), x_j = 2^(−pos_j/h) with h the
 history half-life (``rank_half_life``), n_v the number of items of v and n_i the raters of i::
 
-    w_uv  = Σ_{j∈I_u, v rated j} x_j / √n_v                 (v ≠ u)
+    w_uv  = Σ_{j∈I_u, v rated j} x_j · n_j^(−b) / √n_v      (v ≠ u, b = ``rank_rarity``)
     N(u)  = the K users with the largest w_uv > 0          (K = ``rank_neighbours``)
     s_ui  = Σ_{v∈N(u), v rated i} w_uv^e · g_v(i) / n_i^d  (e = ``rank_exponent``,
                                                              d = ``rank_damping``)
+
+b, the rarity exponent (IDF-like, 0 ≤ b ≤ 2): a shared item counts less the more users have it,
+so sharing a staple that everybody buys says less about v than sharing a rare item (b = 0: every
+shared item alike).
 
 g_v(i), how much a neighbour's item counts (``rank_neighbour_recency``), with pos_v(i) the
 position of i in v's own history (v's latest event on each item, 0 = the latest) and h_n the
@@ -50,9 +54,10 @@ max_j 2^(−(a_j + |p − p_j|/h_n)) within rounding, in O(Σ n_v) instead of O(
 A list's dependencies, which the processor's refresh relies on (through
 :meth:`UserKNN.co_raters` and the lists it shows): u's own data, the data of u's co-raters (g_v
 reads only v's history and u's), and, under ``item`` or ``vote`` with d ≠ 0, the rater count n_i
-of each candidate. With d > 0 (and under ``item``) s_ui falls when n_i grows through a rater who
-is not a co-rater of u, so such an event can change u's list only where the list shows i; it
-rises when n_i shrinks (a take-back), which can bring i into the list of any co-rater of i's
+of each candidate (with b ≠ 0 also n_j of u's own items j, but those change only through the
+events of u's co-raters). With d > 0 (and under ``item``) s_ui falls when n_i grows through a
+rater who is not a co-rater of u, so such an event can change u's list only where the list shows
+i; it rises when n_i shrinks (a take-back), which can bring i into the list of any co-rater of i's
 raters. With d < 0 it is the other way round: a new rater of i raises s_ui for every co-rater of
 i's raters.
 """
@@ -100,7 +105,10 @@ def per_item(st: EngineState, users: IntArray, weights: FloatArray) -> tuple[Int
 def vote_neighbours(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray, FloatArray]:
     """N(u) best first and w_uv (ties: the earlier created user)."""
     items, pos = history(st, u)
-    total = per_user(st, items, recency(pos, cfg.half_life))  # over I_u latest first
+    x = recency(pos, cfg.half_life)
+    if cfg.rarity:  # x_j / n_j^b
+        x = x / st.item_count[items].astype(np.float64) ** cfg.rarity
+    total = per_user(st, items, x)  # over I_u latest first
     total[u] = 0.0
     cand = np.flatnonzero(total > 0)
     w = total[cand] / np.sqrt(st.counts(cand))

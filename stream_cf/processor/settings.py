@@ -26,6 +26,7 @@ from stream_cf.engine.config import (
     NeighbourRecency,
     RankMode,
     default_pair_sums,
+    default_rarity,
     default_shrinkage,
     default_vote_shape,
 )
@@ -88,6 +89,7 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
     include_seen: bool = False
     rank_neighbour_recency: NeighbourRecency = "shared"
     rank_neighbour_half_life: float = Field(5.0, gt=0.0)
+    rank_rarity: float | None = Field(None, ge=0.0, le=2.0, description="0 (both feedbacks)")
     similarity: Similarity = Field(
         "pearson", description="pearson for explicit feedback; implicit feedback uses cosine"
     )
@@ -173,6 +175,7 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
         "rank_half_life",
         "rank_exponent",
         "rank_neighbour_half_life",
+        "rank_rarity",
         "baseline_reg_items",
         "baseline_reg_users",
         "damping",
@@ -270,6 +273,9 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
             "include_seen": self.include_seen,
             "rank_neighbour_recency": self.rank_neighbour_recency,
             "rank_neighbour_half_life": self.rank_neighbour_half_life,
+            "rank_rarity": (
+                default_rarity(self.feedback) if self.rank_rarity is None else self.rank_rarity
+            ),
             "similarity": self.similarity,
             "k": self.k,
             "min_k": self.min_k,

@@ -73,6 +73,7 @@ class Reference:
         include_seen: bool = False,
         rank_neighbour_recency: str = "shared",
         rank_neighbour_half_life: float = 5.0,
+        rank_rarity: float | None = None,
         similarity: str | None = None,
         k: int = 40,
         min_k: int = 1,
@@ -100,6 +101,8 @@ class Reference:
         self.include_seen = include_seen
         self.neighbour_recency = rank_neighbour_recency
         self.neighbour_half_life = rank_neighbour_half_life
+        # the rarity exponent b of w_uv: 0 (every shared item alike) for both feedbacks
+        self.rarity = 0.0 if rank_rarity is None else rank_rarity
         if shrinkage is None:  # as UserKNN: 100 for knn_baseline (explicit), else 0
             shrinkage = 100.0 if predictor == "knn_baseline" and feedback == "explicit" else 0.0
         self.similarity_name = similarity
@@ -542,8 +545,8 @@ class Reference:
         return [(j, 2.0 ** (-pos / self.half_life)) for pos, j in enumerate(self.history(user))]
 
     def vote_neighbours(self, user: str) -> list[tuple[str, float]]:
-        """N(u): w_uv = Σ_{j ∈ I_u, v rated j} 2^(−pos_j/h) / √n_v, the K largest w > 0, ties by
-        the earlier created user."""
+        """N(u): w_uv = Σ_{j ∈ I_u, v rated j} 2^(−pos_j/h) / n_j^b / √n_v, the K largest w > 0,
+        ties by the earlier created user."""
         found = []
         for v in self.users():
             if v == user:
@@ -552,7 +555,7 @@ class Reference:
             total = 0.0
             for j, x in self.recency(user):
                 if j in theirs:
-                    total += x
+                    total += x / self.raters_count(j) ** self.rarity if self.rarity else x
             if total > 0:
                 found.append((-(total / math.sqrt(len(theirs))), self.created[v], v))
         found.sort()

@@ -52,6 +52,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "rank_neighbour_half_life": 2.0,
     },
     "vote-shared": {"rank": "vote", "rank_neighbour_recency": "shared"},
+    "vote-rarity": {"rank": "vote", "rank_rarity": 1.0},
 }
 
 

@@ -41,6 +41,7 @@ rank_config = st.fixed_dictionaries(
         "include_seen": st.booleans(),
         "rank_neighbour_recency": st.sampled_from(["none", "latest", "shared"]),
         "rank_neighbour_half_life": st.sampled_from([0.5, 2.0, 5.0]),
+        "rank_rarity": st.sampled_from([None, 0.0, 0.5, 1.0]),
     }
 )
 events = st.lists(mix((50, rate_ev), (30, purchase_ev), (12, unrate_ev), (8, forget_ev)))
@@ -95,8 +96,10 @@ def test_micro_batches_and_save_load_give_the_same_lists(
     check_lists(many, ref)
 
 
-@pytest.mark.parametrize("rank", ["vote", "item"])
-def test_a_forgotten_user_leaves_no_trace(rank: str) -> None:
+@pytest.mark.parametrize(
+    ("rank", "extra"), [("vote", {}), ("item", {}), ("vote", {"rank_rarity": 1.0})]
+)
+def test_a_forgotten_user_leaves_no_trace(rank: str, extra: dict[str, Any]) -> None:
     """After forget_user(x) every list equals the list of a model that never saw x (x rated
     nothing first, so the items' first appearances, which order ties, are the same)."""
     stream: list[tuple[Any, ...]] = []
@@ -107,12 +110,12 @@ def test_a_forgotten_user_leaves_no_trace(rank: str) -> None:
     stream.insert(40, ("rate", "x", "i3", 5.0))
     stream.insert(60, ("rate", "x", "only-x", 4.0))
     stream.insert(80, ("rate", "x", "i7", 2.0))
-    seen = UserKNN(rank=rank, rank_neighbours=3)
+    seen = UserKNN(rank=rank, rank_neighbours=3, **extra)
     for ev in stream:
         apply_direct(seen, ev)
     before = {u: seen.recommend(u, 5) for u in seen.users()}
     seen.forget_user("x")
-    never = UserKNN(rank=rank, rank_neighbours=3)
+    never = UserKNN(rank=rank, rank_neighbours=3, **extra)
     for ev in stream:
         if ev[1] != "x":
             apply_direct(never, ev)
@@ -155,6 +158,36 @@ def test_recency_weights_the_latest_items_first() -> None:
     assert model.recommend("u", 5) == [("from-new", pytest.approx(0.5))]  # (1/√2)²
     model.rate("u", "a", 3.0)  # a re-rated: now the latest
     assert [i for i, _ in model.recommend("u", 5)] == ["from-old"]
+
+
+def test_rarity_weights_a_rare_shared_item_above_a_staple() -> None:
+    """u shares a staple (4 buyers) with one neighbour and a rare item (2 buyers) with another:
+    the staple's sharer votes more without rarity (the staple is u's latest), the rare item's
+    sharer with b = 1."""
+    events = [
+        ("staple-friend", "staple"),
+        ("staple-friend", "from-staple"),
+        ("rare-friend", "rare"),
+        ("rare-friend", "from-rare"),
+        ("x", "staple"),
+        ("y", "staple"),
+        ("u", "rare"),
+        ("u", "staple"),  # the latest: x_staple = 1, x_rare = 2^(−1/2) (h = 2)
+    ]
+
+    def top(rarity: float) -> list[str]:
+        model = UserKNN(
+            feedback="implicit",
+            rank_half_life=2.0,
+            rank_neighbour_recency="none",
+            rank_rarity=rarity,
+        )
+        for user, item in events:
+            model.purchase(user, item)
+        return [item for item, _ in model.recommend("u", 5)]
+
+    assert top(0.0) == ["from-staple", "from-rare"]  # 1/√2 against 0.71/√2
+    assert top(1.0) == ["from-rare", "from-staple"]  # (0.71/2)/√2 against (1/4)/√2
 
 
 def test_a_neighbours_items_count_by_their_recency() -> None:
@@ -206,6 +239,9 @@ def test_a_neighbours_items_count_by_their_recency() -> None:
         ("rank_neighbour_recency", "oldest"),
         ("rank_neighbour_half_life", 0.0),
         ("rank_neighbour_half_life", float("nan")),
+        ("rank_rarity", -0.5),
+        ("rank_rarity", 2.5),
+        ("rank_rarity", float("inf")),
     ],
 )
 def test_bad_ranking_settings_are_refused(keyword: str, value: Any) -> None:

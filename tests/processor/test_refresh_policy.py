@@ -114,7 +114,9 @@ RANKINGS = [
     {"rank": "vote", "rank_damping": 0.0},
     {"rank": "item"},
     {"rank": "rating", "k": 3},
-    {"rank": "vote", "feedback": "implicit", "include_seen": True},
+    # re-purchases listed; shared items weighted by rarity (w_uv follows n_j of u's own items,
+    # which only u's co-raters change)
+    {"rank": "vote", "feedback": "implicit", "include_seen": True, "rank_rarity": 1.0},
     {"rank": "vote", "feedback": "implicit"},  # the neighbours' items near the shared ones
     {"rank": "vote", "rank_neighbour_recency": "latest", "rank_neighbour_half_life": 1.0},
     {"rank": "vote", "rank_damping": -0.5},  # favours popular items: a new rater raises a score
