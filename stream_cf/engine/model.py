@@ -168,6 +168,13 @@ class UserKNN:
         return self.settings.lists_follow_item_counts
 
     @property
+    def predictions_follow_every_event(self) -> bool:
+        """Whether a predicted rating may change with any event, not only with the data of the
+        user and their co-raters: under ``knn_baseline`` (explicit feedback) every prediction
+        holds μ and the items' b_i, which any rating anywhere moves."""
+        return not self.implicit and self.predictor == "knn_baseline"
+
+    @property
     def lists_rise_with_item_counts(self) -> bool:
         """Whether a new rater of an item can raise its score (``rank_damping`` < 0): then every
         co-rater of the item's raters may gain it, not only the users whose list shows it."""

@@ -40,6 +40,11 @@ raters, who are owed a refresh too. Under ``vote`` with a negative damping
 (``UserKNN.lists_rise_with_item_counts``: scores grow with an item's raters) every item the batch
 touched is treated as a take-back: the co-raters of its raters are owed a refresh.
 
+Explicit lists carry each item's predicted rating. Under ``knn_baseline``
+(``UserKNN.predictions_follow_every_event``) a prediction holds the global mean and the items'
+biases, which any rating moves: every user is owed a refresh after every batch that changed
+anything (drained in slices like the others; the actors first, as always).
+
 The co-raters come from the engine (``UserKNN.co_raters``: one vectorized pass over its mask).
 """
 
@@ -129,6 +134,10 @@ class ListTracker:
             # has the item finds them among their co-raters now, one who took it back (or was
             # forgotten) found them among their co-raters before the batch.
             self.pending |= before.co_raters | self.fallback_users
+            if engine.predictions_follow_every_event and (
+                effect.users or effect.items or effect.forgotten
+            ):  # the lists' predicted ratings hold μ and b_i: every list is owed a refresh
+                self.pending.update(engine.users())
             if not self._everyone_owed(engine, now):
                 self.pending |= engine.co_raters(effect.users)
             if engine.lists_follow_item_counts:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from stream_cf.engine import UserKNN
@@ -142,6 +142,12 @@ def _event(raw: tuple[str, str, str, float], engine: UserKNN) -> Event | None:
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
+@example(  # knn_baseline's predicted ratings move with a stranger's rating (μ, b_i)
+    config={"rank": "vote", "rank_neighbours": 2},
+    raws=[("rate", "u0", "i0", 1.0), ("rate", "u0", "i2", 1.0), ("rate", "u2", "i0", 1.0),
+          ("rate", "u1", "i1", 3.0)],
+    sizes=[1],
+)  # fmt: skip
 @given(
     config=st.sampled_from(RANKINGS),
     raws=st.lists(event_strategy, max_size=40),
