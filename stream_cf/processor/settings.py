@@ -27,6 +27,7 @@ from stream_cf.engine.config import (
     RankMode,
     default_pair_sums,
     default_shrinkage,
+    default_similarity,
     default_vote_shape,
 )
 from stream_cf.engine.validation import VALUE_LIMIT
@@ -88,8 +89,10 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
     include_seen: bool = False
     rank_neighbour_recency: NeighbourRecency = "shared"
     rank_neighbour_half_life: float = Field(5.0, gt=0.0)
-    similarity: Similarity = Field(
-        "pearson", description="pearson for explicit feedback; implicit feedback uses cosine"
+    similarity: Similarity | None = Field(
+        None,
+        description="default: the predictor's (knn_baseline adjusted_cosine, knn_means pearson); "
+        "implicit feedback uses cosine",
     )
     k: int = Field(40, ge=1)
     min_k: int = Field(1, ge=0)
@@ -270,7 +273,11 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
             "include_seen": self.include_seen,
             "rank_neighbour_recency": self.rank_neighbour_recency,
             "rank_neighbour_half_life": self.rank_neighbour_half_life,
-            "similarity": self.similarity,
+            "similarity": (
+                default_similarity(self.predictor, self.feedback)
+                if self.similarity is None
+                else self.similarity
+            ),
             "k": self.k,
             "min_k": self.min_k,
             "min_support": self.min_support,
