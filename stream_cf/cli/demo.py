@@ -180,14 +180,15 @@ def run(args: argparse.Namespace) -> int:
             min_k=args.min_k,
             shrinkage=args.shrinkage,
             feedback="explicit" if args.dataset == "ml-100k" else "implicit",
-            similarity="pearson" if args.dataset == "ml-100k" else "cosine",
+            similarity=None if args.dataset == "ml-100k" else "cosine",  # None: the predictor's
         )
         with steps.step("create the topics"):
             ensure_topics(settings)
             print(f"    {settings.input_topic} -> {settings.output_topic}")
             print(
                 f"    lists of {settings.n} ranked by {settings.rank}; predictions: UserKNN "
-                f"{settings.similarity}, k={settings.k}, min_k={settings.min_k}, "
+                f"{settings.engine_config()['similarity']}, k={settings.k}, "
+                f"min_k={settings.min_k}, "
                 f"shrinkage={settings.shrinkage:g}"
             )
 

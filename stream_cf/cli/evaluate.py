@@ -16,7 +16,7 @@ from typing import Any
 from stream_cf.cli.sources import add_mapping_arguments, mapping_of
 from stream_cf.datasets import DATASETS
 from stream_cf.engine import UserKNN
-from stream_cf.engine.config import NEIGHBOUR_RECENCIES, RANK_MODES
+from stream_cf.engine.config import NEIGHBOUR_RECENCIES, RANK_MODES, default_similarity
 from stream_cf.evaluation.prequential import TOP_N, prequential
 from stream_cf.evaluation.report import result_json, summary_text, write_report
 from stream_cf.evaluation.scoreboard import EvaluationResult
@@ -119,7 +119,8 @@ def register(subparsers: Any) -> None:
         "--similarity",
         choices=SIMILARITIES,
         default=None,
-        help="explicit only (default pearson); implicit feedback always uses cosine",
+        help="explicit only (default: the predictor's, knn_baseline adjusted_cosine, knn_means "
+        "pearson); implicit feedback always uses cosine",
     )
     model.add_argument("--k", type=int, default=40, help="neighbours per prediction (40)")
     model.add_argument("--min-k", type=int, default=1, help="fewer usable → user mean (1)")
@@ -224,7 +225,7 @@ def build_model(args: argparse.Namespace, events: list[Event]) -> UserKNN:
     if feedback == "explicit" and not any(isinstance(e, RatingEvent) for e in events):
         raise ConfigError("--feedback explicit needs ratings, but the stream has none")
     kwargs: dict[str, Any] = {
-        "similarity": args.similarity or ("pearson" if feedback == "explicit" else "cosine"),
+        "similarity": args.similarity,  # None: the predictor's (UserKNN's default)
         "k": args.k,
         "min_k": args.min_k,
         "min_support": args.min_support,
@@ -289,7 +290,10 @@ def variants(model: UserKNN) -> list[tuple[str, dict[str, Any]]]:
     ]
     if config["feedback"] == "explicit":
         other = "knn_means" if config["predictor"] == "knn_baseline" else "knn_baseline"
-        out.append((f"predictor={other}", {**config, "predictor": other, "shrinkage": None}))
+        own = {"predictor": other, "shrinkage": None}
+        if config["similarity"] == default_similarity(config["predictor"], "explicit"):
+            own["similarity"] = None  # the other predictor's default similarity too
+        out.append((f"predictor={other}", {**config, **own}))
     return out
 
 

@@ -147,7 +147,13 @@ _CHOICES: list[tuple[str, str, Any, str]] = [
         "first), shared (those the neighbour rated or bought near the items they share with the "
         "user first) (shared)",
     ),
-    ("--similarity", "similarity", Similarity, "similarity (pearson; implicit: cosine)"),
+    (
+        "--similarity",
+        "similarity",
+        Similarity,
+        "similarity (the predictor's: knn_baseline adjusted_cosine, knn_means pearson; "
+        "implicit: cosine)",
+    ),
     ("--feedback", "feedback", Feedback, "explicit ratings or implicit weights (explicit)"),
     ("--predictor", "predictor", Predictor, "rating estimator (knn_means; see the README)"),
     (

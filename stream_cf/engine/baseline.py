@@ -64,7 +64,9 @@ class Baseline:
     def compute(self, st: EngineState, slots: IntArray) -> FloatArray:
         """b_u of the given user slots from their ratings (no lookup)."""
         rows, cols, _values = st.ratings.users_rows(slots)
-        order = np.lexsort((cols, rows))
+        # (row, item slot) order; each pair is one cell, so one sort of a combined key gives
+        # the order np.lexsort((cols, rows)) would, a few times faster
+        order = np.argsort(rows * max(st.items.high, 1) + cols)
         rows, cols = rows[order], cols[order]
         # sequential per user, in item-slot order (np.bincount): independent of the other rows
         item_part = np.bincount(rows, weights=self.items[cols], minlength=slots.size)

@@ -40,6 +40,23 @@ RARITY: dict[str, float] = {"explicit": 0.0, "implicit": 0.0}
 DEFAULT_SHRINKAGE: dict[str, float] = {"knn_means": 0.0, "knn_baseline": 100.0}
 
 
+# similarity=None: cosine for implicit feedback (the only one); pearson for knn_means (as
+# Surprise's KNNWithMeans); for the knn_baseline residual the cosine centred on each user's
+# running mean, better than pearson on the prequential stream, its halves and the 80/20 split
+# (BENCHMARKS.md, "Predictors")
+DEFAULT_SIMILARITY: dict[str, SimilarityName] = {
+    "knn_means": "pearson",
+    "knn_baseline": "adjusted_cosine",
+}
+
+
+def default_similarity(predictor: str, feedback: str) -> SimilarityName:
+    """The similarity ``similarity=None`` stands for."""
+    if feedback == "implicit":
+        return "cosine"
+    return DEFAULT_SIMILARITY.get(predictor, "pearson")
+
+
 def default_vote_shape(feedback: str) -> tuple[float, float]:
     """(exponent, damping) that ``rank_exponent=None`` / ``rank_damping=None`` stand for."""
     return VOTE_SHAPE.get(feedback, VOTE_SHAPE["explicit"])
@@ -176,8 +193,8 @@ class EngineConfig:
         weights = dict(DEFAULT_IMPLICIT_WEIGHTS)
         if implicit_weights is not None:
             weights.update({str(key): float(value) for key, value in implicit_weights.items()})
-        if similarity is None:  # cosine is the only similarity of implicit weights
-            similarity = "cosine" if feedback == "implicit" else "pearson"
+        if similarity is None:  # the predictor's own default (see DEFAULT_SIMILARITY)
+            similarity = default_similarity(predictor, feedback)
         shape = default_vote_shape(feedback)
         ranking = RankConfig(
             mode=rank,

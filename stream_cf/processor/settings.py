@@ -28,6 +28,7 @@ from stream_cf.engine.config import (
     default_pair_sums,
     default_rarity,
     default_shrinkage,
+    default_similarity,
     default_vote_shape,
 )
 from stream_cf.engine.validation import VALUE_LIMIT
@@ -90,8 +91,10 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
     rank_neighbour_recency: NeighbourRecency = "shared"
     rank_neighbour_half_life: float = Field(5.0, gt=0.0)
     rank_rarity: float | None = Field(None, ge=0.0, le=2.0, description="0 (both feedbacks)")
-    similarity: Similarity = Field(
-        "pearson", description="pearson for explicit feedback; implicit feedback uses cosine"
+    similarity: Similarity | None = Field(
+        None,
+        description="default: the predictor's (knn_baseline adjusted_cosine, knn_means pearson); "
+        "implicit feedback uses cosine",
     )
     k: int = Field(40, ge=1)
     min_k: int = Field(1, ge=0)
@@ -276,7 +279,11 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
             "rank_rarity": (
                 default_rarity(self.feedback) if self.rank_rarity is None else self.rank_rarity
             ),
-            "similarity": self.similarity,
+            "similarity": (
+                default_similarity(self.predictor, self.feedback)
+                if self.similarity is None
+                else self.similarity
+            ),
             "k": self.k,
             "min_k": self.min_k,
             "min_support": self.min_support,

@@ -89,8 +89,11 @@ class Reference:
         baseline_reg_users: float = 5.0,
         damping: float = 0.5,
     ) -> None:
-        if similarity is None:
-            similarity = "cosine" if feedback == "implicit" else "pearson"
+        if similarity is None:  # as UserKNN: adjusted_cosine for knn_baseline (explicit)
+            if feedback == "implicit":
+                similarity = "cosine"
+            else:
+                similarity = "adjusted_cosine" if predictor == "knn_baseline" else "pearson"
         self.rank = rank
         self.half_life = rank_half_life
         self.rank_neighbours = rank_neighbours

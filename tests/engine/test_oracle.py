@@ -245,6 +245,21 @@ def test_knn_baseline_matches_reference_after_every_event(
     run_oracle(config, raws, via, reload_at=reload_at)
 
 
+@SETTINGS
+@given(
+    raws=explicit_events,
+    via=st.lists(st.booleans(), min_size=1, max_size=5),
+    reload_at=st.integers(0, 30),
+)
+def test_the_default_model_matches_reference_after_every_event(
+    raws: list[tuple[Any, ...]], via: list[bool], reload_at: int
+) -> None:
+    """``UserKNN()`` as a user gets it (knn_baseline, its default similarity adjusted_cosine,
+    shrinkage 100, k 40) equals the from-scratch reference built with no keyword either."""
+    assert UserKNN().config()["similarity"] == Reference().similarity_name
+    run_oracle({}, raws, via, reload_at=reload_at)
+
+
 TIE_USERS = [f"u{n}" for n in range(7)]
 TIE_ITEMS = ["i0", "i1", "i2"]
 tie_rate = st.tuples(

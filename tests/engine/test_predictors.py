@@ -98,7 +98,12 @@ def test_a_batch_taken_back_leaves_every_prediction_exactly_as_before(predictor:
 
 
 def test_knn_baseline_fallbacks_and_explanation() -> None:
-    model = UserKNN(predictor="knn_baseline", baseline_reg_items=0.0, baseline_reg_users=0.0)
+    model = UserKNN(
+        predictor="knn_baseline",
+        similarity="pearson",  # one co-rated item: 0 (adjusted_cosine need not be)
+        baseline_reg_items=0.0,
+        baseline_reg_users=0.0,
+    )
     for user, item, value in [("a", "x", 5.0), ("a", "y", 3.0), ("b", "x", 3.0), ("b", "z", 1.0)]:
         model.rate(user, item, value)
     mu = 3.0
@@ -214,3 +219,16 @@ def test_both_sources_of_a_selection_agree(seed: int, k: int) -> None:
         b = knn.select(state, nb, cols, k, source="items")
         for field in ("rows", "colpos", "items", "values"):
             assert np.array_equal(getattr(a, field), getattr(b, field)), field
+
+
+def test_the_default_similarity_is_the_predictors() -> None:
+    from stream_cf.processor.settings import load_settings  # noqa: PLC0415
+
+    assert UserKNN().config()["similarity"] == "adjusted_cosine"
+    assert UserKNN(predictor="knn_means").config()["similarity"] == "pearson"
+    assert UserKNN(feedback="implicit").config()["similarity"] == "cosine"
+    assert UserKNN(similarity="pearson").config()["similarity"] == "pearson"
+    for predictor in PREDICTORS:
+        settings = load_settings(predictor=predictor)
+        expected = UserKNN(predictor=predictor).config()["similarity"]
+        assert settings.engine_config()["similarity"] == expected
