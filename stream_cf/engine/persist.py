@@ -212,7 +212,7 @@ def _ratings(
     out.cell_high = n
     out.max_value = float(np.max(np.abs(values))) if n else 0.0
     ids = np.arange(n, dtype=np.int64)
-    by_user = np.argsort(users, kind="stable")
+    by_user = np.lexsort((seqs, users))  # each user's row in the order of its events
     out.by_user = RowPool.from_arrays(np.bincount(users, minlength=nu), ids[by_user])
     by_item = np.argsort(items, kind="stable")
     out.by_item = RowPool.from_arrays(np.bincount(items, minlength=ni), ids[by_item])
