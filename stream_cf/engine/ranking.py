@@ -69,9 +69,13 @@ from stream_cf.engine.storage import FloatArray, IntArray
 
 def history(st: EngineState, u: int) -> tuple[IntArray, FloatArray]:
     """u's item slots, latest first, and their recency weights' positions (0, 1, 2, ...)."""
-    items, _values, seqs = st.ratings.user_row(u)
-    order = np.argsort(-seqs, kind="stable")
-    return items[order].astype(np.int64), np.arange(items.size, dtype=np.float64)
+    cells = st.ratings.by_user.row(u)
+    seqs = st.ratings.cell_seq[cells]
+    # latest first: the row backwards when it is in the order of its events, else sorted (the
+    # sequence numbers are distinct within a user: one order, however it is found)
+    in_order = bool(np.all(seqs[1:] > seqs[:-1]))
+    cells = cells[::-1] if in_order else cells[np.argsort(-seqs, kind="stable")]
+    return st.ratings.cell_item[cells].astype(np.int64), np.arange(cells.size, dtype=np.float64)
 
 
 def recency(positions: FloatArray, half_life: float) -> FloatArray:
@@ -119,21 +123,20 @@ def nearest_shared(
     anchor = np.flatnonzero(~np.isnan(u_pos))
     a = u_pos[anchor] / cfg.half_life
     groups = where[anchor]
-    ahead = gather.group_running_min(a - step[anchor], groups)
-    behind = gather.group_running_min(a + step[anchor], groups, backward=True)
-    mark = np.full(where.size, -1, dtype=np.int64)
-    mark[anchor] = np.arange(anchor.size)
-    last = np.maximum.accumulate(mark)  # the nearest anchor at or before each cell
-    mark[mark < 0] = anchor.size
-    nxt = np.minimum.accumulate(mark[::-1])[::-1]  # at or after
+    index = np.arange(where.size, dtype=np.int64)
+    first = pos == 0  # each neighbour's first cell, a stop for the forward search
+    last = np.ones(where.size, dtype=np.bool_)  # and its last, for the backward one
+    last[:-1] = first[1:]
     forward = np.full(where.size, np.inf)
-    ok = np.flatnonzero(last >= 0)
-    ok = ok[groups[last[ok]] == where[ok]]
-    forward[ok] = ahead[last[ok]]
+    forward[anchor] = gather.group_running_min(a - step[anchor], groups)
+    stop = np.where(first, index, 0)
+    stop[anchor] = anchor
+    forward = forward[np.maximum.accumulate(stop)]  # at the nearest anchor at or before, if any
     backward = np.full(where.size, np.inf)
-    ok = np.flatnonzero(nxt < anchor.size)
-    ok = ok[groups[nxt[ok]] == where[ok]]
-    backward[ok] = behind[nxt[ok]]
+    backward[anchor] = gather.group_running_min(a + step[anchor], groups, backward=True)
+    stop = np.where(last, index, where.size - 1)
+    stop[anchor] = anchor
+    backward = backward[np.minimum.accumulate(stop[::-1])[::-1]]  # at or after
     cost = np.minimum(forward + step, backward - step)
     weights: FloatArray = np.exp2(-cost)
     return weights
