@@ -24,6 +24,8 @@ import numpy as np
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, Int32Array, IntArray, ranges
 
+PROBE = 64  # users probed per neighbour wanted by ratio_floor
+PROBE_FROM = 65_536  # rater entries from which ratio_floor probes (fewer: no floor)
 SLICE_FROM = 256  # mean entries per row from which rows are copied as slices (one call per row)
 SPARSE_BELOW = 0.25  # entries / key slots under which sum_by sums over the distinct keys only
 
@@ -45,10 +47,9 @@ def row_entries(starts: IntArray, lengths: IntArray, pool: Int32Array) -> Int32A
 def raters(st: EngineState, items: IntArray) -> tuple[IntArray, Int32Array]:
     """The raters of ``items``, concatenated in the order of ``items`` (within an item in no
     particular order): (raters per item, rater slots) — ``Ratings.items_rows``' raters."""
-    pool = st.ratings.by_item
+    pool = st.ratings.item_users
     lengths = pool.length[items]
-    cells = row_entries(pool.start[items], lengths, pool.pool)
-    return lengths, st.ratings.cell_user[cells]
+    return lengths, row_entries(pool.start[items], lengths, pool.pool)
 
 
 def latest_first_rows(
@@ -65,6 +66,25 @@ def latest_first_rows(
     cells = pool.pool[index]
     where = np.repeat(np.arange(slots.size, dtype=np.int64), lengths)
     return lengths, where, cells, st.ratings.cell_seq[cells]
+
+
+def ratio_floor(total: FloatArray, counts: IntArray, entries: Int32Array, k: int) -> float:
+    """A floor under the k-th largest w_v = total[v] / √counts[v] over the users with
+    total[v] > 0, from a probe of the users in ``entries`` (each with total ≥ 0; the probe is
+    strided, so the same data give the same floor), 0.0 when there is no cheap one.
+
+    Exact for top-k selection: the k-th largest w of a subset is at most the k-th largest of all,
+    so every user of the top k (and every user tied with the k-th) has w ≥ floor, and, as
+    counts[v] ≥ 1 for a rater, total[v] ≥ w ≥ floor (the float division by √n ≥ 1 rounds to at
+    most total[v]): the users with total ≥ floor, then those with w ≥ floor, hold the top k."""
+    if entries.size < PROBE_FROM:
+        return 0.0
+    probe = np.unique(entries[:: max(1, entries.size // (PROBE * k))])
+    probe = probe[total[probe] > 0]
+    if probe.size < k:
+        return 0.0
+    w = total[probe] / np.sqrt(counts[probe].astype(np.float64))
+    return float(np.partition(w, probe.size - k)[probe.size - k])
 
 
 def histories(st: EngineState, slots: IntArray) -> tuple[IntArray, IntArray, IntArray]:

@@ -216,6 +216,7 @@ def _ratings(
     out.by_user = RowPool.from_arrays(np.bincount(users, minlength=nu), ids[by_user])
     by_item = np.argsort(items, kind="stable")
     out.by_item = RowPool.from_arrays(np.bincount(items, minlength=ni), ids[by_item])
+    out.item_users = RowPool.from_arrays(np.bincount(items, minlength=ni), users[by_item])
     out.user_count = np.bincount(users, minlength=nu).astype(np.int64)
     out.item_count = np.bincount(items, minlength=ni).astype(np.int64)
     out.user_sum = np.zeros(nu, dtype=np.float64)

@@ -102,10 +102,16 @@ def per_item(st: EngineState, users: IntArray, weights: FloatArray) -> tuple[Int
 def vote_neighbours(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray, FloatArray]:
     """N(u) best first and w_uv (ties: the earlier created user)."""
     items, pos = history(st, u)
-    total = per_user(st, items, recency(pos, cfg.half_life))  # over I_u latest first
+    lengths, raters = gather.raters(st, items)
+    x = np.repeat(recency(pos, cfg.half_life), lengths)  # per rater entry, I_u latest first
+    total = np.bincount(raters, weights=x, minlength=st.users.high)
     total[u] = 0.0
-    cand = np.flatnonzero(total > 0)
+    floor = gather.ratio_floor(total, st.ratings.user_count, raters, cfg.neighbours)
+    cand = np.flatnonzero(total >= floor) if floor > 0 else np.flatnonzero(total > 0)
     w = total[cand] / np.sqrt(st.counts(cand))
+    if floor > 0:
+        keep = np.flatnonzero(w >= floor)
+        cand, w = cand[keep], w[keep]
     order = knn.top_n(w, st.user_since[cand], cfg.neighbours)
     return cand[order].astype(np.int64), w[order]
 
