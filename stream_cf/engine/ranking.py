@@ -104,7 +104,7 @@ def vote_neighbours(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray,
     items, pos = history(st, u)
     lengths, raters = gather.raters(st, items)
     x = np.repeat(recency(pos, cfg.half_life), lengths)  # per rater entry, I_u latest first
-    total = np.bincount(raters, weights=x, minlength=st.users.high)
+    total = np.bincount(raters, weights=x, minlength=st.users.high).astype(np.float64, copy=False)
     total[u] = 0.0
     floor = gather.ratio_floor(total, st.ratings.user_count, raters, cfg.neighbours)
     cand = np.flatnonzero(total >= floor) if floor > 0 else np.flatnonzero(total > 0)
