@@ -195,6 +195,20 @@ def _restore(arrays: dict[str, npt.NDArray[Any]]) -> tuple[EngineConfig, EngineS
     return cfg, st
 
 
+def _event_order(
+    users: npt.NDArray[np.int64], seqs: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """The cells by user, each user's in the order of its events (the order rows are kept in
+    while the stream runs; the lists read a row in order without sorting it): one stable sort of
+    a combined key (the saved cells come by user, so it is nearly sorted: ~0.15 s for 6.9 million
+    cells, where a lexsort takes ~4 s), a lexsort if the key could pass int64."""
+    top = int(seqs.max()) + 1 if seqs.size else 1
+    if users.size and (int(users.max()) + 1) * top >= 2**62:
+        return np.lexsort((seqs, users)).astype(np.int64)
+    order: npt.NDArray[np.int64] = np.argsort(users * top + seqs, kind="stable")
+    return order
+
+
 def _ratings(
     users: npt.NDArray[np.int64],
     items: npt.NDArray[np.int64],
@@ -214,10 +228,11 @@ def _ratings(
     out.cell_high = n
     out.max_value = float(np.max(np.abs(values))) if n else 0.0
     ids = np.arange(n, dtype=np.int64)
-    by_user = np.argsort(users, kind="stable")
+    by_user = _event_order(users, seqs)
     out.by_user = RowPool.from_arrays(np.bincount(users, minlength=nu), ids[by_user])
     by_item = np.argsort(items, kind="stable")
     out.by_item = RowPool.from_arrays(np.bincount(items, minlength=ni), ids[by_item])
+    out.item_users = RowPool.from_arrays(np.bincount(items, minlength=ni), users[by_item])
     out.user_count = np.bincount(users, minlength=nu).astype(np.int64)
     out.item_count = np.bincount(items, minlength=ni).astype(np.int64)
     out.user_sum = np.zeros(nu, dtype=np.float64)

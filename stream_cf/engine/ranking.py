@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream_cf.engine import knn
+from stream_cf.engine import gather, knn
 from stream_cf.engine.config import RankConfig
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
@@ -74,9 +74,13 @@ from stream_cf.engine.storage import FloatArray, IntArray
 
 def history(st: EngineState, u: int) -> tuple[IntArray, FloatArray]:
     """u's item slots, latest first, and their recency weights' positions (0, 1, 2, ...)."""
-    items, _values, seqs = st.ratings.user_row(u)
-    order = np.argsort(-seqs, kind="stable")
-    return items[order].astype(np.int64), np.arange(items.size, dtype=np.float64)
+    cells = st.ratings.by_user.row(u)
+    seqs = st.ratings.cell_seq[cells]
+    # latest first: the row backwards when it is in the order of its events, else sorted (the
+    # sequence numbers are distinct within a user: one order, however it is found)
+    in_order = bool(np.all(seqs[1:] > seqs[:-1]))
+    cells = cells[::-1] if in_order else cells[np.argsort(-seqs, kind="stable")]
+    return st.ratings.cell_item[cells].astype(np.int64), np.arange(cells.size, dtype=np.float64)
 
 
 def recency(positions: FloatArray, half_life: float) -> FloatArray:
@@ -88,81 +92,66 @@ def recency(positions: FloatArray, half_life: float) -> FloatArray:
 def per_user(st: EngineState, items: IntArray, weights: FloatArray) -> FloatArray:
     """Σ_j weights[j]·[v rated items[j]] for every user slot v, each user's sum taken over the
     items in the given order (np.bincount adds in input order: the reference's plain loop)."""
-    where, raters, _values = st.ratings.items_rows(items)
-    out = np.bincount(raters, weights=weights[where], minlength=st.users.high)
-    return out.astype(np.float64)
+    lengths, slots = gather.raters(st, items)
+    out = np.bincount(slots, weights=np.repeat(weights, lengths), minlength=st.users.high)
+    return out.astype(np.float64, copy=False)
 
 
 def per_item(st: EngineState, users: IntArray, weights: FloatArray) -> tuple[IntArray, FloatArray]:
     """The items some of ``users`` rated (slots ascending) and Σ_v weights[v]·[v rated i],
     each item's sum taken over the users in the given order."""
     where, items, _values = st.ratings.users_rows(users)
-    total = np.bincount(items, weights=weights[where], minlength=st.items.high)
-    cand = np.unique(items)
-    return cand.astype(np.int64), total[cand].astype(np.float64)
+    return gather.sum_by(items, weights[where], st.items.high)
 
 
 def vote_neighbours(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray, FloatArray]:
     """N(u) best first and w_uv (ties: the earlier created user)."""
     items, pos = history(st, u)
+    lengths, raters = gather.raters(st, items)
     x = recency(pos, cfg.half_life)
     if cfg.rarity:  # x_j / n_j^b
         x = x / st.item_count[items].astype(np.float64) ** cfg.rarity
-    total = per_user(st, items, x)  # over I_u latest first
+    x = np.repeat(x, lengths)  # per rater entry, I_u latest first
+    total = np.bincount(raters, weights=x, minlength=st.users.high).astype(np.float64, copy=False)
     total[u] = 0.0
-    cand = np.flatnonzero(total > 0)
+    floor = gather.ratio_floor(total, st.ratings.user_count, raters, cfg.neighbours)
+    cand = np.flatnonzero(total >= floor) if floor > 0 else np.flatnonzero(total > 0)
     w = total[cand] / np.sqrt(st.counts(cand))
+    if floor > 0:
+        keep = np.flatnonzero(w >= floor)
+        cand, w = cand[keep], w[keep]
     order = knn.top_n(w, st.user_since[cand], cfg.neighbours)
     return cand[order].astype(np.int64), w[order]
 
 
-def latest_first(where: IntArray, seqs: IntArray) -> IntArray:
-    """The order that groups cells by ``where`` (ascending) and puts each group's latest first
-    (the largest sequence number): one sort of a combined key (a lexsort is several times slower),
-    or a lexsort when the key could pass int64. The sort is numpy's stable one (timsort): a user's
-    cells are stored mostly in the order they came, so each group is nearly one descending run,
-    which timsort takes in about linear time (~5× faster than the default sort on ML-100K's
-    neighbourhoods); the keys are distinct, so the order is the same."""
-    top = int(seqs.max()) + 1 if seqs.size else 1
-    if where.size and (int(where.max()) + 1) * top >= 2**62:
-        return np.lexsort((-seqs, where)).astype(np.int64)
-    order: IntArray = np.argsort(where * top + (top - 1 - seqs), kind="stable")
-    return order
-
-
-def neighbour_histories(st: EngineState, slots: IntArray) -> tuple[IntArray, IntArray, IntArray]:
-    """The cells of the users ``slots``, grouped in the order of ``slots`` and each user's latest
-    first: (position in ``slots``, item slot, pos_v(i)) per cell."""
-    where, cells = st.ratings.by_user.rows(slots)
-    order = latest_first(where, st.ratings.cell_seq[cells])
-    where = where[order]
-    items = st.ratings.cell_item[cells[order]].astype(np.int64)
-    lengths = np.bincount(where, minlength=slots.size)
-    starts = np.cumsum(lengths) - lengths
-    pos = np.arange(where.size, dtype=np.int64) - starts[where]
-    return where, items, pos
-
-
 def nearest_shared(
-    cfg: RankConfig, u_pos: FloatArray, where: IntArray, pos: IntArray, groups: int
+    cfg: RankConfig, u_pos: FloatArray, where: IntArray, pos: IntArray
 ) -> FloatArray:
     """g_v(i) of ``shared`` per cell: max_j 2^(−(a_j + |p − p_j|/h_n)) over the cells of the same
     neighbour whose item u has (a_j = pos_u(j)/h; u_pos is pos_u per cell, NaN where u lacks the
-    item), as 2^(−min(forward, backward)) along each neighbour's history (module doc), on a
-    groups × longest history grid."""
-    length = int(pos.max()) + 1 if pos.size else 0
-    flat = where * length + pos  # each cell's place on the grid
+    item), as 2^(−min(forward, backward)) along each neighbour's history (module doc). The cells
+    come grouped by neighbour, each latest first (by (where, pos)): forward, the running minimum
+    of a_j − p_j/h_n over the shared cells (anchors) at or before each cell, backward that of
+    a_j + p_j/h_n at or after it, each read at the nearest anchor of the same neighbour."""
     step = pos.astype(np.float64) / cfg.neighbour_half_life
     anchor = np.flatnonzero(~np.isnan(u_pos))
     a = u_pos[anchor] / cfg.half_life
-    ahead = np.full(groups * length, np.inf)  # a_j − p_j/h_n at (v, p_j), running min forward
-    ahead[flat[anchor]] = a - step[anchor]
-    behind = np.full(groups * length, np.inf)  # a_j + p_j/h_n, running min backward
-    behind[flat[anchor]] = a + step[anchor]
-    ahead = np.minimum.accumulate(ahead.reshape(groups, length), axis=1).ravel()
-    behind = np.minimum.accumulate(behind.reshape(groups, length)[:, ::-1], axis=1)
-    behind = behind[:, ::-1].ravel()
-    cost = np.minimum(ahead[flat] + step, behind[flat] - step)
+    groups = where[anchor]
+    index = np.arange(where.size, dtype=np.int64)
+    first = pos == 0  # each neighbour's first cell, a stop for the forward search
+    last = np.ones(where.size, dtype=np.bool_)  # and its last, for the backward one
+    last[:-1] = first[1:]
+    forward = np.full(where.size, np.inf)
+    forward[anchor] = gather.group_running_min(a - step[anchor], groups)
+    stop = np.where(first, index, 0)
+    stop[anchor] = anchor
+    forward = forward[np.maximum.accumulate(stop)]  # at the nearest anchor at or before, if any
+    backward = np.full(where.size, np.inf)
+    backward[anchor] = gather.group_running_min(a + step[anchor], groups, backward=True)
+    stop = np.where(last, index, where.size - 1)
+    stop[anchor] = anchor
+    backward = backward[np.minimum.accumulate(stop[::-1])[::-1]]  # at or after
+    cost = np.minimum(forward + step, backward - step)
     weights: FloatArray = np.exp2(-cost)
     return weights
 
@@ -174,17 +163,15 @@ def vote_scores(
     if cfg.neighbour_recency == "none":
         cand, scores = per_item(st, slots, w**cfg.exponent)
     else:
-        where, items, pos = neighbour_histories(st, slots)
+        where, items, pos = gather.histories(st, slots)
         if cfg.neighbour_recency == "latest":
             g = recency(pos.astype(np.float64), cfg.neighbour_half_life)
         else:
             mine, mine_pos = history(st, u)
             u_pos = np.full(st.items.high, np.nan)
             u_pos[mine] = mine_pos
-            g = nearest_shared(cfg, u_pos[items], where, pos, slots.size)
-        total = np.bincount(items, weights=(w**cfg.exponent)[where] * g, minlength=st.items.high)
-        cand = np.flatnonzero(np.bincount(items, minlength=st.items.high)).astype(np.int64)
-        scores = total[cand].astype(np.float64)
+            g = nearest_shared(cfg, u_pos[items], where, pos)
+        cand, scores = gather.sum_by(items, (w**cfg.exponent)[where] * g, st.items.high)
     if cfg.damping:
         scores = scores / st.item_count[cand].astype(np.float64) ** cfg.damping
     return cand, scores
@@ -211,7 +198,9 @@ def ranked(st: EngineState, cfg: RankConfig, u: int, n: int) -> list[tuple[str, 
     else:
         cand, scores = item_scores(st, cfg, u)
     if not cfg.include_seen:
-        keep = ~st.ratings.has(u, cand)
+        seen = np.zeros(st.items.high, dtype=np.bool_)
+        seen[st.ratings.cell_item[st.ratings.by_user.row(u)]] = True
+        keep = ~seen[cand]
         cand, scores = cand[keep], scores[keep]
     if cand.size == 0:
         return None

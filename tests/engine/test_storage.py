@@ -89,6 +89,7 @@ def check_storage(model: UserKNN, truth: dict[tuple[str, str], float], off_grid:
     for i in range(ni):
         cells = ratings.by_item.row(i)
         assert np.all(ratings.cell_item[cells] == i)
+        assert np.array_equal(ratings.item_users.row(i), ratings.cell_user[cells])
         assert ratings.item_count[i] == cells.size
         assert math.isclose(
             ratings.item_sum[i], float(ratings.cell_value[cells].sum()), abs_tol=1e-9
