@@ -37,11 +37,14 @@ from stream_cf.engine.products import (
     products_dense,
     shared_items,
 )
-from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
+from stream_cf.engine.scatter import PACKED, scatter_update
+from stream_cf.engine.storage import BoolArray, FloatArray, IntArray, Reservation
 
 TILE = 512  # user slots per side of a tile (int32 tiles of 4 MB, float64 of 8 MB)
 INT_LIMIT = 2**31 - 1
 SCALE = 2.0  # integer sums are of 2·value
+TILE_WORDS = TILE * TILE * 2  # int64 words of an int32 tile (two per cell)
+RESERVED_TILES = 16_384  # int32 tiles one reservation holds (64 GiB of address space: 128² tiles)
 
 
 class PairSums:
@@ -50,6 +53,13 @@ class PairSums:
     def __init__(self) -> None:
         self.tiles: list[list[npt.NDArray[Any]]] = []
         self.integer = True  # int32 sums of 2·value (else float64 sums of the values)
+        # int32 tiles live one after the other in one reservation (tile (bi, bj) at word
+        # tile_words[bi, bj] of its int64 view), so the pair-by-pair update addresses every
+        # cell by one flat index; None once a tile could not go there (or in float mode)
+        self.space: Reservation | None = None
+        self.tile_words: IntArray = np.zeros((0, 0), dtype=np.int64)
+        self.placed = 0  # tiles placed in the reservation
+        self.flat_ok = PACKED
 
     @property
     def blocks(self) -> int:
@@ -64,16 +74,44 @@ class PairSums:
         """Bytes allocated for tiles (virtual: untouched pages of a tile take no memory)."""
         return self.blocks * self.blocks * TILE * TILE * self.cell_bytes
 
-    def _tile(self) -> npt.NDArray[Any]:
+    def _tile(self, bi: int, bj: int) -> npt.NDArray[Any]:
+        """A new zero tile for block (bi, bj): the next one of the reservation if it can be."""
+        if self.integer and self.flat_ok:
+            if self.space is None and self.placed == 0:
+                self.space = Reservation.create(RESERVED_TILES * TILE_WORDS * 8)
+            if self.space is not None and self.placed < RESERVED_TILES:
+                words = np.frombuffer(
+                    self.space, dtype=np.int64, count=TILE_WORDS, offset=self.placed * TILE_WORDS * 8
+                )
+                self.tile_words[bi, bj] = self.placed * TILE_WORDS
+                self.placed += 1
+                return words.view(np.int32).reshape(TILE, TILE, 4)
+            self.flat_ok = False
         return np.zeros((TILE, TILE, 4), dtype=np.int32 if self.integer else np.float64)
 
     def ensure(self, n_users: int) -> None:
         """Tiles for user slots [0, n_users) (new ones zero)."""
         need = -(-n_users // TILE)
+        if self.blocks < need:
+            grown = np.zeros((need, need), dtype=np.int64)
+            grown[: self.blocks, : self.blocks] = self.tile_words
+            self.tile_words = grown
         while self.blocks < need:
-            for row in self.tiles:
-                row.append(self._tile())
-            self.tiles.append([self._tile() for _ in range(self.blocks + 1)])
+            b = self.blocks
+            for bi, row in enumerate(self.tiles):
+                row.append(self._tile(bi, b))
+            self.tiles.append([self._tile(b, bj) for bj in range(b + 1)])
+
+    @property
+    def scatter_ready(self) -> bool:
+        """Whether the pair-by-pair update can address every tile (int32, one reservation)."""
+        return self.integer and self.flat_ok and self.space is not None
+
+    def flat(self) -> npt.NDArray[np.int64]:
+        """Every placed tile's cells as int64 words (two per cell; see
+        :mod:`~stream_cf.engine.scatter`)."""
+        assert self.space is not None
+        return np.frombuffer(self.space, dtype=np.int64, count=self.placed * TILE_WORDS)
 
     def units(self) -> FloatArray:
         """Per channel, the stored unit in rating units (int32: 1, 1/2, 1/4, 1/4)."""
@@ -88,6 +126,8 @@ class PairSums:
         units = self.units()
         self.tiles = [[tile.astype(np.float64) * units for tile in row] for row in self.tiles]
         self.integer = False
+        self.space = None  # unmapped once the last int32 view is gone
+        self.flat_ok = False
 
     def fits(self, max_count: int, value_bound: float) -> bool:
         """Whether int32 holds every sum of users with at most ``max_count`` items whose values
@@ -231,6 +271,38 @@ class PairSums:
                 c1 = min(c0 + TILE, n_users)
                 self.tiles[bx][b][local, : c1 - c0] += stored_rows[pick, c0:c1]
                 self.tiles[b][bx][: c1 - c0, local] += stored_cols[c0:c1][:, pick]
+
+    def update_scatter(
+        self,
+        *,
+        cell_users: IntArray,
+        cell_cols: IntArray,
+        new_values: FloatArray,
+        new_present: BoolArray,
+        where: IntArray,
+        raters: IntArray,
+        old_values: FloatArray,
+    ) -> None:
+        """:meth:`update_block`'s result pair by pair (:mod:`~stream_cf.engine.scatter`), in
+        proportion to the pairs that change: for int32 sums in the reservation
+        (:attr:`scatter_ready`). The touched items' raters before the batch come as lists
+        (``where``: position among the touched items, ascending; rater slot; value), the
+        changed cells as for :meth:`update_block`."""
+        assert self.scatter_ready
+        if cell_users.size == 0:
+            return
+        scatter_update(
+            self.flat(),
+            self.tile_words,
+            TILE,
+            cell_users=cell_users,
+            cell_cols=cell_cols,
+            new_twice=np.rint(SCALE * np.where(new_present, new_values, 0.0)).astype(np.int64),
+            new_present=new_present,
+            where=where,
+            raters=raters,
+            old_values=old_values,
+        )
 
     def update_block(
         self,
