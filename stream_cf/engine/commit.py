@@ -22,14 +22,14 @@ from stream_cf.engine.storage import FloatArray, IntArray
 # block may take
 BYTES_PER_CELL = 120
 MAX_BLOCK_BYTES = 256 * 2**20
-# the choice between the pair-by-pair update (scatter.py) and the block update, CPU time measured
-# at 1,000-16,000 users (benchmarks/scale.py, ns): the pair by pair ~PAIR_NS per changed pair
-# (listing it, its deltas, four np.add.at words); the block ~BLOCK_NS per (changed user, user
-# slot) (products, then a row and a column written into the tiles) plus ~TOUCHED_NS per
-# (touched item, user slot) (the dense item-major blocks)
-PAIR_NS = 60.0
-BLOCK_NS = 12.0
-TOUCHED_NS = 1.0
+# the choice between the pair-by-pair update (scatter.py) and the block update, by CPU time per
+# batch fitted at 2,000 and 4,000 users (benchmarks/scale.py's explicit stream, batches of 1,000,
+# each path forced, load ~9 on 2 cores; ns): the pair by pair ~PAIR_NS per changed pair (listing
+# it, its deltas, its words added with np.add.at: 173 / 178 fitted); the block ~BLOCK_NS per
+# (changed user, user slot) (the products, a row and a column written into the tiles, the
+# item-major blocks: 265 / 261)
+PAIR_NS = 175.0
+BLOCK_NS = 260.0
 # tests force one path ("scatter", "block"); None: the cheaper by the costs above
 FORCE_PATH: str | None = None
 
@@ -124,7 +124,7 @@ def _update_pairs(
     if pairs.integer and not pairs.fits(most, st.value_bound):
         pairs.to_float()
     touched, tl = _distinct(ci, st.items.high, inverse=True)
-    if pairs.scatter_ready and _scatter_wins(st, cu, ci, touched):
+    if pairs.scatter_ready and _scatter_wins(st, cu, ci):
         where, raters, values = ratings.items_rows(touched)
         pairs.update_scatter(
             cell_users=cu,
@@ -168,34 +168,20 @@ def _update_pairs(
     )
 
 
-def _scatter_wins(st: EngineState, cu: IntArray, ci: IntArray, touched: IntArray) -> bool:
+def _scatter_wins(st: EngineState, cu: IntArray, ci: IntArray) -> bool:
     """Whether the pair-by-pair update is the cheaper (see :data:`PAIR_NS`): changed pairs
     ≈ Σ over changed cells of the item's raters before the batch, against changed users × user
-    slots and touched items × user slots for the block update."""
+    slots for the block update."""
     if FORCE_PATH is not None:
         return FORCE_PATH == "scatter"
     n_users = st.users.high
     changed = int(np.count_nonzero(np.bincount(cu)))
     pairs = float(st.ratings.item_count[ci].sum())
-    block = (BLOCK_NS * changed + TOUCHED_NS * touched.size) * n_users
-    return PAIR_NS * pairs < block
+    return PAIR_NS * pairs < BLOCK_NS * changed * n_users
 
 
 @overload
 def _distinct(slots: IntArray, high: int) -> IntArray: ...
-def _scatter_wins(st: EngineState, cu: IntArray, ci: IntArray, touched: IntArray) -> bool:
-    """Whether the pair-by-pair update is the cheaper (see :data:`PAIR_NS`): changed pairs
-    ≈ Σ over changed cells of the item's raters before the batch, against changed users × user
-    slots and touched items × user slots for the block update."""
-    if FORCE_PATH is not None:
-        return FORCE_PATH == "scatter"
-    n_users = st.users.high
-    changed = int(np.count_nonzero(np.bincount(cu)))
-    pairs = float(st.ratings.item_count[ci].sum())
-    block = (BLOCK_NS * changed + TOUCHED_NS * touched.size) * n_users
-    return PAIR_NS * pairs < block
-
-
 @overload
 def _distinct(
     slots: IntArray, high: int, *, inverse: Literal[True]

@@ -37,14 +37,14 @@ from stream_cf.engine.products import (
     products_dense,
     shared_items,
 )
-from stream_cf.engine.scatter import PACKED, scatter_update
+from stream_cf.engine.scatter import PACKED, Layout, scatter_update
 from stream_cf.engine.storage import BoolArray, FloatArray, IntArray, Reservation
 
 TILE = 512  # user slots per side of a tile (int32 tiles of 4 MB, float64 of 8 MB)
 INT_LIMIT = 2**31 - 1
 SCALE = 2.0  # integer sums are of 2·value
 TILE_WORDS = TILE * TILE * 2  # int64 words of an int32 tile (two per cell)
-RESERVED_TILES = 16_384  # int32 tiles one reservation holds (64 GiB of address space: 128² tiles)
+SIDE = 128  # int32 tiles per side of the reservation (64 GiB of address space: 65,536 users)
 
 
 class PairSums:
@@ -53,12 +53,10 @@ class PairSums:
     def __init__(self) -> None:
         self.tiles: list[list[npt.NDArray[Any]]] = []
         self.integer = True  # int32 sums of 2·value (else float64 sums of the values)
-        # int32 tiles live one after the other in one reservation (tile (bi, bj) at word
-        # tile_words[bi, bj] of its int64 view), so the pair-by-pair update addresses every
-        # cell by one flat index; None once a tile could not go there (or in float mode)
+        # int32 tiles live in one reservation, tile (bi, bj) at tile number bi·SIDE + bj, so
+        # the pair-by-pair update addresses every cell by one flat index (scatter.Layout);
+        # flat_ok turns False once a tile could not go there (float mode, past SIDE tiles)
         self.space: Reservation | None = None
-        self.tile_words: IntArray = np.zeros((0, 0), dtype=np.int64)
-        self.placed = 0  # tiles placed in the reservation
         self.flat_ok = PACKED
 
     @property
@@ -77,14 +75,11 @@ class PairSums:
     def _tile(self, bi: int, bj: int) -> npt.NDArray[Any]:
         """A new zero tile for block (bi, bj): the next one of the reservation if it can be."""
         if self.integer and self.flat_ok:
-            if self.space is None and self.placed == 0:
-                self.space = Reservation.create(RESERVED_TILES * TILE_WORDS * 8)
-            if self.space is not None and self.placed < RESERVED_TILES:
-                words = np.frombuffer(
-                    self.space, dtype=np.int64, count=TILE_WORDS, offset=self.placed * TILE_WORDS * 8
-                )
-                self.tile_words[bi, bj] = self.placed * TILE_WORDS
-                self.placed += 1
+            if self.space is None:
+                self.space = Reservation.create(SIDE * SIDE * TILE_WORDS * 8)
+            if self.space is not None and bi < SIDE and bj < SIDE:
+                at = (bi * SIDE + bj) * TILE_WORDS * 8
+                words = np.frombuffer(self.space, dtype=np.int64, count=TILE_WORDS, offset=at)
                 return words.view(np.int32).reshape(TILE, TILE, 4)
             self.flat_ok = False
         return np.zeros((TILE, TILE, 4), dtype=np.int32 if self.integer else np.float64)
@@ -92,10 +87,6 @@ class PairSums:
     def ensure(self, n_users: int) -> None:
         """Tiles for user slots [0, n_users) (new ones zero)."""
         need = -(-n_users // TILE)
-        if self.blocks < need:
-            grown = np.zeros((need, need), dtype=np.int64)
-            grown[: self.blocks, : self.blocks] = self.tile_words
-            self.tile_words = grown
         while self.blocks < need:
             b = self.blocks
             for bi, row in enumerate(self.tiles):
@@ -108,10 +99,12 @@ class PairSums:
         return self.integer and self.flat_ok and self.space is not None
 
     def flat(self) -> npt.NDArray[np.int64]:
-        """Every placed tile's cells as int64 words (two per cell; see
-        :mod:`~stream_cf.engine.scatter`)."""
+        """The reservation as int64 words (two per cell, placed by :meth:`layout`)."""
         assert self.space is not None
-        return np.frombuffer(self.space, dtype=np.int64, count=self.placed * TILE_WORDS)
+        return np.frombuffer(self.space, dtype=np.int64, count=SIDE * SIDE * TILE_WORDS)
+
+    def layout(self) -> Layout:
+        return Layout(tile=TILE, side=SIDE)
 
     def units(self) -> FloatArray:
         """Per channel, the stored unit in rating units (int32: 1, 1/2, 1/4, 1/4)."""
@@ -293,8 +286,7 @@ class PairSums:
             return
         scatter_update(
             self.flat(),
-            self.tile_words,
-            TILE,
+            self.layout(),
             cell_users=cell_users,
             cell_cols=cell_cols,
             new_twice=np.rint(SCALE * np.where(new_present, new_values, 0.0)).astype(np.int64),

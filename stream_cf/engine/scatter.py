@@ -6,6 +6,11 @@ lists those pairs and adds their deltas into the int32 tiles of
 :class:`~stream_cf.engine.pairs.PairSums` through one flat int64 view of all tiles, so the work
 is in proportion to the pairs that change (the block update's, to changed users × all users).
 
+Addressing (:class:`Layout`): tile (bi, bj) of ``tile`` × ``tile`` slots sits at tile number
+bi·side + bj of the reservation, so the word of cell (u, v) is row(u) + col(v) with
+row(u) = 2·((u div tile)·side·tile² + (u mod tile)·tile) and col(v) = 2·((v div tile)·tile² +
+(v mod tile)): one addition per pair once each user's two offsets are known.
+
 Units are the store's: integers of s·value with s = 2 (every value a multiple of 0.5). Per
 changed cell j = (x, t), with old/new presence p, q (0/1) and old/new scaled values A, B (0 where
 absent), let d0 = q − p, d1 = B − A, d2 = B² − A². Then, for every y that rated t before the
@@ -24,17 +29,19 @@ one, in any order.
 
 Lanes: a cell's four int32 sums [n, Σx, Σx², Σxy] are two int64 words, (n, Σx) and (Σx², Σxy),
 low lane first (little-endian machines only: :data:`PACKED`). A delta [a, b] of a word is added
-as the int64 a + b·2³²: exact while the low lane (n, resp. Σx²) stays within [0, 2³¹) before and
-after every addition. It does: each addition applies one (pair, item) delta, so every
-intermediate value is the sum of the pair's items with some items at their old state and the
-others at their new one, a count or a sum of squares, ≥ 0, and within the int32 bound the caller
-checked (:meth:`~stream_cf.engine.pairs.PairSums.fits`). The high lane wraps modulo 2³² like the
-int32 it is.
+as the int64 a + b·2³² (products like (Y·d1)·2³² taken modulo 2⁶⁴, as int64 arithmetic wraps):
+exact while the low lane (n, resp. Σx²) stays within [0, 2³¹) before and after every addition.
+It does: each addition applies one (pair, item) delta, so every intermediate value is the sum of
+the pair's items with some items at their old state and the others at their new one, a count or
+a sum of squares, ≥ 0, and within the int32 bound the caller checked
+(:meth:`~stream_cf.engine.pairs.PairSums.fits`). The high lane wraps modulo 2³² like the int32
+it is.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -45,10 +52,32 @@ PACKED = sys.byteorder == "little"  # an int32 lane pair read as one int64: low 
 SHIFT = np.int64(32)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where cell (u, v) is among the int64 words of the reservation (see the module
+    docstring): ``tile`` slots per tile side (a power of two), ``side`` tiles per side."""
+
+    tile: int
+    side: int
+
+    def row(self, u: IntArray) -> IntArray:
+        """2·((u div tile)·side·tile² + (u mod tile)·tile) per slot."""
+        shift = self.tile.bit_length() - 1
+        out = (u >> shift) * (2 * self.side * self.tile * self.tile)
+        out += (u & (self.tile - 1)) * (2 * self.tile)
+        return out
+
+    def col(self, v: IntArray) -> IntArray:
+        """2·((v div tile)·tile² + (v mod tile)) per slot."""
+        shift = self.tile.bit_length() - 1
+        out = (v >> shift) * (2 * self.tile * self.tile)
+        out += (v & (self.tile - 1)) * 2
+        return out
+
+
 def scatter_update(
     flat: npt.NDArray[np.int64],
-    tile_words: IntArray,
-    tile: int,
+    layout: Layout,
     *,
     cell_users: IntArray,
     cell_cols: IntArray,
@@ -60,14 +89,13 @@ def scatter_update(
 ) -> None:
     """Add the deltas of the changed cells (see the module docstring) into ``flat``.
 
-    ``flat``: every tile's cells as int64 words (two per cell); ``tile_words[bi, bj]``: the word
-    offset of tile (bi, bj), ``tile`` user slots per side. The changed cells are
+    ``flat``: the reservation's int64 words, cells placed by ``layout``. The changed cells are
     (``cell_users[j]``, ``cell_cols[j]``), each once, ``cell_cols`` indexing the touched items;
-    ``new_twice``/``new_present`` their scaled values (2·value) and presence after the batch.
-    ``where``, ``raters``, ``old_values``: the touched items' raters before the batch (position
-    among the touched items, ascending; rater slot; value).
+    ``new_twice``/``new_present`` their scaled values (2·value, 0 where absent) and presence
+    after the batch. ``where``, ``raters``, ``old_values``: the touched items' raters before
+    the batch (position among the touched items, ascending; rater slot; value).
     """
-    n_cols = int(cell_cols.max()) + 1 if cell_cols.size else 0
+    n_cols = int(cell_cols.max()) + 1
     twice_old = np.rint(2.0 * old_values).astype(np.int64)
     # the old entries that are changed cells: their old value is the cell's A (p = 1)
     n_users = int(max(int(raters.max(initial=-1)), int(cell_users.max())) + 1)
@@ -76,7 +104,6 @@ def scatter_update(
     changed_user = np.zeros(n_users, dtype=np.bool_)
     changed_user[cell_users] = True
     maybe = np.flatnonzero(changed_user[raters])
-    keep: BoolArray | None = None
     if maybe.size:
         cell_key = cell_cols * n_users + cell_users
         order = np.argsort(cell_key)
@@ -87,34 +114,29 @@ def scatter_update(
         cell = order[pos[hit]]
         p[cell] = 1
         a[cell] = twice_old[maybe[hit]]
-        keep = np.ones(raters.size, dtype=np.bool_)
-        keep[maybe[hit]] = False
+        if hit.any():
+            keep = np.ones(raters.size, dtype=np.bool_)
+            keep[maybe[hit]] = False
+            where, raters, twice_old = where[keep], raters[keep], twice_old[keep]
     q = new_present.astype(np.int64)
     b = np.where(new_present, new_twice, 0)
-    d0 = q - p
-    d1 = b - a
-    d2 = b * b - a * a
-    if keep is not None:
-        where, raters, twice_old = where[keep], raters[keep], twice_old[keep]
     _with_unchanged(
         flat,
-        tile_words,
-        tile,
+        layout,
         users=cell_users,
         cols=cell_cols,
-        deltas=(d0, d1, d2),
+        deltas=(q - p, b - a, b * b - a * a),
         where=where,
         raters=raters,
         twice=twice_old,
         n_cols=n_cols,
     )
-    _among_changed(flat, tile_words, tile, cell_users, cell_cols, (p, q, a, b), n_cols)
+    _among_changed(flat, layout, users=cell_users, cols=cell_cols, cells=(p, q, a, b))
 
 
 def _with_unchanged(
     flat: npt.NDArray[np.int64],
-    tile_words: IntArray,
-    tile: int,
+    layout: Layout,
     *,
     users: IntArray,
     cols: IntArray,
@@ -130,57 +152,50 @@ def _with_unchanged(
     if live.size == 0 or raters.size == 0:
         return
     per_col = np.bincount(where, minlength=n_cols)
-    starts = np.cumsum(per_col) - per_col
     t = cols[live]
     counts = per_col[t]
     total = int(counts.sum())
     if total == 0:
         return
+    # entry[k]: the old rater of the k-th pair (each live cell's item's raters in turn)
     ends = np.cumsum(counts)
-    entry = np.repeat(starts[t] - (ends - counts), counts)
+    entry = np.repeat((np.cumsum(per_col) - per_col)[t] - (ends - counts), counts)
     entry += np.arange(total, dtype=np.int64)
-    y = raters[entry]
-    value = twice[entry]
+    d0, d1, d2 = d0[live], d1[live], d2[live]
     x = users[live]
-    e0 = np.repeat(d0[live], counts)
-    e1 = np.repeat(d1[live], counts)
-    v_d1 = value * e1
-    v_d1 <<= SHIFT
-    words = tile_words.ravel()
-    n_blocks = int(tile_words.shape[1])
-    tile_x, local_x = np.divmod(x, tile)
-    tile_y, local_y = np.divmod(y, tile)
+    high = twice << SHIFT  # Y·2³² per old rater
     # sums[x, y]: word 0 = d0 + d1·2³², word 1 = d2 + (Y·d1)·2³²
-    index = words[np.repeat(tile_x * n_blocks, counts) + tile_y]
-    index += np.repeat(local_x * (2 * tile), counts)
-    index += 2 * local_y
-    np.add.at(flat, index, np.repeat(d0[live] + (d1[live] << SHIFT), counts))
+    index = np.repeat(layout.row(x), counts)
+    index += layout.col(raters)[entry]
+    np.add.at(flat, index, np.repeat(d0 + (d1 << SHIFT), counts))
     index += 1
-    word = np.repeat(d2[live], counts)
-    word += v_d1
+    y_d1 = high[entry]
+    y_d1 *= np.repeat(d1, counts)
+    word = np.repeat(d2, counts)
+    word += y_d1
     np.add.at(flat, index, word)
-    # sums[y, x]: word 0 = d0 + (Y·d0)·2³², word 1 = Y²·d0 + (Y·d1)·2³²
-    index = words[tile_y * n_blocks + np.repeat(tile_x, counts)]
-    index += local_y * (2 * tile)
-    index += np.repeat(2 * local_x, counts)
-    v_d0 = value * e0
-    word = v_d0 << SHIFT
-    word += e0
-    np.add.at(flat, index, word)
-    index += 1
-    v_d0 *= value
-    v_d0 += v_d1
-    np.add.at(flat, index, v_d0)
+    # sums[y, x]: word 0 = d0 + (Y·d0)·2³² = d0·(1 + Y·2³²), word 1 = Y²·d0 + (Y·d1)·2³²,
+    # interleaved: one cache miss per cell (the rows of x stay in cache, these are scattered)
+    index = layout.row(raters)[entry]
+    index += np.repeat(layout.col(x), counts)
+    both = np.repeat(index, 2)
+    both[1::2] += 1
+    e0 = np.repeat(d0, counts)
+    words = np.empty(2 * total, dtype=np.int64)
+    np.multiply((high + 1)[entry], e0, out=words[0::2])
+    word1 = (twice * twice)[entry]
+    word1 *= e0
+    np.add(word1, y_d1, out=words[1::2])
+    np.add.at(flat, both, words)
 
 
 def _among_changed(
     flat: npt.NDArray[np.int64],
-    tile_words: IntArray,
-    tile: int,
+    layout: Layout,
+    *,
     users: IntArray,
     cols: IntArray,
     cells: tuple[IntArray, IntArray, IntArray, IntArray],
-    n_cols: int,
 ) -> None:
     """sums[x, y] for every pair of changed cells (x, t), (y, t) of one item (both orders, and
     x = y: the diagonal)."""
@@ -190,7 +205,7 @@ def _among_changed(
         return
     t = cols[alive]
     order = alive[np.argsort(t, kind="stable")]
-    sizes = np.bincount(t, minlength=n_cols)
+    sizes = np.bincount(t)
     first = np.cumsum(sizes) - sizes
     per = sizes[cols[order]]  # each cell pairs with every cell of its item
     j = np.repeat(order, per)
@@ -204,9 +219,6 @@ def _among_changed(
     sx = b_j * qq - a_j * pp
     sxx = b_j * b_j * qq - a_j * a_j * pp
     sxy = b_j * b[k] - a_j * a[k]
-    x = users[j]
-    y = users[k]
-    index = tile_words.ravel()[(x // tile) * int(tile_words.shape[1]) + y // tile]
-    index += (x % tile) * (2 * tile) + 2 * (y % tile)
+    index = layout.row(users[j]) + layout.col(users[k])
     np.add.at(flat, index, n + (sx << SHIFT))
     np.add.at(flat, index + 1, sxx + (sxy << SHIFT))

@@ -41,8 +41,9 @@ def from_scratch(model: UserKNN) -> np.ndarray:
     n = state.users.high
     out = np.zeros((n, n, 4), dtype=np.int64)
     rows = {
-        state.users.slot_of[user]: {item: round(2 * value) for item, value in
-                                    model.user_items(user).items()}
+        state.users.slot_of[user]: {
+            item: round(2 * value) for item, value in model.user_items(user).items()
+        }
         for user in model.users()
     }
     for a, mine in rows.items():
@@ -144,9 +145,8 @@ def test_both_paths_ran_in_one_stream(monkeypatch: pytest.MonkeyPatch) -> None:
         for _ in range(int(rng.integers(1, 12))):
             kind = rng.random()
             if kind < 0.75:
-                steps.append(
-                    ("rate", str(rng.choice(USERS)), str(rng.choice(ITEMS)), float(rng.choice(VALUES)))
-                )
+                user, item = str(rng.choice(USERS)), str(rng.choice(ITEMS))
+                steps.append(("rate", user, item, float(rng.choice(VALUES))))
             elif kind < 0.95:
                 steps.append(("unrate", int(rng.integers(0, 1000))))
             else:
