@@ -37,7 +37,7 @@ from stream_cf.engine.products import (
     products_dense,
     shared_items,
 )
-from stream_cf.engine.scatter import PACKED, Layout, scatter_update
+from stream_cf.engine.scatter import PACKED, Layout, scatter_cell, scatter_update
 from stream_cf.engine.storage import BoolArray, FloatArray, IntArray, Reservation
 
 TILE = 512  # user slots per side of a tile (int32 tiles of 4 MB, float64 of 8 MB)
@@ -199,6 +199,19 @@ class PairSums:
         gains [d0, y·d0, y²·d0, y·d1] for each other rater with value y; the diagonal gains
         [d0, d1, d2, d2].
         """
+        if self.scatter_ready:  # int32 sums of 2·value, flat addresses
+            twice_a = 0 if old is None else round(SCALE * old)
+            twice_b = 0 if new is None else round(SCALE * new)
+            change = (
+                (new is not None) - (old is not None),
+                twice_b - twice_a,
+                twice_b * twice_b - twice_a * twice_a,
+            )
+            twice = np.rint(SCALE * other_values).astype(np.int64)
+            scatter_cell(
+                self.flat(), self.layout(), x, others=others, other_twice=twice, change=change
+            )
+            return
         p = 0.0 if old is None else 1.0
         q = 0.0 if new is None else 1.0
         a = 0.0 if old is None else old

@@ -74,6 +74,57 @@ class Layout:
         out += (v & (self.tile - 1)) * 2
         return out
 
+    def cell(self, u: int, v: int) -> int:
+        """row(u) + col(v) for one pair."""
+        tile, side = self.tile, self.side
+        return 2 * (
+            (u // tile) * side * tile * tile
+            + (u % tile) * tile
+            + (v // tile) * tile * tile
+            + v % tile
+        )
+
+
+def scatter_cell(
+    flat: npt.NDArray[np.int64],
+    layout: Layout,
+    x: int,
+    *,
+    others: IntArray,
+    other_twice: IntArray,
+    change: tuple[int, int, int],
+) -> None:
+    """One changed cell (x, t) (the single-event path): with (d0, d1, d2) = ``change`` (see
+    the module docstring) sums[x, x] += [d0, d1, d2, d2] and, for every other rater y of t
+    (``others``, distinct, x not among them; scaled values Y = ``other_twice``),
+    sums[x, y] += [d0, d1, d2, Y·d1] and sums[y, x] += [d0, Y·d0, Y²·d0, Y·d1]. Four words
+    per other rater and two for the diagonal, every index once: one fancy-indexed addition."""
+    d0, d1, d2 = change
+    m = int(others.size)
+    diag = layout.cell(x, x)
+    index = np.empty(4 * m + 2, dtype=np.int64)
+    words = np.empty(4 * m + 2, dtype=np.int64)
+    row = layout.col(others)
+    row += layout.cell(x, 0)  # row(x) + col(y)
+    col = layout.row(others)
+    col += layout.cell(0, x)  # row(y) + col(x)
+    index[0:m] = row
+    np.add(row, 1, out=index[m : 2 * m])
+    index[2 * m : 3 * m] = col
+    np.add(col, 1, out=index[3 * m : 4 * m])
+    index[4 * m] = diag
+    index[4 * m + 1] = diag + 1
+    high = other_twice << SHIFT
+    y_d1 = high * d1
+    words[0:m] = d0 + (d1 << 32)
+    np.add(y_d1, d2, out=words[m : 2 * m])
+    np.multiply(high + 1, d0, out=words[2 * m : 3 * m])
+    np.multiply(other_twice * other_twice, d0, out=words[3 * m : 4 * m])
+    words[3 * m : 4 * m] += y_d1
+    words[4 * m] = d0 + (d1 << 32)
+    words[4 * m + 1] = d2 + (d2 << 32)
+    flat[index] += words
+
 
 def scatter_update(
     flat: npt.NDArray[np.int64],

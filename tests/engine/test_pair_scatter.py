@@ -1,11 +1,11 @@
 """The pair-by-pair (scatter) update of the pair sums against a from-scratch computation.
 
 Random streams of ratings, re-rates, unrates and forget_user, cut into random micro-batches (a
-batch of one included) and applied through the public API with the scatter path, the block path
-or the cost model's choice; after every batch the int32 pair sums must equal, bit for bit, the
-sums computed plainly from the ratings (sums[a, b] = [n, Σ 2r_a, Σ (2r_a)², Σ (2r_a)(2r_b)] over
-the items both rated; zero for free slots). Tiles of 2 user slots (instead of 512) put the
-users in several tiles, so the flat addressing across tiles is exercised too.
+batch of one through ``apply``: the single-cell update) and applied through the public API with the
+scatter path, the block path or the cost model's choice; after every batch the int32 pair sums must
+equal, bit for bit, the sums computed plainly from the ratings (sums[a, b] = [n, Σ 2r_a, Σ (2r_a)²,
+Σ (2r_a)(2r_b)] over the items both rated; zero for free slots). Tiles of 2 user slots (instead of
+512) put the users in several tiles, so the flat addressing across tiles is exercised too.
 """
 
 from __future__ import annotations
@@ -71,26 +71,39 @@ def events_of(steps: list[Any], model: UserKNN, rated: set[tuple[str, str]]) -> 
     return out
 
 
-def run(steps: list[Any], path: str | None, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Apply the steps in batches (cut at "cut"), checking the sums after every batch; returns
-    how often each path ran."""
+def small_tiles_and_spies(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Tiles of 2 slots, and counters of the paths that ran (batches by scatter or block,
+    single cells by scatter)."""
     monkeypatch.setattr(pairs_module, "TILE", 2)
     monkeypatch.setattr(pairs_module, "TILE_WORDS", 2 * 2 * 2)
-    monkeypatch.setattr(commit, "FORCE_PATH", path)
-    used = {"scatter": 0, "block": 0}
+    used = {"scatter": 0, "block": 0, "cell": 0}
     scatter_update = pairs_module.scatter_update
+    scatter_cell = pairs_module.scatter_cell
     update_block = pairs_module.PairSums.update_block
 
     def spy_scatter(*args: Any, **kwargs: Any) -> None:
         used["scatter"] += 1
         scatter_update(*args, **kwargs)
 
+    def spy_cell(*args: Any, **kwargs: Any) -> None:
+        used["cell"] += 1
+        scatter_cell(*args, **kwargs)
+
     def spy_block(self: pairs_module.PairSums, **kwargs: Any) -> None:
         used["block"] += 1
         update_block(self, **kwargs)
 
     monkeypatch.setattr(pairs_module, "scatter_update", spy_scatter)
+    monkeypatch.setattr(pairs_module, "scatter_cell", spy_cell)
     monkeypatch.setattr(pairs_module.PairSums, "update_block", spy_block)
+    return used
+
+
+def run(steps: list[Any], path: str | None, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Apply the steps in batches (cut at "cut"), checking the sums after every batch; returns
+    how often each path ran."""
+    used = small_tiles_and_spies(monkeypatch)
+    monkeypatch.setattr(commit, "FORCE_PATH", path)
     model = UserKNN()
     rated: set[tuple[str, str]] = set()
     batch: list[Any] = []
@@ -102,7 +115,10 @@ def run(steps: list[Any], path: str | None, monkeypatch: pytest.MonkeyPatch) -> 
         batch = []
         if not events:
             continue
-        model.apply_many(events)
+        if len(events) == 1:
+            model.apply(events[0])  # the single-event path
+        else:
+            model.apply_many(events)
         pairs = model.state.pairs
         assert pairs is not None and pairs.integer
         n = model.state.users.high
@@ -135,9 +151,8 @@ def test_pair_sums_equal_from_scratch_after_every_batch(
 def test_both_paths_ran_in_one_stream(monkeypatch: pytest.MonkeyPatch) -> None:
     """Alternating the forced path batch by batch: each reads what the other wrote."""
     rng = np.random.default_rng(7)
+    used = small_tiles_and_spies(monkeypatch)
     model = UserKNN()
-    monkeypatch.setattr(pairs_module, "TILE", 2)
-    monkeypatch.setattr(pairs_module, "TILE_WORDS", 2 * 2 * 2)
     rated: set[tuple[str, str]] = set()
     for round_ in range(40):
         monkeypatch.setattr(commit, "FORCE_PATH", "scatter" if round_ % 2 else "block")
@@ -152,8 +167,11 @@ def test_both_paths_ran_in_one_stream(monkeypatch: pytest.MonkeyPatch) -> None:
             else:
                 steps.append(("forget", str(rng.choice(USERS))))
         events = events_of(steps, model, rated)
-        if events:
+        if len(events) == 1:
+            model.apply(events[0])
+        elif events:
             model.apply_many(events)
         n = model.state.users.high
         assert model.state.pairs is not None
         assert np.array_equal(model.state.pairs.dense(n).astype(np.int64), from_scratch(model))
+    assert min(used.values()) > 0, used
