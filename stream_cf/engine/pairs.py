@@ -43,8 +43,12 @@ from stream_cf.engine.storage import BoolArray, FloatArray, IntArray, Reservatio
 TILE = 512  # user slots per side of a tile (int32 tiles of 4 MB, float64 of 8 MB)
 INT_LIMIT = 2**31 - 1
 SCALE = 2.0  # integer sums are of 2·value
-TILE_WORDS = TILE * TILE * 2  # int64 words of an int32 tile (two per cell)
 SIDE = 128  # int32 tiles per side of the reservation (64 GiB of address space: 65,536 users)
+
+
+def _tile_words() -> int:
+    """int64 words of an int32 tile (two per cell)."""
+    return TILE * TILE * 2
 
 
 class PairSums:
@@ -76,10 +80,10 @@ class PairSums:
         """A new zero tile for block (bi, bj): the next one of the reservation if it can be."""
         if self.integer and self.flat_ok:
             if self.space is None:
-                self.space = Reservation.create(SIDE * SIDE * TILE_WORDS * 8)
+                self.space = Reservation.create(SIDE * SIDE * _tile_words() * 8)
             if self.space is not None and bi < SIDE and bj < SIDE:
-                at = (bi * SIDE + bj) * TILE_WORDS * 8
-                words = np.frombuffer(self.space, dtype=np.int64, count=TILE_WORDS, offset=at)
+                at = (bi * SIDE + bj) * _tile_words() * 8
+                words = np.frombuffer(self.space, dtype=np.int64, count=_tile_words(), offset=at)
                 return words.view(np.int32).reshape(TILE, TILE, 4)
             self.flat_ok = False
         return np.zeros((TILE, TILE, 4), dtype=np.int32 if self.integer else np.float64)
@@ -101,7 +105,7 @@ class PairSums:
     def flat(self) -> npt.NDArray[np.int64]:
         """The reservation as int64 words (two per cell, placed by :meth:`layout`)."""
         assert self.space is not None
-        return np.frombuffer(self.space, dtype=np.int64, count=SIDE * SIDE * TILE_WORDS)
+        return np.frombuffer(self.space, dtype=np.int64, count=SIDE * SIDE * _tile_words())
 
     def layout(self) -> Layout:
         return Layout(tile=TILE, side=SIDE)

@@ -55,23 +55,30 @@ SHIFT = np.int64(32)
 @dataclass(frozen=True)
 class Layout:
     """Where cell (u, v) is among the int64 words of the reservation (see the module
-    docstring): ``tile`` slots per tile side (a power of two), ``side`` tiles per side."""
+    docstring): ``tile`` slots per tile side, ``side`` tiles per side."""
 
     tile: int
     side: int
 
+    def _split(self, u: IntArray) -> tuple[IntArray, IntArray]:
+        """(u div tile, u mod tile), by shifts when the tile is a power of two."""
+        if self.tile & (self.tile - 1) == 0:
+            return u >> (self.tile.bit_length() - 1), u & (self.tile - 1)
+        block, local = np.divmod(u, self.tile)
+        return block, local
+
     def row(self, u: IntArray) -> IntArray:
         """2·((u div tile)·side·tile² + (u mod tile)·tile) per slot."""
-        shift = self.tile.bit_length() - 1
-        out = (u >> shift) * (2 * self.side * self.tile * self.tile)
-        out += (u & (self.tile - 1)) * (2 * self.tile)
+        block, local = self._split(u)
+        out = block * (2 * self.side * self.tile * self.tile)
+        out += local * (2 * self.tile)
         return out
 
     def col(self, v: IntArray) -> IntArray:
         """2·((v div tile)·tile² + (v mod tile)) per slot."""
-        shift = self.tile.bit_length() - 1
-        out = (v >> shift) * (2 * self.tile * self.tile)
-        out += (v & (self.tile - 1)) * 2
+        block, local = self._split(v)
+        out = block * (2 * self.tile * self.tile)
+        out += local * 2
         return out
 
     def cell(self, u: int, v: int) -> int:

@@ -4,7 +4,7 @@ Random streams of ratings, re-rates, unrates and forget_user, cut into random mi
 batch of one through ``apply``: the single-cell update) and applied through the public API with the
 scatter path, the block path or the cost model's choice; after every batch the int32 pair sums must
 equal, bit for bit, the sums computed plainly from the ratings (sums[a, b] = [n, Σ 2r_a, Σ (2r_a)²,
-Σ (2r_a)(2r_b)] over the items both rated; zero for free slots). Tiles of 2 user slots (instead of
+Σ (2r_a)(2r_b)] over the items both rated; zero for free slots). Tiles of 2 or 3 user slots (instead of
 512) put the users in several tiles, so the flat addressing across tiles is exercised too.
 """
 
@@ -71,11 +71,10 @@ def events_of(steps: list[Any], model: UserKNN, rated: set[tuple[str, str]]) -> 
     return out
 
 
-def small_tiles_and_spies(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Tiles of 2 slots, and counters of the paths that ran (batches by scatter or block,
+def small_tiles_and_spies(monkeypatch: pytest.MonkeyPatch, tile: int = 2) -> dict[str, int]:
+    """Tiles of ``tile`` slots, and counters of the paths that ran (batches by scatter or block,
     single cells by scatter)."""
-    monkeypatch.setattr(pairs_module, "TILE", 2)
-    monkeypatch.setattr(pairs_module, "TILE_WORDS", 2 * 2 * 2)
+    monkeypatch.setattr(pairs_module, "TILE", tile)
     used = {"scatter": 0, "block": 0, "cell": 0}
     scatter_update = pairs_module.scatter_update
     scatter_cell = pairs_module.scatter_cell
@@ -148,10 +147,11 @@ def test_pair_sums_equal_from_scratch_after_every_batch(
 
 
 @pytest.mark.skipif(not scatter.PACKED, reason="the scatter path needs a little-endian machine")
-def test_both_paths_ran_in_one_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("tile", [2, 3])
+def test_both_paths_ran_in_one_stream(monkeypatch: pytest.MonkeyPatch, tile: int) -> None:
     """Alternating the forced path batch by batch: each reads what the other wrote."""
     rng = np.random.default_rng(7)
-    used = small_tiles_and_spies(monkeypatch)
+    used = small_tiles_and_spies(monkeypatch, tile)
     model = UserKNN()
     rated: set[tuple[str, str]] = set()
     for round_ in range(40):
