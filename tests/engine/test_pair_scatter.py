@@ -4,8 +4,9 @@ Random streams of ratings, re-rates, unrates and forget_user, cut into random mi
 batch of one through ``apply``: the single-cell update) and applied through the public API with the
 scatter path, the block path or the cost model's choice; after every batch the int32 pair sums must
 equal, bit for bit, the sums computed plainly from the ratings (sums[a, b] = [n, Σ 2r_a, Σ (2r_a)²,
-Σ (2r_a)(2r_b)] over the items both rated; zero for free slots). Tiles of 2 or 3 user slots (instead of
-512) put the users in several tiles, so the flat addressing across tiles is exercised too.
+Σ (2r_a)(2r_b)] over the items both rated; zero for free slots). Tiles of 2 or 3 user slots
+(instead of 512) put the users in several tiles, so the flat addressing across tiles is exercised
+too.
 """
 
 from __future__ import annotations
