@@ -15,8 +15,15 @@ possible sum stays below 2^31 (n_max·(2·|r|_max)² < 2^31: with ratings up to 
 21 million items). Once a value is not on that grid, or the bound would be passed, the store
 turns into float64 sums of the values themselves (32 bytes per ordered pair; rounding as any
 float sum), for good. Tiles are zero pages until written, so a user slot costs only the rows
-and columns in use.
+and columns in use. The int32 tiles are views of one reservation of address space
+(:class:`~stream_cf.engine.storage.Reservation`), tile (bi, bj) at tile number bi·:data:`SIDE` + bj,
+so every cell has a fixed flat address (:class:`~stream_cf.engine.scatter.Layout`); past
+:data:`SIDE` tiles per side, in float mode or where the reservation is refused, tiles are plain
+arrays and the pair-by-pair update is off.
 
+Updates: one changed cell at a time (:meth:`PairSums.update_cell`), pair by pair for a batch
+(:meth:`PairSums.update_scatter`, :mod:`~stream_cf.engine.scatter`: work ∝ the pairs that change),
+or by blocks (:meth:`PairSums.update_block`: work ∝ changed users × all users); the caller picks.
 Every sum is additive over items, so a change of one item's column is an exact block update: with
 old values a (mask p) and new values b (mask q) over the union U of old and new raters, and
 C ⊆ U the users whose cell changed, the change f(b_x,b_y)·q_x·q_y − f(a_x,a_y)·p_x·p_y (f the
