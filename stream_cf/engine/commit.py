@@ -1,10 +1,12 @@
 """Writing a batch's net cell changes: the ratings, the counters and the pair sums' block update.
 
 A micro-batch is reduced to the net change per (user slot, item slot) before it gets here
-(:mod:`stream_cf.engine.batch`, :mod:`stream_cf.engine.fast`). :func:`commit_cells` gathers the
-touched items' old raters and values from the ratings into a dense (touched items x users) block,
-hands it to :meth:`~stream_cf.engine.pairs.PairSums.update_block` (when the state keeps pair
-sums) and then writes the new cells.
+(:mod:`stream_cf.engine.batch`, :mod:`stream_cf.engine.fast`). :func:`commit_cells` updates the
+pair sums (when the state keeps them) and then writes the new cells. The pair sums' update is
+pair by pair (:meth:`~stream_cf.engine.pairs.PairSums.update_scatter`, the touched items' old
+raters as lists) when that is the cheaper by :data:`PAIR_NS` and :data:`BLOCK_NS`, else by
+blocks: the touched items' old raters and values gathered into a dense (touched items x users)
+block for :meth:`~stream_cf.engine.pairs.PairSums.update_block`.
 """
 
 from __future__ import annotations
