@@ -515,6 +515,10 @@ def measure(
                 1 for s in batch_cpu_s if s > 10 * statistics.median(batch_cpu_s)
             ),
             "pair_updates_per_s": stream.pair_updates / apply_s,
+            # the same per second of the process's CPU time (the figure that holds on a
+            # shared machine, where wall time includes other jobs' turns)
+            "apply_cpu_s": sum(batch_cpu_s),
+            "pair_updates_per_cpu_s": stream.pair_updates / sum(batch_cpu_s),
             "n_users": model.n_users,
             "n_ratings": model.n_ratings,
         }

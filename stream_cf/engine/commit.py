@@ -1,10 +1,12 @@
 """Writing a batch's net cell changes: the ratings, the counters and the pair sums' block update.
 
 A micro-batch is reduced to the net change per (user slot, item slot) before it gets here
-(:mod:`stream_cf.engine.batch`, :mod:`stream_cf.engine.fast`). :func:`commit_cells` gathers the
-touched items' old raters and values from the ratings into a dense (touched items x users) block,
-hands it to :meth:`~stream_cf.engine.pairs.PairSums.update_block` (when the state keeps pair
-sums) and then writes the new cells.
+(:mod:`stream_cf.engine.batch`, :mod:`stream_cf.engine.fast`). :func:`commit_cells` updates the
+pair sums (when the state keeps them) and then writes the new cells. The pair sums' update is
+pair by pair (:meth:`~stream_cf.engine.pairs.PairSums.update_scatter`, the touched items' old
+raters as lists) when that is the cheaper by :data:`PAIR_NS` and :data:`BLOCK_NS`, else by
+blocks: the touched items' old raters and values gathered into a dense (touched items x users)
+block for :meth:`~stream_cf.engine.pairs.PairSums.update_block`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,16 @@ from stream_cf.engine.storage import FloatArray, IntArray
 # block may take
 BYTES_PER_CELL = 120
 MAX_BLOCK_BYTES = 256 * 2**20
+# the choice between the pair-by-pair update (scatter.py) and the block update, by CPU time per
+# batch fitted at 2,000 and 4,000 users (benchmarks/scale.py's explicit stream, batches of 1,000,
+# each path forced, load ~9 on 2 cores; ns): the pair by pair ~PAIR_NS per changed pair (listing
+# it, its deltas, its words added with np.add.at: 173 / 178 fitted); the block ~BLOCK_NS per
+# (changed user, user slot) (the products, a row and a column written into the tiles, the
+# item-major blocks: 265 / 261)
+PAIR_NS = 175.0
+BLOCK_NS = 260.0
+# tests force one path ("scatter", "block"); None: the cheaper by the costs above
+FORCE_PATH: str | None = None
 
 
 def commit_cells(
@@ -114,6 +126,18 @@ def _update_pairs(
     if pairs.integer and not pairs.fits(most, st.value_bound):
         pairs.to_float()
     touched, tl = _distinct(ci, st.items.high, inverse=True)
+    if pairs.scatter_ready and _scatter_wins(st, cu, ci):
+        where, raters, values = ratings.items_rows(touched)
+        pairs.update_scatter(
+            cell_users=cu,
+            cell_cols=tl,
+            new_values=vals,
+            new_present=present,
+            where=where,
+            raters=raters,
+            old_values=values,
+        )
+        return
     # every product and partial sum is a multiple of 0.25 below 2**22: exact in float32
     exact32 = 16.0 * st.value_bound**2 * touched.size <= 2.0**24
     # the touched items' old raters and values as dense rows (touched x users), from the ratings
@@ -144,6 +168,18 @@ def _update_pairs(
         exact32=exact32,
         raters=raters_after.astype(np.int64),
     )
+
+
+def _scatter_wins(st: EngineState, cu: IntArray, ci: IntArray) -> bool:
+    """Whether the pair-by-pair update is the cheaper (see :data:`PAIR_NS`): changed pairs
+    ≈ Σ over changed cells of the item's raters before the batch, against changed users × user
+    slots for the block update."""
+    if FORCE_PATH is not None:
+        return FORCE_PATH == "scatter"
+    n_users = st.users.high
+    changed = int(np.count_nonzero(np.bincount(cu)))
+    pairs = float(st.ratings.item_count[ci].sum())
+    return PAIR_NS * pairs < BLOCK_NS * changed * n_users
 
 
 @overload

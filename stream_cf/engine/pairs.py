@@ -15,8 +15,15 @@ possible sum stays below 2^31 (n_max·(2·|r|_max)² < 2^31: with ratings up to 
 21 million items). Once a value is not on that grid, or the bound would be passed, the store
 turns into float64 sums of the values themselves (32 bytes per ordered pair; rounding as any
 float sum), for good. Tiles are zero pages until written, so a user slot costs only the rows
-and columns in use.
+and columns in use. The int32 tiles are views of one reservation of address space
+(:class:`~stream_cf.engine.storage.Reservation`), tile (bi, bj) at tile number bi·:data:`SIDE` + bj,
+so every cell has a fixed flat address (:class:`~stream_cf.engine.scatter.Layout`); past
+:data:`SIDE` tiles per side, in float mode or where the reservation is refused, tiles are plain
+arrays and the pair-by-pair update is off.
 
+Updates: one changed cell at a time (:meth:`PairSums.update_cell`), pair by pair for a batch
+(:meth:`PairSums.update_scatter`, :mod:`~stream_cf.engine.scatter`: work ∝ the pairs that change),
+or by blocks (:meth:`PairSums.update_block`: work ∝ changed users × all users); the caller picks.
 Every sum is additive over items, so a change of one item's column is an exact block update: with
 old values a (mask p) and new values b (mask q) over the union U of old and new raters, and
 C ⊆ U the users whose cell changed, the change f(b_x,b_y)·q_x·q_y − f(a_x,a_y)·p_x·p_y (f the
@@ -37,11 +44,18 @@ from stream_cf.engine.products import (
     products_dense,
     shared_items,
 )
-from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
+from stream_cf.engine.scatter import PACKED, Layout, scatter_cell, scatter_update
+from stream_cf.engine.storage import BoolArray, FloatArray, IntArray, Reservation
 
 TILE = 512  # user slots per side of a tile (int32 tiles of 4 MB, float64 of 8 MB)
 INT_LIMIT = 2**31 - 1
 SCALE = 2.0  # integer sums are of 2·value
+SIDE = 128  # int32 tiles per side of the reservation (64 GiB of address space: 65,536 users)
+
+
+def _tile_words() -> int:
+    """int64 words of an int32 tile (two per cell)."""
+    return TILE * TILE * 2
 
 
 class PairSums:
@@ -50,6 +64,11 @@ class PairSums:
     def __init__(self) -> None:
         self.tiles: list[list[npt.NDArray[Any]]] = []
         self.integer = True  # int32 sums of 2·value (else float64 sums of the values)
+        # int32 tiles live in one reservation, tile (bi, bj) at tile number bi·SIDE + bj, so
+        # the pair-by-pair update addresses every cell by one flat index (scatter.Layout);
+        # flat_ok turns False once a tile could not go there (float mode, past SIDE tiles)
+        self.space: Reservation | None = None
+        self.flat_ok = PACKED
 
     @property
     def blocks(self) -> int:
@@ -64,16 +83,39 @@ class PairSums:
         """Bytes allocated for tiles (virtual: untouched pages of a tile take no memory)."""
         return self.blocks * self.blocks * TILE * TILE * self.cell_bytes
 
-    def _tile(self) -> npt.NDArray[Any]:
+    def _tile(self, bi: int, bj: int) -> npt.NDArray[Any]:
+        """A new zero tile for block (bi, bj): the next one of the reservation if it can be."""
+        if self.integer and self.flat_ok:
+            if self.space is None:
+                self.space = Reservation.create(SIDE * SIDE * _tile_words() * 8)
+            if self.space is not None and bi < SIDE and bj < SIDE:
+                at = (bi * SIDE + bj) * _tile_words() * 8
+                words = np.frombuffer(self.space, dtype=np.int64, count=_tile_words(), offset=at)
+                return words.view(np.int32).reshape(TILE, TILE, 4)
+            self.flat_ok = False
         return np.zeros((TILE, TILE, 4), dtype=np.int32 if self.integer else np.float64)
 
     def ensure(self, n_users: int) -> None:
         """Tiles for user slots [0, n_users) (new ones zero)."""
         need = -(-n_users // TILE)
         while self.blocks < need:
-            for row in self.tiles:
-                row.append(self._tile())
-            self.tiles.append([self._tile() for _ in range(self.blocks + 1)])
+            b = self.blocks
+            for bi, row in enumerate(self.tiles):
+                row.append(self._tile(bi, b))
+            self.tiles.append([self._tile(b, bj) for bj in range(b + 1)])
+
+    @property
+    def scatter_ready(self) -> bool:
+        """Whether the pair-by-pair update can address every tile (int32, one reservation)."""
+        return self.integer and self.flat_ok and self.space is not None
+
+    def flat(self) -> npt.NDArray[np.int64]:
+        """The reservation as int64 words (two per cell, placed by :meth:`layout`)."""
+        assert self.space is not None
+        return np.frombuffer(self.space, dtype=np.int64, count=SIDE * SIDE * _tile_words())
+
+    def layout(self) -> Layout:
+        return Layout(tile=TILE, side=SIDE)
 
     def units(self) -> FloatArray:
         """Per channel, the stored unit in rating units (int32: 1, 1/2, 1/4, 1/4)."""
@@ -88,6 +130,8 @@ class PairSums:
         units = self.units()
         self.tiles = [[tile.astype(np.float64) * units for tile in row] for row in self.tiles]
         self.integer = False
+        self.space = None  # unmapped once the last int32 view is gone
+        self.flat_ok = False
 
     def fits(self, max_count: int, value_bound: float) -> bool:
         """Whether int32 holds every sum of users with at most ``max_count`` items whose values
@@ -166,6 +210,19 @@ class PairSums:
         gains [d0, y·d0, y²·d0, y·d1] for each other rater with value y; the diagonal gains
         [d0, d1, d2, d2].
         """
+        if self.scatter_ready:  # int32 sums of 2·value, flat addresses
+            twice_a = 0 if old is None else round(SCALE * old)
+            twice_b = 0 if new is None else round(SCALE * new)
+            change = (
+                (new is not None) - (old is not None),
+                twice_b - twice_a,
+                twice_b * twice_b - twice_a * twice_a,
+            )
+            twice = np.rint(SCALE * other_values).astype(np.int64)
+            scatter_cell(
+                self.flat(), self.layout(), x, others=others, other_twice=twice, change=change
+            )
+            return
         p = 0.0 if old is None else 1.0
         q = 0.0 if new is None else 1.0
         a = 0.0 if old is None else old
@@ -231,6 +288,37 @@ class PairSums:
                 c1 = min(c0 + TILE, n_users)
                 self.tiles[bx][b][local, : c1 - c0] += stored_rows[pick, c0:c1]
                 self.tiles[b][bx][: c1 - c0, local] += stored_cols[c0:c1][:, pick]
+
+    def update_scatter(
+        self,
+        *,
+        cell_users: IntArray,
+        cell_cols: IntArray,
+        new_values: FloatArray,
+        new_present: BoolArray,
+        where: IntArray,
+        raters: IntArray,
+        old_values: FloatArray,
+    ) -> None:
+        """:meth:`update_block`'s result pair by pair (:mod:`~stream_cf.engine.scatter`), in
+        proportion to the pairs that change: for int32 sums in the reservation
+        (:attr:`scatter_ready`). The touched items' raters before the batch come as lists
+        (``where``: position among the touched items, ascending; rater slot; value), the
+        changed cells as for :meth:`update_block`."""
+        assert self.scatter_ready
+        if cell_users.size == 0:
+            return
+        scatter_update(
+            self.flat(),
+            self.layout(),
+            cell_users=cell_users,
+            cell_cols=cell_cols,
+            new_twice=np.rint(SCALE * np.where(new_present, new_values, 0.0)).astype(np.int64),
+            new_present=new_present,
+            where=where,
+            raters=raters,
+            old_values=old_values,
+        )
 
     def update_block(
         self,
