@@ -3,13 +3,16 @@
 One iteration::
 
     poll -> decode/validate (bad records -> dead letters) -> UserKNN.apply_many
-         -> the actors' lists now (recommend_many), other users whose list may have changed
-            -> pending (refresh policy, see tracker.py)
-         -> publish the lists whose digest changed, tombstones for forgotten users
-         -> wait for every acknowledgement -> commit the group offsets
-    then a slice of pending refreshes (bounded time), published and acknowledged the same way;
+         -> the actors' lists now, the user of the oldest event first, each list whose digest
+            changed handed to the producer as soon as it is computed (at least once); other
+            users whose list may have changed -> pending (refresh policy, see tracker.py)
+         -> a slice of pending refreshes (bounded time: while input keeps coming, at most a
+            quarter of the batch's time, see BUSY_SHARE)
+         -> publish the lists whose digest changed, tombstones for forgotten users, dead
+            letters -> wait for every acknowledgement -> commit the group offsets
     every checkpoint_interval seconds and at the end: checkpoint (engine + offsets + digests +
-    pending users, one file).
+    pending users, one file; the snapshot is taken in the loop, the file written in a background
+    thread, see checkpointing.py).
 
 Why this order. The checkpoint is the source of truth on restart (the group offsets only serve
 monitoring), and a checkpoint is written only after everything published so far has been
@@ -274,30 +277,16 @@ class Processor:
                         dispatch=self.delivery.dispatch,
                     )
                     pacing.batch_done()
-                    produced = len(outgoing)
-                    t1 = time.perf_counter()
-                    if not settings.exactly_once:  # exactly once: below, in one transaction
-                        self.delivery.publish(engine, outgoing)  # with the refresh slice's lists
-                        outgoing = []
-                    t2 = time.perf_counter()
-                    self.input.commit()  # at least once: the group offsets, for monitoring
-                    scaleout.commit(self.input.positions)  # scale-out: the owned partitions
                     batch_seconds = time.perf_counter() - t0
                     logger.debug(
-                        "batch of %d records: processed in %.3fs, %d records published in "
-                        "%.3fs, committed in %.3fs; %d users pending",
+                        "batch of %d records: processed in %.3fs, %d records; %d users pending",
                         len(records),
-                        t1 - t0,
-                        produced,
-                        t2 - t1,
-                        time.perf_counter() - t2,
+                        batch_seconds,
+                        len(outgoing),
                         len(tracker.pending),
                     )
                     summary.batches += 1
-                    self._lag = self.input.lag()
                     checkpointer.touched()
-                    if on_batch is not None:
-                        on_batch(summary)
             if tracker.pending and scaleout.settled:
                 # a short slice, then back to the input: an event arriving meanwhile waits for
                 # one slice at most (its actor's list comes first). While records keep coming the
@@ -318,9 +307,23 @@ class Processor:
                 )
                 outgoing.extend(self.batch.list_records(changed, summary))
                 checkpointer.touched()
-            # exactly once: the batch's records, the slice's lists and the input positions in one
-            # transaction (one commit per iteration)
+            # the batch's records (at least once: already handed to the producer as computed)
+            # and the slice's lists, acknowledged together (exactly once: with the input
+            # positions, in one transaction); then the group offsets (at least once: for
+            # monitoring; scale-out: the owned partitions' applied and published positions)
+            t4 = time.perf_counter()
             self.delivery.publish(engine, outgoing)
+            if records:
+                self.input.commit()
+                scaleout.commit(self.input.positions)
+                logger.debug(
+                    "%d records published and committed in %.3fs",
+                    len(outgoing),
+                    time.perf_counter() - t4,
+                )
+                self._lag = self.input.lag()
+                if on_batch is not None:
+                    on_batch(summary)
             scaleout.build_rows(engine, settings.refresh_budget)  # gained users' pair rows
             summary.recomputed = tracker.recomputed
             summary.recommend_seconds = tracker.recompute_seconds

@@ -73,6 +73,7 @@ class Publisher:
         # records handed to the producer by dispatch() and not yet waited for: id -> (record,
         # its future); the next publish() of the same record objects waits for these sends
         self._dispatched: dict[int, tuple[OutgoingRecord, Any]] = {}
+        self._dispatch_failed = False
 
     def _make_producer(self, **extra: Any) -> KafkaProducer:
         """A new producer: idempotent, acks=all, never auto-creating a topic (``extra``: more
@@ -96,9 +97,16 @@ class Publisher:
         """Hand ``records`` to the producer now, without waiting (it sends them after its
         ``linger_ms``): the latency-critical lists leave while the rest of the batch is computed.
         They count as published only when a later :meth:`publish` of the same record objects has
-        waited for their acknowledgements (a send that failed is sent again there). A send that
-        fails at once is left to that publish."""
+        waited for their acknowledgements (a send that failed is sent again there). A record
+        whose topic the producer has no metadata for (a send would block up to
+        ``max_block_ms``: the topic may be gone) is left to that publish, and so is every record
+        after a send that failed at once."""
+        cluster = getattr(self._producer, "_metadata", None)
         for record in records:
+            if self._dispatch_failed:
+                return
+            if cluster is None or cluster.partitions_for_topic(record.topic) is None:
+                continue
             try:
                 future = self._producer.send(
                     record.topic,
@@ -107,7 +115,8 @@ class Publisher:
                     headers=list(record.headers) or None,
                 )
             except KafkaError:
-                continue  # publish() sends it again and reports the error
+                self._dispatch_failed = True  # publish() sends it again and reports the error
+                return
             self._dispatched[id(record)] = (record, future)
 
     def publish(
@@ -164,6 +173,7 @@ class Publisher:
         whose send failed (to send again) and the last error."""
         futures = [(record, self._sent_or_send(record)) for record in records]
         self._dispatched.clear()  # a dispatched record not in this publish is sent by a later one
+        self._dispatch_failed = False
         self._flush(len(records), {record.topic for record in records})
         failed: list[OutgoingRecord] = []
         last_error: BaseException | None = None

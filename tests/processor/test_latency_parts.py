@@ -99,8 +99,13 @@ def test_the_actors_come_in_the_order_of_their_first_event() -> None:
 class _Producer:
     """The parts of a KafkaProducer that Publisher uses; counts sends."""
 
-    def __init__(self) -> None:
+    def __init__(self, known: set[str]) -> None:
         self.sent: list[bytes | None] = []
+        self.known = known
+        self._metadata = self  # the cluster metadata the publisher asks
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        return {0} if topic in self.known else None
 
     def send(self, topic: str, key: bytes | None, value: bytes | None, headers: Any) -> Any:
         self.sent.append(value)
@@ -127,12 +132,13 @@ class _Producer:
 def test_a_dispatched_record_is_sent_once_and_waited_for_by_the_publish(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    producer = _Producer()
+    producer = _Producer(known={"out"})
     monkeypatch.setattr(Publisher, "_make_producer", lambda self, **extra: producer)
     publisher = Publisher({}, stop_requested=lambda: False, backoff_max=1.0, shutdown_timeout=1.0)
     early = OutgoingRecord("out", b"u1", b"list-1")
     late = OutgoingRecord("out", b"u2", b"list-2")
-    publisher.dispatch([early])
+    unknown = OutgoingRecord("gone", b"u3", b"list-3")  # no metadata: a send could block
+    publisher.dispatch([early, unknown])
     assert producer.sent == [b"list-1"]
     ends = publisher.publish([early, late])
     assert producer.sent == [b"list-1", b"list-2"]  # the dispatched one is not sent again
