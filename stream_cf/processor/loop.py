@@ -333,15 +333,15 @@ class Processor:
                 self._checkpoint(engine, summary)
 
     def _behind(self, records: list[SourceRecord], limit: int) -> bool:
-        """Whether the processor is catching up: the batch filled its limit and at least as many
-        records again were already waiting behind it (the last fetch's high watermarks; unknown
-        counts as behind). A batch that is full only because the limit is still small after a
-        start (pacing.py) while the input is nearly drained is not behind: its actors' lists
-        are the latency-critical ones."""
+        """Whether the processor is catching up: the batch filled its limit and at least a
+        first batch's worth of records (pacing.py, capped at the limit) was already waiting
+        behind it (the last fetch's high watermarks; unknown counts as behind). A batch that is
+        full only because the limit is still small after a start while the input is nearly
+        drained is not behind: its actors' lists are the latency-critical ones."""
         if len(records) < limit:
             return False
         lag = self.input.lag()  # the positions are not advanced past ``records`` yet
-        return lag is None or lag - len(records) >= limit
+        return lag is None or lag - len(records) >= min(limit, self.pacing.first_batch)
 
     # ------------------------------------------------------------------ start-up
     def _restore(self, summary: RunSummary) -> tuple[UserKNN, dict[int, int]]:

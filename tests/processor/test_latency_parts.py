@@ -158,7 +158,8 @@ class _Input:
     [
         (100, 256, 100, False),  # not full
         (256, 256, 300, False),  # full, but only 44 more waiting: its actors' lists now
-        (256, 256, 512, True),  # full and a full batch again behind it: catching up
+        (256, 256, 512, True),  # full and a first batch's worth behind it: catching up
+        (20_000, 20_000, 27_488, True),  # the last full batch of a backlog: still catching up
         (256, 256, None, True),  # unknown: as before, catching up
     ],
 )
