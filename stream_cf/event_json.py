@@ -72,6 +72,12 @@ def _reject_constant(name: str) -> float:
     raise _NotFinite(f"{name} is not a finite number")
 
 
+# one decoder for every record (``json.loads`` with hooks builds a new one per call)
+_DECODER = json.JSONDecoder(
+    parse_float=_parse_float, parse_int=_parse_int, parse_constant=_reject_constant
+)
+
+
 def load_json(data: bytes | None) -> Any:
     """The JSON value of a record's bytes, or InvalidEvent with the reason it cannot be read."""
     if not data:
@@ -86,12 +92,7 @@ def load_json(data: bytes | None) -> Any:
     if _depth_exceeds(text, MAX_DEPTH):
         raise InvalidEvent("too_deep", f"arrays or objects nest deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(
-            text,
-            parse_float=_parse_float,
-            parse_int=_parse_int,
-            parse_constant=_reject_constant,
-        )
+        return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise InvalidEvent(
             "invalid_json", f"the value is not JSON: {exc.msg} at char {exc.pos}"

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from stream_cf.engine import UserKNN
+from stream_cf.events import Event
 from stream_cf.exceptions import StreamCFError
 from stream_cf.processor.codec import SourceRecord, encode_key, encode_recommendations
 from stream_cf.processor.consumer import InputConsumer
@@ -45,9 +47,21 @@ class BatchProcessor:
         self.event_time_ms: int | None = None  # the latest event time applied
 
     def process(
-        self, engine: UserKNN, records: list[SourceRecord], summary: RunSummary, *, full: bool
+        self,
+        engine: UserKNN,
+        records: list[SourceRecord],
+        summary: RunSummary,
+        *,
+        full: bool,
+        dispatch: Callable[[list[OutgoingRecord]], None] | None = None,
     ) -> list[OutgoingRecord]:
-        """Apply one batch; return its dead letters, changed lists and tombstones."""
+        """Apply one batch; return its dead letters, changed lists and tombstones.
+
+        The actors' lists are computed one by one, the user of the batch's oldest event first,
+        and each changed one is handed to ``dispatch`` (if given) as soon as it is computed, so
+        that it leaves while the others are computed; all of them are returned too (the caller
+        publishes them, which waits for their acknowledgements)."""
+        begun = time.perf_counter()
         settings = self.settings
         checker = BatchChecker(engine, implicit=settings.feedback == "implicit")
         intake = take_in(records, settings, checker)
@@ -77,6 +91,7 @@ class BatchProcessor:
         summary.events += len(events)
         if not events:
             return outgoing
+        taken_in = time.perf_counter()
         before = self.tracker.before_batch(engine, events)
         started = time.perf_counter()
         try:
@@ -92,8 +107,27 @@ class BatchProcessor:
         self.scaleout.own_new_users(engine, effect.users)
         # full: behind, defer every refresh (see tracker); in a rebalance: nobody's list is ours
         defer = full or not self.scaleout.settled
+        applied = time.perf_counter()
         now = self.tracker.after_batch(engine, effect, before, defer=defer)
-        outgoing.extend(self.list_records(self.tracker.recompute(engine, now), summary))
+        owed = time.perf_counter()
+        if dispatch is not None:
+            dispatch(outgoing)  # the dead letters
+        for user in oldest_first(now, events):
+            lists = self.list_records(self.tracker.recompute(engine, [user]), summary)
+            if lists and dispatch is not None:
+                dispatch(lists)
+            outgoing.extend(lists)
+        logger.debug(
+            "batch of %d events: intake %.3fs, co-raters before %.3fs, apply %.3fs, owed "
+            "%.3fs, %d actors' lists %.3fs",
+            len(events),
+            taken_in - begun,
+            started - taken_in,
+            applied - started,
+            owed - applied,
+            len(now),
+            time.perf_counter() - owed,
+        )
         for user in sorted(effect.forgotten):
             if self.scaleout.note_forgotten(user):
                 outgoing.append(OutgoingRecord(settings.output_topic, encode_key(user), None))
@@ -120,3 +154,11 @@ class BatchProcessor:
         ]
         summary.published += len(records)
         return records
+
+
+def oldest_first(users: list[str], events: list[Event]) -> list[str]:
+    """``users`` ordered by their first event in the batch (the one that waited longest first)."""
+    first: dict[str, int] = {}
+    for index, event in enumerate(events):
+        first.setdefault(event.user_id, index)
+    return sorted(users, key=lambda user: first.get(user, len(events)))

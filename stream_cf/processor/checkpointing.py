@@ -6,13 +6,25 @@ processor's parts, writes it atomically (checkpoint.py) and logs one status line
 On start it reads the last checkpoint back and checks it fits these settings. The loop (loop.py)
 only asks :meth:`Checkpointer.due` and calls :meth:`Checkpointer.write`; why a checkpoint is
 written only after every publish before it was acknowledged is explained there.
+
+Writing in the background. :meth:`Checkpointer.write` takes the snapshot in the caller's thread
+(the engine's bytes and copies of the tracker's parts: the state the loop acknowledged up to
+now), then encodes it and writes it (a temporary file, ``fsync``, ``os.replace``, see
+checkpoint.py) in a thread while the loop goes on, so that a checkpoint does not stall the events
+behind it. One write at a time: a write waits for the previous one. A write that failed is raised
+in the loop at its next :meth:`Checkpointer.due` (StateWriteError: the processor stops, the
+previous checkpoint stays whole). The last checkpoint of a run (``wait=True``) is written before
+:meth:`Checkpointer.write` returns. A crash (even SIGKILL) while a write runs leaves the previous
+checkpoint, whole, and a temporary file that the next start removes.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from stream_cf.engine import UserKNN
@@ -45,6 +57,10 @@ class Checkpointer:
         self.totals: dict[str, int] = {}
         # (monotonic time, events, lists published) at the last checkpoint, for the rates
         self._last_status = (time.monotonic(), 0, 0)
+        # the write running in the background, and what it reports when done
+        self._writer: threading.Thread | None = None
+        self._written: tuple[int, Checkpoint, _Status] | None = None
+        self._error: BaseException | None = None
 
     def list_settings(self) -> dict[str, Any]:
         """The settings the lists depend on beyond the engine's."""
@@ -62,8 +78,32 @@ class Checkpointer:
 
     def due(self) -> bool:
         """Whether something changed and the current delay passed since the start or the last
-        checkpoint (early after a start, then every ``checkpoint_interval``, see pacing.py)."""
+        checkpoint (early after a start, then every ``checkpoint_interval``, see pacing.py).
+        Raises the error of a background write that failed."""
+        if self._writer is not None and not self._writer.is_alive():
+            self.finish()
         return self._dirty and self._pacing.checkpoint_due()
+
+    def finish(self) -> None:
+        """Wait for the background write, if any; raise its error if it failed."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+        if self._written is not None:
+            size, checkpoint, status = self._written
+            self._written = None
+            self._log_status(checkpoint, status, size)
+
+    def close(self) -> None:
+        """Wait for the background write, if any (its error, if any, is logged: the run is
+        ending on another error)."""
+        try:
+            self.finish()
+        except Exception as exc:  # noqa: BLE001 - ending on another error: keep that one
+            logger.error("the last checkpoint write failed: %s", exc)
 
     # ------------------------------------------------------------------ reading
     def load(self) -> tuple[UserKNN, Checkpoint | None]:
@@ -116,8 +156,11 @@ class Checkpointer:
         topic_ids: dict[str, str | None],
         event_time_ms: int | None,
         lag: int | None,
+        wait: bool = False,
     ) -> Checkpoint:
-        """Build the checkpoint from the processor's parts, write it, log the status line."""
+        """Take the checkpoint from the processor's parts now and write it in the background
+        (with ``wait``: before returning); the status line is logged once it is written."""
+        self.finish()  # one write at a time (and the previous one's error first)
         buffer = io.BytesIO()
         engine.save(buffer)
         counters = dict(self.totals)
@@ -139,32 +182,56 @@ class Checkpointer:
             topic_ids={t: i for t, i in topic_ids.items() if i is not None},
             list_settings=self.list_settings(),
         )
-        size = write_checkpoint(self.settings.checkpoint_path, checkpoint)
         self._pacing.checkpointed()
         self._dirty = False
         summary.checkpoints += 1
         summary.input_lag = lag
-        self._log_status(checkpoint, engine, summary, size)
+        path = self.settings.checkpoint_path
+        status = _Status(
+            engine.n_users, summary.events, summary.published, summary.dead_letters, lag
+        )
+
+        def run() -> None:
+            try:
+                size = write_checkpoint(path, checkpoint)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the loop's thread
+                self._error = exc
+                return
+            self._written = (size, checkpoint, status)
+
+        self._writer = threading.Thread(target=run, name="stream-cf-checkpoint", daemon=True)
+        self._writer.start()
+        if wait:
+            self.finish()
         return checkpoint
 
-    def _log_status(
-        self, checkpoint: Checkpoint, engine: UserKNN, summary: RunSummary, size: int
-    ) -> None:
+    def _log_status(self, checkpoint: Checkpoint, status: _Status, size: int) -> None:
         now = time.monotonic()
         then, events, published = self._last_status
         elapsed = max(now - then, 1e-9)
-        self._last_status = (now, summary.events, summary.published)
+        self._last_status = (now, status.events, status.published)
         logger.info(
             "checkpoint: input offsets %s, lag %s records, %d users, %d pending, %d bytes; "
             "since the last checkpoint %.0f events/s, %.0f lists/s; so far %d events, "
             "%d dead letters",
             checkpoint.input_offsets,
-            "unknown" if summary.input_lag is None else summary.input_lag,
-            engine.n_users,
+            "unknown" if status.lag is None else status.lag,
+            status.users,
             len(checkpoint.pending_users),
             size,
-            (summary.events - events) / elapsed,
-            (summary.published - published) / elapsed,
-            summary.events,
-            summary.dead_letters,
+            (status.events - events) / elapsed,
+            (status.published - published) / elapsed,
+            status.events,
+            status.dead_letters,
         )
+
+
+@dataclass(frozen=True)
+class _Status:
+    """What the status line of a checkpoint reports, as of its snapshot."""
+
+    users: int
+    events: int
+    published: int
+    dead_letters: int
+    lag: int | None

@@ -58,6 +58,14 @@ class Delivery:
             self._publisher.close()
             self._publisher = None
 
+    def dispatch(self, records: list[OutgoingRecord]) -> None:
+        """At least once: hand ``records`` to the producer now, without waiting; the next
+        :meth:`publish` holding them waits for their acknowledgements (and sends again any that
+        failed). Exactly once: nothing (the records go in the iteration's transaction)."""
+        if self.settings.exactly_once or self._publisher is None or not records:
+            return
+        self._publisher.dispatch(records)
+
     def publish(self, engine: UserKNN, records: list[OutgoingRecord]) -> None:
         """Publish and wait for the acknowledgements. A topic that vanished is re-created and the
         batch sent again (a lost output topic also gets every list again); acknowledged output

@@ -3,13 +3,16 @@
 One iteration::
 
     poll -> decode/validate (bad records -> dead letters) -> UserKNN.apply_many
-         -> the actors' lists now (recommend_many), other users whose list may have changed
-            -> pending (refresh policy, see tracker.py)
-         -> publish the lists whose digest changed, tombstones for forgotten users
-         -> wait for every acknowledgement -> commit the group offsets
-    then a slice of pending refreshes (bounded time), published and acknowledged the same way;
+         -> the actors' lists now, the user of the oldest event first, each list whose digest
+            changed handed to the producer as soon as it is computed (at least once); other
+            users whose list may have changed -> pending (refresh policy, see tracker.py)
+         -> a slice of pending refreshes (bounded time: while input keeps coming, at most a
+            quarter of the batch's time, see BUSY_SHARE)
+         -> publish the lists whose digest changed, tombstones for forgotten users, dead
+            letters -> wait for every acknowledgement -> commit the group offsets
     every checkpoint_interval seconds and at the end: checkpoint (engine + offsets + digests +
-    pending users, one file).
+    pending users, one file; the snapshot is taken in the loop, the file written in a background
+    thread, see checkpointing.py).
 
 Why this order. The checkpoint is the source of truth on restart (the group offsets only serve
 monitoring), and a checkpoint is written only after everything published so far has been
@@ -84,6 +87,10 @@ from stream_cf.processor.transactions import committed_by_this_topic
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
+
+#: While input keeps coming, the pending-refresh slice of an iteration takes at most this share of
+#: the time its batch took (and at most ``refresh_budget``): the event-driven lists come first.
+BUSY_SHARE = 0.25
 
 
 class Processor:
@@ -186,13 +193,14 @@ class Processor:
                 self._running = False
                 logger.error("%s", exc)
                 self.delivery.commit_final(engine)
-                self._checkpoint(engine, summary)
+                self._checkpoint(engine, summary, wait=True)
                 raise
             self.delivery.commit_final(engine)
-            self._checkpoint(engine, summary)
+            self._checkpoint(engine, summary, wait=True)
         finally:
             self._running = False
             self.ready.clear()
+            self.checkpointer.close()  # a background write still running ends first
             self.scaleout.close()
             self.input.close()
             self.delivery.close()
@@ -253,6 +261,7 @@ class Processor:
                 return
             records: list[SourceRecord] = []
             outgoing: list[OutgoingRecord] = []
+            batch_seconds = 0.0
             if not input_done:
                 busy = tracker.pending and scaleout.settled
                 timeout = 0.0 if busy else settings.poll_timeout
@@ -261,41 +270,60 @@ class Processor:
                 if records:
                     t0 = time.perf_counter()
                     outgoing = self.batch.process(
-                        engine, records, summary, full=len(records) >= limit
+                        engine,
+                        records,
+                        summary,
+                        full=self._behind(records, limit),
+                        dispatch=self.delivery.dispatch,
                     )
                     pacing.batch_done()
-                    produced = len(outgoing)
-                    t1 = time.perf_counter()
-                    if not settings.exactly_once:  # exactly once: below, in one transaction
-                        self.delivery.publish(engine, outgoing)  # with the refresh slice's lists
-                        outgoing = []
-                    t2 = time.perf_counter()
-                    self.input.commit()  # at least once: the group offsets, for monitoring
-                    scaleout.commit(self.input.positions)  # scale-out: the owned partitions
+                    batch_seconds = time.perf_counter() - t0
                     logger.debug(
-                        "batch of %d records: processed in %.3fs, %d records published in "
-                        "%.3fs, committed in %.3fs; %d users pending",
+                        "batch of %d records: processed in %.3fs, %d records; %d users pending",
                         len(records),
-                        t1 - t0,
-                        produced,
-                        t2 - t1,
-                        time.perf_counter() - t2,
+                        batch_seconds,
+                        len(outgoing),
                         len(tracker.pending),
                     )
                     summary.batches += 1
-                    self._lag = self.input.lag()
                     checkpointer.touched()
-                    if on_batch is not None:
-                        on_batch(summary)
             if tracker.pending and scaleout.settled:
                 # a short slice, then back to the input: an event arriving meanwhile waits for
-                # one slice at most (its actor's list comes first), busy or idle
-                changed = tracker.drain(engine, settings.refresh_budget)
+                # one slice at most (its actor's list comes first). While records keep coming the
+                # slice is at most BUSY_SHARE of the batch's time (at least one list), so that a
+                # cycle stays short and the batches small; idle, the whole budget
+                budget = settings.refresh_budget
+                if records:
+                    budget = min(budget, BUSY_SHARE * batch_seconds)
+                t3 = time.perf_counter()
+                recomputed = tracker.recomputed
+                changed = tracker.drain(engine, budget)
+                logger.debug(
+                    "refresh slice: %d lists in %.3fs (budget %.3fs), %d users pending",
+                    tracker.recomputed - recomputed,
+                    time.perf_counter() - t3,
+                    budget,
+                    len(tracker.pending),
+                )
                 outgoing.extend(self.batch.list_records(changed, summary))
                 checkpointer.touched()
-            # exactly once: the batch's records, the slice's lists and the input positions in one
-            # transaction (one commit per iteration)
+            # the batch's records (at least once: already handed to the producer as computed)
+            # and the slice's lists, acknowledged together (exactly once: with the input
+            # positions, in one transaction); then the group offsets (at least once: for
+            # monitoring; scale-out: the owned partitions' applied and published positions)
+            t4 = time.perf_counter()
             self.delivery.publish(engine, outgoing)
+            if records:
+                self.input.commit()
+                scaleout.commit(self.input.positions)
+                logger.debug(
+                    "%d records published and committed in %.3fs",
+                    len(outgoing),
+                    time.perf_counter() - t4,
+                )
+                self._lag = self.input.lag()
+                if on_batch is not None:
+                    on_batch(summary)
             scaleout.build_rows(engine, settings.refresh_budget)  # gained users' pair rows
             summary.recomputed = tracker.recomputed
             summary.recommend_seconds = tracker.recompute_seconds
@@ -303,6 +331,17 @@ class Processor:
                 self.topics.check(engine)
                 scaleout.trim()
                 self._checkpoint(engine, summary)
+
+    def _behind(self, records: list[SourceRecord], limit: int) -> bool:
+        """Whether the processor is catching up: the batch filled its limit and at least a
+        first batch's worth of records (pacing.py, capped at the limit) was already waiting
+        behind it (the last fetch's high watermarks; unknown counts as behind). A batch that is
+        full only because the limit is still small after a start while the input is nearly
+        drained is not behind: its actors' lists are the latency-critical ones."""
+        if len(records) < limit:
+            return False
+        lag = self.input.lag()  # the positions are not advanced past ``records`` yet
+        return lag is None or lag - len(records) >= min(limit, self.pacing.first_batch)
 
     # ------------------------------------------------------------------ start-up
     def _restore(self, summary: RunSummary) -> tuple[UserKNN, dict[int, int]]:
@@ -410,7 +449,9 @@ class Processor:
         )
 
     # ------------------------------------------------------------------ commit and checkpoint
-    def _checkpoint(self, engine: UserKNN, summary: RunSummary) -> None:
+    def _checkpoint(self, engine: UserKNN, summary: RunSummary, *, wait: bool = False) -> None:
+        """Checkpoint now: the snapshot is taken now, written in the background unless
+        ``wait`` (see checkpointing.py)."""
         self.checkpointer.write(
             engine,
             self.tracker,
@@ -420,6 +461,7 @@ class Processor:
             topic_ids=self.topics.ids,
             event_time_ms=self.batch.event_time_ms,
             lag=self.input.lag(),
+            wait=wait,
         )
         footprint = engine.footprint()
         summary.pair_bytes = footprint["pair_bytes"]

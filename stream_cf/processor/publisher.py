@@ -70,6 +70,10 @@ class Publisher:
         self._backoff_max = backoff_max
         self._shutdown_timeout = shutdown_timeout
         self._lock = threading.Lock()
+        # records handed to the producer by dispatch() and not yet waited for: id -> (record,
+        # its future); the next publish() of the same record objects waits for these sends
+        self._dispatched: dict[int, tuple[OutgoingRecord, Any]] = {}
+        self._dispatch_failed = False
 
     def _make_producer(self, **extra: Any) -> KafkaProducer:
         """A new producer: idempotent, acks=all, never auto-creating a topic (``extra``: more
@@ -88,6 +92,32 @@ class Publisher:
         )
         forbid_auto_create(producer)
         return producer
+
+    def dispatch(self, records: Sequence[OutgoingRecord]) -> None:
+        """Hand ``records`` to the producer now, without waiting (it sends them after its
+        ``linger_ms``): the latency-critical lists leave while the rest of the batch is computed.
+        They count as published only when a later :meth:`publish` of the same record objects has
+        waited for their acknowledgements (a send that failed is sent again there). A record
+        whose topic the producer has no metadata for (a send would block up to
+        ``max_block_ms``: the topic may be gone) is left to that publish, and so is every record
+        after a send that failed at once."""
+        cluster = getattr(self._producer, "_metadata", None)
+        for record in records:
+            if self._dispatch_failed:
+                return
+            if cluster is None or cluster.partitions_for_topic(record.topic) is None:
+                continue
+            try:
+                future = self._producer.send(
+                    record.topic,
+                    key=record.key,
+                    value=record.value,
+                    headers=list(record.headers) or None,
+                )
+            except KafkaError:
+                self._dispatch_failed = True  # publish() sends it again and reports the error
+                return
+            self._dispatched[id(record)] = (record, future)
 
     def publish(
         self, records: Sequence[OutgoingRecord], offsets: dict[int, int] | None = None
@@ -141,7 +171,9 @@ class Publisher:
     ) -> tuple[list[OutgoingRecord], BaseException | None]:
         """Send ``records`` and wait; add the acknowledged offsets to ``ends``; return the records
         whose send failed (to send again) and the last error."""
-        futures = [(record, self._send(record)) for record in records]
+        futures = [(record, self._sent_or_send(record)) for record in records]
+        self._dispatched.clear()  # a dispatched record not in this publish is sent by a later one
+        self._dispatch_failed = False
         self._flush(len(records), {record.topic for record in records})
         failed: list[OutgoingRecord] = []
         last_error: BaseException | None = None
@@ -160,6 +192,13 @@ class Publisher:
             ends[key] = max(ends.get(key, 0), meta.offset + 1)
         self._check_topics({record.topic for record in failed})
         return failed, last_error
+
+    def _sent_or_send(self, record: OutgoingRecord) -> Any:
+        """The future of ``record``'s send by :meth:`dispatch`, else of a send now."""
+        early = self._dispatched.pop(id(record), None)
+        if early is not None and early[0] is record:
+            return early[1]
+        return self._send(record)
 
     def _send(self, record: OutgoingRecord) -> Any:
         try:
