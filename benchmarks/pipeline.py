@@ -13,10 +13,11 @@ Broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else a local Apache Kafka broker (st
    call to its return (start-up, the final refresh of every pending list and the checkpoint
    included).
 4. Latency: the processor keeps running on that state while re-ratings (``6 - rating`` of the last
-   ML-100K events) are offered at ``--rate`` events/s for ``--latency-seconds``. Both topics use
-   LogAppendTime, so an event's latency is the append time of the first output record of its
-   user that was computed in the event's batch minus the event's own append time (events whose
-   batch did not change their user's list have no sample).
+   ML-100K events) are offered at ``--rate`` events/s for ``--latency-seconds`` by a producer in
+   another process (``--offer-in-thread``: from this one, sharing the processor's GIL). Both
+   topics use LogAppendTime, so an event's latency is the append time of the first output record
+   of its user that was computed in the event's batch minus the event's own append time (events
+   whose batch did not change their user's list have no sample).
 
 ``--guarantee exactly-once`` runs steps 3 and 4 with transactions (one per batch, its input offsets
 included); the output is read back with read_committed. The latency is still measured to the
@@ -32,6 +33,7 @@ import argparse
 import bisect
 import json
 import logging
+import multiprocessing
 import os
 import platform
 import statistics
@@ -40,6 +42,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -56,6 +59,21 @@ APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 
 def encode(event: Event) -> tuple[bytes, bytes]:
     return event.user_id.encode(), json.dumps(event_to_dict(event)).encode()
+
+
+def offer(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]], rate: float) -> float:
+    """Produce ``records`` at ``rate`` per second (acks=all, no linger); the seconds it took."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    t0 = time.perf_counter()
+    for index, (key, value) in enumerate(records):
+        delay = t0 + index / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    offered_s = time.perf_counter() - t0
+    producer.close()
+    return offered_s
 
 
 def create_topics(bootstrap: str, specs: dict[str, dict[str, str]]) -> None:
@@ -220,17 +238,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         thread.start()
         live.ready.wait(timeout=120)
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
-        t0 = time.perf_counter()
-        for index, event in enumerate(rerates):
-            delay = t0 + index / args.rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            key, value = encode(event)
-            producer.send(names["input"], key=key, value=value)
-        producer.flush()
-        offered_s = time.perf_counter() - t0
-        producer.close()
+        encoded = [encode(event) for event in rerates]
+        if args.offer_in_thread:
+            offered_s = offer(bootstrap, names["input"], encoded, args.rate)
+        else:  # as the shop's producers are: another process, not a thread beside the processor
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+                offered_s = pool.submit(
+                    offer, bootstrap, names["input"], encoded, args.rate
+                ).result()
         target = in_start + len(rerates)
         deadline = time.monotonic() + 600
         while live.positions.get(0, 0) < target and time.monotonic() < deadline:
@@ -282,6 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
     parser.add_argument("--events", type=int, default=None, help="first N ML-100K events")
     parser.add_argument("--rate", type=float, default=1000.0, help="offered events/s (latency)")
+    parser.add_argument(
+        "--offer-in-thread",
+        action="store_true",
+        help="offer the latency phase's events from this process (before 2026-11-30: the "
+        "producer then shares the processor's GIL) instead of a separate process",
+    )
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--refresh", choices=["neighbours", "actors"], default="neighbours")
     parser.add_argument(
