@@ -126,8 +126,9 @@ def _update_pairs(
     if pairs.integer and not pairs.fits(most, st.value_bound):
         pairs.to_float()
     touched, tl = _distinct(ci, st.items.high, inverse=True)
+    # the touched items' old raters and values (before the batch's writes)
+    where, raters, values = ratings.items_rows(touched)
     if pairs.scatter_ready and _scatter_wins(st, cu, ci):
-        where, raters, values = ratings.items_rows(touched)
         pairs.update_scatter(
             cell_users=cu,
             cell_cols=tl,
@@ -140,8 +141,7 @@ def _update_pairs(
         return
     # every product and partial sum is a multiple of 0.25 below 2**22: exact in float32
     exact32 = 16.0 * st.value_bound**2 * touched.size <= 2.0**24
-    # the touched items' old raters and values as dense rows (touched x users), from the ratings
-    where, raters, values = ratings.items_rows(touched)
+    # those as dense rows (touched x users)
     mask_t = np.zeros((touched.size, n_users), dtype=np.bool_)
     mask_t[where, raters] = True
     values_t: npt.NDArray[Any]

@@ -108,12 +108,7 @@ class Publisher:
             if cluster is None or cluster.partitions_for_topic(record.topic) is None:
                 continue
             try:
-                future = self._producer.send(
-                    record.topic,
-                    key=record.key,
-                    value=record.value,
-                    headers=list(record.headers) or None,
-                )
+                future = self._producer_send(record)
             except KafkaError:
                 self._dispatch_failed = True  # publish() sends it again and reports the error
                 return
@@ -200,14 +195,15 @@ class Publisher:
             return early[1]
         return self._send(record)
 
+    def _producer_send(self, record: OutgoingRecord) -> Any:
+        """The producer's send of ``record`` (its future; raises what the send raises at once)."""
+        return self._producer.send(
+            record.topic, key=record.key, value=record.value, headers=list(record.headers) or None
+        )
+
     def _send(self, record: OutgoingRecord) -> Any:
         try:
-            return self._producer.send(
-                record.topic,
-                key=record.key,
-                value=record.value,
-                headers=list(record.headers) or None,
-            )
+            return self._producer_send(record)
         except KafkaError as exc:
             if not _never_accepted(exc):
                 logger.warning("send to %s failed at once: %r", record.topic, exc)

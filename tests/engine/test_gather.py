@@ -15,11 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream_cf.engine import UserKNN, gather, knn
+from stream_cf.engine import gather, knn
 
-from .reference import Reference
-from .test_oracle import SETTINGS, apply_direct
-from .test_ranking import check_lists, events, rank_config, stream_for
+from .test_oracle import SETTINGS
+from .test_ranking import events, lists_match_reference, rank_config
 
 # each side of every size test: (rows as slices, sums over distinct keys, probed floor)
 SIDES = {
@@ -43,12 +42,7 @@ def test_every_path_gives_the_reference_lists(
     side: str, config: dict[str, Any], raws: list[tuple[Any, ...]]
 ) -> None:
     with sides(side):
-        model = UserKNN(**config)
-        ref = Reference(**config)
-        for ev in stream_for(config, raws):
-            apply_direct(model, ev)
-            apply_direct(ref, ev)
-            check_lists(model, ref)
+        lists_match_reference(config, raws)
 
 
 def test_row_entries_as_slices_or_through_an_index() -> None:

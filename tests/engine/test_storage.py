@@ -123,9 +123,9 @@ def apply_to_truth(truth: dict[tuple[str, str], float], event: Event) -> None:
             del truth[cell]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(stream=events, cuts=st.lists(st.integers(1, 8), max_size=10), reload_at=st.integers(0, 40))
-def test_storage_follows_every_event(stream: list[Event], cuts: list[int], reload_at: int) -> None:
+def replay_and_check(stream: list[Event], cuts: list[int], reload_at: int = 0) -> None:
+    """Feed ``stream`` in batches of the sizes ``cuts`` (then one by one), checking the storage
+    against the plain dict after every batch; reload from a checkpoint once past ``reload_at``."""
     stream = valid(stream)
     model = UserKNN(rating_scale=(-100.0, 100.0))
     truth: dict[tuple[str, str], float] = {}
@@ -151,6 +151,12 @@ def test_storage_follows_every_event(stream: list[Event], cuts: list[int], reloa
             model = UserKNN.load(buf)
             off_grid = not model.state.pairs.integer  # type: ignore[union-attr]
             check_storage(model, truth, off_grid)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=events, cuts=st.lists(st.integers(1, 8), max_size=10), reload_at=st.integers(0, 40))
+def test_storage_follows_every_event(stream: list[Event], cuts: list[int], reload_at: int) -> None:
+    replay_and_check(stream, cuts, reload_at)
 
 
 @settings(max_examples=200, deadline=None)
@@ -243,22 +249,6 @@ def test_storage_in_reservations(stream: list[Event], cuts: list[int]) -> None:
     saved = storage.RESERVE_FROM, storage.RESERVE_BYTES
     storage.RESERVE_FROM, storage.RESERVE_BYTES = 64, 1 << 16
     try:
-        stream = valid(stream)
-        model = UserKNN(rating_scale=(-100.0, 100.0))
-        truth: dict[tuple[str, str], float] = {}
-        off_grid = False
-        pos = 0
-        sizes = iter(cuts)
-        while pos < len(stream):
-            batch = stream[pos : pos + next(sizes, 1)]
-            pos += len(batch)
-            if len(batch) == 1:
-                model.apply(batch[0])
-            else:
-                model.apply_many(batch)
-            for event in batch:
-                apply_to_truth(truth, event)
-            off_grid |= any(isinstance(e, RatingEvent) and e.rating in OTHERS for e in batch)
-            check_storage(model, truth, off_grid)
+        replay_and_check(stream, cuts)
     finally:
         storage.RESERVE_FROM, storage.RESERVE_BYTES = saved
