@@ -63,11 +63,8 @@ class Baseline:
 
     def compute(self, st: EngineState, slots: IntArray) -> FloatArray:
         """b_u of the given user slots from their ratings (no lookup)."""
-        rows, cols, _values = st.ratings.users_rows(slots)
-        # (row, item slot) order; each pair is one cell, so one sort of a combined key gives
-        # the order np.lexsort((cols, rows)) would, a few times faster
-        order = np.argsort(rows * max(st.items.high, 1) + cols)
-        rows, cols = rows[order], cols[order]
+        # each user's items ascending (kept by the ratings between changes of the user's items)
+        rows, cols = st.ratings.sorted_items(slots)
         # sequential per user, in item-slot order (np.bincount): independent of the other rows
         item_part = np.bincount(rows, weights=self.items[cols], minlength=slots.size)
         n = st.counts(slots)

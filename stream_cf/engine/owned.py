@@ -218,6 +218,14 @@ class OwnedPairSums(PairSums):
         """sums[:n, u] in rating units (n x 4: n, Σy, Σy², Σxy), u owned."""
         return self._read(u, n, _COL_READ)
 
+    def row_at(self, u: int, slots: IntArray) -> FloatArray:
+        """sums[u, slots] (:meth:`row` at ``slots``), u owned."""
+        return self.row(u, int(slots.max(initial=-1)) + 1)[slots]
+
+    def col_at(self, u: int, slots: IntArray) -> FloatArray:
+        """sums[slots, u] (:meth:`col` at ``slots``), u owned."""
+        return self.col(u, int(slots.max(initial=-1)) + 1)[slots]
+
     def block(self, lo: int, hi: int, n: int) -> npt.NDArray[Any]:
         raise NotImplementedError("owned pair sums hold no full rows of other users")
 

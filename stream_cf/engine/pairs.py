@@ -153,6 +153,32 @@ class PairSums:
         out: FloatArray = np.concatenate(parts)[:n].astype(np.float64) * self.units()
         return out
 
+    def row_at(self, u: int, slots: IntArray) -> FloatArray:
+        """sums[u, slots] in rating units, float64 (len(slots) x 4): :meth:`row`'s values at
+        ``slots``, read from the tiles that hold them only."""
+        return self._at(u, slots, along_row=True)
+
+    def col_at(self, u: int, slots: IntArray) -> FloatArray:
+        """sums[slots, u] in rating units, float64 (len(slots) x 4): :meth:`col` at ``slots``."""
+        return self._at(u, slots, along_row=False)
+
+    def _at(self, u: int, slots: IntArray, *, along_row: bool) -> FloatArray:
+        bu, ul = divmod(u, TILE)
+        stored = np.zeros((slots.size, 4), dtype=self.tiles[0][0].dtype if self.tiles else np.int32)
+        if slots.size:
+            block = slots // TILE
+            first, last = int(block.min()), int(block.max())
+            for b in range(first, last + 1):
+                line = self.tiles[bu][b][ul] if along_row else self.tiles[b][bu][:, ul]
+                if first == last:
+                    stored = line[slots - b * TILE]
+                    break
+                pick = block == b
+                if pick.any():
+                    stored[pick] = line[slots[pick] - b * TILE]
+        out: FloatArray = stored.astype(np.float64) * self.units()
+        return out
+
     def block(self, lo: int, hi: int, n: int) -> npt.NDArray[Any]:
         """sums[lo:hi, :n] as stored (rows within one tile row)."""
         bi, off = divmod(lo, TILE)

@@ -35,7 +35,12 @@ import numpy as np
 
 from stream_cf.engine import baseline, knn, ranking
 from stream_cf.engine.config import EngineConfig
-from stream_cf.engine.neighbours import Neighbourhood, neighbourhood_of, similarity_row
+from stream_cf.engine.neighbours import (
+    Neighbourhood,
+    neighbourhood_of,
+    similarities,
+    similarity_row,
+)
 from stream_cf.engine.results import BaselineTerms, Explanation, Neighbour, Recommendations
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
@@ -59,7 +64,7 @@ def neighbours_of(
     values, seqs = ratings.cell_value[cells], ratings.cell_seq[cells]
     mine = raters != u
     raters, values, seqs = raters[mine], values[mine], seqs[mine]
-    w = similarity_row(st, cfg, u)[raters]
+    w = similarities(st, cfg, u, raters)
     keep = cfg.usable(w)
     raters, values, seqs, w = raters[keep], values[keep], seqs[keep], w[keep]
     if raters.size > cfg.k:
