@@ -47,15 +47,22 @@ class Baseline:
     user_bias: FloatArray = field(default_factory=lambda: np.zeros(0))
     known: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
 
-    def users(self, st: EngineState, slots: IntArray) -> FloatArray:
+    def users(self, st: EngineState, slots: IntArray, *, distinct: bool = False) -> FloatArray:
         """b_u of the given (existing) user slots: (S_u − n_u·μ − Σ_{j∈I_u} b_j) / (λ_u + n_u);
         those not read before in this read of the state are computed (the same sums: each b_u
-        depends on u's own ratings only), the others looked up."""
+        depends on u's own ratings only), the others looked up. ``distinct``: the caller
+        knows the slots to be distinct (no deduplication needed)."""
         if self.known.size < st.users.high:
             return self.compute(st, slots)
         missing = slots[~self.known[slots]]
+        if missing.size == slots.size and distinct:
+            fresh = self.compute(st, slots)
+            self.user_bias[slots] = fresh
+            self.known[slots] = True
+            return fresh
         if missing.size:
-            missing = np.unique(missing)
+            if missing.size > 1:
+                missing = np.unique(missing)
             self.user_bias[missing] = self.compute(st, missing)
             self.known[missing] = True
         out: FloatArray = self.user_bias[slots]

@@ -53,6 +53,11 @@ SCALE = 2.0  # integer sums are of 2·value
 SIDE = 128  # int32 tiles per side of the reservation (64 GiB of address space: 65,536 users)
 
 
+_INT_UNITS = np.array([1.0, 1.0 / SCALE, 1.0 / SCALE**2, 1.0 / SCALE**2])
+_FLOAT_UNITS = np.ones(4)
+_TWO_WORDS = np.arange(2, dtype=np.int64)  # a cell's two int64 words: (n, Σx), (Σx², Σxy)
+
+
 def _tile_words() -> int:
     """int64 words of an int32 tile (two per cell)."""
     return TILE * TILE * 2
@@ -119,9 +124,7 @@ class PairSums:
 
     def units(self) -> FloatArray:
         """Per channel, the stored unit in rating units (int32: 1, 1/2, 1/4, 1/4)."""
-        if self.integer:
-            return np.array([1.0, 1.0 / SCALE, 1.0 / SCALE**2, 1.0 / SCALE**2])
-        return np.ones(4)
+        return (_INT_UNITS if self.integer else _FLOAT_UNITS).copy()
 
     def to_float(self) -> None:
         """Turn the int32 sums into float64 sums of the values (for good)."""
@@ -163,6 +166,17 @@ class PairSums:
         return self._at(u, slots, along_row=False)
 
     def _at(self, u: int, slots: IntArray, *, along_row: bool) -> FloatArray:
+        if self.scatter_ready:  # a cell's four int32 sums are two int64 words at a flat address
+            lay = self.layout()
+            if along_row:
+                first = lay.col(slots)
+                first += lay.cell(u, 0)
+            else:
+                first = lay.row(slots)
+                first += lay.cell(0, u)
+            words = self.flat()[first[:, None] + _TWO_WORDS]
+            flat_out: FloatArray = words.view(np.int32).astype(np.float64) * self.units()
+            return flat_out
         bu, ul = divmod(u, TILE)
         stored = np.zeros((slots.size, 4), dtype=self.tiles[0][0].dtype if self.tiles else np.int32)
         if slots.size:

@@ -126,7 +126,7 @@ class Ratings:
         where, cells = self.by_item.rows(slots)
         return where, self.cell_user[cells].astype(np.int64), self.cell_value[cells]
 
-    def sorted_items(self, slots: IntArray) -> tuple[IntArray, IntArray]:
+    def sorted_items(self, slots: IntArray) -> tuple[IntArray, Int32Array]:
         """The item slots of many users, each user's ascending, concatenated in the order of
         ``slots``: (position in ``slots``, item slot) per cell. A user's sorted row is kept
         until the user's set of items changes, so a read of the same users again is a
@@ -139,9 +139,8 @@ class Ratings:
                 row = np.sort(self.cell_item[self.by_user.row(slot)])
                 held[slot] = row
             parts.append(row)
-        lengths = np.fromiter((row.size for row in parts), dtype=np.int64, count=len(parts))
-        where = np.repeat(np.arange(len(parts), dtype=np.int64), lengths)
-        items = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+        where = np.repeat(np.arange(slots.size, dtype=np.int64), self.by_user.length[slots])
+        items: Int32Array = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
         return where, items
 
     def _items_changed(self, users: IntArray) -> None:
