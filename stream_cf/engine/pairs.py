@@ -169,12 +169,12 @@ class PairSums:
         if self.scatter_ready:  # a cell's four int32 sums are two int64 words at a flat address
             lay = self.layout()
             if along_row:
-                first = lay.col(slots)
-                first += lay.cell(u, 0)
+                word = lay.col(slots)
+                word += lay.cell(u, 0)
             else:
-                first = lay.row(slots)
-                first += lay.cell(0, u)
-            words = self.flat()[first[:, None] + _TWO_WORDS]
+                word = lay.row(slots)
+                word += lay.cell(0, u)
+            words = self.flat()[word[:, None] + _TWO_WORDS]
             flat_out: FloatArray = words.view(np.int32).astype(np.float64) * self.units()
             return flat_out
         bu, ul = divmod(u, TILE)
