@@ -64,8 +64,7 @@ def pair_sums_at(st: EngineState, u: int, slots: IntArray) -> similarity.Sums:
         full = pair_sums(st, u)
         parts = (full.n, full.sx, full.sy, full.sxx, full.syy, full.sxy)
         return similarity.Sums(*(part[slots] for part in parts))
-    row = pairs.row_at(u, slots)
-    col = pairs.col_at(u, slots)
+    row, col = pairs.sums_at(u, slots)
     return similarity.Sums(row[:, 0], row[:, 1], col[:, 1], row[:, 2], col[:, 2], row[:, 3])
 
 

@@ -165,18 +165,26 @@ class PairSums:
         """sums[slots, u] in rating units, float64 (len(slots) x 4): :meth:`col` at ``slots``."""
         return self._at(u, slots, along_row=False)
 
+    def sums_at(self, u: int, slots: IntArray) -> tuple[FloatArray, FloatArray]:
+        """(:meth:`row_at`, :meth:`col_at`) of u at ``slots``: with int32 sums in the
+        reservation, one gather of the two cells of each pair (a cell's four int32 sums are
+        two int64 words at a flat address, :class:`~stream_cf.engine.scatter.Layout`)."""
+        if not self.scatter_ready:
+            return self.row_at(u, slots), self.col_at(u, slots)
+        tile = TILE
+        block, local = np.divmod(slots, tile)
+        word = np.empty((2, slots.size), dtype=np.int64)
+        # row(u) + col(v), then row(v) + col(u) (Layout.row, Layout.col, Layout.cell)
+        bu, ul = divmod(u, tile)
+        np.multiply(block, 2 * tile * tile, out=word[0])
+        word[0] += local * 2 + 2 * (bu * SIDE * tile * tile + ul * tile)
+        np.multiply(block, 2 * SIDE * tile * tile, out=word[1])
+        word[1] += local * (2 * tile) + 2 * (bu * tile * tile + ul)
+        words = self.flat()[word[:, :, None] + _TWO_WORDS]
+        both: FloatArray = words.view(np.int32).astype(np.float64) * _INT_UNITS
+        return both[0], both[1]
+
     def _at(self, u: int, slots: IntArray, *, along_row: bool) -> FloatArray:
-        if self.scatter_ready:  # a cell's four int32 sums are two int64 words at a flat address
-            lay = self.layout()
-            if along_row:
-                word = lay.col(slots)
-                word += lay.cell(u, 0)
-            else:
-                word = lay.row(slots)
-                word += lay.cell(0, u)
-            words = self.flat()[word[:, None] + _TWO_WORDS]
-            flat_out: FloatArray = words.view(np.int32).astype(np.float64) * self.units()
-            return flat_out
         bu, ul = divmod(u, TILE)
         stored = np.zeros((slots.size, 4), dtype=self.tiles[0][0].dtype if self.tiles else np.int32)
         if slots.size:

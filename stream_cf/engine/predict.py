@@ -177,8 +177,12 @@ def baseline_predict(
             )
     if slots.size == 0 or slots.size < cfg.min_k:
         return Explanation(user, item, fallback_value, mu, neighbours, "min_k not reached", terms)
-    est = baseline.estimate(np.array([terms.value]), num, den, cfg.damping)
-    return Explanation(user, item, cfg.clip(float(est[0])), mu, neighbours, None, terms)
+    share = float(den[0]) + cfg.damping
+    if share == 0.0:  # λ = 0 and no weight: baseline.estimate's inf/nan, as in rating_columns
+        value = float(baseline.estimate(np.array([terms.value]), num, den, cfg.damping)[0])
+    else:  # the same operations on the same float64 values, as Python floats
+        value = terms.value + float(num[0]) / share
+    return Explanation(user, item, cfg.clip(value), mu, neighbours, None, terms)
 
 
 def rating_columns(
