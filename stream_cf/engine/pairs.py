@@ -74,6 +74,7 @@ class PairSums:
         # flat_ok turns False once a tile could not go there (float mode, past SIDE tiles)
         self.space: Reservation | None = None
         self.flat_ok = PACKED
+        self._flat: tuple[Reservation, npt.NDArray[np.int64]] | None = None  # flat()'s view
 
     @property
     def blocks(self) -> int:
@@ -117,7 +118,14 @@ class PairSums:
     def flat(self) -> npt.NDArray[np.int64]:
         """The reservation as int64 words (two per cell, placed by :meth:`layout`)."""
         assert self.space is not None
-        return np.frombuffer(self.space, dtype=np.int64, count=SIDE * SIDE * _tile_words())
+        held = self._flat
+        if held is None or held[0] is not self.space:  # one view per reservation
+            held = (
+                self.space,
+                np.frombuffer(self.space, dtype=np.int64, count=SIDE * SIDE * _tile_words()),
+            )
+            self._flat = held
+        return held[1]
 
     def layout(self) -> Layout:
         return Layout(tile=TILE, side=SIDE)
@@ -134,6 +142,7 @@ class PairSums:
         self.tiles = [[tile.astype(np.float64) * units for tile in row] for row in self.tiles]
         self.integer = False
         self.space = None  # unmapped once the last int32 view is gone
+        self._flat = None
         self.flat_ok = False
 
     def fits(self, max_count: int, value_bound: float) -> bool:
