@@ -13,7 +13,9 @@ global count and total — with λ_i = ``baseline_reg_items`` and λ_u = ``basel
 when read from the current ratings alone: no learning rate, no order, so rate, re-rate, unrate and
 forget_user are reflected exactly and taking an event back returns every term to its prior value,
 bit for bit while the sums are exact (e.g. half-step ratings). Σ_{j∈I_u} b_j is accumulated over
-u's items in item-slot order, so b_u does not depend on which other users are read with it.
+u's items in item-slot order (the ratings keep each user's items sorted between changes of that
+user's items: :meth:`~stream_cf.engine.ratings.Ratings.sorted_items`), so b_u does not depend on
+which other users are read with it, nor on the order u's ratings arrived in.
 
 The estimate, over the same neighbourhood N(i;u) as ``knn_means`` (the k usable raters of i most
 similar to u, ties by the earlier rating of i), with λ = ``damping``::

@@ -3,7 +3,9 @@
 The pair sums over co-rated items (n, Σx, Σy, Σx², Σy², Σxy) come from the state's pair sums
 when it keeps them for the user (every user, or only the owned ones: O(users) to read) or are
 computed from the ratings when read (O(Σ raters of the user's items)): the same integers either
-way while the values are multiples of 0.5, so the similarities are the same bits.
+way while the values are multiples of 0.5, so the similarities are the same bits. One item's
+prediction needs u's similarities to that item's raters only (:func:`similarities`: the same
+element-wise formulas on those slots' sums, so the same bits as the whole row at those slots).
 The formulas: :mod:`stream_cf.engine.similarity`.
 """
 

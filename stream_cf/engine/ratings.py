@@ -16,6 +16,12 @@ multiples of 0.5, as every rating on a half-step scale is).
 Reads that depend on an order sort by a key of the data (sequence numbers, slots), never by the
 pools' internal order, so the same ratings give the same answers whatever the batching or a
 checkpoint's round trip.
+
+A derived read is kept between events: each user's item slots in ascending order
+(:meth:`Ratings.sorted_items`, the order ``knn_baseline`` sums b_u in), from the user's first read
+until the user's set of items changes (a new or removed rating, an erasure; a changed value keeps
+it). It is never saved (a loaded state starts without it) and costs 4 bytes per rating of each
+user read so far.
 """
 
 from __future__ import annotations
