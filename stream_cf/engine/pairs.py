@@ -53,6 +53,11 @@ SCALE = 2.0  # integer sums are of 2·value
 SIDE = 128  # int32 tiles per side of the reservation (64 GiB of address space: 65,536 users)
 
 
+_INT_UNITS = np.array([1.0, 1.0 / SCALE, 1.0 / SCALE**2, 1.0 / SCALE**2])
+_FLOAT_UNITS = np.ones(4)
+_TWO_WORDS = np.arange(2, dtype=np.int64)  # a cell's two int64 words: (n, Σx), (Σx², Σxy)
+
+
 def _tile_words() -> int:
     """int64 words of an int32 tile (two per cell)."""
     return TILE * TILE * 2
@@ -69,6 +74,7 @@ class PairSums:
         # flat_ok turns False once a tile could not go there (float mode, past SIDE tiles)
         self.space: Reservation | None = None
         self.flat_ok = PACKED
+        self._flat: tuple[Reservation, npt.NDArray[np.int64]] | None = None  # flat()'s view
 
     @property
     def blocks(self) -> int:
@@ -112,16 +118,21 @@ class PairSums:
     def flat(self) -> npt.NDArray[np.int64]:
         """The reservation as int64 words (two per cell, placed by :meth:`layout`)."""
         assert self.space is not None
-        return np.frombuffer(self.space, dtype=np.int64, count=SIDE * SIDE * _tile_words())
+        held = self._flat
+        if held is None or held[0] is not self.space:  # one view per reservation
+            held = (
+                self.space,
+                np.frombuffer(self.space, dtype=np.int64, count=SIDE * SIDE * _tile_words()),
+            )
+            self._flat = held
+        return held[1]
 
     def layout(self) -> Layout:
         return Layout(tile=TILE, side=SIDE)
 
     def units(self) -> FloatArray:
         """Per channel, the stored unit in rating units (int32: 1, 1/2, 1/4, 1/4)."""
-        if self.integer:
-            return np.array([1.0, 1.0 / SCALE, 1.0 / SCALE**2, 1.0 / SCALE**2])
-        return np.ones(4)
+        return (_INT_UNITS if self.integer else _FLOAT_UNITS).copy()
 
     def to_float(self) -> None:
         """Turn the int32 sums into float64 sums of the values (for good)."""
@@ -131,6 +142,7 @@ class PairSums:
         self.tiles = [[tile.astype(np.float64) * units for tile in row] for row in self.tiles]
         self.integer = False
         self.space = None  # unmapped once the last int32 view is gone
+        self._flat = None
         self.flat_ok = False
 
     def fits(self, max_count: int, value_bound: float) -> bool:
@@ -151,6 +163,51 @@ class PairSums:
         bu, ul = divmod(u, TILE)
         parts = [self.tiles[bi][bu][:, ul] for bi in range(-(-n // TILE))]
         out: FloatArray = np.concatenate(parts)[:n].astype(np.float64) * self.units()
+        return out
+
+    def row_at(self, u: int, slots: IntArray) -> FloatArray:
+        """sums[u, slots] in rating units, float64 (len(slots) x 4): :meth:`row`'s values at
+        ``slots``, read from the tiles that hold them only."""
+        return self._at(u, slots, along_row=True)
+
+    def col_at(self, u: int, slots: IntArray) -> FloatArray:
+        """sums[slots, u] in rating units, float64 (len(slots) x 4): :meth:`col` at ``slots``."""
+        return self._at(u, slots, along_row=False)
+
+    def sums_at(self, u: int, slots: IntArray) -> tuple[FloatArray, FloatArray]:
+        """(:meth:`row_at`, :meth:`col_at`) of u at ``slots``: with int32 sums in the
+        reservation, one gather of the two cells of each pair (a cell's four int32 sums are
+        two int64 words at a flat address, :class:`~stream_cf.engine.scatter.Layout`)."""
+        if not self.scatter_ready:
+            return self.row_at(u, slots), self.col_at(u, slots)
+        tile = TILE
+        block, local = np.divmod(slots, tile)
+        word = np.empty((2, slots.size), dtype=np.int64)
+        # row(u) + col(v), then row(v) + col(u) (Layout.row, Layout.col, Layout.cell)
+        bu, ul = divmod(u, tile)
+        np.multiply(block, 2 * tile * tile, out=word[0])
+        word[0] += local * 2 + 2 * (bu * SIDE * tile * tile + ul * tile)
+        np.multiply(block, 2 * SIDE * tile * tile, out=word[1])
+        word[1] += local * (2 * tile) + 2 * (bu * tile * tile + ul)
+        words = self.flat()[word[:, :, None] + _TWO_WORDS]
+        both: FloatArray = words.view(np.int32).astype(np.float64) * _INT_UNITS
+        return both[0], both[1]
+
+    def _at(self, u: int, slots: IntArray, *, along_row: bool) -> FloatArray:
+        bu, ul = divmod(u, TILE)
+        stored = np.zeros((slots.size, 4), dtype=self.tiles[0][0].dtype if self.tiles else np.int32)
+        if slots.size:
+            block = slots // TILE
+            first, last = int(block.min()), int(block.max())
+            for b in range(first, last + 1):
+                line = self.tiles[bu][b][ul] if along_row else self.tiles[b][bu][:, ul]
+                if first == last:
+                    stored = line[slots - b * TILE]
+                    break
+                pick = block == b
+                if pick.any():
+                    stored[pick] = line[slots[pick] - b * TILE]
+        out: FloatArray = stored.astype(np.float64) * self.units()
         return out
 
     def block(self, lo: int, hi: int, n: int) -> npt.NDArray[Any]:

@@ -35,7 +35,12 @@ import numpy as np
 
 from stream_cf.engine import baseline, knn, ranking
 from stream_cf.engine.config import EngineConfig
-from stream_cf.engine.neighbours import Neighbourhood, neighbourhood_of, similarity_row
+from stream_cf.engine.neighbours import (
+    Neighbourhood,
+    neighbourhood_of,
+    similarities,
+    similarity_row,
+)
 from stream_cf.engine.results import BaselineTerms, Explanation, Neighbour, Recommendations
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
@@ -55,18 +60,15 @@ def neighbours_of(
     order :func:`knn.select` sums them (similarity descending, then slot)."""
     ratings = st.ratings
     cells = ratings.item_cells(i)  # in no particular order: the sorts below fix the order
-    raters = ratings.cell_user[cells].astype(np.int64)
-    values, seqs = ratings.cell_value[cells], ratings.cell_seq[cells]
-    mine = raters != u
-    raters, values, seqs = raters[mine], values[mine], seqs[mine]
-    w = similarity_row(st, cfg, u)[raters]
-    keep = cfg.usable(w)
-    raters, values, seqs, w = raters[keep], values[keep], seqs[keep], w[keep]
+    raters = ratings.item_users.row(i).astype(np.int64)  # cell_user of the cells, entry for entry
+    w = similarities(st, cfg, u, raters)
+    keep = np.flatnonzero(cfg.usable(w) & (raters != u))
+    raters, w, cells = raters[keep], w[keep], cells[keep]
     if raters.size > cfg.k:
-        first = np.lexsort((seqs, -w))[: cfg.k]
-        raters, values, w = raters[first], values[first], w[first]
+        first = np.lexsort((ratings.cell_seq[cells], -w))[: cfg.k]
+        raters, w, cells = raters[first], w[first], cells[first]
     order = np.lexsort((raters, -w))
-    return raters[order], w[order], values[order]
+    return raters[order], w[order], ratings.cell_value[cells[order]]
 
 
 def _sum(weights: FloatArray) -> float:
@@ -143,7 +145,7 @@ def baseline_predict(
         terms = BaselineTerms(base.mu, base.user(st, u), b_i)
         return Explanation(user, item, cfg.clip(terms.value), mu, [], "unknown item", terms)
     slots, w, r = neighbours_of(st, cfg, u, i)
-    biases = base.users(st, np.concatenate(([u], slots)))  # b_u, then each b_v
+    biases = base.users(st, np.concatenate(([u], slots)), distinct=True)  # b_u, then each b_v
     b_v = biases[1:]
     terms = BaselineTerms(base.mu, float(biases[0]), b_i)
     fallback_value = cfg.clip(terms.value)
@@ -175,8 +177,12 @@ def baseline_predict(
             )
     if slots.size == 0 or slots.size < cfg.min_k:
         return Explanation(user, item, fallback_value, mu, neighbours, "min_k not reached", terms)
-    est = baseline.estimate(np.array([terms.value]), num, den, cfg.damping)
-    return Explanation(user, item, cfg.clip(float(est[0])), mu, neighbours, None, terms)
+    share = float(den[0]) + cfg.damping
+    if share == 0.0:  # λ = 0 and no weight: baseline.estimate's inf/nan, as in rating_columns
+        value = float(baseline.estimate(np.array([terms.value]), num, den, cfg.damping)[0])
+    else:  # the same operations on the same float64 values, as Python floats
+        value = terms.value + float(num[0]) / share
+    return Explanation(user, item, cfg.clip(value), mu, neighbours, None, terms)
 
 
 def rating_columns(
