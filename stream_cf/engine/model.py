@@ -94,6 +94,8 @@ class UserKNN:
         baseline_reg_items: float = 10.0,
         baseline_reg_users: float = 5.0,
         damping: float = 0.5,
+        item_residual: int | None = None,
+        item_shrinkage: float = 100.0,
         pair_sums: bool | None = None,
         pair_rows: Literal["all", "owned"] = "all",
     ) -> None:
@@ -121,6 +123,8 @@ class UserKNN:
             baseline_reg_items=baseline_reg_items,
             baseline_reg_users=baseline_reg_users,
             damping=damping,
+            item_residual=item_residual,
+            item_shrinkage=item_shrinkage,
             pair_sums=pair_sums,
             pair_rows=pair_rows,
         )
