@@ -8,9 +8,9 @@ an ``EngineConfig`` and its data from an :class:`~stream_cf.engine.state.EngineS
 from __future__ import annotations
 
 import math
-from numbers import Integral
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any, Literal
 
 from stream_cf.engine.storage import BoolArray, FloatArray

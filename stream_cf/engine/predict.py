@@ -140,12 +140,17 @@ def read_baseline(st: EngineState, cfg: EngineConfig) -> baseline.Baseline:
 
 
 def item_terms_of(
-    st: EngineState, cfg: EngineConfig, base: baseline.Baseline, u: int, b_u: float, cols: IntArray
+    st: EngineState,
+    cfg: EngineConfig,
+    base: baseline.Baseline,
+    cell: tuple[int, float],
+    cols: IntArray,
 ) -> item_residual.ItemTerms | None:
-    """The item-based residual's terms of the item slots ``cols`` for user slot u (None when
-    ``item_residual`` is 0)."""
+    """The item-based residual's terms of the item slots ``cols`` for ``cell`` = (user slot u,
+    its b_u) (None when ``item_residual`` is 0)."""
     if not cfg.item_residual:
         return None
+    u, b_u = cell
     return item_residual.item_terms(
         st,
         u,
@@ -191,7 +196,7 @@ def baseline_predict(
         n_cols=1,
     )
     count = slots.size
-    by_items = item_terms_of(st, cfg, base, u, terms.user_bias, np.array([i], dtype=np.int64))
+    by_items = item_terms_of(st, cfg, base, (u, terms.user_bias), np.array([i], dtype=np.int64))
     if by_items is not None:
         num, den = num + by_items.num, den + by_items.den
         count += int(by_items.count[0])
@@ -266,7 +271,7 @@ def rating_columns(
         b_i = base.items[: st.items.high] if cols is None else base.items[cols]
         fallback = base.mu + float(biases[0]) + b_i
         wanted = np.arange(st.items.high, dtype=np.int64) if cols is None else cols
-        by_items = item_terms_of(st, cfg, base, u, float(biases[0]), wanted)
+        by_items = item_terms_of(st, cfg, base, (u, float(biases[0])), wanted)
         if by_items is not None:
             num, den = num + by_items.num, den + by_items.den
             count = count + by_items.count
