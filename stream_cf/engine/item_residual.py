@@ -42,7 +42,7 @@ from stream_cf.engine.storage import FloatArray, IntArray, ranges
 _RELATIVE_ZERO = 1e-12
 # The most (wanted item, item of u) cells summed in one pass; more wanted items go in chunks
 # (each cell's sum is the same, whichever chunk it is in).
-_CELLS = 1 << 17
+_CELLS = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,9 @@ def _one_column(st: EngineState, u: int, i: int, mine: IntArray, shrinkage: floa
     user slots instead of the join; the same sums in the same order."""
     ratings = st.ratings
     high = st.users.high
-    bv, bval, _seq = ratings.item_row(i)
+    held = ratings.by_item.row(i)
+    bv = ratings.cell_user.take(held).astype(np.int64)
+    bval = ratings.cell_value.take(held)
     keep = bv != u
     bv, bval = bv[keep], bval[keep]
     rated = np.zeros(high, dtype=np.bool_)
@@ -197,7 +199,11 @@ def item_terms(
 ) -> ItemTerms:
     """The item terms of u for the distinct item slots ``cols`` (``item_bias``: b_j by item
     slot; ``user_bias``: u's b_u)."""
-    mine, r_u, seq_u = st.ratings.user_row(u)
+    # u's items in the row's own order: each s_ij, the selection and its sums do not depend on it
+    held = st.ratings.by_user.row(u)
+    mine = st.ratings.cell_item.take(held).astype(np.int64)
+    r_u = st.ratings.cell_value.take(held)
+    seq_u = st.ratings.cell_seq.take(held)
     s = similarities(st, u, cols, mine, shrinkage)
     rows, js = np.nonzero(s > 0)
     sims = s[rows, js]
