@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from stream_cf.engine.config import (
     NeighbourRecency,
     RankMode,
+    default_item_residual,
     default_pair_sums,
     default_rarity,
     default_shrinkage,
@@ -304,7 +305,11 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
             "baseline_reg_items": self.baseline_reg_items,
             "baseline_reg_users": self.baseline_reg_users,
             "damping": self.damping,
-            "item_residual": self.item_residual,
+            "item_residual": (
+                default_item_residual(self.predictor, self.feedback)
+                if self.item_residual is None
+                else self.item_residual
+            ),
             "item_shrinkage": self.item_shrinkage,
             # scale-out: pair rows for the owned users only, where the configuration keeps them
             "pair_rows": (

@@ -435,18 +435,24 @@ class Reference:
         ratings centred on each rater's mean, in exact rational arithmetic."""
         n = 0
         num = dx = dy = Fraction(0)
-        for v in self.users():
-            if v == user or (v, i) not in self.ratings or (v, j) not in self.ratings:
+        for (v, rated), (value, _seq) in self.ratings.items():
+            if rated != i or v == user or (v, j) not in self.ratings:
                 continue
-            mine = self.user_items(v)
-            mean = sum((Fraction(x) for x in mine.values()), Fraction(0)) / len(mine)
-            x = Fraction(mine[i]) - mean
-            y = Fraction(mine[j]) - mean
+            mean = self.exact_mean(v)
+            x = Fraction(value) - mean
+            y = Fraction(self.ratings[(v, j)][0]) - mean
             n += 1
             num += x * y
             dx += x * x
             dy += y * y
         return n, num, dx, dy
+
+    def exact_mean(self, user: str) -> Fraction:
+        """r̄_u as an exact rational."""
+        if ("exact_mean", user, "") not in self._cache:
+            values = [Fraction(x) for x in self.user_items(user).values()]
+            self._cache[("exact_mean", user, "")] = sum(values, Fraction(0)) / len(values)
+        return self._cache[("exact_mean", user, "")]
 
     def item_similarity(self, user: str, i: str, j: str) -> tuple[Fraction, float]:
         """(exact key sign(s)·s², s_ij) of items i and j for ``user``'s prediction."""

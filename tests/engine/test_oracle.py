@@ -268,12 +268,15 @@ ITEM_RESIDUAL_PARAMETERS = {
 }
 
 
+ITEM_SETTINGS = settings(SETTINGS, max_examples=30)
+
+
 def item_residual_config(similarity: str) -> st.SearchStrategy[dict[str, Any]]:
     extra = st.fixed_dictionaries(ITEM_RESIDUAL_PARAMETERS)
     return st.tuples(baseline_config(similarity), extra).map(lambda c: {**c[0], **c[1]})
 
 
-@SETTINGS
+@ITEM_SETTINGS
 @given(
     config=st.sampled_from(EXPLICIT_SIMILARITIES).flatmap(item_residual_config),
     raws=explicit_events,
@@ -290,7 +293,7 @@ def test_item_residual_matches_reference_after_every_event(
     run_oracle(config, raws, via, reload_at=reload_at)
 
 
-@SETTINGS
+@ITEM_SETTINGS
 @given(
     config=st.sampled_from(EXPLICIT_SIMILARITIES).flatmap(item_residual_config),
     raws=st.lists(
@@ -320,7 +323,7 @@ def test_item_residual_ties_between_items(
     run_oracle({**config, "item_residual": min(config["item_residual"], 2)}, raws, [False, True])
 
 
-@SETTINGS
+@ITEM_SETTINGS
 @given(
     config=st.sampled_from(EXPLICIT_SIMILARITIES).flatmap(item_residual_config),
     raws=explicit_events,
