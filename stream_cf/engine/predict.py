@@ -10,6 +10,14 @@ usable raters of i most similar to u (ties: the earlier rating of i)::
 
     r̂_ui = clip(b_ui + Σ_{v∈N(i;u)} w_uv·(r_vi − b_vi) / (Σ_{v∈N(i;u)} |w_uv| + λ))
 
+and, with ``item_residual`` = K > 0, pooled with an item-based residual over M(u;i), the K items
+j of u most similar to i (s_ij: :mod:`stream_cf.engine.item_residual`), e_xy = r_xy − b_xy::
+
+    r̂_ui = clip(b_ui + (Σ_{v∈N(i;u)} w_uv·e_vi + Σ_{j∈M(u;i)} s_ij·e_uj)
+                      / (Σ_{v∈N(i;u)} |w_uv| + Σ_{j∈M(u;i)} s_ij + λ))
+
+(min_k then counts |N(i;u)| + |M(u;i)|: b_ui when fewer, or none).
+
 Implicit feedback (a weighted vote of the user's own neighbourhood): N_k(u) = the k usable users
 most similar to u (cosine; ties: the earlier created user), and
 
@@ -33,7 +41,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from stream_cf.engine import baseline, knn, ranking
+from stream_cf.engine import baseline, item_residual, knn, ranking
 from stream_cf.engine.config import EngineConfig
 from stream_cf.engine.neighbours import (
     Neighbourhood,
@@ -41,7 +49,13 @@ from stream_cf.engine.neighbours import (
     similarities,
     similarity_row,
 )
-from stream_cf.engine.results import BaselineTerms, Explanation, Neighbour, Recommendations
+from stream_cf.engine.results import (
+    BaselineTerms,
+    Explanation,
+    ItemNeighbour,
+    Neighbour,
+    Recommendations,
+)
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
 
@@ -127,10 +141,35 @@ def read_baseline(st: EngineState, cfg: EngineConfig) -> baseline.Baseline:
     return baseline.read(st, cfg.baseline_reg_items, cfg.baseline_reg_users, global_mean(st, cfg))
 
 
+def item_terms_of(
+    st: EngineState,
+    cfg: EngineConfig,
+    base: baseline.Baseline,
+    cell: tuple[int, float],
+    cols: IntArray,
+) -> item_residual.ItemTerms | None:
+    """The item-based residual's terms of the item slots ``cols`` for ``cell`` = (user slot u,
+    its b_u) (None when ``item_residual`` is 0)."""
+    if not cfg.item_residual:
+        return None
+    u, b_u = cell
+    return item_residual.item_terms(
+        st,
+        u,
+        cols,
+        neighbours=cfg.item_residual,
+        shrinkage=cfg.item_shrinkage,
+        mu=base.mu,
+        user_bias=b_u,
+        item_bias=base.items,
+    )
+
+
 def baseline_predict(
     st: EngineState, cfg: EngineConfig, user: str, item: str, *, explain: bool
 ) -> Explanation:
-    """r̂_ui of ``knn_baseline`` for one item, with the baseline terms and the neighbours."""
+    """r̂_ui of ``knn_baseline`` for one item, with the baseline terms and the neighbours (and
+    the item neighbours of the item-based residual)."""
     base = read_baseline(st, cfg)
     mean_all = global_mean(st, cfg)
     u = st.users.slot_of.get(user)
@@ -158,7 +197,13 @@ def baseline_predict(
         colpos=np.zeros(slots.size, dtype=np.int64),
         n_cols=1,
     )
+    count = slots.size
+    by_items = item_terms_of(st, cfg, base, (u, terms.user_bias), np.array([i], dtype=np.int64))
+    if by_items is not None:
+        num, den = num + by_items.num, den + by_items.den
+        count += int(by_items.count[0])
     neighbours = []
+    items = []
     if explain:
         share = float(den[0]) + cfg.damping
         means = means_of(st, slots)
@@ -175,14 +220,32 @@ def baseline_predict(
                     neighbour_baseline=base.mu + bias + b_i,
                 )
             )
-    if slots.size == 0 or slots.size < cfg.min_k:
-        return Explanation(user, item, fallback_value, mu, neighbours, "min_k not reached", terms)
+        if by_items is not None:
+            for j, sim, rating, b_uj in zip(
+                by_items.items.tolist(),
+                by_items.sims.tolist(),
+                by_items.ratings.tolist(),
+                by_items.baselines.tolist(),
+                strict=True,
+            ):
+                items.append(
+                    ItemNeighbour(
+                        item=str(st.items.id_of[j]),
+                        similarity=sim,
+                        rating=rating,
+                        baseline=b_uj,
+                        weight=sim / share if share else 0.0,
+                    )
+                )
+    if count == 0 or count < cfg.min_k:
+        reason = "min_k not reached"
+        return Explanation(user, item, fallback_value, mu, neighbours, reason, terms, items)
     share = float(den[0]) + cfg.damping
     if share == 0.0:  # λ = 0 and no weight: baseline.estimate's inf/nan, as in rating_columns
         value = float(baseline.estimate(np.array([terms.value]), num, den, cfg.damping)[0])
     else:  # the same operations on the same float64 values, as Python floats
         value = terms.value + float(num[0]) / share
-    return Explanation(user, item, cfg.clip(value), mu, neighbours, None, terms)
+    return Explanation(user, item, cfg.clip(value), mu, neighbours, None, terms, items)
 
 
 def rating_columns(
@@ -213,6 +276,12 @@ def rating_columns(
         )
         b_i = base.items[: st.items.high] if cols is None else base.items[cols]
         fallback = base.mu + float(biases[0]) + b_i
+        wanted = np.arange(st.items.high, dtype=np.int64) if cols is None else cols
+        by_items = item_terms_of(st, cfg, base, (u, float(biases[0])), wanted)
+        if by_items is not None:
+            num, den = num + by_items.num, den + by_items.den
+            count = count + by_items.count
+            used = (count > 0) & (count >= cfg.min_k)
         est = baseline.estimate(fallback, num, den, cfg.damping)
     else:
         dev = picked.values - means_of(st, slots)
