@@ -218,6 +218,11 @@ class OwnedPairSums(PairSums):
         """sums[:n, u] in rating units (n x 4: n, Σy, Σy², Σxy), u owned."""
         return self._read(u, n, _COL_READ)
 
+    def sums_row(self, u: int, n: int) -> FloatArray:
+        """u's sums with every slot in [0, n) (n x 6: n, Σx, Σy, Σx², Σy², Σxy), u owned."""
+        row, col = self.row(u, n), self.col(u, n)
+        return np.stack([row[:, 0], row[:, 1], col[:, 1], row[:, 2], col[:, 2], row[:, 3]], axis=1)
+
     def block(self, lo: int, hi: int, n: int) -> npt.NDArray[Any]:
         raise NotImplementedError("owned pair sums hold no full rows of other users")
 

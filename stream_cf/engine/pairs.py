@@ -1,25 +1,40 @@
-"""Additive pair sums over co-rated items, at 16 bytes per ordered pair, and their exact update.
+"""Additive pair sums over co-rated items, one cell per unordered pair of users, and their exact
+update.
 
-For every ordered pair of user slots (a, b) the store holds, over the items both a and b rated::
+For every ordered pair of user slots (a, b) the sums over the items both a and b rated are::
 
     sums[a, b] = [n, Σ r_a, Σ r_a², Σ r_a·r_b]
 
 so that for the pair (u, v): n = sums[u,v,0], Σx = sums[u,v,1], Σy = sums[v,u,1],
-Σx² = sums[u,v,2], Σy² = sums[v,u,2], Σxy = sums[u,v,3].
+Σx² = sums[u,v,2], Σy² = sums[v,u,2], Σxy = sums[u,v,3]. n and Σ r_a·r_b are the same for (a, b)
+and (b, a), so the store keeps each unordered pair {hi, lo} (hi ≥ lo) once, as one cell of six
+lanes::
 
-Storage: square tiles of :data:`TILE` × :data:`TILE` user slots, allocated as users appear (so
-growing never copies what is there: no batch stalls because the arrays grew), each cell four
-int32 **integer** sums of the values scaled by s = 2 (n, Σ 2r, Σ (2r)², Σ (2r_a)(2r_b)): exact,
-16 bytes per ordered pair, while every value stored is a multiple of 0.5 and the largest
-possible sum stays below 2^31 (n_max·(2·|r|_max)² < 2^31: with ratings up to 5, users of up to
-21 million items). Once a value is not on that grid, or the bound would be passed, the store
-turns into float64 sums of the values themselves (32 bytes per ordered pair; rounding as any
-float sum), for good. Tiles are zero pages until written, so a user slot costs only the rows
-and columns in use. The int32 tiles are views of one reservation of address space
-(:class:`~stream_cf.engine.storage.Reservation`), tile (bi, bj) at tile number bi·:data:`SIDE` + bj,
-so every cell has a fixed flat address (:class:`~stream_cf.engine.scatter.Layout`); past
+    [n, Σ r_hi·r_lo, Σ r_hi², Σ r_hi, Σ r_lo², Σ r_lo]
+
+(:data:`AS_HI`: the lanes of sums[hi, lo]; :data:`AS_LO`: of sums[lo, hi]; the diagonal cell
+{u, u} holds u's own sums in both halves). A user's row of the sums is its cells with older
+users (smaller slots: the row part) and with newer ones (the column part).
+
+Storage: the lower triangle of square tiles of :data:`TILE` × :data:`TILE` user slots (tile
+(bi, bj) for bj ≤ bi, cell {hi, lo} in tile (hi div TILE, lo div TILE) at (hi mod TILE,
+lo mod TILE)), allocated as users appear (so growing never copies what is there: no batch stalls
+because the arrays grew), each lane an int32 **integer** sum of the values scaled by s = 2
+(n, Σ (2r_a)(2r_b), Σ (2r)², Σ 2r, ...): exact, 24 bytes per unordered pair (12 per ordered
+pair), while every value stored is a multiple of 0.5 and the largest possible sum stays below
+2^31 (n_max·(2·|r|_max)² < 2^31: with ratings up to 5, users of up to 21 million items). Once a
+value is not on that grid, or the bound would be passed, the store turns into float64 sums of
+the values themselves (48 bytes per unordered pair; rounding as any float sum), for good. Tiles
+are zero pages until written, so a user slot costs only the rows and columns in use. The int32
+tiles are views of one reservation of address space
+(:class:`~stream_cf.engine.storage.Reservation`), tile (bi, bj) at tile number bi·:data:`SIDE` +
+bj, so every cell has a fixed flat address (:class:`~stream_cf.engine.scatter.Layout`); past
 :data:`SIDE` tiles per side, in float mode or where the reservation is refused, tiles are plain
 arrays and the pair-by-pair update is off.
+
+Reads and writes outside the pair-by-pair update speak the ordered sums (:meth:`PairSums.row`,
+:meth:`~PairSums.col`, :meth:`~PairSums.block`, :meth:`~PairSums.set_rows`,
+:meth:`~PairSums.add_stored`: [n, Σx, Σx², Σxy] per ordered pair) and map them onto the cells.
 
 Updates: one changed cell at a time (:meth:`PairSums.update_cell`), pair by pair for a batch
 (:meth:`PairSums.update_scatter`, :mod:`~stream_cf.engine.scatter`: work ∝ the pairs that change),
@@ -44,25 +59,41 @@ from stream_cf.engine.products import (
     products_dense,
     shared_items,
 )
-from stream_cf.engine.scatter import PACKED, Layout, scatter_cell, scatter_update
+from stream_cf.engine.scatter import PACKED, WORDS, Layout, scatter_cell, scatter_update
 from stream_cf.engine.storage import BoolArray, FloatArray, IntArray, Reservation
 
-TILE = 512  # user slots per side of a tile (int32 tiles of 4 MB, float64 of 8 MB)
+TILE = 512  # user slots per side of a tile (int32 tiles of 6 MB, float64 of 12 MB)
 INT_LIMIT = 2**31 - 1
 SCALE = 2.0  # integer sums are of 2·value
-SIDE = 128  # int32 tiles per side of the reservation (64 GiB of address space: 65,536 users)
+SIDE = 128  # tiles per side of the reservation (48 GiB of address space: 65,536 users)
+LANES = 6  # n, Σxy, Σhi², Σhi, Σlo², Σlo
+AS_HI = [0, 3, 2, 1]  # the lanes of sums[hi, lo] (n, Σx, Σx², Σxy)
+AS_LO = [0, 5, 4, 1]  # the lanes of sums[lo, hi]
+MIRROR = [0, 1, 4, 5, 2, 3]  # a cell's lanes with hi and lo swapped
+SHARED = slice(0, 2)  # n, Σxy
+HI = slice(2, 4)  # Σhi², Σhi
+LO = slice(4, 6)  # Σlo², Σlo
+LANE_UNITS = np.array([1.0, 1.0 / SCALE**2, 1.0 / SCALE**2, 1.0 / SCALE, 1.0 / SCALE**2, 1 / SCALE])
 
 
 def _tile_words() -> int:
-    """int64 words of an int32 tile (two per cell)."""
-    return TILE * TILE * 2
+    """int64 words of an int32 tile (three per cell)."""
+    return TILE * TILE * WORDS
+
+
+def _as_lanes(ordered: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Ordered sums [n, Σx, Σx², Σxy] (last axis) as the lanes [n, Σxy, Σx², Σx] of the cell
+    half they fill (their own half: lanes 0-3 where x is hi; lanes 2-3 go to lanes 4-5 where x
+    is lo)."""
+    return ordered[..., AS_HI]
 
 
 class PairSums:
-    """The pair sums in tiles (see the module docstring), int32 scaled or float64."""
+    """The pair sums in lower-triangle tiles of cells (see the module docstring), int32 scaled
+    or float64."""
 
     def __init__(self) -> None:
-        self.tiles: list[list[npt.NDArray[Any]]] = []
+        self.tiles: list[list[npt.NDArray[Any]]] = []  # row bi holds tiles (bi, 0..bi)
         self.integer = True  # int32 sums of 2·value (else float64 sums of the values)
         # int32 tiles live in one reservation, tile (bi, bj) at tile number bi·SIDE + bj, so
         # the pair-by-pair update addresses every cell by one flat index (scatter.Layout);
@@ -76,12 +107,13 @@ class PairSums:
 
     @property
     def cell_bytes(self) -> int:
-        return 16 if self.integer else 32
+        """Bytes per unordered pair."""
+        return LANES * (4 if self.integer else 8)
 
     @property
     def nbytes(self) -> int:
         """Bytes allocated for tiles (virtual: untouched pages of a tile take no memory)."""
-        return self.blocks * self.blocks * TILE * TILE * self.cell_bytes
+        return self.blocks * (self.blocks + 1) // 2 * TILE * TILE * self.cell_bytes
 
     def _tile(self, bi: int, bj: int) -> npt.NDArray[Any]:
         """A new zero tile for block (bi, bj): the next one of the reservation if it can be."""
@@ -91,17 +123,15 @@ class PairSums:
             if self.space is not None and bi < SIDE and bj < SIDE:
                 at = (bi * SIDE + bj) * _tile_words() * 8
                 words = np.frombuffer(self.space, dtype=np.int64, count=_tile_words(), offset=at)
-                return words.view(np.int32).reshape(TILE, TILE, 4)
+                return words.view(np.int32).reshape(TILE, TILE, LANES)
             self.flat_ok = False
-        return np.zeros((TILE, TILE, 4), dtype=np.int32 if self.integer else np.float64)
+        return np.zeros((TILE, TILE, LANES), dtype=np.int32 if self.integer else np.float64)
 
     def ensure(self, n_users: int) -> None:
         """Tiles for user slots [0, n_users) (new ones zero)."""
         need = -(-n_users // TILE)
         while self.blocks < need:
             b = self.blocks
-            for bi, row in enumerate(self.tiles):
-                row.append(self._tile(bi, b))
             self.tiles.append([self._tile(b, bj) for bj in range(b + 1)])
 
     @property
@@ -110,7 +140,7 @@ class PairSums:
         return self.integer and self.flat_ok and self.space is not None
 
     def flat(self) -> npt.NDArray[np.int64]:
-        """The reservation as int64 words (two per cell, placed by :meth:`layout`)."""
+        """The reservation as int64 words (three per cell, placed by :meth:`layout`)."""
         assert self.space is not None
         return np.frombuffer(self.space, dtype=np.int64, count=SIDE * SIDE * _tile_words())
 
@@ -118,16 +148,20 @@ class PairSums:
         return Layout(tile=TILE, side=SIDE)
 
     def units(self) -> FloatArray:
-        """Per channel, the stored unit in rating units (int32: 1, 1/2, 1/4, 1/4)."""
+        """Per ordered channel, the stored unit in rating units (int32: 1, 1/2, 1/4, 1/4)."""
         if self.integer:
             return np.array([1.0, 1.0 / SCALE, 1.0 / SCALE**2, 1.0 / SCALE**2])
         return np.ones(4)
+
+    def lane_units(self) -> FloatArray:
+        """Per lane of a cell, the stored unit in rating units."""
+        return LANE_UNITS.copy() if self.integer else np.ones(LANES)
 
     def to_float(self) -> None:
         """Turn the int32 sums into float64 sums of the values (for good)."""
         if not self.integer:
             return
-        units = self.units()
+        units = self.lane_units()
         self.tiles = [[tile.astype(np.float64) * units for tile in row] for row in self.tiles]
         self.integer = False
         self.space = None  # unmapped once the last int32 view is gone
@@ -139,54 +173,107 @@ class PairSums:
         return bool(max_count * (SCALE * value_bound) ** 2 < INT_LIMIT)
 
     # ------------------------------------------------------------------ reads
+    def _view(self, u: int, n: int) -> npt.NDArray[Any]:
+        """u's cells with slots [0, n) as stored, in u's orientation (n x 6: n, Σxy, Σu², Σu,
+        Σv², Σv): the row part (v ≤ u) as it is, the column part (v > u) mirrored."""
+        bu, ul = divmod(u, TILE)
+        blocks = -(-n // TILE)
+        dtype = np.int32 if self.integer else np.float64
+        out = np.empty((blocks * TILE, LANES), dtype=dtype)
+        for bv in range(blocks):
+            seg = out[bv * TILE : (bv + 1) * TILE]
+            if bv < bu:
+                seg[:] = self.tiles[bu][bv][ul]
+            elif bv > bu:
+                seg[:] = self.tiles[bv][bu][:, ul][:, MIRROR]
+            else:
+                tile = self.tiles[bu][bu]
+                seg[: ul + 1] = tile[ul, : ul + 1]
+                seg[ul + 1 :] = tile[ul + 1 :, ul][:, MIRROR]
+        return out[:n]
+
+    def sums_row(self, u: int, n: int) -> FloatArray:
+        """u's sums with every slot in [0, n), in rating units (n x 6: n, Σx, Σy, Σx², Σy², Σxy;
+        x: u's values, y: the other user's)."""
+        view = self._view(u, n)
+        out: FloatArray = view[:, [0, 3, 5, 2, 4, 1]] * self.lane_units()[[0, 3, 5, 2, 4, 1]]
+        return out
+
     def row(self, u: int, n: int) -> FloatArray:
         """sums[u, :n] in rating units, float64 (n x 4)."""
-        bu, ul = divmod(u, TILE)
-        parts = [self.tiles[bu][bj][ul] for bj in range(-(-n // TILE))]
-        out: FloatArray = np.concatenate(parts)[:n].astype(np.float64) * self.units()
+        out: FloatArray = self._view(u, n)[:, AS_HI] * self.units()
         return out
 
     def col(self, u: int, n: int) -> FloatArray:
         """sums[:n, u] in rating units, float64 (n x 4)."""
-        bu, ul = divmod(u, TILE)
-        parts = [self.tiles[bi][bu][:, ul] for bi in range(-(-n // TILE))]
-        out: FloatArray = np.concatenate(parts)[:n].astype(np.float64) * self.units()
+        out: FloatArray = self._view(u, n)[:, AS_LO] * self.units()
         return out
 
     def block(self, lo: int, hi: int, n: int) -> npt.NDArray[Any]:
         """sums[lo:hi, :n] as stored (rows within one tile row)."""
         bi, off = divmod(lo, TILE)
-        parts = [self.tiles[bi][bj][off : off + hi - lo] for bj in range(-(-n // TILE))]
+        rows = slice(off, off + hi - lo)
+        parts = []
+        for bj in range(-(-n // TILE)):
+            if bj < bi:
+                part = self.tiles[bi][bj][rows][..., AS_HI]
+            elif bj > bi:
+                part = self.tiles[bj][bi][:, rows][..., AS_LO].transpose(1, 0, 2)
+            else:
+                tile = self.tiles[bi][bi]
+                older = np.arange(TILE)[None, :] <= np.arange(off, off + hi - lo)[:, None]
+                part = np.where(
+                    older[..., None],
+                    tile[rows][..., AS_HI],
+                    tile[:, rows][..., AS_LO].transpose(1, 0, 2),
+                )
+            parts.append(part)
         return np.concatenate(parts, axis=1)[:, :n]
 
     def dense(self, n: int) -> npt.NDArray[Any]:
         """sums[:n, :n] as stored, one array (n x n x 4: for checkpoints of float sums and
         tests; users² memory)."""
         if n == 0:
-            return np.zeros((0, 0, 4), dtype=self.tiles[0][0].dtype if self.tiles else np.int32)
+            return np.zeros((0, 0, 4), dtype=np.int32 if self.integer else np.float64)
         return np.concatenate([self.block(lo, min(lo + TILE, n), n) for lo in range(0, n, TILE)])
 
     # ------------------------------------------------------------------ writes
     def clear(self, slot: int) -> None:
-        """Zero a released slot's row and column (no residue may survive a user's erasure)."""
+        """Zero a released slot's cells (no residue may survive a user's erasure)."""
         bu, ul = divmod(slot, TILE)
-        for b in range(self.blocks):
+        for b in range(bu + 1):
             self.tiles[bu][b][ul] = 0
+        for b in range(bu, self.blocks):
             self.tiles[b][bu][:, ul] = 0
 
     def set_rows(self, lo: int, block: npt.NDArray[Any]) -> None:
-        """Write whole rows sums[lo : lo + len(block), :width] from stored units (a rebuild)."""
+        """Write whole rows sums[lo : lo + len(block), :width] from stored units (a rebuild):
+        each row's own lanes of its cells, and n and Σxy (the same from either row)."""
         rows, width = int(block.shape[0]), int(block.shape[1])
         for start in range(0, rows, TILE):
-            r0 = lo + start
-            bi, off = divmod(r0, TILE)
+            bi, off = divmod(lo + start, TILE)
             count = min(rows - start, TILE - off)
+            lanes = _as_lanes(block[start : start + count])  # n, Σxy, Σ², Σ
+            mine = slice(off, off + count)
             for bj in range(-(-width // TILE)):
                 c0 = bj * TILE
-                c1 = min(c0 + TILE, width)
-                self.tiles[bi][bj][off : off + count, : c1 - c0] = block[
-                    start : start + count, c0:c1
-                ]
+                w = min(c0 + TILE, width) - c0
+                part = lanes[:, c0 : c0 + w]
+                if bj < bi:
+                    self.tiles[bi][bj][mine, :w, 0:4] = part
+                elif bj > bi:
+                    tile = self.tiles[bj][bi]
+                    tile[:w, mine, SHARED] = part[..., 0:2].transpose(1, 0, 2)
+                    tile[:w, mine, LO] = part[..., 2:4].transpose(1, 0, 2)
+                else:
+                    tile = self.tiles[bi][bi]
+                    u = np.arange(off, off + count)[:, None]
+                    v = np.arange(w)[None, :]
+                    r, c = np.nonzero(v <= u)  # the row part: cell {u, v}, u hi
+                    tile[off + r, c, 0:4] = part[r, c]
+                    r, c = np.nonzero(v >= u)  # the column part: cell {v, u}, u lo
+                    tile[c, off + r, SHARED] = part[r, c, 0:2]
+                    tile[c, off + r, LO] = part[r, c, 2:4]
 
     def _stored(self, delta: FloatArray) -> npt.NDArray[Any]:
         """Deltas in rating units as stored units (exact integers in int32 mode)."""
@@ -206,8 +293,8 @@ class PairSums:
 
         ``others`` are the item's other current raters and ``other_values`` their values (they do
         not change). With d0 = q − p, d1 = b·q − a·p, d2 = b²·q − a²·p (p, q: old/new presence,
-        a, b: old/new value of x), the row of x gains [d0, d1, d2, d1·y] and the column of x
-        gains [d0, y·d0, y²·d0, y·d1] for each other rater with value y; the diagonal gains
+        a, b: old/new value of x), sums[x, y] gains [d0, d1, d2, d1·y] and sums[y, x] gains
+        [d0, y·d0, y²·d0, y·d1] for each other rater with value y; sums[x, x] gains
         [d0, d1, d2, d2].
         """
         if self.scatter_ready:  # int32 sums of 2·value, flat addresses
@@ -230,34 +317,51 @@ class PairSums:
         d0 = q - p
         d1 = b * q - a * p
         d2 = b * b * q - a * a * p
-        bx, xl = divmod(x, TILE)
-        self.tiles[bx][bx][xl, xl] += self._stored(np.array([[d0, d1, d2, d2]]))[0]
-        if others.size == 0:
-            return
         y = other_values
-        both = np.empty((2, others.size, 4), dtype=np.float64)  # x's row, then x's column
-        both[0, :, 0] = d0
-        both[0, :, 1] = d1
-        both[0, :, 2] = d2
-        np.multiply(y, d1, out=both[0, :, 3])
-        both[1, :, 0] = d0
-        np.multiply(y, d0, out=both[1, :, 1])
-        np.multiply(y, y, out=both[1, :, 2])
-        both[1, :, 2] *= d0
-        both[1, :, 3] = both[0, :, 3]
+        both = np.empty((2, others.size + 1, 4), dtype=np.float64)  # to (x, y), to (y, x)
+        both[0, :-1, 0] = d0
+        both[0, :-1, 1] = d1
+        both[0, :-1, 2] = d2
+        np.multiply(y, d1, out=both[0, :-1, 3])
+        both[1, :-1, 0] = d0
+        np.multiply(y, d0, out=both[1, :-1, 1])
+        np.multiply(y, y, out=both[1, :-1, 2])
+        both[1, :-1, 2] *= d0
+        both[1, :-1, 3] = both[0, :-1, 3]
+        both[0, -1] = (d0, d1, d2, d2)  # the diagonal: one contribution to (x, x)
+        both[1, -1] = 0.0
         stored = self._stored(both)
+        self._add_one(x, np.append(others, x), stored[0], stored[1])
+
+    def _add_one(
+        self, x: int, others: IntArray, to_row: npt.NDArray[Any], to_col: npt.NDArray[Any]
+    ) -> None:
+        """sums[x, others] += to_row and sums[others, x] += to_col (stored units, ordered
+        channels; ``others`` distinct, x may be among them: its two parts both go to the
+        diagonal cell), written into the cells."""
+        bx, xl = divmod(x, TILE)
         block = others // TILE
-        first, last = int(block.min()), int(block.max())
-        for b_ in range(first, last + 1):
-            if first == last:
-                local, row_s, col_s = others - b_ * TILE, stored[0], stored[1]
-            else:
-                pick = block == b_
-                if not pick.any():
-                    continue
-                local, row_s, col_s = others[pick] - b_ * TILE, stored[0, pick], stored[1, pick]
-            self.tiles[bx][b_][xl, local] += row_s
-            self.tiles[b_][bx][local, xl] += col_s
+        local = others - block * TILE
+        row_lanes = _as_lanes(to_row)
+        col_lanes = _as_lanes(to_col)
+        older = others < x
+        newer = others > x
+        for b in np.unique(block[older]).tolist():  # cells {x, v} in x's row: x hi
+            k = np.flatnonzero(older & (block == b))
+            tile = self.tiles[bx][b]
+            tile[xl, local[k], 0:4] += row_lanes[k]
+            tile[xl, local[k], LO] += col_lanes[k, 2:4]
+        for b in np.unique(block[newer]).tolist():  # cells {v, x} in x's column: x lo
+            k = np.flatnonzero(newer & (block == b))
+            tile = self.tiles[b][bx]
+            tile[local[k], xl, 0:4] += col_lanes[k]
+            tile[local[k], xl, LO] += row_lanes[k, 2:4]
+        same = np.flatnonzero(others == x)
+        if same.size:  # the diagonal cell: both contributions, its two halves alike
+            diag = row_lanes[same[0]] + col_lanes[same[0]]
+            tile = self.tiles[bx][bx]
+            tile[xl, xl, 0:4] += diag
+            tile[xl, xl, LO] += diag[2:4]
 
     def _scaled(self, part: npt.NDArray[Any], factor: float) -> npt.NDArray[Any]:
         """A product channel in stored units (int32 mode: an exact integer, rounded to be safe)."""
@@ -278,16 +382,61 @@ class PairSums:
         stored_rows: npt.NDArray[Any],
         stored_cols: npt.NDArray[Any],
     ) -> None:
-        """:meth:`add` with the deltas already in stored units."""
+        """:meth:`add` with the deltas already in stored units.
+
+        Each entry is a contribution to one ordered pair: stored_rows[i, v] to (x, v) and
+        stored_cols[v, i] to (v, x), x = users[i]. The cell {hi, lo} takes n and Σxy from the
+        contributions to (hi, lo) and each user's own lanes from those to (that user, the
+        other) (the contributions to (lo, hi)'s n and Σxy are the same sums again, as the
+        stores of both orders always agree)."""
+        rows = _as_lanes(stored_rows)  # (x, v): n, Σxy, Σx², Σx
+        cols = _as_lanes(stored_cols)  # (v, x): n, Σxy, Σv², Σv
         block_of = users // TILE
         for bx in np.unique(block_of).tolist():
             pick = np.flatnonzero(block_of == bx)
             local = users[pick] - bx * TILE
             for b in range(-(-n_users // TILE)):
                 c0 = b * TILE
-                c1 = min(c0 + TILE, n_users)
-                self.tiles[bx][b][local, : c1 - c0] += stored_rows[pick, c0:c1]
-                self.tiles[b][bx][: c1 - c0, local] += stored_cols[c0:c1][:, pick]
+                w = min(c0 + TILE, n_users) - c0
+                mine = rows[pick, c0 : c0 + w]  # k x w x 4
+                theirs = cols[c0 : c0 + w][:, pick]  # w x k x 4
+                if b < bx:  # cells {x, v} in x's row part
+                    tile = self.tiles[bx][b]
+                    tile[local, :w, 0:4] += mine
+                    tile[local, :w, LO] += theirs[..., 2:4].transpose(1, 0, 2)
+                elif b > bx:  # cells {v, x} in x's column part
+                    tile = self.tiles[b][bx]
+                    tile[:w, local, 0:4] += theirs
+                    tile[:w, local, LO] += mine[..., 2:4].transpose(1, 0, 2)
+                else:
+                    self._add_diagonal_tile(bx, local, mine, theirs)
+
+    def _add_diagonal_tile(
+        self,
+        b: int,
+        local: IntArray,
+        mine: npt.NDArray[Any],
+        theirs: npt.NDArray[Any],
+    ) -> None:
+        """:meth:`add_stored` within the diagonal tile (b, b): per changed x (``local``), its
+        row part (v < x), its column part (v > x) and the diagonal cell."""
+        tile = self.tiles[b][b]
+        w = int(mine.shape[1])
+        v = np.arange(w)
+        older = (v[None, :] < local[:, None])[..., None]  # k x w
+        row_part = np.zeros((local.size, w, LANES), dtype=tile.dtype)
+        row_part[..., 0:4] = mine
+        row_part[..., LO] = theirs[..., 2:4].transpose(1, 0, 2)
+        tile[local, :w] += np.where(older, row_part, 0)
+        newer = (v[:, None] > local[None, :])[..., None]  # w x k
+        col_part = np.zeros((w, local.size, LANES), dtype=tile.dtype)
+        col_part[..., 0:4] = theirs
+        col_part[..., LO] = mine[..., 2:4].transpose(1, 0, 2)
+        tile[:w, local] += np.where(newer, col_part, 0)
+        k = np.arange(local.size)
+        diag = mine[k, local] + theirs[local, k]
+        tile[local, local, 0:4] += diag
+        tile[local, local, LO] += diag[:, 2:4]
 
     def update_scatter(
         self,
