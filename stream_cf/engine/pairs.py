@@ -250,10 +250,12 @@ class PairSums:
         """Write whole rows sums[lo : lo + len(block), :width] from stored units (a rebuild):
         each row's own lanes of its cells, and n and Σxy (the same from either row)."""
         rows, width = int(block.shape[0]), int(block.shape[1])
-        for start in range(0, rows, TILE):
+        start = 0
+        while start < rows:  # the rows within one tile row at a time
             bi, off = divmod(lo + start, TILE)
             count = min(rows - start, TILE - off)
-            lanes = _as_lanes(block[start : start + count])  # n, Σxy, Σ², Σ
+            start += count
+            lanes = _as_lanes(block[start - count : start])  # n, Σxy, Σ², Σ
             mine = slice(off, off + count)
             for bj in range(-(-width // TILE)):
                 c0 = bj * TILE
