@@ -421,24 +421,23 @@ class PairSums:
         theirs: npt.NDArray[Any],
     ) -> None:
         """:meth:`add_stored` within the diagonal tile (b, b): per changed x (``local``), its
-        row part (v < x), its column part (v > x) and the diagonal cell."""
+        row part (v < x), its column part (v > x) and the diagonal cell. A cell both of whose
+        users changed gets two terms per lane, the contribution of a row (``mine``) before the
+        one of a column (``theirs``), as everywhere in a tile (float sums: the same bits)."""
         tile = self.tiles[b][b]
         w = int(mine.shape[1])
         v = np.arange(w)
-        older = (v[None, :] < local[:, None])[..., None]  # k x w
-        row_part = np.zeros((local.size, w, LANES), dtype=tile.dtype)
-        row_part[..., 0:4] = mine
-        row_part[..., LO] = theirs[..., 2:4].transpose(1, 0, 2)
-        tile[local, :w] += np.where(older, row_part, 0)
-        newer = (v[:, None] > local[None, :])[..., None]  # w x k
-        col_part = np.zeros((w, local.size, LANES), dtype=tile.dtype)
-        col_part[..., 0:4] = theirs
-        col_part[..., LO] = mine[..., 2:4].transpose(1, 0, 2)
-        tile[:w, local] += np.where(newer, col_part, 0)
+        older = (v[None, :] < local[:, None])[..., None]  # k x w: cells {x, v}, x hi
+        newer = (v[:, None] > local[None, :])[..., None]  # w x k: cells {v, x}, x lo
         k = np.arange(local.size)
-        diag = mine[k, local] + theirs[local, k]
-        tile[local, local, 0:4] += diag
-        tile[local, local, LO] += diag[:, 2:4]
+        tile[local, :w, 0:4] += np.where(older, mine, 0)
+        tile[:w, local, LO] += np.where(newer, mine[..., 2:4].transpose(1, 0, 2), 0)
+        tile[local, local, 0:4] += mine[k, local]
+        tile[local, local, LO] += mine[k, local, 2:4]
+        tile[:w, local, 0:4] += np.where(newer, theirs, 0)
+        tile[local, :w, LO] += np.where(older, theirs[..., 2:4].transpose(1, 0, 2), 0)
+        tile[local, local, 0:4] += theirs[local, k]
+        tile[local, local, LO] += theirs[local, k, 2:4]
 
     def update_scatter(
         self,
