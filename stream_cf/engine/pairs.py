@@ -248,34 +248,55 @@ class PairSums:
 
     def set_rows(self, lo: int, block: npt.NDArray[Any]) -> None:
         """Write whole rows sums[lo : lo + len(block), :width] from stored units (a rebuild):
-        each row's own lanes of its cells, and n and Σxy (the same from either row)."""
+        each row's own lanes of its cells, and n and Σxy of the cells it is the higher slot of
+        (so writing every row fills every cell)."""
         rows, width = int(block.shape[0]), int(block.shape[1])
+        block = block.astype(np.int32 if self.integer else np.float64, copy=False)
         start = 0
         while start < rows:  # the rows within one tile row at a time
             bi, off = divmod(lo + start, TILE)
             count = min(rows - start, TILE - off)
             start += count
-            lanes = _as_lanes(block[start - count : start])  # n, Σxy, Σ², Σ
-            mine = slice(off, off + count)
+            part = block[start - count : start]
             for bj in range(-(-width // TILE)):
                 c0 = bj * TILE
-                w = min(c0 + TILE, width) - c0
-                part = lanes[:, c0 : c0 + w]
-                if bj < bi:
-                    self.tiles[bi][bj][mine, :w, 0:4] = part
-                elif bj > bi:
-                    tile = self.tiles[bj][bi]
-                    tile[:w, mine, SHARED] = part[..., 0:2].transpose(1, 0, 2)
-                    tile[:w, mine, LO] = part[..., 2:4].transpose(1, 0, 2)
-                else:
-                    tile = self.tiles[bi][bi]
-                    u = np.arange(off, off + count)[:, None]
-                    v = np.arange(w)[None, :]
-                    r, c = np.nonzero(v <= u)  # the row part: cell {u, v}, u hi
-                    tile[off + r, c, 0:4] = part[r, c]
-                    r, c = np.nonzero(v >= u)  # the column part: cell {v, u}, u lo
-                    tile[c, off + r, SHARED] = part[r, c, 0:2]
-                    tile[c, off + r, LO] = part[r, c, 2:4]
+                self._set_part(bi, bj, off, part[:, c0 : min(c0 + TILE, width)])
+
+    def _set_part(self, bi: int, bj: int, off: int, part: npt.NDArray[Any]) -> None:
+        """:meth:`set_rows` for rows off.. of tile row bi and the columns of tile column bj
+        (``part``: rows x columns x 4, ordered, as stored). Lanes are copied one at a time
+        (and lane pairs as one int64 word where they can be): numpy's loops over a short last
+        axis are slow."""
+        count, w = int(part.shape[0]), int(part.shape[1])
+        mine = slice(off, off + count)
+        older = None  # within the diagonal tile: the row part is v <= u, the column part v >= u
+        if bj == bi:
+            older = np.arange(w)[None, :] <= np.arange(off, off + count)[:, None]
+        if bj <= bi:  # the row part: cells {u, v}, u hi
+            cells = self.tiles[bi][bj][mine, :w]
+            for lane, channel in enumerate(AS_HI):
+                np.copyto(
+                    cells[..., lane], part[..., channel], where=True if older is None else older
+                )
+            if bj < bi:
+                return
+        # the column part: u's Σ², Σ as the lo lanes of cells {v, u}, copied out row by row
+        # first so the transposed write reads from cache
+        own = np.empty((count, w, 2), dtype=part.dtype)
+        own[..., 0] = part[..., 2]
+        own[..., 1] = part[..., 1]
+        tile = self.tiles[bj][bi]
+        newer = (
+            True
+            if older is None
+            else (np.arange(w)[None, :] >= np.arange(off, off + count)[:, None]).T
+        )
+        if self.integer and PACKED:  # Wlo as one int64 word
+            words = tile.view(np.int64).reshape(TILE, TILE, WORDS)
+            np.copyto(words[:w, mine, 2], own.view(np.int64).reshape(count, w).T, where=newer)
+        else:
+            for lane in range(2):
+                np.copyto(tile[:w, mine, 4 + lane], own[..., lane].T, where=newer)
 
     def _stored(self, delta: FloatArray) -> npt.NDArray[Any]:
         """Deltas in rating units as stored units (exact integers in int32 mode)."""
