@@ -447,18 +447,16 @@ class PairSums:
         one of a column (``theirs``), as everywhere in a tile (float sums: the same bits)."""
         tile = self.tiles[b][b]
         w = int(mine.shape[1])
-        v = np.arange(w)
-        older = (v[None, :] < local[:, None])[..., None]  # k x w: cells {x, v}, x hi
-        newer = (v[:, None] > local[None, :])[..., None]  # w x k: cells {v, x}, x lo
-        k = np.arange(local.size)
-        tile[local, :w, 0:4] += np.where(older, mine, 0)
-        tile[:w, local, LO] += np.where(newer, mine[..., 2:4].transpose(1, 0, 2), 0)
-        tile[local, local, 0:4] += mine[k, local]
-        tile[local, local, LO] += mine[k, local, 2:4]
-        tile[:w, local, 0:4] += np.where(newer, theirs, 0)
-        tile[local, :w, LO] += np.where(older, theirs[..., 2:4].transpose(1, 0, 2), 0)
-        tile[local, local, 0:4] += theirs[local, k]
-        tile[local, local, LO] += theirs[local, k, 2:4]
+        for i, xl in enumerate(local.tolist()):  # the rows' contributions
+            tile[xl, :xl, 0:4] += mine[i, :xl]  # to (x, v < x): x hi
+            tile[xl + 1 : w, xl, LO] += mine[i, xl + 1 : w, 2:4]  # to (x, v > x): x lo
+            tile[xl, xl, 0:4] += mine[i, xl]
+            tile[xl, xl, LO] += mine[i, xl, 2:4]
+        for i, xl in enumerate(local.tolist()):  # the columns'
+            tile[xl + 1 : w, xl, 0:4] += theirs[xl + 1 : w, i]  # to (v > x, x): v hi
+            tile[xl, :xl, LO] += theirs[:xl, i, 2:4]  # to (v < x, x): v lo
+            tile[xl, xl, 0:4] += theirs[xl, i]
+            tile[xl, xl, LO] += theirs[xl, i, 2:4]
 
     def update_scatter(
         self,
