@@ -65,7 +65,7 @@ from stream_cf.engine.storage import BoolArray, FloatArray, IntArray, Reservatio
 TILE = 512  # user slots per side of a tile (int32 tiles of 6 MB, float64 of 12 MB)
 INT_LIMIT = 2**31 - 1
 SCALE = 2.0  # integer sums are of 2·value
-SIDE = 128  # tiles per side of the reservation (48 GiB of address space: 65,536 users)
+SIDE = 128  # tiles per side of the reservation (96 GiB of address space: 65,536 users)
 LANES = 6  # n, Σxy, Σhi², Σhi, Σlo², Σlo
 AS_HI = [0, 3, 2, 1]  # the lanes of sums[hi, lo] (n, Σx, Σx², Σxy)
 AS_LO = [0, 5, 4, 1]  # the lanes of sums[lo, hi]
