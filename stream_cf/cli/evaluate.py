@@ -147,6 +147,18 @@ def register(subparsers: Any) -> None:
     model.add_argument("--baseline-reg-users", type=float, default=None, help="knn_baseline: λ_u")
     model.add_argument("--damping", type=float, default=None, help="knn_baseline: λ of Σ|w| + λ")
     model.add_argument(
+        "--item-residual",
+        type=int,
+        default=None,
+        help="knn_baseline: item neighbours of the item-based residual, 0 off (default: UserKNN's)",
+    )
+    model.add_argument(
+        "--item-shrinkage",
+        type=float,
+        default=None,
+        help="knn_baseline: shrinkage β of the item similarities s_ij·n/(n + β) (100)",
+    )
+    model.add_argument(
         "--feedback",
         choices=("auto", "explicit", "implicit"),
         default="auto",
@@ -250,7 +262,14 @@ def build_model(args: argparse.Namespace, events: list[Event]) -> UserKNN:
             kwargs[key] = getattr(args, key)
     if args.include_seen:
         kwargs["include_seen"] = True
-    for key in ("predictor", "baseline_reg_items", "baseline_reg_users", "damping"):
+    for key in (
+        "predictor",
+        "baseline_reg_items",
+        "baseline_reg_users",
+        "damping",
+        "item_residual",
+        "item_shrinkage",
+    ):
         if getattr(args, key) is not None:  # else UserKNN's default
             kwargs[key] = getattr(args, key)
     try:

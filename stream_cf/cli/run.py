@@ -81,6 +81,13 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--baseline-reg-items", "baseline_reg_items", float, "knn_baseline: λ_i of b_i (10)"),
     ("--baseline-reg-users", "baseline_reg_users", float, "knn_baseline: λ_u of b_u (5)"),
     ("--damping", "damping", float, "knn_baseline: λ added to Σ|w| of the residual (0.5)"),
+    (
+        "--item-residual",
+        "item_residual",
+        int,
+        "knn_baseline: item neighbours of the item-based residual, 0 off (0)",
+    ),
+    ("--item-shrinkage", "item_shrinkage", float, "knn_baseline: β of s_ij·n/(n + β) (100)"),
     ("--n", "n", int, "length of each list (10)"),
     ("--checkpoint-interval", "checkpoint_interval", float, "seconds between checkpoints (30)"),
     ("--max-batch", "max_batch", int, "most records per batch (20000)"),

@@ -13,7 +13,9 @@ global count and total — with λ_i = ``baseline_reg_items`` and λ_u = ``basel
 when read from the current ratings alone: no learning rate, no order, so rate, re-rate, unrate and
 forget_user are reflected exactly and taking an event back returns every term to its prior value,
 bit for bit while the sums are exact (e.g. half-step ratings). Σ_{j∈I_u} b_j is accumulated over
-u's items in item-slot order, so b_u does not depend on which other users are read with it.
+u's items in item-slot order (the ratings keep each user's items sorted between changes of that
+user's items: :meth:`~stream_cf.engine.ratings.Ratings.sorted_items`), so b_u does not depend on
+which other users are read with it, nor on the order u's ratings arrived in.
 
 The estimate, over the same neighbourhood N(i;u) as ``knn_means`` (the k usable raters of i most
 similar to u, ties by the earlier rating of i), with λ = ``damping``::
@@ -47,15 +49,22 @@ class Baseline:
     user_bias: FloatArray = field(default_factory=lambda: np.zeros(0))
     known: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
 
-    def users(self, st: EngineState, slots: IntArray) -> FloatArray:
+    def users(self, st: EngineState, slots: IntArray, *, distinct: bool = False) -> FloatArray:
         """b_u of the given (existing) user slots: (S_u − n_u·μ − Σ_{j∈I_u} b_j) / (λ_u + n_u);
         those not read before in this read of the state are computed (the same sums: each b_u
-        depends on u's own ratings only), the others looked up."""
+        depends on u's own ratings only), the others looked up. ``distinct``: the caller
+        knows the slots to be distinct (no deduplication needed)."""
         if self.known.size < st.users.high:
             return self.compute(st, slots)
         missing = slots[~self.known[slots]]
+        if missing.size == slots.size and distinct:
+            fresh = self.compute(st, slots)
+            self.user_bias[slots] = fresh
+            self.known[slots] = True
+            return fresh
         if missing.size:
-            missing = np.unique(missing)
+            if missing.size > 1:
+                missing = np.unique(missing)
             self.user_bias[missing] = self.compute(st, missing)
             self.known[missing] = True
         out: FloatArray = self.user_bias[slots]
@@ -63,11 +72,8 @@ class Baseline:
 
     def compute(self, st: EngineState, slots: IntArray) -> FloatArray:
         """b_u of the given user slots from their ratings (no lookup)."""
-        rows, cols, _values = st.ratings.users_rows(slots)
-        # (row, item slot) order; each pair is one cell, so one sort of a combined key gives
-        # the order np.lexsort((cols, rows)) would, a few times faster
-        order = np.argsort(rows * max(st.items.high, 1) + cols)
-        rows, cols = rows[order], cols[order]
+        # each user's items ascending (kept by the ratings between changes of the user's items)
+        rows, cols = st.ratings.sorted_items(slots)
         # sequential per user, in item-slot order (np.bincount): independent of the other rows
         item_part = np.bincount(rows, weights=self.items[cols], minlength=slots.size)
         n = st.counts(slots)

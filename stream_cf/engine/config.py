@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any, Literal
 
 from stream_cf.engine.storage import BoolArray, FloatArray
@@ -38,6 +39,10 @@ RARITY: dict[str, float] = {"explicit": 0.0, "implicit": 0.0}
 # knn_baseline residual measured best with similarities shrunk by n / (n + 100)
 # (BENCHMARKS.md, "Predictors")
 DEFAULT_SHRINKAGE: dict[str, float] = {"knn_means": 0.0, "knn_baseline": 100.0}
+
+# item_residual=None: the item neighbours K of knn_baseline's item-based residual
+# (:mod:`stream_cf.engine.item_residual`; 0 = off). knn_means and implicit feedback have none.
+DEFAULT_ITEM_RESIDUAL: dict[str, int] = {"knn_means": 0, "knn_baseline": 0}
 
 
 # similarity=None: cosine for implicit feedback (the only one); pearson for knn_means (as
@@ -70,6 +75,11 @@ def default_rarity(feedback: str) -> float:
 def default_shrinkage(predictor: str, feedback: str) -> float:
     """The shrinkage ``shrinkage=None`` stands for."""
     return DEFAULT_SHRINKAGE.get(predictor, 0.0) if feedback == "explicit" else 0.0
+
+
+def default_item_residual(predictor: str, feedback: str) -> int:
+    """The item neighbours ``item_residual=None`` stands for."""
+    return DEFAULT_ITEM_RESIDUAL.get(predictor, 0) if feedback == "explicit" else 0
 
 
 def default_pair_sums(feedback: str, rank: str) -> bool:
@@ -157,6 +167,9 @@ class EngineConfig:
     baseline_reg_items: float = 10.0
     baseline_reg_users: float = 5.0
     damping: float = 0.5
+    # knn_baseline's item-based residual: K item neighbours (0: off) and the shrinkage β of s_ij
+    item_residual: int = 0
+    item_shrinkage: float = 100.0
     pair_sums: bool = True
     pair_rows: Literal["all", "owned"] = "all"
 
@@ -187,6 +200,8 @@ class EngineConfig:
         baseline_reg_items: float = 10.0,
         baseline_reg_users: float = 5.0,
         damping: float = 0.5,
+        item_residual: int | None = None,
+        item_shrinkage: float = 100.0,
         pair_sums: bool | None = None,
         pair_rows: Literal["all", "owned"] = "all",
     ) -> EngineConfig:
@@ -211,6 +226,8 @@ class EngineConfig:
             shrinkage = default_shrinkage(predictor, feedback)
         if pair_sums is None:
             pair_sums = default_pair_sums(feedback, rank)
+        if item_residual is None:  # the predictor's own default (see DEFAULT_ITEM_RESIDUAL)
+            item_residual = default_item_residual(predictor, feedback)
         out = cls(
             ranking=ranking,
             similarity=similarity,
@@ -227,6 +244,8 @@ class EngineConfig:
             baseline_reg_items=baseline_reg_items,
             baseline_reg_users=baseline_reg_users,
             damping=damping,
+            item_residual=item_residual,
+            item_shrinkage=item_shrinkage,
             pair_sums=bool(pair_sums),
             pair_rows=pair_rows,
         )
@@ -243,6 +262,8 @@ class EngineConfig:
                 "baseline_reg_items": float(self.baseline_reg_items),
                 "baseline_reg_users": float(self.baseline_reg_users),
                 "damping": float(self.damping),
+                "item_residual": int(self.item_residual),
+                "item_shrinkage": float(self.item_shrinkage),
             }
         )
 
@@ -273,6 +294,8 @@ class EngineConfig:
             "baseline_reg_items": self.baseline_reg_items,
             "baseline_reg_users": self.baseline_reg_users,
             "damping": self.damping,
+            "item_residual": self.item_residual,
+            "item_shrinkage": self.item_shrinkage,
             "pair_sums": self.pair_sums,
             "pair_rows": self.pair_rows,
         }
@@ -322,6 +345,19 @@ class EngineConfig:
             number = _number(value)
             if number is None or not (math.isfinite(number) and number >= 0):
                 problems.append(f"{name}={value!r} (must be a finite number >= 0)")
+        residual = self.item_residual
+        if isinstance(residual, bool) or not isinstance(residual, Integral) or residual < 0:
+            problems.append(f"item_residual={residual!r} (an int >= 0: item neighbours, 0 off)")
+        elif residual and (self.predictor != "knn_baseline" or self.implicit):
+            problems.append(
+                f"item_residual={residual} with predictor={self.predictor!r}, "
+                f"feedback={self.feedback!r} (only knn_baseline with explicit feedback has it)"
+            )
+        number = _number(self.item_shrinkage)
+        if number is None or not (math.isfinite(number) and number >= 0):
+            problems.append(
+                f"item_shrinkage={self.item_shrinkage!r} (must be a finite number >= 0)"
+            )
         return problems
 
     # ------------------------------------------------------------------ small rules

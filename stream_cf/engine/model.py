@@ -20,6 +20,12 @@ and fallbacks: :mod:`stream_cf.engine.baseline`)::
     r̂_ui = b_ui + Σ_{v∈N(i;u)} w_uv·(r_vi − b_vi) / (Σ_{v∈N(i;u)} |w_uv| + damping),
     b_ui = μ + b_u + b_i
 
+and with ``item_residual`` = K > 0 an item-based residual pooled with it, over M(u;i) the K items
+of u most similar to i (:mod:`stream_cf.engine.item_residual`)::
+
+    r̂_ui = b_ui + (Σ_{v∈N(i;u)} w_uv·(r_vi − b_vi) + Σ_{j∈M(u;i)} s_ij·(r_uj − b_uj))
+                 / (Σ_{v∈N(i;u)} |w_uv| + Σ_{j∈M(u;i)} s_ij + damping)
+
 ``predictor="knn_means"`` (Surprise's ``KNNWithMeans``)::
 
     r̂_ui = r̄_u + Σ_{v∈N(i;u)} (r_vi − r̄_v)·w_uv / Σ_{v∈N(i;u)} |w_uv|
@@ -95,6 +101,8 @@ class UserKNN:
         baseline_reg_items: float = 10.0,
         baseline_reg_users: float = 5.0,
         damping: float = 0.5,
+        item_residual: int | None = None,
+        item_shrinkage: float = 100.0,
         pair_sums: bool | None = None,
         pair_rows: Literal["all", "owned"] = "all",
     ) -> None:
@@ -122,6 +130,8 @@ class UserKNN:
             baseline_reg_items=baseline_reg_items,
             baseline_reg_users=baseline_reg_users,
             damping=damping,
+            item_residual=item_residual,
+            item_shrinkage=item_shrinkage,
             pair_sums=pair_sums,
             pair_rows=pair_rows,
         )

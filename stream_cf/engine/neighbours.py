@@ -3,7 +3,9 @@
 The pair sums over co-rated items (n, Σx, Σy, Σx², Σy², Σxy) come from the state's pair sums
 when it keeps them for the user (every user, or only the owned ones: O(users) to read) or are
 computed from the ratings when read (O(Σ raters of the user's items)): the same integers either
-way while the values are multiples of 0.5, so the similarities are the same bits.
+way while the values are multiples of 0.5, so the similarities are the same bits. One item's
+prediction needs u's similarities to that item's raters only (:func:`similarities`: the same
+element-wise formulas on those slots' sums, so the same bits as the whole row at those slots).
 The formulas: :mod:`stream_cf.engine.similarity`.
 """
 
@@ -50,13 +52,41 @@ def pair_sums(st: EngineState, u: int) -> similarity.Sums:
 
 def similarity_row(st: EngineState, cfg: EngineConfig, u: int) -> FloatArray:
     """w_uv for every user slot v (0 for v = u and for free slots)."""
-    s = pair_sums(st, u)
+    w = _weights(st, cfg, u, pair_sums(st, u), None)
+    w[u] = 0.0
+    return w
+
+
+def pair_sums_at(st: EngineState, u: int, slots: IntArray) -> similarity.Sums:
+    """u's sums against the given user slots only (:func:`pair_sums` at ``slots``: the same
+    values, read from the pair sums' cells of those slots when the state keeps them)."""
+    pairs = st.pairs_of(u)
+    if pairs is None:
+        full = pair_sums(st, u)
+        parts = (full.n, full.sx, full.sy, full.sxx, full.syy, full.sxy)
+        return similarity.Sums(*(part[slots] for part in parts))
+    row, col = pairs.sums_at(u, slots)
+    return similarity.Sums(row[:, 0], row[:, 1], col[:, 1], row[:, 2], col[:, 2], row[:, 3])
+
+
+def similarities(st: EngineState, cfg: EngineConfig, u: int, slots: IntArray) -> FloatArray:
+    """w_uv for the given user slots v ≠ u: :func:`similarity_row` at ``slots``, bit for bit
+    (the same element-wise formulas), at the cost of those slots only."""
+    return _weights(st, cfg, u, pair_sums_at(st, u, slots), slots)
+
+
+def _weights(
+    st: EngineState, cfg: EngineConfig, u: int, s: similarity.Sums, slots: IntArray | None
+) -> FloatArray:
+    """The configured similarity from u's sums against ``slots`` (None: every user slot)."""
     if cfg.implicit:
-        norms = st.ratings.user_sumsq[: st.users.high]
-        w = similarity.implicit_cosine(s.sxy, float(norms[u]), norms)
+        norms = st.ratings.user_sumsq
+        w = similarity.implicit_cosine(
+            s.sxy, float(norms[u]), norms[: st.users.high] if slots is None else norms[slots]
+        )
     elif cfg.similarity == "adjusted_cosine":
-        means = st.means()
-        w = similarity.adjusted_cosine(s, float(means[u]), means)
+        means = st.means() if slots is None else st.means_at(slots)
+        w = similarity.adjusted_cosine(s, st.mean_of(u), means)
     else:
         formula = {
             "cosine": similarity.cosine,
@@ -64,9 +94,7 @@ def similarity_row(st: EngineState, cfg: EngineConfig, u: int) -> FloatArray:
             "pearson": similarity.pearson,
         }[cfg.similarity]
         w = formula(s)
-    w = similarity.finish(w, s.n, cfg.min_support, cfg.shrinkage)
-    w[u] = 0.0
-    return w
+    return similarity.finish(w, s.n, cfg.min_support, cfg.shrinkage)
 
 
 def neighbourhood(w: FloatArray, usable: BoolArray) -> Neighbourhood:

@@ -223,6 +223,18 @@ class OwnedPairSums(PairSums):
         row, col = self.row(u, n), self.col(u, n)
         return np.stack([row[:, 0], row[:, 1], col[:, 1], row[:, 2], col[:, 2], row[:, 3]], axis=1)
 
+    def sums_at(self, u: int, slots: IntArray) -> tuple[FloatArray, FloatArray]:
+        """(:meth:`row_at`, :meth:`col_at`), u owned."""
+        return self.row_at(u, slots), self.col_at(u, slots)
+
+    def row_at(self, u: int, slots: IntArray) -> FloatArray:
+        """sums[u, slots] (:meth:`row` at ``slots``), u owned."""
+        return self.row(u, int(slots.max(initial=-1)) + 1)[slots]
+
+    def col_at(self, u: int, slots: IntArray) -> FloatArray:
+        """sums[slots, u] (:meth:`col` at ``slots``), u owned."""
+        return self.col(u, int(slots.max(initial=-1)) + 1)[slots]
+
     def block(self, lo: int, hi: int, n: int) -> npt.NDArray[Any]:
         raise NotImplementedError("owned pair sums hold no full rows of other users")
 

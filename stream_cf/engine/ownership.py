@@ -20,7 +20,6 @@ re-summation, see :mod:`stream_cf.engine.rebuild`); rows owned since int32 mode 
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from stream_cf.engine.config import EngineConfig
 from stream_cf.engine.owned import SX, SXX, SXY, SY, SYY, N, OwnedPairSums, channels_for
@@ -88,6 +87,8 @@ class _Products:
     (BLAS), the others as scipy.sparse (co-raters only), as in the full rebuild."""
 
     def __init__(self, users: IntArray, items: IntArray, w: FloatArray, n: int) -> None:
+        import scipy.sparse as sp  # noqa: PLC0415 (~0.25 s to import: not at start-up)
+
         n_items = int(items.max()) + 1 if items.size else 1
         raters = np.bincount(items, minlength=n_items)
         popular = raters >= max(1.0, DENSE_SHARE * n)

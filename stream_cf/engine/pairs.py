@@ -76,6 +76,13 @@ LO = slice(4, 6)  # Σlo², Σlo
 LANE_UNITS = np.array([1.0, 1.0 / SCALE**2, 1.0 / SCALE**2, 1.0 / SCALE, 1.0 / SCALE**2, 1 / SCALE])
 
 
+_INT_UNITS = np.array([1.0, 1.0 / SCALE, 1.0 / SCALE**2, 1.0 / SCALE**2])
+_FLOAT_UNITS = np.ones(4)
+# sums[u, v] then sums[v, u] from a cell's lanes in u's orientation (n, Σxy, Σu², Σu, Σv², Σv)
+_BOTH_VIEWS = np.array(AS_HI + AS_LO)
+_BOTH_UNITS = np.concatenate((_INT_UNITS, _INT_UNITS))
+
+
 def _tile_words() -> int:
     """int64 words of an int32 tile (three per cell)."""
     return TILE * TILE * WORDS
@@ -100,6 +107,7 @@ class PairSums:
         # flat_ok turns False once a tile could not go there (float mode, past SIDE tiles)
         self.space: Reservation | None = None
         self.flat_ok = PACKED
+        self._flat: tuple[Reservation, npt.NDArray[np.int64]] | None = None  # flat()'s view
 
     @property
     def blocks(self) -> int:
@@ -142,16 +150,21 @@ class PairSums:
     def flat(self) -> npt.NDArray[np.int64]:
         """The reservation as int64 words (three per cell, placed by :meth:`layout`)."""
         assert self.space is not None
-        return np.frombuffer(self.space, dtype=np.int64, count=SIDE * SIDE * _tile_words())
+        held = self._flat
+        if held is None or held[0] is not self.space:  # one view per reservation
+            held = (
+                self.space,
+                np.frombuffer(self.space, dtype=np.int64, count=SIDE * SIDE * _tile_words()),
+            )
+            self._flat = held
+        return held[1]
 
     def layout(self) -> Layout:
         return Layout(tile=TILE, side=SIDE)
 
     def units(self) -> FloatArray:
         """Per ordered channel, the stored unit in rating units (int32: 1, 1/2, 1/4, 1/4)."""
-        if self.integer:
-            return np.array([1.0, 1.0 / SCALE, 1.0 / SCALE**2, 1.0 / SCALE**2])
-        return np.ones(4)
+        return (_INT_UNITS if self.integer else _FLOAT_UNITS).copy()
 
     def lane_units(self) -> FloatArray:
         """Per lane of a cell, the stored unit in rating units."""
@@ -165,6 +178,7 @@ class PairSums:
         self.tiles = [[tile.astype(np.float64) * units for tile in row] for row in self.tiles]
         self.integer = False
         self.space = None  # unmapped once the last int32 view is gone
+        self._flat = None
         self.flat_ok = False
 
     def fits(self, max_count: int, value_bound: float) -> bool:
@@ -207,6 +221,62 @@ class PairSums:
     def col(self, u: int, n: int) -> FloatArray:
         """sums[:n, u] in rating units, float64 (n x 4)."""
         out: FloatArray = self._view(u, n)[:, AS_LO] * self.units()
+        return out
+
+    def row_at(self, u: int, slots: IntArray) -> FloatArray:
+        """sums[u, slots] in rating units, float64 (len(slots) x 4): :meth:`row`'s values at
+        ``slots``, read from the cells of those pairs only."""
+        out: FloatArray = self._cells_at(u, slots)[:, AS_HI] * self.units()
+        return out
+
+    def col_at(self, u: int, slots: IntArray) -> FloatArray:
+        """sums[slots, u] in rating units, float64 (len(slots) x 4): :meth:`col` at ``slots``."""
+        out: FloatArray = self._cells_at(u, slots)[:, AS_LO] * self.units()
+        return out
+
+    def sums_at(self, u: int, slots: IntArray) -> tuple[FloatArray, FloatArray]:
+        """(:meth:`row_at`, :meth:`col_at`) of u at ``slots``: the one cell of each pair read
+        once. With int32 sums in the reservation, one gather of its three int64 words at their
+        flat addresses (:class:`~stream_cf.engine.scatter.Layout`), u's own word (Whi where u
+        is the higher slot, else Wlo) second, so every cell comes in u's orientation."""
+        if not self.scatter_ready:
+            cells = self._cells_at(u, slots)
+            return cells[:, AS_HI] * self.units(), cells[:, AS_LO] * self.units()
+        layout = self.layout()
+        older = slots <= u  # {u, v} in u's row (u hi), else in v's row
+        base = np.where(
+            older, layout.col(slots) + layout.cell(u, 0), layout.row(slots) + layout.cell(0, u)
+        )
+        step = older.astype(np.int64)
+        index = np.empty((slots.size, WORDS), dtype=np.int64)
+        index[:, 0] = base  # W0: n, Σxy
+        np.add(base, 2 - step, out=index[:, 1])  # u's word: Whi (+1) if u is hi, else Wlo (+2)
+        np.add(base, 1 + step, out=index[:, 2])  # v's word
+        lanes = self.flat()[index].view(np.int32)  # n, Σxy, Σu², Σu, Σv², Σv
+        both: FloatArray = lanes[:, _BOTH_VIEWS] * _BOTH_UNITS
+        return both[:, :4], both[:, 4:]
+
+    def _cells_at(self, u: int, slots: IntArray) -> npt.NDArray[Any]:
+        """u's cells with ``slots`` as stored, in u's orientation (len(slots) x 6: n, Σxy, Σu²,
+        Σu, Σv², Σv; :meth:`_view` at ``slots``), read tile by tile."""
+        bu, ul = divmod(u, TILE)
+        dtype = np.int32 if self.integer else np.float64
+        out = np.empty((slots.size, LANES), dtype=dtype)
+        if slots.size == 0:
+            return out
+        block, local = np.divmod(slots, TILE)
+        for b in np.unique(block).tolist():
+            pick = np.flatnonzero(block == b)
+            vl = local[pick]
+            if b < bu:
+                out[pick] = self.tiles[bu][b][ul, vl]
+            elif b > bu:
+                out[pick] = self.tiles[b][bu][vl, ul][:, MIRROR]
+            else:
+                tile = self.tiles[bu][bu]
+                hi = vl <= ul
+                out[pick[hi]] = tile[ul, vl[hi]]
+                out[pick[~hi]] = tile[vl[~hi], ul][:, MIRROR]
         return out
 
     def block(self, lo: int, hi: int, n: int) -> npt.NDArray[Any]:

@@ -10,6 +10,14 @@ usable raters of i most similar to u (ties: the earlier rating of i)::
 
     r̂_ui = clip(b_ui + Σ_{v∈N(i;u)} w_uv·(r_vi − b_vi) / (Σ_{v∈N(i;u)} |w_uv| + λ))
 
+and, with ``item_residual`` = K > 0, pooled with an item-based residual over M(u;i), the K items
+j of u most similar to i (s_ij: :mod:`stream_cf.engine.item_residual`), e_xy = r_xy − b_xy::
+
+    r̂_ui = clip(b_ui + (Σ_{v∈N(i;u)} w_uv·e_vi + Σ_{j∈M(u;i)} s_ij·e_uj)
+                      / (Σ_{v∈N(i;u)} |w_uv| + Σ_{j∈M(u;i)} s_ij + λ))
+
+(min_k then counts |N(i;u)| + |M(u;i)|: b_ui when fewer, or none).
+
 Implicit feedback (a weighted vote of the user's own neighbourhood): N_k(u) = the k usable users
 most similar to u (cosine; ties: the earlier created user), and
 
@@ -33,10 +41,21 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from stream_cf.engine import baseline, knn, ranking
+from stream_cf.engine import baseline, item_residual, knn, ranking
 from stream_cf.engine.config import EngineConfig
-from stream_cf.engine.neighbours import Neighbourhood, neighbourhood_of, similarity_row
-from stream_cf.engine.results import BaselineTerms, Explanation, Neighbour, Recommendations
+from stream_cf.engine.neighbours import (
+    Neighbourhood,
+    neighbourhood_of,
+    similarities,
+    similarity_row,
+)
+from stream_cf.engine.results import (
+    BaselineTerms,
+    Explanation,
+    ItemNeighbour,
+    Neighbour,
+    Recommendations,
+)
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
 
@@ -55,18 +74,15 @@ def neighbours_of(
     order :func:`knn.select` sums them (similarity descending, then slot)."""
     ratings = st.ratings
     cells = ratings.item_cells(i)  # in no particular order: the sorts below fix the order
-    raters = ratings.cell_user[cells].astype(np.int64)
-    values, seqs = ratings.cell_value[cells], ratings.cell_seq[cells]
-    mine = raters != u
-    raters, values, seqs = raters[mine], values[mine], seqs[mine]
-    w = similarity_row(st, cfg, u)[raters]
-    keep = cfg.usable(w)
-    raters, values, seqs, w = raters[keep], values[keep], seqs[keep], w[keep]
+    raters = ratings.item_users.row(i).astype(np.int64)  # cell_user of the cells, entry for entry
+    w = similarities(st, cfg, u, raters)
+    keep = np.flatnonzero(cfg.usable(w) & (raters != u))
+    raters, w, cells = raters[keep], w[keep], cells[keep]
     if raters.size > cfg.k:
-        first = np.lexsort((seqs, -w))[: cfg.k]
-        raters, values, w = raters[first], values[first], w[first]
+        first = np.lexsort((ratings.cell_seq[cells], -w))[: cfg.k]
+        raters, w, cells = raters[first], w[first], cells[first]
     order = np.lexsort((raters, -w))
-    return raters[order], w[order], values[order]
+    return raters[order], w[order], ratings.cell_value[cells[order]]
 
 
 def _sum(weights: FloatArray) -> float:
@@ -125,10 +141,35 @@ def read_baseline(st: EngineState, cfg: EngineConfig) -> baseline.Baseline:
     return baseline.read(st, cfg.baseline_reg_items, cfg.baseline_reg_users, global_mean(st, cfg))
 
 
+def item_terms_of(
+    st: EngineState,
+    cfg: EngineConfig,
+    base: baseline.Baseline,
+    cell: tuple[int, float],
+    cols: IntArray,
+) -> item_residual.ItemTerms | None:
+    """The item-based residual's terms of the item slots ``cols`` for ``cell`` = (user slot u,
+    its b_u) (None when ``item_residual`` is 0)."""
+    if not cfg.item_residual:
+        return None
+    u, b_u = cell
+    return item_residual.item_terms(
+        st,
+        u,
+        cols,
+        neighbours=cfg.item_residual,
+        shrinkage=cfg.item_shrinkage,
+        mu=base.mu,
+        user_bias=b_u,
+        item_bias=base.items,
+    )
+
+
 def baseline_predict(
     st: EngineState, cfg: EngineConfig, user: str, item: str, *, explain: bool
 ) -> Explanation:
-    """r̂_ui of ``knn_baseline`` for one item, with the baseline terms and the neighbours."""
+    """r̂_ui of ``knn_baseline`` for one item, with the baseline terms and the neighbours (and
+    the item neighbours of the item-based residual)."""
     base = read_baseline(st, cfg)
     mean_all = global_mean(st, cfg)
     u = st.users.slot_of.get(user)
@@ -143,7 +184,7 @@ def baseline_predict(
         terms = BaselineTerms(base.mu, base.user(st, u), b_i)
         return Explanation(user, item, cfg.clip(terms.value), mu, [], "unknown item", terms)
     slots, w, r = neighbours_of(st, cfg, u, i)
-    biases = base.users(st, np.concatenate(([u], slots)))  # b_u, then each b_v
+    biases = base.users(st, np.concatenate(([u], slots)), distinct=True)  # b_u, then each b_v
     b_v = biases[1:]
     terms = BaselineTerms(base.mu, float(biases[0]), b_i)
     fallback_value = cfg.clip(terms.value)
@@ -156,7 +197,13 @@ def baseline_predict(
         colpos=np.zeros(slots.size, dtype=np.int64),
         n_cols=1,
     )
+    count = slots.size
+    by_items = item_terms_of(st, cfg, base, (u, terms.user_bias), np.array([i], dtype=np.int64))
+    if by_items is not None:
+        num, den = num + by_items.num, den + by_items.den
+        count += int(by_items.count[0])
     neighbours = []
+    items = []
     if explain:
         share = float(den[0]) + cfg.damping
         means = means_of(st, slots)
@@ -173,10 +220,32 @@ def baseline_predict(
                     neighbour_baseline=base.mu + bias + b_i,
                 )
             )
-    if slots.size == 0 or slots.size < cfg.min_k:
-        return Explanation(user, item, fallback_value, mu, neighbours, "min_k not reached", terms)
-    est = baseline.estimate(np.array([terms.value]), num, den, cfg.damping)
-    return Explanation(user, item, cfg.clip(float(est[0])), mu, neighbours, None, terms)
+        if by_items is not None:
+            for j, sim, rating, b_uj in zip(
+                by_items.items.tolist(),
+                by_items.sims.tolist(),
+                by_items.ratings.tolist(),
+                by_items.baselines.tolist(),
+                strict=True,
+            ):
+                items.append(
+                    ItemNeighbour(
+                        item=str(st.items.id_of[j]),
+                        similarity=sim,
+                        rating=rating,
+                        baseline=b_uj,
+                        weight=sim / share if share else 0.0,
+                    )
+                )
+    if count == 0 or count < cfg.min_k:
+        reason = "min_k not reached"
+        return Explanation(user, item, fallback_value, mu, neighbours, reason, terms, items)
+    share = float(den[0]) + cfg.damping
+    if share == 0.0:  # λ = 0 and no weight: baseline.estimate's inf/nan, as in rating_columns
+        value = float(baseline.estimate(np.array([terms.value]), num, den, cfg.damping)[0])
+    else:  # the same operations on the same float64 values, as Python floats
+        value = terms.value + float(num[0]) / share
+    return Explanation(user, item, cfg.clip(value), mu, neighbours, None, terms, items)
 
 
 def rating_columns(
@@ -207,6 +276,12 @@ def rating_columns(
         )
         b_i = base.items[: st.items.high] if cols is None else base.items[cols]
         fallback = base.mu + float(biases[0]) + b_i
+        wanted = np.arange(st.items.high, dtype=np.int64) if cols is None else cols
+        by_items = item_terms_of(st, cfg, base, (u, float(biases[0])), wanted)
+        if by_items is not None:
+            num, den = num + by_items.num, den + by_items.den
+            count = count + by_items.count
+            used = (count > 0) & (count >= cfg.min_k)
         est = baseline.estimate(fallback, num, den, cfg.damping)
     else:
         dev = picked.values - means_of(st, slots)

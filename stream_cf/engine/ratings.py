@@ -16,6 +16,12 @@ multiples of 0.5, as every rating on a half-step scale is).
 Reads that depend on an order sort by a key of the data (sequence numbers, slots), never by the
 pools' internal order, so the same ratings give the same answers whatever the batching or a
 checkpoint's round trip.
+
+A derived read is kept between events: each user's item slots in ascending order
+(:meth:`Ratings.sorted_items`, the order ``knn_baseline`` sums b_u in), from the user's first read
+until the user's set of items changes (a new or removed rating, an erasure; a changed value keeps
+it). It is never saved (a loaded state starts without it) and costs 4 bytes per rating of each
+user read so far.
 """
 
 from __future__ import annotations
@@ -54,6 +60,9 @@ class Ratings:
         self.item_sum: FloatArray = np.zeros(0, dtype=np.float64)
         self.max_value = 0.0  # the largest |value| ever stored (never decreases)
         self.version = 0  # +1 with every change of a cell or a statistic (keys derived reads)
+        # per user slot, its item slots ascending (int32), kept from the first read until the
+        # user's set of items changes (a value change keeps it): a derived read, never saved
+        self._items_sorted: dict[int, Int32Array] = {}
 
     # ------------------------------------------------------------------ capacity
     def ensure(self, n_users: int, n_items: int) -> None:
@@ -122,6 +131,30 @@ class Ratings:
         ``slots``, rater slot, value) per cell (within an item in no particular order)."""
         where, cells = self.by_item.rows(slots)
         return where, self.cell_user[cells].astype(np.int64), self.cell_value[cells]
+
+    def sorted_items(self, slots: IntArray) -> tuple[IntArray, Int32Array]:
+        """The item slots of many users, each user's ascending, concatenated in the order of
+        ``slots``: (position in ``slots``, item slot) per cell. A user's sorted row is kept
+        until the user's set of items changes, so a read of the same users again is a
+        concatenation (no gather from the cells, no sort)."""
+        held = self._items_sorted
+        parts: list[Int32Array] = []
+        for slot in slots.tolist():
+            row = held.get(slot)
+            if row is None:
+                row = np.sort(self.cell_item[self.by_user.row(slot)])
+                held[slot] = row
+            parts.append(row)
+        where = np.repeat(np.arange(slots.size, dtype=np.int64), self.by_user.length[slots])
+        items: Int32Array = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+        return where, items
+
+    def _items_changed(self, users: IntArray) -> None:
+        """Drop the kept sorted rows of users whose set of items changed."""
+        held = self._items_sorted
+        if held:
+            for slot in users.tolist():
+                held.pop(slot, None)
 
     def has(self, u: int, items: IntArray) -> BoolArray:
         """Whether u rated each of ``items``."""
@@ -193,6 +226,7 @@ class Ratings:
         self.cell_seq[cells[keep]] = seqs[keep]
         # removals free their cell and leave both indexes
         gone_cells = cells[had & ~present]
+        self._items_changed(users[had != present])
         if gone_cells.size:
             self.by_user.remove(self.cell_user[gone_cells].astype(np.int64), gone_cells)
             gone_items = self.cell_item[gone_cells].astype(np.int64)
@@ -247,11 +281,13 @@ class Ratings:
             self.cell_value[cell] = value
             self.cell_seq[cell] = seq
         elif old is not None:
+            self._items_sorted.pop(u, None)
             self.by_user.remove_one(u, cell)
             self.by_item.remove_one(i, cell)
             self.item_users.remove_one(i, u)
             self.free_cells.append(cell)
         elif value is not None:
+            self._items_sorted.pop(u, None)
             new = self.free_cells.pop() if self.free_cells else self._fresh_one()
             self.cell_user[new] = u
             self.cell_item[new] = i
@@ -289,6 +325,7 @@ class Ratings:
     def clear_user(self, u: int) -> None:
         """Forget a user slot that holds no rating any more (its row is already empty)."""
         self.version += 1
+        self._items_sorted.pop(u, None)
         self.by_user.clear(u)
         self.user_count[u] = 0
         self.user_sum[u] = self.user_sumsq[u] = 0.0

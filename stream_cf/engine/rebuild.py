@@ -45,13 +45,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
 from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
+
+if TYPE_CHECKING:  # scipy is imported where it is used: it costs ~0.25 s at start-up
+    import scipy.sparse as sp
 
 DEFAULT_BLOCK_ROWS = 256
 """Users per block. Each block in hand takes block_rows x n_users x 48 bytes (the int64 block and
@@ -310,6 +312,8 @@ class _SparseOperands:
         exact: bool,
         lanes: bool,
     ) -> None:
+        import scipy.sparse as sp  # noqa: PLC0415 (see the TYPE_CHECKING import)
+
         _, items = np.unique(items, return_inverse=True)
         n_items = int(items.max()) + 1 if items.size else 0
         wide = max(users.size, n_users, n_items) >= np.iinfo(np.int32).max
@@ -343,6 +347,8 @@ class _SparseOperands:
     def add(self, lo: int, hi: int, chans: AnyArray, scratch: AnyArray) -> None:
         """chans (4, hi − lo, n_users) += the sparse products of rows lo..hi (``scratch``: at
         least hi − lo rows of n_users, C-contiguous, overwritten)."""
+        import scipy.sparse as sp  # noqa: PLC0415 (see the TYPE_CHECKING import)
+
         p0, p1 = int(self.indptr[lo]), int(self.indptr[hi])
         if p0 == p1:
             return

@@ -57,6 +57,23 @@ class Neighbour:
 
 
 @dataclass(frozen=True)
+class ItemNeighbour:
+    """One of the user's own items in ``knn_baseline``'s item-based residual
+    (``item_residual`` > 0, :mod:`stream_cf.engine.item_residual`).
+
+    ``similarity`` is s_ij, ``rating`` the user's rating r_uj, ``baseline`` b_uj = μ + b_u + b_j
+    and ``weight`` its share of the estimate, s_ij / (Σ_{v∈N(i;u)} |w_uv| + Σ_{j∈M(u;i)} s_ij +
+    damping).
+    """
+
+    item: str
+    similarity: float
+    rating: float
+    baseline: float
+    weight: float
+
+
+@dataclass(frozen=True)
 class BaselineTerms:
     """The baseline of the ``knn_baseline`` predictor, b_ui = μ + b_u + b_i
     (:mod:`stream_cf.engine.baseline`); a bias is 0 for an unknown user or item."""
@@ -81,6 +98,10 @@ class Explanation:
     ``fallback`` is ``None`` when the neighbours were used, otherwise the reason (unknown user,
     unknown item, min_k not reached) and ``estimate`` is the fallback value (``knn_baseline``:
     the clipped baseline). ``baseline`` holds the baseline terms (``knn_baseline`` only).
+    With ``item_residual`` > 0, ``item_neighbours`` holds the user's items j of M(u;i) and
+    ``knn_baseline``'s estimate is ``clip(baseline.value + Σ weight·(rating − neighbour_baseline)
+    + Σ_{item_neighbours} weight·(rating − baseline))``, every weight over the pooled
+    denominator.
     """
 
     user: str
@@ -90,3 +111,4 @@ class Explanation:
     neighbours: list[Neighbour]
     fallback: str | None = None
     baseline: BaselineTerms | None = None
+    item_neighbours: list[ItemNeighbour] = field(default_factory=list)

@@ -89,13 +89,21 @@ def adjusted_cosine(s: Sums, mu_u: float, mu_v: FloatArray) -> FloatArray:
     A centred norm within 1e-12 (relative) of 0 is taken as 0, so rounding cannot turn an exact
     zero variance into a spurious similarity.
     """
-    n = s.n
-    num = s.sxy - mu_v * s.sx - mu_u * s.sy + n * mu_u * mu_v
-    norm_u = s.sxx - 2.0 * mu_u * s.sx + n * mu_u * mu_u
-    norm_v = s.syy - 2.0 * mu_v * s.sy + n * mu_v * mu_v
-    norm_u = np.where(norm_u <= _RELATIVE_ZERO * (s.sxx + n * mu_u * mu_u), 0.0, norm_u)
-    norm_v = np.where(norm_v <= _RELATIVE_ZERO * (s.syy + n * mu_v * mu_v), 0.0, norm_v)
-    return np.clip(_divide(num, np.sqrt(norm_u * norm_v)), -1.0, 1.0)
+    # each product formed once and reused, in the order the formulas above are written
+    # (left to right), so the values are those of the plain expressions, bit for bit
+    n_u = s.n * mu_u
+    n_uu = n_u * mu_u  # n·μ_u²
+    n_vv = s.n * mu_v
+    n_vv *= mu_v  # n·μ_v²
+    num = s.sxy - mu_v * s.sx - mu_u * s.sy + n_u * mu_v
+    norm_u = s.sxx - 2.0 * mu_u * s.sx + n_uu
+    norm_v = s.syy - 2.0 * mu_v * s.sy + n_vv
+    norm_u[norm_u <= _RELATIVE_ZERO * (s.sxx + n_uu)] = 0.0
+    norm_v[norm_v <= _RELATIVE_ZERO * (s.syy + n_vv)] = 0.0
+    w = _divide(num, np.sqrt(norm_u * norm_v))
+    np.maximum(w, -1.0, out=w)  # clip to [−1, 1]
+    np.minimum(w, 1.0, out=w)
+    return w
 
 
 def implicit_cosine(sxy: FloatArray, norm_u: float, norm_v: FloatArray) -> FloatArray:

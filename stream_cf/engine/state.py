@@ -112,6 +112,13 @@ class EngineState:
         np.divide(self.ratings.user_sum[:high], n, out=out, where=n > 0)
         return out
 
+    def means_at(self, slots: IntArray) -> FloatArray:
+        """:meth:`means` at the given user slots (the same division)."""
+        n = self.ratings.user_count[slots]
+        out = np.zeros(slots.size, dtype=np.float64)
+        np.divide(self.ratings.user_sum[slots], n, out=out, where=n > 0)
+        return out
+
     def mean_of(self, slot: int) -> float:
         n = self.ratings.user_count[slot]
         return float(self.ratings.user_sum[slot] / n) if n > 0 else 0.0

@@ -269,7 +269,7 @@ class RowPool:
         """:meth:`append` of one entry."""
         length = int(self.length[r])
         if length + 1 > self.cap[r]:
-            self._move(np.array([r], dtype=np.int64), np.array([2 * int(self.cap[r])]))
+            self._move_one(r, 2 * int(self.cap[r]))
         self.pool[int(self.start[r]) + length] = entry
         self.length[r] = length + 1
 
@@ -313,6 +313,29 @@ class RowPool:
         self.reserved += int(caps.sum()) - int(old_caps.sum())
         self.start[rows] = new_start
         self.cap[rows] = caps
+
+    def _move_one(self, r: int, cap: int) -> None:
+        """:meth:`_move` of one row, in scalar arithmetic (the same stretch chosen, the same
+        free lists after)."""
+        k = (max(cap, 4) - 1).bit_length()  # ⌈log2 cap⌉, at least 2 (stretch_class)
+        size = 1 << k
+        stack = self.free.get(k)
+        if stack:
+            new_start = stack.pop()
+        else:
+            if self.used + size > self.pool.size and self.used > 4 * self.reserved:
+                self._compact()
+            if self.used + size > self.pool.size:
+                self.pool = grow_array(self.pool, self.used + size)
+            new_start = self.used
+            self.used += size
+        start, length, old_cap = int(self.start[r]), int(self.length[r]), int(self.cap[r])
+        self.pool[new_start : new_start + length] = self.pool[start : start + length]
+        if old_cap > 0:  # its stretch serves sizes up to 2^⌊log2 cap⌋ (_release)
+            self.free.setdefault(old_cap.bit_length() - 1, []).append(start)
+        self.reserved += size - old_cap
+        self.start[r] = new_start
+        self.cap[r] = size
 
     def _compact(self) -> None:
         """Drop the free stretches: the live stretches slide to the front of the pool, in pool

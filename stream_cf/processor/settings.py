@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from stream_cf.engine.config import (
     NeighbourRecency,
     RankMode,
+    default_item_residual,
     default_pair_sums,
     default_rarity,
     default_shrinkage,
@@ -111,6 +112,10 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
     baseline_reg_items: float = Field(10.0, ge=0.0, description="knn_baseline: λ_i of b_i")
     baseline_reg_users: float = Field(5.0, ge=0.0, description="knn_baseline: λ_u of b_u")
     damping: float = Field(0.5, ge=0.0, description="knn_baseline: λ added to Σ|w|")
+    item_residual: int | None = Field(
+        None, ge=0, description="knn_baseline: item neighbours of the item-based residual (0 off)"
+    )
+    item_shrinkage: float = Field(100.0, ge=0.0, description="knn_baseline: β of s_ij·n/(n+β)")
     # Validation of the input
     max_id_length: int = Field(256, ge=1)
     max_future_skew: float = Field(
@@ -182,6 +187,7 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
         "baseline_reg_items",
         "baseline_reg_users",
         "damping",
+        "item_shrinkage",
     )
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
@@ -299,6 +305,12 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
             "baseline_reg_items": self.baseline_reg_items,
             "baseline_reg_users": self.baseline_reg_users,
             "damping": self.damping,
+            "item_residual": (
+                default_item_residual(self.predictor, self.feedback)
+                if self.item_residual is None
+                else self.item_residual
+            ),
+            "item_shrinkage": self.item_shrinkage,
             # scale-out: pair rows for the owned users only, where the configuration keeps them
             "pair_rows": (
                 "owned" if self.scale_out and default_pair_sums(self.feedback, self.rank) else "all"

@@ -82,12 +82,39 @@ def check_prediction(model: Any, ref: Reference, user: str, item: str) -> float:
         assert len({model.similarity(user, v) for v in run}) > 1, message + f", tied run {run}"
         assert any(close(got, ref.implicit_score(user, item, c)) for c in choices), message
         return got
-    assert ref.boundary_tied(user, item), (
+    user_tied = ref.boundary_tied(user, item)
+    item_tied = bool(ref.item_residual) and ref.item_boundary_tied(user, item)
+    assert user_tied or item_tied, (
         f"predict({user}, {item}): engine {got!r}, reference {want.estimate!r} "
-        f"(reference neighbours {want.neighbours}, fallback {want.fallback})"
+        f"(reference neighbours {want.neighbours}, items {want.items}, fallback {want.fallback})"
     )
     explanation = model.explain(user, item)
     chosen = [nb.user for nb in explanation.neighbours]
+    chosen_items = [it.item for it in explanation.item_neighbours]
+    if user_tied:
+        check_tied_choice(model, ref, user, item, chosen)
+    else:
+        chosen = [nb.user for nb in want.neighbours]
+    if item_tied:
+        # M(u;i) with an exact tie at the K-th place: any choice among the tied items is allowed
+        found = ref.item_candidates(user, item)
+        boundary = found[ref.item_residual - 1][0]
+        must = {c[2] for c in found if c[0] > boundary}
+        may = {c[2] for c in found if c[0] == boundary}
+        message = f"predict({user}, {item}): item neighbours {chosen_items}"
+        assert must <= set(chosen_items) <= must | may, message
+        assert len(chosen_items) == ref.item_residual, message
+    else:
+        chosen_items = [it.item for it in want.items]
+    assert_close(
+        got, ref.estimate_from(user, item, chosen, chosen_items), f"predict({user}, {item}) tie"
+    )
+    return got
+
+
+def check_tied_choice(model: Any, ref: Reference, user: str, item: str, chosen: list[str]) -> None:
+    """The engine's N(i;u) is a valid choice when the k-th and (k+1)-th raters are exactly
+    tied."""
     cands = ref.candidates(user, item)
     boundary = cands[ref.k - 1][0]
     must = {c[2] for c in cands if c[0] > boundary}
@@ -104,8 +131,6 @@ def check_prediction(model: Any, ref: Reference, user: str, item: str) -> float:
                     f"predict({user}, {item}): {inside} (seq {seq[inside]}) chosen over "
                     f"{outside} (seq {seq[outside]}) at an equal similarity"
                 )
-    assert_close(got, ref.estimate_from(user, item, chosen), f"predict({user}, {item}) from tie")
-    return got
 
 
 def check_explanation(model: Any, ref: Reference, user: str, item: str) -> None:
@@ -124,6 +149,18 @@ def check_explanation(model: Any, ref: Reference, user: str, item: str) -> None:
     assert_close(got.baseline.user_bias, ref.user_bias(user), f"{what} b_u")
     assert_close(got.baseline.item_bias, ref.item_bias(item), f"{what} b_i")
     den = sum(abs(nb.similarity) for nb in got.neighbours) + ref.damping
+    den += sum(it.similarity for it in got.item_neighbours)
+    mine = ref.user_items(user) if ref.has_user(user) else {}
+    item_candidates = (
+        {c[2] for c in ref.item_candidates(user, item)} if ref.has_user(user) else set()
+    )
+    assert len(got.item_neighbours) <= ref.item_residual, what
+    for it in got.item_neighbours:
+        assert it.item in item_candidates, f"{what}: item neighbour {it.item}"
+        assert_close(it.similarity, ref.item_similarity(user, item, it.item)[1], f"{what} s_ij")
+        assert_close(it.rating, mine[it.item], f"{what} r_uj of {it.item}")
+        assert_close(it.baseline, ref.baseline(user, it.item), f"{what} b_uj of {it.item}")
+        assert_close(it.weight, it.similarity / den, f"{what} weight of {it.item}")
     values = dict(ref.raters_values(item))
     for nb in got.neighbours:
         assert_close(nb.similarity, ref.similarity(user, nb.user), f"{what} w of {nb.user}")
@@ -192,8 +229,21 @@ def check_recommend(model: Any, ref: Reference, user: str, n: int) -> None:
 
     def rank(item: str) -> tuple[float, float, int, int]:
         """Best first: the score, then (ties at the clip) the unclipped estimate (rounded: the
-        engine sums in another order), the number of neighbours, the first appearance."""
+        engine sums in another order), the number of neighbours, the first appearance. Where
+        the neighbours are a choice among exact ties (the k-th user or the K-th item), the
+        unclipped estimate of the engine's own choice (check_prediction has judged it)."""
         _clipped, raw, count = ref.rating_rank(user, item)
+        tied = ref.boundary_tied(user, item) or (
+            bool(ref.item_residual) and ref.item_boundary_tied(user, item)
+        )
+        if tied and ref.predictor == "knn_baseline":
+            exp = model.explain(user, item)
+            raw = -ref.baseline_estimate(
+                user,
+                item,
+                [nb.user for nb in exp.neighbours],
+                [it.item for it in exp.item_neighbours],
+            )
         return (-scores[item], round(raw, 9), count, ref.first_seen[item])
 
     assert ids == sorted(ids, key=rank), f"recommend({user}) order: {got}"

@@ -22,6 +22,11 @@ Explicit mode (r̄_u the mean of u's ratings, sums over the items rated by both 
   N(i;u), r̂_ui = b_ui + Σ w_uv · (r_vi − b_vi) / (Σ|w_uv| + damping); fewer than min_k -> b_ui;
   clipped; unknown user -> μ + b_i, unknown item -> μ + b_u (an unknown user's or item's bias
   is 0).
+- item_residual = K > 0 (knn_baseline): s_ij = Σ_v c_vi·c_vj / sqrt(Σ_v c_vi² · Σ_v c_vj²) over
+  the common raters v of i and j but u, c_vx = r_vx − r̄_v, times n_ij / (n_ij + item_shrinkage);
+  M(u;i) the K items j ≠ i of u with the largest s_ij > 0 (ties: u's earlier rating of j), and
+  r̂_ui = b_ui + (Σ_v w_uv·(r_vi − b_vi) + Σ_j s_ij·(r_uj − b_uj)) / (Σ|w_uv| + Σ s_ij + damping);
+  fewer than min_k users and items together -> b_ui.
 
 Implicit mode (the lead's decision of 23:50): the value of a pair is the accumulated weight
 (quantity × type weight, capped), cosine over the full weight vectors (Σ over common items / sqrt of
@@ -57,6 +62,14 @@ class RefPrediction:
     neighbours: list[RefNeighbour] = field(default_factory=list)
     fallback: str | None = None
     raw: float | None = None  # the estimate before clipping (neighbour-based predictions)
+    items: list[RefItemNeighbour] = field(default_factory=list)  # M(u;i), knn_baseline
+
+
+@dataclass
+class RefItemNeighbour:
+    item: str
+    similarity: float
+    rating: float  # r_uj
 
 
 class Reference:
@@ -88,6 +101,8 @@ class Reference:
         baseline_reg_items: float = 10.0,
         baseline_reg_users: float = 5.0,
         damping: float = 0.5,
+        item_residual: int | None = None,
+        item_shrinkage: float = 100.0,
     ) -> None:
         if similarity is None:  # as UserKNN: adjusted_cosine for knn_baseline (explicit)
             if feedback == "implicit":
@@ -113,6 +128,8 @@ class Reference:
         self.reg_items = baseline_reg_items
         self.reg_users = baseline_reg_users
         self.damping = damping
+        self.item_residual = 0 if item_residual is None else item_residual  # as UserKNN: 0
+        self.item_shrinkage = item_shrinkage
         self.k = k
         self.min_k = min_k
         self.min_support = min_support
@@ -362,17 +379,16 @@ class Reference:
         found = self.candidates(user, item)
         return len(found) > self.k >= 1 and found[self.k - 1][0] == found[self.k][0]
 
-    def estimate_from(self, user: str, item: str, chosen: list[str]) -> float:
-        """The estimate from a given neighbour set (to check a choice among exact ties)."""
+    def estimate_from(
+        self, user: str, item: str, chosen: list[str], items: list[str] | None = None
+    ) -> float:
+        """The estimate from a given neighbour set (to check a choice among exact ties);
+        knn_baseline: and a given M(u;i) (None: the reference's own)."""
         values = {v: value for (v, i), (value, _s) in self.ratings.items() if i == item}
         if self.feedback == "explicit" and self.predictor == "knn_baseline":
-            num = 0.0
-            den = 0.0
-            for v in chosen:
-                w = self.similarity(user, v)
-                num += w * (values[v] - self.baseline(v, item))
-                den += abs(w)
-            return self.clip(self.baseline(user, item) + num / (den + self.damping))
+            if items is None:
+                items = [it.item for it in self.item_neighbours(user, item)]
+            return self.clip(self.baseline_estimate(user, item, chosen, items))
         num = 0.0
         den = 0.0
         for v in chosen:
@@ -413,21 +429,105 @@ class Reference:
         """b_ui = μ + b_u + b_i."""
         return self.global_mean() + self.user_bias(user) + self.item_bias(item)
 
+    # ------------------------------------------------------------------ item residual
+    def _item_parts(self, user: str, i: str, j: str) -> tuple[int, Fraction, Fraction, Fraction]:
+        """(n_ij, num, den_i, den_j) of s_ij over the common raters of i and j but ``user``,
+        ratings centred on each rater's mean, in exact rational arithmetic."""
+        n = 0
+        num = dx = dy = Fraction(0)
+        for (v, rated), (value, _seq) in self.ratings.items():
+            if rated != i or v == user or (v, j) not in self.ratings:
+                continue
+            mean = self.exact_mean(v)
+            x = Fraction(value) - mean
+            y = Fraction(self.ratings[(v, j)][0]) - mean
+            n += 1
+            num += x * y
+            dx += x * x
+            dy += y * y
+        return n, num, dx, dy
+
+    def exact_mean(self, user: str) -> Fraction:
+        """r̄_u as an exact rational."""
+        if ("exact_mean", user, "") not in self._cache:
+            values = [Fraction(x) for x in self.user_items(user).values()]
+            self._cache[("exact_mean", user, "")] = sum(values, Fraction(0)) / len(values)
+        return self._cache[("exact_mean", user, "")]
+
+    def item_similarity(self, user: str, i: str, j: str) -> tuple[Fraction, float]:
+        """(exact key sign(s)·s², s_ij) of items i and j for ``user``'s prediction."""
+        cached = ("item_sim", user, f"{i}\x00{j}")
+        if cached not in self._cache:
+            n, num, dx, dy = self._item_parts(user, i, j)
+            if n == 0 or num == 0 or dx == 0 or dy == 0:
+                self._cache[cached] = (Fraction(0), 0.0)
+            else:
+                factor = Fraction(n) / (n + Fraction(self.item_shrinkage))
+                key = (1 if num > 0 else -1) * num * num / (dx * dy) * factor * factor
+                s = float(num) / math.sqrt(float(dx) * float(dy))
+                s = min(max(s, -1.0), 1.0) * n / (n + self.item_shrinkage)
+                self._cache[cached] = (key, s)
+        return self._cache[cached]
+
+    def item_candidates(self, user: str, item: str) -> list[tuple[Fraction, int, str, float]]:
+        """The user's items j ≠ item with s_ij > 0: (exact key, seq of r_uj, j, s_ij), best
+        first (largest s, then the earlier rating of j)."""
+        found = []
+        for (u, j), (_value, seq) in self.ratings.items():
+            if u != user or j == item:
+                continue
+            key, s = self.item_similarity(user, item, j)
+            if key > 0:
+                found.append((key, seq, j, s))
+        found.sort(key=lambda c: (-c[0], c[1]))
+        return found
+
+    def item_neighbours(self, user: str, item: str) -> list[RefItemNeighbour]:
+        """M(u;i): the item_residual items of the user most similar to the item."""
+        if not self.item_residual:
+            return []
+        mine = self.user_items(user)
+        chosen = self.item_candidates(user, item)[: self.item_residual]
+        return [RefItemNeighbour(j, s, mine[j]) for _key, _seq, j, s in chosen]
+
+    def item_boundary_tied(self, user: str, item: str) -> bool:
+        """Whether the K-th and (K+1)-th item candidates have exactly the same s_ij."""
+        found = self.item_candidates(user, item)
+        k = self.item_residual
+        return len(found) > k >= 1 and found[k - 1][0] == found[k][0]
+
+    def baseline_estimate(self, user: str, item: str, users: list[str], items: list[str]) -> float:
+        """b_ui + (Σ w·(r_vi − b_vi) + Σ s·(r_uj − b_uj)) / (Σ|w| + Σ s + damping), unclipped,
+        from given neighbour sets (users in N(i;u), items in M(u;i))."""
+        values = {v: value for (v, i), (value, _s) in self.ratings.items() if i == item}
+        mine = self.user_items(user)
+        num = 0.0
+        den = 0.0
+        for v in users:
+            w = self.similarity(user, v)
+            num += w * (values[v] - self.baseline(v, item))
+            den += abs(w)
+        for j in items:
+            s = self.item_similarity(user, item, j)[1]
+            num += s * (mine[j] - self.baseline(user, j))
+            den += s
+        return self.baseline(user, item) + num / (den + self.damping)
+
     def _predict_baseline(self, user: str, item: str) -> RefPrediction:
         if not self.has_user(user):
             return RefPrediction(self.clip(self.baseline(user, item)), [], "unknown user")
         if not self.has_item(item):
             return RefPrediction(self.clip(self.baseline(user, item)), [], "unknown item")
         nbs = self.neighbours(user, item)
-        if not nbs or len(nbs) < self.min_k:
-            return RefPrediction(self.clip(self.baseline(user, item)), nbs, "min_k not reached")
-        num = 0.0
-        den = 0.0
-        for nb in nbs:
-            num += nb.similarity * (nb.rating - self.baseline(nb.user, item))
-            den += abs(nb.similarity)
-        estimate = self.baseline(user, item) + num / (den + self.damping)
-        return RefPrediction(self.clip(estimate), nbs, None, estimate)
+        items = self.item_neighbours(user, item)
+        count = len(nbs) + len(items)
+        if not count or count < self.min_k:
+            base = self.clip(self.baseline(user, item))
+            return RefPrediction(base, nbs, "min_k not reached", items=items)
+        estimate = self.baseline_estimate(
+            user, item, [nb.user for nb in nbs], [it.item for it in items]
+        )
+        return RefPrediction(self.clip(estimate), nbs, None, estimate, items)
 
     def predict_full(self, user: str, item: str) -> RefPrediction:
         if self.feedback == "implicit":
@@ -629,7 +729,7 @@ class Reference:
         pred = self.predict_full(user, item)
         if self.feedback == "implicit" or pred.raw is None:
             return (-pred.estimate, 0.0, 0)
-        return (-pred.estimate, -pred.raw, -len(pred.neighbours))
+        return (-pred.estimate, -pred.raw, -len(pred.neighbours) - len(pred.items))
 
     def recommend(self, user: str, n: int = 10) -> list[tuple[str, float]]:
         return self.recommendations(user, n)[0]

