@@ -108,6 +108,9 @@ class PairSums:
         self.space: Reservation | None = None
         self.flat_ok = PACKED
         self._flat: tuple[Reservation, npt.NDArray[np.int64]] | None = None  # flat()'s view
+        # per slot v, the words of cell {u, v} for u ≥ v less row(u) and for u < v less col(u),
+        # u's word second (sums_at); grown with the tiles
+        self._words_of: tuple[IntArray, IntArray] | None = None
 
     @property
     def blocks(self) -> int:
@@ -242,19 +245,33 @@ class PairSums:
         if not self.scatter_ready:
             cells = self._cells_at(u, slots)
             return cells[:, AS_HI] * self.units(), cells[:, AS_LO] * self.units()
+        v_lo, v_hi = self._cell_words(slots)
         layout = self.layout()
-        older = slots <= u  # {u, v} in u's row (u hi), else in v's row
-        base = np.where(
-            older, layout.col(slots) + layout.cell(u, 0), layout.row(slots) + layout.cell(0, u)
+        index = np.where(
+            (slots <= u)[:, None],  # {u, v} in u's row (u hi), else in v's row
+            v_lo + layout.cell(u, 0),
+            v_hi + layout.cell(0, u),
         )
-        step = older.astype(np.int64)
-        index = np.empty((slots.size, WORDS), dtype=np.int64)
-        index[:, 0] = base  # W0: n, Σxy
-        np.add(base, 2 - step, out=index[:, 1])  # u's word: Whi (+1) if u is hi, else Wlo (+2)
-        np.add(base, 1 + step, out=index[:, 2])  # v's word
         lanes = self.flat()[index].view(np.int32)  # n, Σxy, Σu², Σu, Σv², Σv
         both: FloatArray = lanes[:, _BOTH_VIEWS] * _BOTH_UNITS
         return both[:, :4], both[:, 4:]
+
+    def _cell_words(self, slots: IntArray) -> tuple[IntArray, IntArray]:
+        """Per slot v (len(slots) x 3): col(v) + (0, 1, 2), the words W0, Whi, Wlo of cell
+        {u, v} less row(u) for u ≥ v, and row(v) + (0, 2, 1), W0, Wlo, Whi of cell {v, u} less
+        col(u) for u < v (:class:`~stream_cf.engine.scatter.Layout`): u's word second either
+        way. Kept for every slot of the tiles (48 bytes per slot)."""
+        held = self._words_of
+        width = self.blocks * TILE
+        if held is None or held[0].shape[0] < width:
+            layout = self.layout()
+            every = np.arange(width, dtype=np.int64)
+            held = (
+                layout.col(every)[:, None] + np.array([0, 1, 2], dtype=np.int64),
+                layout.row(every)[:, None] + np.array([0, 2, 1], dtype=np.int64),
+            )
+            self._words_of = held
+        return held[0][slots], held[1][slots]
 
     def _cells_at(self, u: int, slots: IntArray) -> npt.NDArray[Any]:
         """u's cells with ``slots`` as stored, in u's orientation (len(slots) x 6: n, Σxy, Σu²,
