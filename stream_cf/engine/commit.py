@@ -25,13 +25,13 @@ from stream_cf.engine.storage import FloatArray, IntArray
 BYTES_PER_CELL = 120
 MAX_BLOCK_BYTES = 256 * 2**20
 # the choice between the pair-by-pair update (scatter.py) and the block update, by CPU time per
-# batch fitted at 2,000 and 4,000 users (benchmarks/scale.py's explicit stream, batches of 1,000,
-# each path forced, load ~9 on 2 cores; ns): the pair by pair ~PAIR_NS per changed pair (listing
-# it, its deltas, its words added with np.add.at: 173 / 178 fitted); the block ~BLOCK_NS per
-# (changed user, user slot) (the products, a row and a column written into the tiles, the
-# item-major blocks: 265 / 261)
-PAIR_NS = 175.0
-BLOCK_NS = 260.0
+# batch at 2,000 and 4,000 users (benchmarks/scale.py's explicit stream, batches of 1,000, each
+# path forced, Σ batch CPU / Σ units, load ~10 on 2 cores; ns): the pair by pair ~PAIR_NS per
+# changed pair (listing it, its deltas, its three words added with np.add.at: 136 / 129); the
+# block ~BLOCK_NS per (changed user, user slot) (the products, a row and a column mapped onto
+# the cells, the item-major blocks: 413 / 344)
+PAIR_NS = 130.0
+BLOCK_NS = 380.0
 # tests force one path ("scatter", "block"); None: the cheaper by the costs above
 FORCE_PATH: str | None = None
 

@@ -3,9 +3,10 @@
 The state (:mod:`stream_cf.engine.state`) keeps the ratings per user and per item in compact
 arrays (memory in proportion to the ratings), per user a running count and sums, and, when the
 configuration reads similarities, per pair of users the additive sums n, Σx, Σy, Σxy, Σx², Σy²
-over their co-rated items (16 bytes per ordered pair). Every event updates them exactly and
-similarities (:mod:`stream_cf.engine.similarity`) are computed from them when read, so a
-prediction after any sequence of events equals a from-scratch fit on the current ratings.
+over their co-rated items (one 24-byte cell per unordered pair: 12 bytes per ordered pair).
+Every event updates them exactly and similarities (:mod:`stream_cf.engine.similarity`) are
+computed from them when read, so a prediction after any sequence of events equals a
+from-scratch fit on the current ratings.
 
 This class is the thin public face: the settings live in a frozen
 :class:`~stream_cf.engine.config.EngineConfig`, the data in an

@@ -35,9 +35,8 @@ def pair_sums(st: EngineState, u: int) -> similarity.Sums:
     high = st.users.high
     pairs = st.pairs_of(u)
     if pairs is not None:
-        row = pairs.row(u, high)
-        col = pairs.col(u, high)
-        return similarity.Sums(row[:, 0], row[:, 1], col[:, 1], row[:, 2], col[:, 2], row[:, 3])
+        s = pairs.sums_row(u, high)  # n, Σx, Σy, Σx², Σy², Σxy
+        return similarity.Sums(s[:, 0], s[:, 1], s[:, 2], s[:, 3], s[:, 4], s[:, 5])
     items, x, _seq = st.ratings.user_row(u)
     where, raters, y = st.ratings.items_rows(items)
     xe = x[where]

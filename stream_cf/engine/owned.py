@@ -218,6 +218,11 @@ class OwnedPairSums(PairSums):
         """sums[:n, u] in rating units (n x 4: n, Σy, Σy², Σxy), u owned."""
         return self._read(u, n, _COL_READ)
 
+    def sums_row(self, u: int, n: int) -> FloatArray:
+        """u's sums with every slot in [0, n) (n x 6: n, Σx, Σy, Σx², Σy², Σxy), u owned."""
+        row, col = self.row(u, n), self.col(u, n)
+        return np.stack([row[:, 0], row[:, 1], col[:, 1], row[:, 2], col[:, 2], row[:, 3]], axis=1)
+
     def sums_at(self, u: int, slots: IntArray) -> tuple[FloatArray, FloatArray]:
         """(:meth:`row_at`, :meth:`col_at`), u owned."""
         return self.row_at(u, slots), self.col_at(u, slots)
@@ -248,10 +253,22 @@ class OwnedPairSums(PairSums):
         b, local = divmod(slot, TILE)
         self.cols[b][:, local] = 0
 
-    def _pick(self, row_part: npt.NDArray[Any], col_part: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    def _pick(
+        self,
+        row_part: npt.NDArray[Any],
+        col_part: npt.NDArray[Any],
+        newer: npt.NDArray[np.bool_] | None = None,
+    ) -> npt.NDArray[Any]:
         """Stack the kept channels: n, Σx, Σx², Σxy from ``row_part`` (..., 4: the entry's own
-        sums) and Σy, Σy² from ``col_part`` (..., 4: the mirrored entry's)."""
-        parts = [row_part[..., ch] if ch < 4 else col_part[..., ch - 3] for ch in self.channels]
+        sums) and Σy, Σy² from ``col_part`` (..., 4: the mirrored entry's); where ``newer``
+        (the entry's other user has the higher slot) n and Σxy from ``col_part`` too, as the
+        full store keeps them once per pair, from the order (higher slot, lower slot)."""
+        parts = []
+        for ch in self.channels:
+            part = row_part[..., ch] if ch < 4 else col_part[..., ch - 3]
+            if newer is not None and ch in (N, SXY):
+                part = np.where(newer, col_part[..., ch], part)
+            parts.append(part)
         return np.stack(parts, axis=-1)
 
     def update_cell(
@@ -353,18 +370,30 @@ class OwnedPairSums(PairSums):
         # A: owned changed users' whole rows
         a_idx = changed_owned
         a_slots = users[a_idx]
-        gain_a = self._pick(stored_rows[a_idx], stored_cols[:, a_idx].transpose(1, 0, 2))
+        newer_a = np.arange(n_users)[None, :] > a_slots[:, None]
+        gain_a = self._pick(stored_rows[a_idx], stored_cols[:, a_idx].transpose(1, 0, 2), newer_a)
         # B: every changed user's column in every owned row
-        gain_b = self._pick(stored_cols[owned], _take(stored_rows, owned).transpose(1, 0, 2))
+        newer_b = users[None, :] > owned[:, None]
+        gain_b = self._pick(
+            stored_cols[owned], _take(stored_rows, owned).transpose(1, 0, 2), newer_b
+        )
         later = None
         if not self.integer and a_idx.size:
-            # an entry (u, v) with both changed gets two terms: the full store adds first the one
-            # of the lower tile row (rows before columns within a tile): n, Σx, Σx², Σxy take
-            # Δcols first when block(u) > block(v), Σy, Σy² when block(v) <= block(u)
+            # an entry (u, v) with both changed gets two terms: the full store adds first the
+            # one of the lower tile row (rows before columns within a tile): Σx, Σx² take Δcols
+            # first when block(u) > block(v), Σy, Σy² when block(v) <= block(u), n and Σxy as
+            # Σx (v < u) or as Σy (v > u: the full store's order (v, u))
             bu = (a_slots // TILE)[:, None]
             bv = (users // TILE)[None, :]
+            newer = users[None, :] > a_slots[:, None]
             first_col = np.stack(
-                [bu > bv if ch < 4 else bv <= bu for ch in self.channels], axis=-1
+                [
+                    np.where(newer, bv <= bu, bu > bv)
+                    if ch in (N, SXY)
+                    else (bu > bv if ch < 4 else bv <= bu)
+                    for ch in self.channels
+                ],
+                axis=-1,
             )  # (a, changed, channels)
             later = np.where(first_col, gain_a[:, users], 0)
             gain_a[:, users] = np.where(first_col, 0, gain_a[:, users])

@@ -1,25 +1,40 @@
-"""Additive pair sums over co-rated items, at 16 bytes per ordered pair, and their exact update.
+"""Additive pair sums over co-rated items, one cell per unordered pair of users, and their exact
+update.
 
-For every ordered pair of user slots (a, b) the store holds, over the items both a and b rated::
+For every ordered pair of user slots (a, b) the sums over the items both a and b rated are::
 
     sums[a, b] = [n, Σ r_a, Σ r_a², Σ r_a·r_b]
 
 so that for the pair (u, v): n = sums[u,v,0], Σx = sums[u,v,1], Σy = sums[v,u,1],
-Σx² = sums[u,v,2], Σy² = sums[v,u,2], Σxy = sums[u,v,3].
+Σx² = sums[u,v,2], Σy² = sums[v,u,2], Σxy = sums[u,v,3]. n and Σ r_a·r_b are the same for (a, b)
+and (b, a), so the store keeps each unordered pair {hi, lo} (hi ≥ lo) once, as one cell of six
+lanes::
 
-Storage: square tiles of :data:`TILE` × :data:`TILE` user slots, allocated as users appear (so
-growing never copies what is there: no batch stalls because the arrays grew), each cell four
-int32 **integer** sums of the values scaled by s = 2 (n, Σ 2r, Σ (2r)², Σ (2r_a)(2r_b)): exact,
-16 bytes per ordered pair, while every value stored is a multiple of 0.5 and the largest
-possible sum stays below 2^31 (n_max·(2·|r|_max)² < 2^31: with ratings up to 5, users of up to
-21 million items). Once a value is not on that grid, or the bound would be passed, the store
-turns into float64 sums of the values themselves (32 bytes per ordered pair; rounding as any
-float sum), for good. Tiles are zero pages until written, so a user slot costs only the rows
-and columns in use. The int32 tiles are views of one reservation of address space
-(:class:`~stream_cf.engine.storage.Reservation`), tile (bi, bj) at tile number bi·:data:`SIDE` + bj,
-so every cell has a fixed flat address (:class:`~stream_cf.engine.scatter.Layout`); past
+    [n, Σ r_hi·r_lo, Σ r_hi², Σ r_hi, Σ r_lo², Σ r_lo]
+
+(:data:`AS_HI`: the lanes of sums[hi, lo]; :data:`AS_LO`: of sums[lo, hi]; the diagonal cell
+{u, u} holds u's own sums in both halves). A user's row of the sums is its cells with older
+users (smaller slots: the row part) and with newer ones (the column part).
+
+Storage: the lower triangle of square tiles of :data:`TILE` × :data:`TILE` user slots (tile
+(bi, bj) for bj ≤ bi, cell {hi, lo} in tile (hi div TILE, lo div TILE) at (hi mod TILE,
+lo mod TILE)), allocated as users appear (so growing never copies what is there: no batch stalls
+because the arrays grew), each lane an int32 **integer** sum of the values scaled by s = 2
+(n, Σ (2r_a)(2r_b), Σ (2r)², Σ 2r, ...): exact, 24 bytes per unordered pair (12 per ordered
+pair), while every value stored is a multiple of 0.5 and the largest possible sum stays below
+2^31 (n_max·(2·|r|_max)² < 2^31: with ratings up to 5, users of up to 21 million items). Once a
+value is not on that grid, or the bound would be passed, the store turns into float64 sums of
+the values themselves (48 bytes per unordered pair; rounding as any float sum), for good. Tiles
+are zero pages until written, so a user slot costs only the rows and columns in use. The int32
+tiles are views of one reservation of address space
+(:class:`~stream_cf.engine.storage.Reservation`), tile (bi, bj) at tile number bi·:data:`SIDE` +
+bj, so every cell has a fixed flat address (:class:`~stream_cf.engine.scatter.Layout`); past
 :data:`SIDE` tiles per side, in float mode or where the reservation is refused, tiles are plain
 arrays and the pair-by-pair update is off.
+
+Reads and writes outside the pair-by-pair update speak the ordered sums (:meth:`PairSums.row`,
+:meth:`~PairSums.col`, :meth:`~PairSums.block`, :meth:`~PairSums.set_rows`,
+:meth:`~PairSums.add_stored`: [n, Σx, Σx², Σxy] per ordered pair) and map them onto the cells.
 
 Updates: one changed cell at a time (:meth:`PairSums.update_cell`), pair by pair for a batch
 (:meth:`PairSums.update_scatter`, :mod:`~stream_cf.engine.scatter`: work ∝ the pairs that change),
@@ -44,30 +59,48 @@ from stream_cf.engine.products import (
     products_dense,
     shared_items,
 )
-from stream_cf.engine.scatter import PACKED, Layout, scatter_cell, scatter_update
+from stream_cf.engine.scatter import PACKED, WORDS, Layout, scatter_cell, scatter_update
 from stream_cf.engine.storage import BoolArray, FloatArray, IntArray, Reservation
 
-TILE = 512  # user slots per side of a tile (int32 tiles of 4 MB, float64 of 8 MB)
+TILE = 512  # user slots per side of a tile (int32 tiles of 6 MB, float64 of 12 MB)
 INT_LIMIT = 2**31 - 1
 SCALE = 2.0  # integer sums are of 2·value
-SIDE = 128  # int32 tiles per side of the reservation (64 GiB of address space: 65,536 users)
+SIDE = 128  # tiles per side of the reservation (96 GiB of address space: 65,536 users)
+LANES = 6  # n, Σxy, Σhi², Σhi, Σlo², Σlo
+AS_HI = [0, 3, 2, 1]  # the lanes of sums[hi, lo] (n, Σx, Σx², Σxy)
+AS_LO = [0, 5, 4, 1]  # the lanes of sums[lo, hi]
+MIRROR = [0, 1, 4, 5, 2, 3]  # a cell's lanes with hi and lo swapped
+SHARED = slice(0, 2)  # n, Σxy
+HI = slice(2, 4)  # Σhi², Σhi
+LO = slice(4, 6)  # Σlo², Σlo
+LANE_UNITS = np.array([1.0, 1.0 / SCALE**2, 1.0 / SCALE**2, 1.0 / SCALE, 1.0 / SCALE**2, 1 / SCALE])
 
 
 _INT_UNITS = np.array([1.0, 1.0 / SCALE, 1.0 / SCALE**2, 1.0 / SCALE**2])
 _FLOAT_UNITS = np.ones(4)
-_TWO_WORDS = np.arange(2, dtype=np.int64)  # a cell's two int64 words: (n, Σx), (Σx², Σxy)
+# sums[u, v] then sums[v, u] from a cell's lanes in u's orientation (n, Σxy, Σu², Σu, Σv², Σv)
+_BOTH_VIEWS = np.array(AS_HI + AS_LO)
+_BOTH_UNITS = np.concatenate((_INT_UNITS, _INT_UNITS))
 
 
 def _tile_words() -> int:
-    """int64 words of an int32 tile (two per cell)."""
-    return TILE * TILE * 2
+    """int64 words of an int32 tile (three per cell)."""
+    return TILE * TILE * WORDS
+
+
+def _as_lanes(ordered: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Ordered sums [n, Σx, Σx², Σxy] (last axis) as the lanes [n, Σxy, Σx², Σx] of the cell
+    half they fill (their own half: lanes 0-3 where x is hi; lanes 2-3 go to lanes 4-5 where x
+    is lo)."""
+    return ordered[..., AS_HI]
 
 
 class PairSums:
-    """The pair sums in tiles (see the module docstring), int32 scaled or float64."""
+    """The pair sums in lower-triangle tiles of cells (see the module docstring), int32 scaled
+    or float64."""
 
     def __init__(self) -> None:
-        self.tiles: list[list[npt.NDArray[Any]]] = []
+        self.tiles: list[list[npt.NDArray[Any]]] = []  # row bi holds tiles (bi, 0..bi)
         self.integer = True  # int32 sums of 2·value (else float64 sums of the values)
         # int32 tiles live in one reservation, tile (bi, bj) at tile number bi·SIDE + bj, so
         # the pair-by-pair update addresses every cell by one flat index (scatter.Layout);
@@ -75,6 +108,9 @@ class PairSums:
         self.space: Reservation | None = None
         self.flat_ok = PACKED
         self._flat: tuple[Reservation, npt.NDArray[np.int64]] | None = None  # flat()'s view
+        # per slot v, the words of cell {u, v} for u ≥ v less row(u) and for u < v less col(u),
+        # u's word second (sums_at); grown with the tiles
+        self._words_of: tuple[IntArray, IntArray] | None = None
 
     @property
     def blocks(self) -> int:
@@ -82,12 +118,13 @@ class PairSums:
 
     @property
     def cell_bytes(self) -> int:
-        return 16 if self.integer else 32
+        """Bytes per unordered pair."""
+        return LANES * (4 if self.integer else 8)
 
     @property
     def nbytes(self) -> int:
         """Bytes allocated for tiles (virtual: untouched pages of a tile take no memory)."""
-        return self.blocks * self.blocks * TILE * TILE * self.cell_bytes
+        return self.blocks * (self.blocks + 1) // 2 * TILE * TILE * self.cell_bytes
 
     def _tile(self, bi: int, bj: int) -> npt.NDArray[Any]:
         """A new zero tile for block (bi, bj): the next one of the reservation if it can be."""
@@ -97,17 +134,15 @@ class PairSums:
             if self.space is not None and bi < SIDE and bj < SIDE:
                 at = (bi * SIDE + bj) * _tile_words() * 8
                 words = np.frombuffer(self.space, dtype=np.int64, count=_tile_words(), offset=at)
-                return words.view(np.int32).reshape(TILE, TILE, 4)
+                return words.view(np.int32).reshape(TILE, TILE, LANES)
             self.flat_ok = False
-        return np.zeros((TILE, TILE, 4), dtype=np.int32 if self.integer else np.float64)
+        return np.zeros((TILE, TILE, LANES), dtype=np.int32 if self.integer else np.float64)
 
     def ensure(self, n_users: int) -> None:
         """Tiles for user slots [0, n_users) (new ones zero)."""
         need = -(-n_users // TILE)
         while self.blocks < need:
             b = self.blocks
-            for bi, row in enumerate(self.tiles):
-                row.append(self._tile(bi, b))
             self.tiles.append([self._tile(b, bj) for bj in range(b + 1)])
 
     @property
@@ -116,7 +151,7 @@ class PairSums:
         return self.integer and self.flat_ok and self.space is not None
 
     def flat(self) -> npt.NDArray[np.int64]:
-        """The reservation as int64 words (two per cell, placed by :meth:`layout`)."""
+        """The reservation as int64 words (three per cell, placed by :meth:`layout`)."""
         assert self.space is not None
         held = self._flat
         if held is None or held[0] is not self.space:  # one view per reservation
@@ -131,14 +166,18 @@ class PairSums:
         return Layout(tile=TILE, side=SIDE)
 
     def units(self) -> FloatArray:
-        """Per channel, the stored unit in rating units (int32: 1, 1/2, 1/4, 1/4)."""
+        """Per ordered channel, the stored unit in rating units (int32: 1, 1/2, 1/4, 1/4)."""
         return (_INT_UNITS if self.integer else _FLOAT_UNITS).copy()
+
+    def lane_units(self) -> FloatArray:
+        """Per lane of a cell, the stored unit in rating units."""
+        return LANE_UNITS.copy() if self.integer else np.ones(LANES)
 
     def to_float(self) -> None:
         """Turn the int32 sums into float64 sums of the values (for good)."""
         if not self.integer:
             return
-        units = self.units()
+        units = self.lane_units()
         self.tiles = [[tile.astype(np.float64) * units for tile in row] for row in self.tiles]
         self.integer = False
         self.space = None  # unmapped once the last int32 view is gone
@@ -151,99 +190,200 @@ class PairSums:
         return bool(max_count * (SCALE * value_bound) ** 2 < INT_LIMIT)
 
     # ------------------------------------------------------------------ reads
+    def _view(self, u: int, n: int) -> npt.NDArray[Any]:
+        """u's cells with slots [0, n) as stored, in u's orientation (n x 6: n, Σxy, Σu², Σu,
+        Σv², Σv): the row part (v ≤ u) as it is, the column part (v > u) mirrored."""
+        bu, ul = divmod(u, TILE)
+        blocks = -(-n // TILE)
+        dtype = np.int32 if self.integer else np.float64
+        out = np.empty((blocks * TILE, LANES), dtype=dtype)
+        for bv in range(blocks):
+            seg = out[bv * TILE : (bv + 1) * TILE]
+            if bv < bu:
+                seg[:] = self.tiles[bu][bv][ul]
+            elif bv > bu:
+                seg[:] = self.tiles[bv][bu][:, ul][:, MIRROR]
+            else:
+                tile = self.tiles[bu][bu]
+                seg[: ul + 1] = tile[ul, : ul + 1]
+                seg[ul + 1 :] = tile[ul + 1 :, ul][:, MIRROR]
+        return out[:n]
+
+    def sums_row(self, u: int, n: int) -> FloatArray:
+        """u's sums with every slot in [0, n), in rating units (n x 6: n, Σx, Σy, Σx², Σy², Σxy;
+        x: u's values, y: the other user's)."""
+        view = self._view(u, n)
+        out: FloatArray = view[:, [0, 3, 5, 2, 4, 1]] * self.lane_units()[[0, 3, 5, 2, 4, 1]]
+        return out
+
     def row(self, u: int, n: int) -> FloatArray:
         """sums[u, :n] in rating units, float64 (n x 4)."""
-        bu, ul = divmod(u, TILE)
-        parts = [self.tiles[bu][bj][ul] for bj in range(-(-n // TILE))]
-        out: FloatArray = np.concatenate(parts)[:n].astype(np.float64) * self.units()
+        out: FloatArray = self._view(u, n)[:, AS_HI] * self.units()
         return out
 
     def col(self, u: int, n: int) -> FloatArray:
         """sums[:n, u] in rating units, float64 (n x 4)."""
-        bu, ul = divmod(u, TILE)
-        parts = [self.tiles[bi][bu][:, ul] for bi in range(-(-n // TILE))]
-        out: FloatArray = np.concatenate(parts)[:n].astype(np.float64) * self.units()
+        out: FloatArray = self._view(u, n)[:, AS_LO] * self.units()
         return out
 
     def row_at(self, u: int, slots: IntArray) -> FloatArray:
         """sums[u, slots] in rating units, float64 (len(slots) x 4): :meth:`row`'s values at
-        ``slots``, read from the tiles that hold them only."""
-        return self._at(u, slots, along_row=True)
+        ``slots``, read from the cells of those pairs only."""
+        out: FloatArray = self._cells_at(u, slots)[:, AS_HI] * self.units()
+        return out
 
     def col_at(self, u: int, slots: IntArray) -> FloatArray:
         """sums[slots, u] in rating units, float64 (len(slots) x 4): :meth:`col` at ``slots``."""
-        return self._at(u, slots, along_row=False)
+        out: FloatArray = self._cells_at(u, slots)[:, AS_LO] * self.units()
+        return out
 
     def sums_at(self, u: int, slots: IntArray) -> tuple[FloatArray, FloatArray]:
-        """(:meth:`row_at`, :meth:`col_at`) of u at ``slots``: with int32 sums in the
-        reservation, one gather of the two cells of each pair (a cell's four int32 sums are
-        two int64 words at a flat address, :class:`~stream_cf.engine.scatter.Layout`)."""
+        """(:meth:`row_at`, :meth:`col_at`) of u at ``slots``: the one cell of each pair read
+        once. With int32 sums in the reservation, one gather of its three int64 words at their
+        flat addresses (:class:`~stream_cf.engine.scatter.Layout`), u's own word (Whi where u
+        is the higher slot, else Wlo) second, so every cell comes in u's orientation."""
         if not self.scatter_ready:
-            return self.row_at(u, slots), self.col_at(u, slots)
-        tile = TILE
-        block, local = np.divmod(slots, tile)
-        word = np.empty((2, slots.size), dtype=np.int64)
-        # row(u) + col(v), then row(v) + col(u) (Layout.row, Layout.col, Layout.cell)
-        bu, ul = divmod(u, tile)
-        np.multiply(block, 2 * tile * tile, out=word[0])
-        word[0] += local * 2 + 2 * (bu * SIDE * tile * tile + ul * tile)
-        np.multiply(block, 2 * SIDE * tile * tile, out=word[1])
-        word[1] += local * (2 * tile) + 2 * (bu * tile * tile + ul)
-        words = self.flat()[word[:, :, None] + _TWO_WORDS]
-        both: FloatArray = words.view(np.int32).astype(np.float64) * _INT_UNITS
-        return both[0], both[1]
+            cells = self._cells_at(u, slots)
+            return cells[:, AS_HI] * self.units(), cells[:, AS_LO] * self.units()
+        v_lo, v_hi = self._cell_words(slots)
+        layout = self.layout()
+        index = np.where(
+            (slots <= u)[:, None],  # {u, v} in u's row (u hi), else in v's row
+            v_lo + layout.cell(u, 0),
+            v_hi + layout.cell(0, u),
+        )
+        lanes = self.flat()[index].view(np.int32)  # n, Σxy, Σu², Σu, Σv², Σv
+        both: FloatArray = lanes[:, _BOTH_VIEWS] * _BOTH_UNITS
+        return both[:, :4], both[:, 4:]
 
-    def _at(self, u: int, slots: IntArray, *, along_row: bool) -> FloatArray:
+    def _cell_words(self, slots: IntArray) -> tuple[IntArray, IntArray]:
+        """Per slot v (len(slots) x 3): col(v) + (0, 1, 2), the words W0, Whi, Wlo of cell
+        {u, v} less row(u) for u ≥ v, and row(v) + (0, 2, 1), W0, Wlo, Whi of cell {v, u} less
+        col(u) for u < v (:class:`~stream_cf.engine.scatter.Layout`): u's word second either
+        way. Kept for every slot of the tiles (48 bytes per slot)."""
+        held = self._words_of
+        width = self.blocks * TILE
+        if held is None or held[0].shape[0] < width:
+            layout = self.layout()
+            every = np.arange(width, dtype=np.int64)
+            held = (
+                layout.col(every)[:, None] + np.array([0, 1, 2], dtype=np.int64),
+                layout.row(every)[:, None] + np.array([0, 2, 1], dtype=np.int64),
+            )
+            self._words_of = held
+        return held[0][slots], held[1][slots]
+
+    def _cells_at(self, u: int, slots: IntArray) -> npt.NDArray[Any]:
+        """u's cells with ``slots`` as stored, in u's orientation (len(slots) x 6: n, Σxy, Σu²,
+        Σu, Σv², Σv; :meth:`_view` at ``slots``), read tile by tile."""
         bu, ul = divmod(u, TILE)
-        stored = np.zeros((slots.size, 4), dtype=self.tiles[0][0].dtype if self.tiles else np.int32)
-        if slots.size:
-            block = slots // TILE
-            first, last = int(block.min()), int(block.max())
-            for b in range(first, last + 1):
-                line = self.tiles[bu][b][ul] if along_row else self.tiles[b][bu][:, ul]
-                if first == last:
-                    stored = line[slots - b * TILE]
-                    break
-                pick = block == b
-                if pick.any():
-                    stored[pick] = line[slots[pick] - b * TILE]
-        out: FloatArray = stored.astype(np.float64) * self.units()
+        dtype = np.int32 if self.integer else np.float64
+        out = np.empty((slots.size, LANES), dtype=dtype)
+        if slots.size == 0:
+            return out
+        block, local = np.divmod(slots, TILE)
+        for b in np.unique(block).tolist():
+            pick = np.flatnonzero(block == b)
+            vl = local[pick]
+            if b < bu:
+                out[pick] = self.tiles[bu][b][ul, vl]
+            elif b > bu:
+                out[pick] = self.tiles[b][bu][vl, ul][:, MIRROR]
+            else:
+                tile = self.tiles[bu][bu]
+                hi = vl <= ul
+                out[pick[hi]] = tile[ul, vl[hi]]
+                out[pick[~hi]] = tile[vl[~hi], ul][:, MIRROR]
         return out
 
     def block(self, lo: int, hi: int, n: int) -> npt.NDArray[Any]:
         """sums[lo:hi, :n] as stored (rows within one tile row)."""
         bi, off = divmod(lo, TILE)
-        parts = [self.tiles[bi][bj][off : off + hi - lo] for bj in range(-(-n // TILE))]
+        rows = slice(off, off + hi - lo)
+        parts = []
+        for bj in range(-(-n // TILE)):
+            if bj < bi:
+                part = self.tiles[bi][bj][rows][..., AS_HI]
+            elif bj > bi:
+                part = self.tiles[bj][bi][:, rows][..., AS_LO].transpose(1, 0, 2)
+            else:
+                tile = self.tiles[bi][bi]
+                older = np.arange(TILE)[None, :] <= np.arange(off, off + hi - lo)[:, None]
+                part = np.where(
+                    older[..., None],
+                    tile[rows][..., AS_HI],
+                    tile[:, rows][..., AS_LO].transpose(1, 0, 2),
+                )
+            parts.append(part)
         return np.concatenate(parts, axis=1)[:, :n]
 
     def dense(self, n: int) -> npt.NDArray[Any]:
         """sums[:n, :n] as stored, one array (n x n x 4: for checkpoints of float sums and
         tests; users² memory)."""
         if n == 0:
-            return np.zeros((0, 0, 4), dtype=self.tiles[0][0].dtype if self.tiles else np.int32)
+            return np.zeros((0, 0, 4), dtype=np.int32 if self.integer else np.float64)
         return np.concatenate([self.block(lo, min(lo + TILE, n), n) for lo in range(0, n, TILE)])
 
     # ------------------------------------------------------------------ writes
     def clear(self, slot: int) -> None:
-        """Zero a released slot's row and column (no residue may survive a user's erasure)."""
+        """Zero a released slot's cells (no residue may survive a user's erasure)."""
         bu, ul = divmod(slot, TILE)
-        for b in range(self.blocks):
+        for b in range(bu + 1):
             self.tiles[bu][b][ul] = 0
+        for b in range(bu, self.blocks):
             self.tiles[b][bu][:, ul] = 0
 
     def set_rows(self, lo: int, block: npt.NDArray[Any]) -> None:
-        """Write whole rows sums[lo : lo + len(block), :width] from stored units (a rebuild)."""
+        """Write whole rows sums[lo : lo + len(block), :width] from stored units (a rebuild):
+        each row's own lanes of its cells, and n and Σxy of the cells it is the higher slot of
+        (so writing every row fills every cell)."""
         rows, width = int(block.shape[0]), int(block.shape[1])
-        for start in range(0, rows, TILE):
-            r0 = lo + start
-            bi, off = divmod(r0, TILE)
+        block = block.astype(np.int32 if self.integer else np.float64, copy=False)
+        start = 0
+        while start < rows:  # the rows within one tile row at a time
+            bi, off = divmod(lo + start, TILE)
             count = min(rows - start, TILE - off)
+            start += count
+            part = block[start - count : start]
             for bj in range(-(-width // TILE)):
                 c0 = bj * TILE
-                c1 = min(c0 + TILE, width)
-                self.tiles[bi][bj][off : off + count, : c1 - c0] = block[
-                    start : start + count, c0:c1
-                ]
+                self._set_part(bi, bj, off, part[:, c0 : min(c0 + TILE, width)])
+
+    def _set_part(self, bi: int, bj: int, off: int, part: npt.NDArray[Any]) -> None:
+        """:meth:`set_rows` for rows off.. of tile row bi and the columns of tile column bj
+        (``part``: rows x columns x 4, ordered, as stored). Lanes are copied one at a time
+        (and lane pairs as one int64 word where they can be): numpy's loops over a short last
+        axis are slow."""
+        count, w = int(part.shape[0]), int(part.shape[1])
+        mine = slice(off, off + count)
+        older = None  # within the diagonal tile: the row part is v <= u, the column part v >= u
+        if bj == bi:
+            older = np.arange(w)[None, :] <= np.arange(off, off + count)[:, None]
+        if bj <= bi:  # the row part: cells {u, v}, u hi
+            cells = self.tiles[bi][bj][mine, :w]
+            for lane, channel in enumerate(AS_HI):
+                np.copyto(
+                    cells[..., lane], part[..., channel], where=True if older is None else older
+                )
+            if bj < bi:
+                return
+        # the column part: u's Σ², Σ as the lo lanes of cells {v, u}, copied out row by row
+        # first so the transposed write reads from cache
+        own = np.empty((count, w, 2), dtype=part.dtype)
+        own[..., 0] = part[..., 2]
+        own[..., 1] = part[..., 1]
+        tile = self.tiles[bj][bi]
+        newer = (
+            True
+            if older is None
+            else (np.arange(w)[None, :] >= np.arange(off, off + count)[:, None]).T
+        )
+        if self.integer and PACKED:  # Wlo as one int64 word
+            words = tile.view(np.int64).reshape(TILE, TILE, WORDS)
+            np.copyto(words[:w, mine, 2], own.view(np.int64).reshape(count, w).T, where=newer)
+        else:
+            for lane in range(2):
+                np.copyto(tile[:w, mine, 4 + lane], own[..., lane].T, where=newer)
 
     def _stored(self, delta: FloatArray) -> npt.NDArray[Any]:
         """Deltas in rating units as stored units (exact integers in int32 mode)."""
@@ -263,8 +403,8 @@ class PairSums:
 
         ``others`` are the item's other current raters and ``other_values`` their values (they do
         not change). With d0 = q − p, d1 = b·q − a·p, d2 = b²·q − a²·p (p, q: old/new presence,
-        a, b: old/new value of x), the row of x gains [d0, d1, d2, d1·y] and the column of x
-        gains [d0, y·d0, y²·d0, y·d1] for each other rater with value y; the diagonal gains
+        a, b: old/new value of x), sums[x, y] gains [d0, d1, d2, d1·y] and sums[y, x] gains
+        [d0, y·d0, y²·d0, y·d1] for each other rater with value y; sums[x, x] gains
         [d0, d1, d2, d2].
         """
         if self.scatter_ready:  # int32 sums of 2·value, flat addresses
@@ -287,34 +427,51 @@ class PairSums:
         d0 = q - p
         d1 = b * q - a * p
         d2 = b * b * q - a * a * p
-        bx, xl = divmod(x, TILE)
-        self.tiles[bx][bx][xl, xl] += self._stored(np.array([[d0, d1, d2, d2]]))[0]
-        if others.size == 0:
-            return
         y = other_values
-        both = np.empty((2, others.size, 4), dtype=np.float64)  # x's row, then x's column
-        both[0, :, 0] = d0
-        both[0, :, 1] = d1
-        both[0, :, 2] = d2
-        np.multiply(y, d1, out=both[0, :, 3])
-        both[1, :, 0] = d0
-        np.multiply(y, d0, out=both[1, :, 1])
-        np.multiply(y, y, out=both[1, :, 2])
-        both[1, :, 2] *= d0
-        both[1, :, 3] = both[0, :, 3]
+        both = np.empty((2, others.size + 1, 4), dtype=np.float64)  # to (x, y), to (y, x)
+        both[0, :-1, 0] = d0
+        both[0, :-1, 1] = d1
+        both[0, :-1, 2] = d2
+        np.multiply(y, d1, out=both[0, :-1, 3])
+        both[1, :-1, 0] = d0
+        np.multiply(y, d0, out=both[1, :-1, 1])
+        np.multiply(y, y, out=both[1, :-1, 2])
+        both[1, :-1, 2] *= d0
+        both[1, :-1, 3] = both[0, :-1, 3]
+        both[0, -1] = (d0, d1, d2, d2)  # the diagonal: one contribution to (x, x)
+        both[1, -1] = 0.0
         stored = self._stored(both)
+        self._add_one(x, np.append(others, x), stored[0], stored[1])
+
+    def _add_one(
+        self, x: int, others: IntArray, to_row: npt.NDArray[Any], to_col: npt.NDArray[Any]
+    ) -> None:
+        """sums[x, others] += to_row and sums[others, x] += to_col (stored units, ordered
+        channels; ``others`` distinct, x may be among them: its two parts both go to the
+        diagonal cell), written into the cells."""
+        bx, xl = divmod(x, TILE)
         block = others // TILE
-        first, last = int(block.min()), int(block.max())
-        for b_ in range(first, last + 1):
-            if first == last:
-                local, row_s, col_s = others - b_ * TILE, stored[0], stored[1]
-            else:
-                pick = block == b_
-                if not pick.any():
-                    continue
-                local, row_s, col_s = others[pick] - b_ * TILE, stored[0, pick], stored[1, pick]
-            self.tiles[bx][b_][xl, local] += row_s
-            self.tiles[b_][bx][local, xl] += col_s
+        local = others - block * TILE
+        row_lanes = _as_lanes(to_row)
+        col_lanes = _as_lanes(to_col)
+        older = others < x
+        newer = others > x
+        for b in np.unique(block[older]).tolist():  # cells {x, v} in x's row: x hi
+            k = np.flatnonzero(older & (block == b))
+            tile = self.tiles[bx][b]
+            tile[xl, local[k], 0:4] += row_lanes[k]
+            tile[xl, local[k], LO] += col_lanes[k, 2:4]
+        for b in np.unique(block[newer]).tolist():  # cells {v, x} in x's column: x lo
+            k = np.flatnonzero(newer & (block == b))
+            tile = self.tiles[b][bx]
+            tile[local[k], xl, 0:4] += col_lanes[k]
+            tile[local[k], xl, LO] += row_lanes[k, 2:4]
+        same = np.flatnonzero(others == x)
+        if same.size:  # the diagonal cell: both contributions, its two halves alike
+            diag = row_lanes[same[0]] + col_lanes[same[0]]
+            tile = self.tiles[bx][bx]
+            tile[xl, xl, 0:4] += diag
+            tile[xl, xl, LO] += diag[2:4]
 
     def _scaled(self, part: npt.NDArray[Any], factor: float) -> npt.NDArray[Any]:
         """A product channel in stored units (int32 mode: an exact integer, rounded to be safe)."""
@@ -335,16 +492,58 @@ class PairSums:
         stored_rows: npt.NDArray[Any],
         stored_cols: npt.NDArray[Any],
     ) -> None:
-        """:meth:`add` with the deltas already in stored units."""
+        """:meth:`add` with the deltas already in stored units.
+
+        Each entry is a contribution to one ordered pair: stored_rows[i, v] to (x, v) and
+        stored_cols[v, i] to (v, x), x = users[i]. The cell {hi, lo} takes n and Σxy from the
+        contributions to (hi, lo) and each user's own lanes from those to (that user, the
+        other) (the contributions to (lo, hi)'s n and Σxy are the same sums again, as the
+        stores of both orders always agree)."""
+        rows = _as_lanes(stored_rows)  # (x, v): n, Σxy, Σx², Σx
+        cols = _as_lanes(stored_cols)  # (v, x): n, Σxy, Σv², Σv
         block_of = users // TILE
         for bx in np.unique(block_of).tolist():
             pick = np.flatnonzero(block_of == bx)
             local = users[pick] - bx * TILE
             for b in range(-(-n_users // TILE)):
                 c0 = b * TILE
-                c1 = min(c0 + TILE, n_users)
-                self.tiles[bx][b][local, : c1 - c0] += stored_rows[pick, c0:c1]
-                self.tiles[b][bx][: c1 - c0, local] += stored_cols[c0:c1][:, pick]
+                w = min(c0 + TILE, n_users) - c0
+                mine = rows[pick, c0 : c0 + w]  # k x w x 4
+                theirs = cols[c0 : c0 + w][:, pick]  # w x k x 4
+                if b < bx:  # cells {x, v} in x's row part
+                    tile = self.tiles[bx][b]
+                    tile[local, :w, 0:4] += mine
+                    tile[local, :w, LO] += theirs[..., 2:4].transpose(1, 0, 2)
+                elif b > bx:  # cells {v, x} in x's column part
+                    tile = self.tiles[b][bx]
+                    tile[:w, local, 0:4] += theirs
+                    tile[:w, local, LO] += mine[..., 2:4].transpose(1, 0, 2)
+                else:
+                    self._add_diagonal_tile(bx, local, mine, theirs)
+
+    def _add_diagonal_tile(
+        self,
+        b: int,
+        local: IntArray,
+        mine: npt.NDArray[Any],
+        theirs: npt.NDArray[Any],
+    ) -> None:
+        """:meth:`add_stored` within the diagonal tile (b, b): per changed x (``local``), its
+        row part (v < x), its column part (v > x) and the diagonal cell. A cell both of whose
+        users changed gets two terms per lane, the contribution of a row (``mine``) before the
+        one of a column (``theirs``), as everywhere in a tile (float sums: the same bits)."""
+        tile = self.tiles[b][b]
+        w = int(mine.shape[1])
+        for i, xl in enumerate(local.tolist()):  # the rows' contributions
+            tile[xl, :xl, 0:4] += mine[i, :xl]  # to (x, v < x): x hi
+            tile[xl + 1 : w, xl, LO] += mine[i, xl + 1 : w, 2:4]  # to (x, v > x): x lo
+            tile[xl, xl, 0:4] += mine[i, xl]
+            tile[xl, xl, LO] += mine[i, xl, 2:4]
+        for i, xl in enumerate(local.tolist()):  # the columns'
+            tile[xl + 1 : w, xl, 0:4] += theirs[xl + 1 : w, i]  # to (v > x, x): v hi
+            tile[xl, :xl, LO] += theirs[:xl, i, 2:4]  # to (v < x, x): v lo
+            tile[xl, xl, 0:4] += theirs[xl, i]
+            tile[xl, xl, LO] += theirs[xl, i, 2:4]
 
     def update_scatter(
         self,

@@ -1,45 +1,51 @@
 """The pair sums' update pair by pair: the pairs that change, scatter-added by flat index.
 
 A micro-batch's net cell changes (:mod:`stream_cf.engine.commit`) change the sums of exactly the
-ordered pairs (x, y) where x changed a cell (x, t) and y rated t before or after. This module
-lists those pairs and adds their deltas into the int32 tiles of
-:class:`~stream_cf.engine.pairs.PairSums` through one flat int64 view of all tiles, so the work
-is in proportion to the pairs that change (the block update's, to changed users × all users).
+user pairs {x, y} where x changed a cell (x, t) and y rated t before or after. This module lists
+those pairs and adds their deltas into the int32 tiles of :class:`~stream_cf.engine.pairs.PairSums`
+through one flat int64 view of all tiles, so the work is in proportion to the pairs that change
+(the block update's, to changed users × all users).
 
-Addressing (:class:`Layout`): tile (bi, bj) of ``tile`` × ``tile`` slots sits at tile number
-bi·side + bj of the reservation, so the word of cell (u, v) is row(u) + col(v) with
-row(u) = 2·((u div tile)·side·tile² + (u mod tile)·tile) and col(v) = 2·((v div tile)·tile² +
-(v mod tile)): one addition per pair once each user's two offsets are known.
+Cells (see :mod:`~stream_cf.engine.pairs`): an unordered pair {hi, lo} (hi ≥ lo) is one cell of
+six int32 lanes [n, Σxy, Σhi², Σhi, Σlo², Σlo] (sums over the items both rated of 2·value: hi's,
+lo's and their products), read as three int64 words W0 = (n, Σxy), Whi = (Σhi², Σhi),
+Wlo = (Σlo², Σlo), low lane first (little-endian machines only: :data:`PACKED`).
+
+Addressing (:class:`Layout`): tile (bi, bj) (bj ≤ bi) of ``tile`` × ``tile`` cells sits at tile
+number bi·side + bj of the reservation, so W0 of cell {hi, lo} is word row(hi) + col(lo) with
+row(u) = 3·((u div tile)·side·tile² + (u mod tile)·tile) and col(v) = 3·((v div tile)·tile² +
+(v mod tile)), Whi the word after it and Wlo the next. A changed user x's pairs with older users
+(smaller slots) sit in x's own row; only its pairs with newer users are scattered over their rows.
 
 Units are the store's: integers of s·value with s = 2 (every value a multiple of 0.5). Per
 changed cell j = (x, t), with old/new presence p, q (0/1) and old/new scaled values A, B (0 where
 absent), let d0 = q − p, d1 = B − A, d2 = B² − A². Then, for every y that rated t before the
-batch and whose cell (y, t) did not change (value Y)::
+batch and whose cell (y, t) did not change (value Y), the cell {x, y} gains::
 
-    sums[x, y] += [d0, d1, d2, Y·d1]          sums[y, x] += [d0, Y·d0, Y²·d0, Y·d1]
+    W0 += [d0, Y·d1]        Wx += [d2, d1]        Wy += [Y²·d0, Y·d0]
 
-and for every pair of changed cells j = (x, t), k = (y, t) of one item (j = k included: the
-diagonal; both orders)::
+(Wx is Whi if x > y, else Wlo), and for every ordered pair of changed cells j = (x, t),
+k = (y, t) of one item with x ≠ y, x's lanes gain [B_j²·q_j·q_k − A_j²·p_j·p_k, B_j·q_j·q_k −
+A_j·p_j·p_k] and, once per unordered pair (from the order with x > y),
+W0 += [q_j·q_k − p_j·p_k, B_j·B_k − A_j·A_k]; the diagonal cell {x, x} of a changed cell gains
+W0 += [q − p, B² − A²] and both Whi and Wlo += [B² − A², B − A]. Each (pair, item) gets exactly
+one delta, so the result equals applying the cells one by one, in any order.
 
-    sums[x, y] += [q_j·q_k − p_j·p_k, B_j·q_j·q_k − A_j·p_j·p_k,
-                   B_j²·q_j·q_k − A_j²·p_j·p_k, B_j·B_k − A_j·A_k]
+Lanes: a delta [a, b] of a word is added as the int64 a + b·2³² (products like (Y·d1)·2³² taken
+modulo 2⁶⁴, as int64 arithmetic wraps): exact while the low lane (n, resp. a Σ²) stays within
+[0, 2³¹) before and after every addition. It does: each addition applies one (pair, item)
+delta, so every intermediate value is the sum of the pair's items with some items at their old
+state and the others at their new one, a count or a sum of squares, ≥ 0, and within the int32
+bound the caller checked (:meth:`~stream_cf.engine.pairs.PairSums.fits`). The high lane wraps
+modulo 2³² like the int32 it is.
 
-Each (ordered pair, item) gets exactly one delta, so the result equals applying the cells one by
-one, in any order.
-
-Lanes: a cell's four int32 sums [n, Σx, Σx², Σxy] are two int64 words, (n, Σx) and (Σx², Σxy),
-low lane first (little-endian machines only: :data:`PACKED`). A delta [a, b] of a word is added
-as the int64 a + b·2³² (products like (Y·d1)·2³² taken modulo 2⁶⁴, as int64 arithmetic wraps):
-exact while the low lane (n, resp. Σx²) stays within [0, 2³¹) before and after every addition.
-It does: each addition applies one (pair, item) delta, so every intermediate value is the sum of
-the pair's items with some items at their old state and the others at their new one, a count or
-a sum of squares, ≥ 0, and within the int32 bound the caller checked
-(:meth:`~stream_cf.engine.pairs.PairSums.fits`). The high lane wraps modulo 2³² like the int32
-it is.
+Speed: the pairs are listed and added in chunks of :data:`CHUNK` (whole changed cells), so the
+temporaries stay in cache between the dozen numpy passes over them.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 from dataclasses import dataclass
 
@@ -50,11 +56,13 @@ from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
 
 PACKED = sys.byteorder == "little"  # an int32 lane pair read as one int64: low lane first
 SHIFT = np.int64(32)
+WORDS = 3  # int64 words per cell: W0, Whi, Wlo
+CHUNK = 1 << 14  # pairs listed at a time (about; whole cells)
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Where cell (u, v) is among the int64 words of the reservation (see the module
+    """Where cell {hi, lo} is among the int64 words of the reservation (see the module
     docstring): ``tile`` slots per tile side, ``side`` tiles per side."""
 
     tile: int
@@ -68,27 +76,28 @@ class Layout:
         return block, local
 
     def row(self, u: IntArray) -> IntArray:
-        """2·((u div tile)·side·tile² + (u mod tile)·tile) per slot."""
+        """3·((u div tile)·side·tile² + (u mod tile)·tile) per slot."""
         block, local = self._split(u)
-        out = block * (2 * self.side * self.tile * self.tile)
-        out += local * (2 * self.tile)
+        out = block * (WORDS * self.side * self.tile * self.tile)
+        out += local * (WORDS * self.tile)
         return out
 
     def col(self, v: IntArray) -> IntArray:
-        """2·((v div tile)·tile² + (v mod tile)) per slot."""
+        """3·((v div tile)·tile² + (v mod tile)) per slot."""
         block, local = self._split(v)
-        out = block * (2 * self.tile * self.tile)
-        out += local * 2
+        out = block * (WORDS * self.tile * self.tile)
+        out += local * WORDS
         return out
 
-    def cell(self, u: int, v: int) -> int:
-        """row(u) + col(v) for one pair."""
+    def cell(self, hi: int, lo: int) -> int:
+        """row(hi) + col(lo) for one pair (hi ≥ lo; cell(u, 0) = row(u), cell(0, v) =
+        col(v))."""
         tile, side = self.tile, self.side
-        return 2 * (
-            (u // tile) * side * tile * tile
-            + (u % tile) * tile
-            + (v // tile) * tile * tile
-            + v % tile
+        return WORDS * (
+            (hi // tile) * side * tile * tile
+            + (hi % tile) * tile
+            + (lo // tile) * tile * tile
+            + lo % tile
         )
 
 
@@ -101,35 +110,31 @@ def scatter_cell(
     other_twice: IntArray,
     change: tuple[int, int, int],
 ) -> None:
-    """One changed cell (x, t) (the single-event path): with (d0, d1, d2) = ``change`` (see
-    the module docstring) sums[x, x] += [d0, d1, d2, d2] and, for every other rater y of t
-    (``others``, distinct, x not among them; scaled values Y = ``other_twice``),
-    sums[x, y] += [d0, d1, d2, Y·d1] and sums[y, x] += [d0, Y·d0, Y²·d0, Y·d1]. Four words
-    per other rater and two for the diagonal, every index once: one fancy-indexed addition."""
+    """One changed cell (x, t) (the single-event path): with (d0, d1, d2) = ``change`` (see the
+    module docstring) the diagonal cell {x, x} gains W0 += [d0, d2], Whi = Wlo += [d2, d1] and,
+    for every other rater y of t (``others``, distinct, x not among them; scaled values
+    Y = ``other_twice``), the cell {x, y} gains W0 += [d0, Y·d1], Wx += [d2, d1],
+    Wy += [Y²·d0, Y·d0]. Three words per other rater and three for the diagonal, every index
+    once: one fancy-indexed addition."""
     d0, d1, d2 = change
     m = int(others.size)
     diag = layout.cell(x, x)
-    index = np.empty(4 * m + 2, dtype=np.int64)
-    words = np.empty(4 * m + 2, dtype=np.int64)
-    row = layout.col(others)
-    row += layout.cell(x, 0)  # row(x) + col(y)
-    col = layout.row(others)
-    col += layout.cell(0, x)  # row(y) + col(x)
-    index[0:m] = row
-    np.add(row, 1, out=index[m : 2 * m])
-    index[2 * m : 3 * m] = col
-    np.add(col, 1, out=index[3 * m : 4 * m])
-    index[4 * m] = diag
-    index[4 * m + 1] = diag + 1
-    high = other_twice << SHIFT
-    y_d1 = high * d1
-    words[0:m] = d0 + (d1 << 32)
-    np.add(y_d1, d2, out=words[m : 2 * m])
-    np.multiply(high + 1, d0, out=words[2 * m : 3 * m])
-    np.multiply(other_twice * other_twice, d0, out=words[3 * m : 4 * m])
-    words[3 * m : 4 * m] += y_d1
-    words[4 * m] = d0 + (d1 << 32)
-    words[4 * m + 1] = d2 + (d2 << 32)
+    older = others < x
+    # {x, y} at row(x) + col(y) for an older y, else row(y) + col(x)
+    base = np.where(older, layout.col(others) + layout.cell(x, 0), layout.row(others))
+    base[~older] += layout.cell(0, x)
+    index = np.empty(3 * m + 3, dtype=np.int64)
+    words = np.empty(3 * m + 3, dtype=np.int64)
+    index[0:m] = base
+    # x's lanes: Whi (+1) in x's own row (y < x), else Wlo (+2); y's lanes the other word
+    np.add(base, 2 - older, out=index[m : 2 * m])
+    np.add(base, 1 + older, out=index[2 * m : 3 * m])
+    index[3 * m :] = (diag, diag + 1, diag + 2)
+    np.multiply(other_twice << SHIFT, d1, out=words[0:m])
+    words[0:m] += d0
+    words[m : 2 * m] = d2 + (d1 << 32)
+    np.multiply(other_twice * other_twice + (other_twice << SHIFT), d0, out=words[2 * m : 3 * m])
+    words[3 * m :] = (d0 + (d2 << 32), d2 + (d1 << 32), d2 + (d1 << 32))
     flat[index] += words
 
 
@@ -178,9 +183,11 @@ def scatter_update(
             where, raters, twice_old = where[keep], raters[keep], twice_old[keep]
     q = new_present.astype(np.int64)
     b = np.where(new_present, new_twice, 0)
+    slots = np.arange(n_users, dtype=np.int64)
+    offsets = (layout.row(slots), layout.col(slots))
     _with_unchanged(
         flat,
-        layout,
+        offsets,
         users=cell_users,
         cols=cell_cols,
         deltas=(q - p, b - a, b * b - a * a),
@@ -189,12 +196,20 @@ def scatter_update(
         twice=twice_old,
         n_cols=n_cols,
     )
-    _among_changed(flat, layout, users=cell_users, cols=cell_cols, cells=(p, q, a, b))
+    _among_changed(flat, offsets, users=cell_users, cols=cell_cols, cells=(p, q, a, b))
+
+
+def _chunks(ends: IntArray) -> list[tuple[int, int]]:
+    """Runs of consecutive cells of about :data:`CHUNK` pairs each (``ends``: the cumulative
+    pair counts), as (first cell, last cell + 1)."""
+    cuts = np.searchsorted(ends, np.arange(CHUNK, int(ends[-1]), CHUNK), side="left") + 1
+    bounds = np.unique(np.concatenate(([0], cuts, [ends.size]))).tolist()
+    return list(itertools.pairwise(bounds))
 
 
 def _with_unchanged(
     flat: npt.NDArray[np.int64],
-    layout: Layout,
+    offsets: tuple[IntArray, IntArray],
     *,
     users: IntArray,
     cols: IntArray,
@@ -204,7 +219,8 @@ def _with_unchanged(
     twice: IntArray,
     n_cols: int,
 ) -> None:
-    """sums[x, y] and sums[y, x] for every changed cell (x, t) and unchanged old rater y of t."""
+    """The cells {x, y} of every changed cell (x, t) and unchanged old rater y of t
+    (``offsets``: row(u) and col(u) per user slot)."""
     d0, d1, d2 = deltas
     live = np.flatnonzero((d0 != 0) | (d1 != 0) | (d2 != 0))
     if live.size == 0 or raters.size == 0:
@@ -212,51 +228,59 @@ def _with_unchanged(
     per_col = np.bincount(where, minlength=n_cols)
     t = cols[live]
     counts = per_col[t]
-    total = int(counts.sum())
-    if total == 0:
-        return
-    # entry[k]: the old rater of the k-th pair (each live cell's item's raters in turn)
     ends = np.cumsum(counts)
-    entry = np.repeat((np.cumsum(per_col) - per_col)[t] - (ends - counts), counts)
-    entry += np.arange(total, dtype=np.int64)
+    if int(ends[-1]) == 0:
+        return
+    first = (np.cumsum(per_col) - per_col)[t]  # each cell's old raters: entries first + k
     d0, d1, d2 = d0[live], d1[live], d2[live]
     x = users[live]
+    row_of, col_of = offsets
     high = twice << SHIFT  # Y·2³² per old rater
-    # sums[x, y]: word 0 = d0 + d1·2³², word 1 = d2 + (Y·d1)·2³²
-    index = np.repeat(layout.row(x), counts)
-    index += layout.col(raters)[entry]
-    np.add.at(flat, index, np.repeat(d0 + (d1 << SHIFT), counts))
-    index += 1
-    y_d1 = high[entry]
-    y_d1 *= np.repeat(d1, counts)
-    word = np.repeat(d2, counts)
-    word += y_d1
-    np.add.at(flat, index, word)
-    # sums[y, x]: word 0 = d0 + (Y·d0)·2³² = d0·(1 + Y·2³²), word 1 = Y²·d0 + (Y·d1)·2³²,
-    # interleaved: one cache miss per cell (the rows of x stay in cache, these are scattered)
-    index = layout.row(raters)[entry]
-    index += np.repeat(layout.col(x), counts)
-    both = np.repeat(index, 2)
-    both[1::2] += 1
-    e0 = np.repeat(d0, counts)
-    words = np.empty(2 * total, dtype=np.int64)
-    np.multiply((high + 1)[entry], e0, out=words[0::2])
-    word1 = (twice * twice)[entry]
-    word1 *= e0
-    np.add(word1, y_d1, out=words[1::2])
-    np.add.at(flat, both, words)
+    y_word = twice * twice + high  # Wy per unit of d0: [Y², Y]
+    x_word = d2 + (d1 << SHIFT)  # Wx per cell: [d2, d1]
+    for c0, c1 in _chunks(ends):
+        cnt = counts[c0:c1]
+        start = int(ends[c0] - counts[c0])
+        m = int(ends[c1 - 1]) - start
+        if m == 0:
+            continue
+        # entry[k]: the old rater of the k-th pair (each cell's item's raters in turn)
+        entry = np.repeat(first[c0:c1] - (ends[c0:c1] - cnt - start), cnt)
+        entry += np.arange(m, dtype=np.int64)
+        y = raters[entry]
+        xr = np.repeat(x[c0:c1], cnt)
+        older = (y < xr).view(np.int8)  # y older: the cell is in x's row, Wx = Whi
+        index = row_of[np.maximum(xr, y)]
+        index += col_of[np.minimum(xr, y)]
+        w0 = high[entry]
+        w0 *= np.repeat(d1[c0:c1], cnt)
+        wy = y_word[entry]
+        e0 = d0[c0:c1]
+        if (e0 == 1).all():  # new ratings (the common case): d0 = 1
+            w0 += 1
+        else:
+            rep0 = np.repeat(e0, cnt)
+            w0 += rep0
+            wy *= rep0
+        np.add.at(flat, index, w0)
+        at = index + 2
+        at -= older
+        np.add.at(flat, at, np.repeat(x_word[c0:c1], cnt))
+        index += 1
+        index += older
+        np.add.at(flat, index, wy)
 
 
 def _among_changed(
     flat: npt.NDArray[np.int64],
-    layout: Layout,
+    offsets: tuple[IntArray, IntArray],
     *,
     users: IntArray,
     cols: IntArray,
     cells: tuple[IntArray, IntArray, IntArray, IntArray],
 ) -> None:
-    """sums[x, y] for every pair of changed cells (x, t), (y, t) of one item (both orders, and
-    x = y: the diagonal)."""
+    """The cells {x, y} of every pair of changed cells (x, t), (y, t) of one item (x = y: the
+    diagonal)."""
     p, q, a, b = cells
     alive = np.flatnonzero((p | q) != 0)  # a cell absent before and after adds nothing
     if alive.size == 0:
@@ -265,7 +289,7 @@ def _among_changed(
     order = alive[np.argsort(t, kind="stable")]
     sizes = np.bincount(t)
     first = np.cumsum(sizes) - sizes
-    per = sizes[cols[order]]  # each cell pairs with every cell of its item
+    per = sizes[cols[order]]  # each cell pairs with every cell of its item (both orders)
     j = np.repeat(order, per)
     starts = np.repeat(first[cols[order]], per)
     k = order[starts + np.arange(j.size) - np.repeat(np.cumsum(per) - per, per)]
@@ -273,10 +297,15 @@ def _among_changed(
     pp = p[j] * p[k]
     b_j = b[j]
     a_j = a[j]
-    n = qq - pp
-    sx = b_j * qq - a_j * pp
-    sxx = b_j * b_j * qq - a_j * a_j * pp
-    sxy = b_j * b[k] - a_j * a[k]
-    index = layout.row(users[j]) + layout.col(users[k])
-    np.add.at(flat, index, n + (sx << SHIFT))
-    np.add.at(flat, index + 1, sxx + (sxy << SHIFT))
+    x, y = users[j], users[k]
+    row_of, col_of = offsets
+    index = row_of[np.maximum(x, y)] + col_of[np.minimum(x, y)]
+    # x's lanes [Σx², Σx]: Whi if x > y, Wlo if x < y, both on the diagonal
+    own = b_j * b_j * qq - a_j * a_j * pp + ((b_j * qq - a_j * pp) << SHIFT)
+    np.add.at(flat, index + 2 - (x > y), own)
+    diag = x == y
+    np.add.at(flat, index[diag] + 1, own[diag])
+    # W0 = [n, Σxy] once per unordered pair: from the order x ≥ y
+    top = x >= y
+    w0 = (qq - pp) + ((b_j * b[k] - a_j * a[k]) << SHIFT)
+    np.add.at(flat, index[top], w0[top])

@@ -4,8 +4,8 @@
 (:mod:`~stream_cf.engine.commit` writes, :mod:`~stream_cf.engine.neighbours`,
 :mod:`~stream_cf.engine.ranking`, :mod:`~stream_cf.engine.predict` read) take it with an
 :class:`~stream_cf.engine.config.EngineConfig`. Memory: the ratings in proportion to their number
-(:mod:`~stream_cf.engine.ratings`), plus 16 bytes per ordered pair of user slots when the
-configuration keeps pair sums (:mod:`~stream_cf.engine.pairs`).
+(:mod:`~stream_cf.engine.ratings`), plus 12 bytes per ordered pair of user slots (24 per
+unordered pair) when the configuration keeps pair sums (:mod:`~stream_cf.engine.pairs`).
 """
 
 from __future__ import annotations

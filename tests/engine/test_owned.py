@@ -303,7 +303,8 @@ def test_memory_grows_with_the_owned_users() -> None:
     store = model.state.pairs
     assert isinstance(store, OwnedPairSums)
     width = 2 * pairs.TILE
-    assert full.footprint()["pair_bytes"] == width * width * 16
+    # the full store: the lower triangle of 2 x 2 tiles (three), 24 B per unordered pair
+    assert full.footprint()["pair_bytes"] == 3 * pairs.TILE * pairs.TILE * 24
     assert model.footprint()["pair_bytes"] == 0
     users = model.users()
     for k in (10, 64, 65, 200):

@@ -176,3 +176,89 @@ def test_both_paths_ran_in_one_stream(monkeypatch: pytest.MonkeyPatch, tile: int
         assert model.state.pairs is not None
         assert np.array_equal(model.state.pairs.dense(n).astype(np.int64), from_scratch(model))
     assert min(used.values()) > 0, used
+
+
+def upper_halves_are_zero(pairs: pairs_module.PairSums) -> bool:
+    """Only the lower triangle holds cells: every tile row bi has tiles (bi, 0..bi), and the
+    upper half of each diagonal tile (lo > hi) was never written."""
+    tile = pairs_module.TILE
+    above = np.triu(np.ones((tile, tile), dtype=np.bool_), k=1)
+    return all(len(row) == bi + 1 for bi, row in enumerate(pairs.tiles)) and all(
+        not np.any(row[bi][above]) for bi, row in enumerate(pairs.tiles)
+    )
+
+
+@SETTINGS
+@given(steps=st.lists(step, min_size=1, max_size=60), tile=st.sampled_from([2, 3]))
+def test_each_pair_held_once_read_in_both_orders(
+    steps: list[Any], tile: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After every batch: one cell per unordered pair (the upper halves stay zero), every user's
+    row of sums (n, Σx, Σy, Σx², Σy², Σxy, the read the similarities use) equals the from-scratch
+    sums in rating units, the ordered rows written back with set_rows in ranges that cut
+    through tiles give the same cells, and the reads at slots (sums_at: the flat gather, and
+    tile by tile in float mode; row_at, col_at) equal the whole rows at those slots, bit for
+    bit."""
+    small_tiles_and_spies(monkeypatch, tile)
+    model = UserKNN()
+    rated: set[tuple[str, str]] = set()
+    batch: list[Any] = []
+    for s in [*steps, ("cut",)]:
+        if s[0] != "cut":
+            batch.append(s)
+            continue
+        events = events_of(batch, model, rated)
+        batch = []
+        if len(events) == 1:
+            model.apply(events[0])
+        elif events:
+            model.apply_many(events)
+        pairs = model.state.pairs
+        assert pairs is not None and pairs.integer
+        assert upper_halves_are_zero(pairs)
+        n = model.state.users.high
+        want = from_scratch(model)
+        units = np.array([1.0, 0.5, 0.5, 0.25, 0.25, 0.25])  # n, Σx, Σy, Σx², Σy², Σxy
+        for u in range(n):
+            mine, theirs = want[u], want[:, u]
+            expect = np.stack(
+                [mine[:, 0], mine[:, 1], theirs[:, 1], mine[:, 2], theirs[:, 2], mine[:, 3]],
+                axis=1,
+            )
+            assert np.array_equal(pairs.sums_row(u, n), expect * units)
+        copy = pairs_module.PairSums()
+        copy.ensure(n)
+        lo = 0
+        while lo < n:  # rows in uneven ranges
+            hi = min(n, lo + 1 + lo % 3)
+            copy.set_rows(lo, want[lo:hi].astype(np.int32))
+            lo = hi
+        assert np.array_equal(copy.dense(n).astype(np.int64), want)
+        for mine, theirs in zip(copy.tiles, pairs.tiles, strict=True):
+            for a, b in zip(mine, theirs, strict=True):
+                assert np.array_equal(a, b)
+        copy.to_float()  # the reads at slots off the flat gather: tile by tile, float sums
+        for store in (pairs, copy):
+            for u in range(n):
+                slots = np.concatenate([np.arange(n)[::-1], np.arange(n)[u::2]]).astype(np.int64)
+                row, col = store.row(u, n)[slots], store.col(u, n)[slots]
+                at_row, at_col = store.sums_at(u, slots)
+                assert at_row.tobytes() == row.tobytes() and at_col.tobytes() == col.tobytes()
+                assert store.row_at(u, slots).tobytes() == row.tobytes()
+                assert store.col_at(u, slots).tobytes() == col.tobytes()
+
+
+@pytest.mark.parametrize("one_by_one", [True, False])
+@SETTINGS
+@given(steps=st.lists(step, min_size=1, max_size=60))
+def test_pair_sums_outside_the_reservation(
+    one_by_one: bool, steps: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tiles as plain arrays (as on a big-endian machine or where the reservation is refused):
+    single cells (every event on its own with ``one_by_one``) and batches written tile by tile,
+    the same sums after every batch."""
+    monkeypatch.setattr(pairs_module, "PACKED", False)
+    if one_by_one:
+        steps = [part for s in steps for part in (s, ("cut",))]
+    used = run(steps, None, monkeypatch)
+    assert used["scatter"] == 0 and used["cell"] == 0
