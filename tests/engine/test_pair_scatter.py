@@ -11,6 +11,7 @@ too.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,27 @@ def events_of(steps: list[Any], model: UserKNN, rated: set[tuple[str, str]]) -> 
     return out
 
 
+def applied_batches(steps: list[Any]) -> Iterator[UserKNN]:
+    """A new model fed the steps in batches (cut at "cut"; a batch of one event through the
+    single-event path), yielded after every non-empty batch."""
+    model = UserKNN()
+    rated: set[tuple[str, str]] = set()
+    batch: list[Any] = []
+    for s in [*steps, ("cut",)]:
+        if s[0] != "cut":
+            batch.append(s)
+            continue
+        events = events_of(batch, model, rated)
+        batch = []
+        if not events:
+            continue
+        if len(events) == 1:
+            model.apply(events[0])  # the single-event path
+        else:
+            model.apply_many(events)
+        yield model
+
+
 def small_tiles_and_spies(monkeypatch: pytest.MonkeyPatch, tile: int = 2) -> dict[str, int]:
     """Tiles of ``tile`` slots, and counters of the paths that ran (batches by scatter or block,
     single cells by scatter)."""
@@ -104,21 +126,7 @@ def run(steps: list[Any], path: str | None, monkeypatch: pytest.MonkeyPatch) -> 
     how often each path ran."""
     used = small_tiles_and_spies(monkeypatch)
     monkeypatch.setattr(commit, "FORCE_PATH", path)
-    model = UserKNN()
-    rated: set[tuple[str, str]] = set()
-    batch: list[Any] = []
-    for s in [*steps, ("cut",)]:
-        if s[0] != "cut":
-            batch.append(s)
-            continue
-        events = events_of(batch, model, rated)
-        batch = []
-        if not events:
-            continue
-        if len(events) == 1:
-            model.apply(events[0])  # the single-event path
-        else:
-            model.apply_many(events)
+    for model in applied_batches(steps):
         pairs = model.state.pairs
         assert pairs is not None and pairs.integer
         n = model.state.users.high
@@ -200,19 +208,7 @@ def test_each_pair_held_once_read_in_both_orders(
     tile by tile in float mode; row_at, col_at) equal the whole rows at those slots, bit for
     bit."""
     small_tiles_and_spies(monkeypatch, tile)
-    model = UserKNN()
-    rated: set[tuple[str, str]] = set()
-    batch: list[Any] = []
-    for s in [*steps, ("cut",)]:
-        if s[0] != "cut":
-            batch.append(s)
-            continue
-        events = events_of(batch, model, rated)
-        batch = []
-        if len(events) == 1:
-            model.apply(events[0])
-        elif events:
-            model.apply_many(events)
+    for model in applied_batches(steps):
         pairs = model.state.pairs
         assert pairs is not None and pairs.integer
         assert upper_halves_are_zero(pairs)
