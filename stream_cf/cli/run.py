@@ -113,6 +113,12 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--poll-timeout", "poll_timeout", float, "seconds one poll waits for records (0.2)"),
     ("--retry-backoff-max", "retry_backoff_max", float, "longest wait between retries (5)"),
     (
+        "--bootstrap-timeout",
+        "bootstrap_timeout",
+        float,
+        "seconds a Kafka client waits for the broker's first metadata per attempt (30)",
+    ),
+    (
         "--shutdown-timeout",
         "shutdown_timeout",
         float,

@@ -167,6 +167,13 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
     )
     poll_timeout: float = Field(0.2, gt=0.0, description="seconds one poll waits for records")
     retry_backoff_max: float = Field(5.0, gt=0.0, description="longest wait between retries (s)")
+    bootstrap_timeout: float = Field(
+        30.0,
+        gt=0.0,
+        le=3600.0,
+        description="seconds a Kafka client waits for the broker's first metadata before that "
+        "attempt fails (then retried with backoff, or reported)",
+    )
     shutdown_timeout: float = Field(
         30.0, gt=0.0, description="seconds to keep trying to publish after a stop request"
     )
@@ -334,6 +341,7 @@ class ProcessorSettings(BaseSettings, ConnectionFields):
         return {
             **self.connection().client_kwargs(),
             "reconnect_backoff_max_ms": int(self.retry_backoff_max * 1000),
+            "bootstrap_timeout_ms": int(self.bootstrap_timeout * 1000),
         }
 
 

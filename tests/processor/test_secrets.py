@@ -87,6 +87,8 @@ def test_debug_logs_never_show_the_sasl_password(
         "cf",
         "--sasl-plain-password",
         SECRET,
+        "--bootstrap-timeout",
+        "3",
         log_level="DEBUG",
     )
     try:

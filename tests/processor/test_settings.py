@@ -74,6 +74,7 @@ def test_frozen() -> None:
         ({"rating_scale": "1,1e300"}, r"within ±1e\+12"),
         ({"scale_out": True, "guarantee": "exactly-once"}, "scale_out works at least once"),
         ({"session_timeout": 0.5}, "session_timeout"),
+        ({"bootstrap_timeout": 0}, "bootstrap_timeout"),
     ],
 )
 def test_invalid_settings_name_the_values(overrides: dict[str, object], expected: str) -> None:
@@ -98,6 +99,8 @@ def test_password_is_secret_and_passed_to_clients(tmp_path: Path) -> None:
     assert config["sasl_mechanism"] == "SCRAM-SHA-256"
     assert config["ssl_cafile"] == str(ca)
     assert config["security_protocol"] == "SASL_SSL"
+    assert config["bootstrap_timeout_ms"] == 30_000
+    assert load_settings(bootstrap_timeout=2.5).kafka_config()["bootstrap_timeout_ms"] == 2_500
 
 
 def test_every_cli_flag_is_a_settings_field() -> None:
