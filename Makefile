@@ -46,7 +46,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py --json
