@@ -242,8 +242,8 @@ class Ratings:
         if gone_cells.size:
             self.by_user.remove(self.cell_user[gone_cells].astype(np.int64), gone_cells)
             gone_items = self.cell_item[gone_cells].astype(np.int64)
-            self.by_item.remove(gone_items, gone_cells)
-            gone = self.item_users.remove(gone_items, self.cell_user[gone_cells].astype(np.int64))
+            gone = self.by_item.remove(gone_items, gone_cells)
+            self.item_users.keep(*gone)  # the same entries, in the same order within each row
             self.item_values.keep(*gone)
             self.free_cells.extend(gone_cells.tolist())
         # new ratings take free cells (the last freed first), then fresh ones
@@ -255,9 +255,11 @@ class Ratings:
             self.cell_value[ids] = raw[new]
             self.cell_seq[ids] = seqs[new]
             self.by_user.append(users[new], ids)
-            self.by_item.append(items[new], ids)
-            self.item_users.append(items[new], users[new])
-            self.item_values.append(items[new], raw[new])
+            self.by_item.append(
+                items[new],
+                ids,
+                beside=((self.item_users, users[new]), (self.item_values, raw[new])),
+            )
         return old
 
     def cell_of(self, u: int, i: int) -> int:

@@ -254,19 +254,41 @@ class RowPool:
         self.reserved -= cap
         self.start[r] = self.length[r] = self.cap[r] = 0
 
-    def append(self, rows: IntArray, entries: npt.NDArray[Any]) -> None:
-        """Append ``entries[j]`` to row ``rows[j]`` (in the given order within each row)."""
+    def append(
+        self,
+        rows: IntArray,
+        entries: npt.NDArray[Any],
+        *,
+        beside: tuple[tuple[RowPool, npt.NDArray[Any]], ...] = (),
+    ) -> None:
+        """Append ``entries[j]`` to row ``rows[j]`` (in the given order within each row);
+        ``beside``: (pool, entries) of pools kept beside this one, appended the same way (the
+        rows sorted once for all)."""
         if rows.size == 0:
             return
         order = np.argsort(rows, kind="stable")
         rows = rows[order]
-        entries = entries[order]
-        distinct, first, counts = np.unique(rows, return_index=True, return_counts=True)
-        need = self.length[distinct] + counts
-        move = distinct[need > self.cap[distinct]]
-        if move.size:
-            self._move(move, np.maximum(need[need > self.cap[distinct]], 2 * self.cap[move]))
+        first = np.flatnonzero(np.diff(rows, prepend=-1))  # each row's first entry (rows ≥ 0)
+        counts = np.diff(first, append=rows.size)
         offset = np.arange(rows.size, dtype=np.int64) - np.repeat(first, counts)
+        for pool, values in ((self, entries), *beside):
+            pool._append_sorted(rows, rows[first], counts, offset, values[order])
+
+    def _append_sorted(
+        self,
+        rows: IntArray,
+        distinct: IntArray,
+        counts: IntArray,
+        offset: IntArray,
+        entries: npt.NDArray[Any],
+    ) -> None:
+        """:meth:`append` of entries already sorted by row (``distinct`` rows with ``counts``
+        entries each; ``offset``: each entry's rank within its row's new ones)."""
+        need = self.length[distinct] + counts
+        grows = need > self.cap[distinct]
+        move = distinct[grows]
+        if move.size:
+            self._move(move, np.maximum(need[grows], 2 * self.cap[move]))
         at = self.start[rows] + self.length[rows] + offset
         self.pool[at] = entries
         self.length[distinct] = need
