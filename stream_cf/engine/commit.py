@@ -49,19 +49,22 @@ def commit_cells(
     numbers, and update the pair sums in one block. Each cell appears once.
 
     The block's temporaries hold ~120 bytes per (changed user, user slot); past
-    :data:`MAX_BLOCK_BYTES` the cells are committed in groups of changed users, one after the
-    other (each group reads the state the previous ones wrote: the same sums, since they depend
-    only on the final ratings)."""
+    :data:`MAX_BLOCK_BYTES` (the block update only) the cells are committed in groups of changed
+    users, one after the other (each group reads the state the previous ones wrote: the same
+    sums, since they depend only on the final ratings)."""
     if cu.size == 0:
         return
     n_users = st.users.high
     present = ~np.isnan(raw)
     vals = np.where(present, raw, 0.0)
     st.note_values(vals[present])
-    if st.pairs is not None:
+    pairs = st.pairs
+    if pairs is not None:
+        _keep_fitting(st, cu)
+        scatter = pairs.scatter_ready and _scatter_wins(st, cu, ci)
         changed = _distinct(cu, n_users)
         groups = min(changed.size, -(-changed.size * n_users * BYTES_PER_CELL // MAX_BLOCK_BYTES))
-        if groups > 1:
+        if groups > 1 and not scatter:  # (the pair-by-pair update has no block temporaries)
             for part in np.array_split(changed, groups):
                 picked = np.isin(cu, part)
                 commit_cells(
@@ -73,7 +76,7 @@ def commit_cells(
                     cells=None if cells is None else cells[picked],
                 )
             return
-        _update_pairs(st, cu, ci, vals, present)
+        _update_pairs(st, cu, ci, vals, present, scatter=scatter)
     old = st.ratings.write(cu, ci, raw, seqs, cells=cells)
     was = ~np.isnan(old)
     delta = present.astype(np.int64) - was.astype(np.int64)
@@ -111,24 +114,37 @@ def commit_one(
         st.total = 0.0
 
 
-def _update_pairs(
-    st: EngineState, cu: IntArray, ci: IntArray, vals: FloatArray, present: npt.NDArray[np.bool_]
-) -> None:
-    """The pair sums' block update for the cells (before the ratings are written)."""
+def _keep_fitting(st: EngineState, cu: IntArray) -> None:
+    """Turn int32 pair sums into float64 ones if the batch could pass their bound."""
     pairs = st.pairs
     assert pairs is not None
-    n_users = st.users.high
-    ratings = st.ratings
     # the most items a user can have after the batch: int32 sums must still hold every sum
-    most = int(ratings.user_count[:n_users].max(initial=0)) + int(
+    most = int(st.ratings.user_count[: st.users.high].max(initial=0)) + int(
         np.bincount(cu, minlength=1).max(initial=0)
     )
     if pairs.integer and not pairs.fits(most, st.value_bound):
         pairs.to_float()
+
+
+def _update_pairs(
+    st: EngineState,
+    cu: IntArray,
+    ci: IntArray,
+    vals: FloatArray,
+    present: npt.NDArray[np.bool_],
+    *,
+    scatter: bool,
+) -> None:
+    """The pair sums' update for the cells (before the ratings are written): pair by pair
+    where ``scatter``, else by blocks."""
+    pairs = st.pairs
+    assert pairs is not None
+    n_users = st.users.high
+    ratings = st.ratings
     touched, tl = _distinct(ci, st.items.high, inverse=True)
     # the touched items' old raters and values (before the batch's writes)
     where, raters, values = ratings.items_rows(touched)
-    if pairs.scatter_ready and _scatter_wins(st, cu, ci):
+    if scatter:
         pairs.update_scatter(
             cell_users=cu,
             cell_cols=tl,

@@ -559,7 +559,7 @@ class PairSums:
         """:meth:`update_block`'s result pair by pair (:mod:`~stream_cf.engine.scatter`), in
         proportion to the pairs that change: for int32 sums in the reservation
         (:attr:`scatter_ready`). The touched items' raters before the batch come as lists
-        (``where``: position among the touched items, ascending; rater slot; value), the
+        (``where``: position among the touched items; rater slot; value; in any order), the
         changed cells as for :meth:`update_block`."""
         assert self.scatter_ready
         if cell_users.size == 0:

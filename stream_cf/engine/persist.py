@@ -233,6 +233,9 @@ def _ratings(
     by_item = np.argsort(items, kind="stable")
     out.by_item = RowPool.from_arrays(np.bincount(items, minlength=ni), ids[by_item])
     out.item_users = RowPool.from_arrays(np.bincount(items, minlength=ni), users[by_item])
+    out.item_values = RowPool.from_arrays(
+        np.bincount(items, minlength=ni), values[by_item], np.float64
+    )
     out.user_count = np.bincount(users, minlength=nu).astype(np.int64)
     out.item_count = np.bincount(items, minlength=ni).astype(np.int64)
     out.user_sum = np.zeros(nu, dtype=np.float64)

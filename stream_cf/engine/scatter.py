@@ -39,8 +39,13 @@ state and the others at their new one, a count or a sum of squares, ≥ 0, and w
 bound the caller checked (:meth:`~stream_cf.engine.pairs.PairSums.fits`). The high lane wraps
 modulo 2³² like the int32 it is.
 
-Speed: the pairs are listed and added in chunks of :data:`CHUNK` (whole changed cells), so the
-temporaries stay in cache between the dozen numpy passes over them.
+Speed: the touched items' old raters are sorted once by (item, slot) (one plain sort of packed
+int64 keys), so a changed cell's pairs are two runs of consecutive entries, its older raters
+(the cells in x's own row) and its newer ones, each with its words at fixed places: no per-pair
+comparison, minimum or maximum. The per-rater words (col(y) or row(y), [0, Y]·2³²,
+[Y², Y]) are tables over the entries; the pairs are listed and added in chunks of
+:data:`CHUNK` (whole runs), so the temporaries stay in cache between the ten numpy passes
+over them.
 """
 
 from __future__ import annotations
@@ -156,31 +161,28 @@ def scatter_update(
     (``cell_users[j]``, ``cell_cols[j]``), each once, ``cell_cols`` indexing the touched items;
     ``new_twice``/``new_present`` their scaled values (2·value, 0 where absent) and presence
     after the batch. ``where``, ``raters``, ``old_values``: the touched items' raters before
-    the batch (position among the touched items, ascending; rater slot; value).
+    the batch (position among the touched items; rater slot; value), in any order.
     """
     n_cols = int(cell_cols.max()) + 1
-    twice_old = np.rint(2.0 * old_values).astype(np.int64)
-    # the old entries that are changed cells: their old value is the cell's A (p = 1)
     n_users = int(max(int(raters.max(initial=-1)), int(cell_users.max())) + 1)
+    bits = n_users.bit_length()
+    # the old raters by (item, slot): each item's older raters of a user x come before x
+    key, twice_old = _by_item_and_slot(
+        (where << bits) | raters, np.rint(2.0 * old_values).astype(np.int64)
+    )
+    # the old entries that are changed cells: their old value is the cell's A (p = 1)
+    cell_key = (cell_cols << bits) | cell_users
     p = np.zeros(cell_users.size, dtype=np.int64)
     a = np.zeros(cell_users.size, dtype=np.int64)
-    changed_user = np.zeros(n_users, dtype=np.bool_)
-    changed_user[cell_users] = True
-    maybe = np.flatnonzero(changed_user[raters])
-    if maybe.size:
-        cell_key = cell_cols * n_users + cell_users
-        order = np.argsort(cell_key)
-        sorted_key = cell_key[order]
-        key = where[maybe] * n_users + raters[maybe]
-        pos = np.minimum(np.searchsorted(sorted_key, key), sorted_key.size - 1)
-        hit = sorted_key[pos] == key
-        cell = order[pos[hit]]
-        p[cell] = 1
-        a[cell] = twice_old[maybe[hit]]
+    if key.size:
+        pos = np.minimum(np.searchsorted(key, cell_key), key.size - 1)
+        hit = key[pos] == cell_key
         if hit.any():
-            keep = np.ones(raters.size, dtype=np.bool_)
-            keep[maybe[hit]] = False
-            where, raters, twice_old = where[keep], raters[keep], twice_old[keep]
+            p[hit] = 1
+            a[hit] = twice_old[pos[hit]]
+            keep = np.ones(key.size, dtype=np.bool_)
+            keep[pos[hit]] = False
+            key, twice_old = key[keep], twice_old[keep]
     q = new_present.astype(np.int64)
     b = np.where(new_present, new_twice, 0)
     slots = np.arange(n_users, dtype=np.int64)
@@ -191,17 +193,37 @@ def scatter_update(
         users=cell_users,
         cols=cell_cols,
         deltas=(q - p, b - a, b * b - a * a),
-        where=where,
-        raters=raters,
+        key=key,
         twice=twice_old,
+        bits=bits,
         n_cols=n_cols,
     )
     _among_changed(flat, offsets, users=cell_users, cols=cell_cols, cells=(p, q, a, b))
 
 
+def _by_item_and_slot(key: IntArray, twice: IntArray) -> tuple[IntArray, IntArray]:
+    """``key`` (≥ 0) ascending and ``twice`` in the same order: one plain sort of
+    key·2^b + (twice − min) where that fits in an int64 (several times faster than an argsort
+    and a gather, on numpy's vectorised sorts), else by argsort."""
+    if key.size == 0:
+        return key, twice
+    low = int(twice.min())
+    bits = max(1, (int(twice.max()) - low).bit_length())
+    if int(key.max()) >= 1 << (62 - bits):
+        order = np.argsort(key)
+        return key[order], twice[order]
+    packed = key << bits
+    packed |= twice - low
+    packed.sort()
+    out = packed & ((1 << bits) - 1)
+    out += low
+    packed >>= bits
+    return packed, out
+
+
 def _chunks(ends: IntArray) -> list[tuple[int, int]]:
-    """Runs of consecutive cells of about :data:`CHUNK` pairs each (``ends``: the cumulative
-    pair counts), as (first cell, last cell + 1)."""
+    """Runs of consecutive segments of about :data:`CHUNK` pairs each (``ends``: the
+    cumulative pair counts), as (first segment, last segment + 1)."""
     cuts = np.searchsorted(ends, np.arange(CHUNK, int(ends[-1]), CHUNK), side="left") + 1
     bounds = np.unique(np.concatenate(([0], cuts, [ends.size]))).tolist()
     return list(itertools.pairwise(bounds))
@@ -214,44 +236,85 @@ def _with_unchanged(
     users: IntArray,
     cols: IntArray,
     deltas: tuple[IntArray, IntArray, IntArray],
-    where: IntArray,
-    raters: IntArray,
+    key: IntArray,
     twice: IntArray,
+    bits: int,
     n_cols: int,
 ) -> None:
     """The cells {x, y} of every changed cell (x, t) and unchanged old rater y of t
-    (``offsets``: row(u) and col(u) per user slot)."""
+    (``key``: the old raters' t·2^bits + y, ascending, ``twice``: their 2·value;
+    ``offsets``: row(u) and col(u) per user slot).
+
+    Each changed cell's item's raters split at x: the older ones (y < x) are x's row part,
+    cell {x, y} at row(x) + col(y) with x's lanes in Whi, the newer ones at row(y) + col(x)
+    with x's lanes in Wlo; each side is one run of consecutive entries."""
     d0, d1, d2 = deltas
     live = np.flatnonzero((d0 != 0) | (d1 != 0) | (d2 != 0))
-    if live.size == 0 or raters.size == 0:
+    if live.size == 0 or key.size == 0:
         return
-    per_col = np.bincount(where, minlength=n_cols)
+    raters = key & ((1 << bits) - 1)
+    # item t's raters: entries first[t] .. first[t + 1]
+    first = np.searchsorted(key, np.arange(n_cols + 1, dtype=np.int64) << bits)
     t = cols[live]
-    counts = per_col[t]
-    ends = np.cumsum(counts)
-    if int(ends[-1]) == 0:
-        return
-    first = (np.cumsum(per_col) - per_col)[t]  # each cell's old raters: entries first + k
-    d0, d1, d2 = d0[live], d1[live], d2[live]
     x = users[live]
+    split = np.searchsorted(key, (t << bits) | x)  # x itself is not among them
     row_of, col_of = offsets
     high = twice << SHIFT  # Y·2³² per old rater
     y_word = twice * twice + high  # Wy per unit of d0: [Y², Y]
-    x_word = d2 + (d1 << SHIFT)  # Wx per cell: [d2, d1]
+    x_word = d2[live] + (d1[live] << SHIFT)  # Wx per cell: [d2, d1]
+    d0, d1 = d0[live], d1[live]
+    # (the run's first entry, its length, its base word, its table of per-rater words)
+    older = (first[t], split - first[t], row_of[x], col_of[raters])
+    newer = (split, first[t + 1] - split, col_of[x], row_of[raters])
+    # older raters: x's lanes in Whi (word 1), y's in Wlo (word 2); newer: the other way round
+    for (begin, counts, base, other), x_at, y_at in (
+        (older, flat[1:], flat[2:]),
+        (newer, flat[2:], flat[1:]),
+    ):
+        _runs(
+            flat,
+            (x_at, y_at),
+            begin=begin,
+            counts=counts,
+            base=base,
+            other=other,
+            words=(high, y_word, x_word),
+            d=(d0, d1),
+        )
+
+
+def _runs(
+    flat: npt.NDArray[np.int64],
+    lanes: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    *,
+    begin: IntArray,
+    counts: IntArray,
+    base: IntArray,
+    other: IntArray,
+    words: tuple[IntArray, IntArray, IntArray],
+    d: tuple[IntArray, IntArray],
+) -> None:
+    """For every run j (entries begin[j] .. begin[j] + counts[j] of the per-rater tables): the
+    cells base[j] + other[entry] gain W0 += [d0, Y·d1], x's word (``lanes[0]``, offset view)
+    += x_word[j], y's word (``lanes[1]``) += [Y², Y]·d0."""
+    ends = np.cumsum(counts)
+    if ends.size == 0 or int(ends[-1]) == 0:
+        return
+    high, y_word, x_word = words
+    d0, d1 = d
+    x_at, y_at = lanes
+    steps = np.arange(int(counts.max(initial=0)) + CHUNK, dtype=np.int64)
     for c0, c1 in _chunks(ends):
         cnt = counts[c0:c1]
         start = int(ends[c0] - counts[c0])
         m = int(ends[c1 - 1]) - start
         if m == 0:
             continue
-        # entry[k]: the old rater of the k-th pair (each cell's item's raters in turn)
-        entry = np.repeat(first[c0:c1] - (ends[c0:c1] - cnt - start), cnt)
-        entry += np.arange(m, dtype=np.int64)
-        y = raters[entry]
-        xr = np.repeat(x[c0:c1], cnt)
-        older = (y < xr).view(np.int8)  # y older: the cell is in x's row, Wx = Whi
-        index = row_of[np.maximum(xr, y)]
-        index += col_of[np.minimum(xr, y)]
+        # entry[k]: the old rater of the k-th pair (each run's entries in turn)
+        entry = np.repeat(begin[c0:c1] - (ends[c0:c1] - cnt - start), cnt)
+        entry += steps[:m]
+        index = other[entry]
+        index += np.repeat(base[c0:c1], cnt)
         w0 = high[entry]
         w0 *= np.repeat(d1[c0:c1], cnt)
         wy = y_word[entry]
@@ -263,12 +326,8 @@ def _with_unchanged(
             w0 += rep0
             wy *= rep0
         np.add.at(flat, index, w0)
-        at = index + 2
-        at -= older
-        np.add.at(flat, at, np.repeat(x_word[c0:c1], cnt))
-        index += 1
-        index += older
-        np.add.at(flat, index, wy)
+        np.add.at(x_at, index, np.repeat(x_word[c0:c1], cnt))
+        np.add.at(y_at, index, wy)
 
 
 def _among_changed(

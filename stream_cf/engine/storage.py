@@ -206,13 +206,19 @@ class RowPool:
     a row left behind hold less than its current one, and other rows of the sizes it passed
     through take them). Memory: 4 bytes per entry plus the slack (under 2x per row, plus the free
     stretches).
+
+    ``dtype`` float64: a pool of values kept *beside* another pool (the same rows, the same
+    order within each row, though not the same places): it gets the same appends, the same
+    removals by position (:meth:`keep`, :meth:`remove_at` with what :meth:`remove` and
+    :meth:`remove_one` of the other pool returned) and its entries set by position (:meth:`put`,
+    the other pool's :meth:`positions`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, dtype: type[np.generic] = np.int32) -> None:
         self.start: IntArray = np.zeros(0, dtype=np.int64)
         self.length: IntArray = np.zeros(0, dtype=np.int64)
         self.cap: IntArray = np.zeros(0, dtype=np.int64)
-        self.pool: Int32Array = np.zeros(0, dtype=np.int32)
+        self.pool: Int32Array = np.zeros(0, dtype=dtype)
         self.used = 0  # the pool's high-water mark
         self.reserved = 0  # Σ cap: the stretches of live rows
         self.free: dict[int, list[int]] = {}  # k -> starts of free stretches of 2^k entries
@@ -248,24 +254,46 @@ class RowPool:
         self.reserved -= cap
         self.start[r] = self.length[r] = self.cap[r] = 0
 
-    def append(self, rows: IntArray, entries: IntArray) -> None:
-        """Append ``entries[j]`` to row ``rows[j]`` (in the given order within each row)."""
+    def append(
+        self,
+        rows: IntArray,
+        entries: npt.NDArray[Any],
+        *,
+        beside: tuple[tuple[RowPool, npt.NDArray[Any]], ...] = (),
+    ) -> None:
+        """Append ``entries[j]`` to row ``rows[j]`` (in the given order within each row);
+        ``beside``: (pool, entries) of pools kept beside this one, appended the same way (the
+        rows sorted once for all)."""
         if rows.size == 0:
             return
         order = np.argsort(rows, kind="stable")
         rows = rows[order]
-        entries = entries[order]
-        distinct, first, counts = np.unique(rows, return_index=True, return_counts=True)
-        need = self.length[distinct] + counts
-        move = distinct[need > self.cap[distinct]]
-        if move.size:
-            self._move(move, np.maximum(need[need > self.cap[distinct]], 2 * self.cap[move]))
+        first = np.flatnonzero(np.diff(rows, prepend=-1))  # each row's first entry (rows ≥ 0)
+        counts = np.diff(first, append=rows.size)
         offset = np.arange(rows.size, dtype=np.int64) - np.repeat(first, counts)
+        for pool, values in ((self, entries), *beside):
+            pool._append_sorted(rows, rows[first], counts, offset, values[order])
+
+    def _append_sorted(
+        self,
+        rows: IntArray,
+        distinct: IntArray,
+        counts: IntArray,
+        offset: IntArray,
+        entries: npt.NDArray[Any],
+    ) -> None:
+        """:meth:`append` of entries already sorted by row (``distinct`` rows with ``counts``
+        entries each; ``offset``: each entry's rank within its row's new ones)."""
+        need = self.length[distinct] + counts
+        grows = need > self.cap[distinct]
+        move = distinct[grows]
+        if move.size:
+            self._move(move, np.maximum(need[grows], 2 * self.cap[move]))
         at = self.start[rows] + self.length[rows] + offset
         self.pool[at] = entries
         self.length[distinct] = need
 
-    def append_one(self, r: int, entry: int) -> None:
+    def append_one(self, r: int, entry: float) -> None:
         """:meth:`append` of one entry."""
         length = int(self.length[r])
         if length + 1 > self.cap[r]:
@@ -353,16 +381,23 @@ class RowPool:
         self.start[live] = np.cumsum(caps) - caps
         self.used = self.reserved = int(kept.size)
 
-    def remove(self, rows: IntArray, entries: IntArray) -> None:
+    def remove(self, rows: IntArray, entries: IntArray) -> tuple[IntArray, BoolArray]:
         """Remove each ``entries[j]`` from row ``rows[j]`` (each present once); the remaining
-        entries keep their order."""
+        entries keep their order. Returns what :meth:`keep` was given (the distinct rows and
+        which of their entries stay), for a pool kept beside this one."""
         if rows.size == 0:
-            return
+            return rows, np.zeros(0, dtype=np.bool_)
         distinct = np.unique(rows)
         where, current = self.rows(distinct)
         key = distinct[where] * 2**32 + current.astype(np.int64)
-        drop = np.isin(key, rows.astype(np.int64) * 2**32 + entries.astype(np.int64))
-        keep = ~drop
+        keep = ~np.isin(key, rows.astype(np.int64) * 2**32 + entries.astype(np.int64))
+        self.keep(distinct, keep)
+        return distinct, keep
+
+    def keep(self, distinct: IntArray, keep: BoolArray) -> None:
+        """Keep only the entries flagged in ``keep`` of the rows ``distinct`` (ascending, in
+        :meth:`rows` order), in their order."""
+        where, current = self.rows(distinct)
         kept_where = where[keep]
         lengths = np.bincount(kept_where, minlength=distinct.size).astype(np.int64)
         rank = np.arange(kept_where.size, dtype=np.int64) - np.repeat(
@@ -371,14 +406,39 @@ class RowPool:
         self.pool[self.start[distinct][kept_where] + rank] = current[keep]
         self.length[distinct] = lengths
 
-    def remove_one(self, r: int, entry: int) -> None:
-        """:meth:`remove` of one entry (present once): the entries after it slide down one."""
-        lo = int(self.start[r])
-        length = int(self.length[r])
-        row = self.pool[lo : lo + length]
+    def remove_one(self, r: int, entry: int) -> int:
+        """:meth:`remove` of one entry (present once): the entries after it slide down one.
+        Returns its position in the row (for :meth:`remove_at` of a pool kept beside)."""
+        row = self.row(r)
         at = int(np.flatnonzero(row == entry)[0])
+        self.remove_at(r, at)
+        return at
+
+    def remove_at(self, r: int, at: int) -> None:
+        """Remove the entry at position ``at`` of row r: the entries after it slide down one."""
+        length = int(self.length[r])
+        row = self.row(r)
         row[at : length - 1] = row[at + 1 :].copy()
         self.length[r] = length - 1
+
+    def positions(self, rows: IntArray, entries: IntArray) -> IntArray:
+        """The position of each ``entries[j]`` within row ``rows[j]`` (each present once)."""
+        if rows.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        distinct = np.unique(rows)
+        where, current = self.rows(distinct)
+        key = distinct[where] * 2**32 + current.astype(np.int64)
+        rank = np.arange(key.size, dtype=np.int64) - np.repeat(
+            np.cumsum(self.length[distinct]) - self.length[distinct], self.length[distinct]
+        )
+        order = np.argsort(key)
+        at = np.searchsorted(key[order], rows.astype(np.int64) * 2**32 + entries)
+        out: IntArray = rank[order[at]]
+        return out
+
+    def put(self, rows: IntArray, at: IntArray, entries: npt.NDArray[Any]) -> None:
+        """Set the entry at position ``at[j]`` of row ``rows[j]`` to ``entries[j]``."""
+        self.pool[self.start[rows] + at] = entries
 
     def to_arrays(self, n_rows: int) -> tuple[IntArray, Int32Array]:
         """Every row's entries in row order: (lengths, entries) (for checkpoints)."""
@@ -387,15 +447,17 @@ class RowPool:
         return self.length[:n_rows].copy(), entries
 
     @classmethod
-    def from_arrays(cls, lengths: IntArray, entries: IntArray) -> RowPool:
+    def from_arrays(
+        cls, lengths: IntArray, entries: npt.NDArray[Any], dtype: type[np.generic] = np.int32
+    ) -> RowPool:
         """Rows with the given lengths filled from ``entries`` in row order, each in the
         smallest stretch of 2^k entries that holds it."""
-        out = cls()
+        out = cls(dtype)
         n = int(lengths.size)
         out.ensure(n)
         caps = np.where(lengths > 0, np.left_shift(1, stretch_class(lengths)), 0).astype(np.int64)
         start = np.cumsum(caps) - caps
-        out.pool = np.zeros(max(int(caps.sum()), 64), dtype=np.int32)
+        out.pool = np.zeros(max(int(caps.sum()), 64), dtype=dtype)
         out.pool[ranges(start, lengths.astype(np.int64))] = entries
         out.start[:n] = start
         out.length[:n] = lengths

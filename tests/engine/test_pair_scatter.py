@@ -258,3 +258,46 @@ def test_pair_sums_outside_the_reservation(
         steps = [part for s in steps for part in (s, ("cut",))]
     used = run(steps, None, monkeypatch)
     assert used["scatter"] == 0 and used["cell"] == 0
+
+
+def item_copies_equal_from_scratch(model: UserKNN) -> None:
+    """Each item's rater copies (``Ratings.item_users``, ``Ratings.item_values``) hold the
+    item's raters and values from the public reads, in the order of the item's cell row."""
+    state = model.state
+    ratings = state.ratings
+    expected: dict[int, list[tuple[int, float]]] = {}
+    for user in model.users():
+        for item, value in model.user_items(user).items():
+            i = state.items.slot_of[item]
+            expected.setdefault(i, []).append((state.users.slot_of[user], value))
+    for i in range(state.items.high):
+        raters = ratings.item_users.row(i)
+        values = ratings.item_values.row(i)
+        cells = ratings.by_item.row(i)
+        assert raters.tolist() == ratings.cell_user[cells].tolist()
+        assert values.tolist() == ratings.cell_value[cells].tolist()
+        assert sorted(zip(raters.tolist(), values.tolist(), strict=True)) == sorted(
+            expected.get(i, [])
+        )
+        where, batch_raters, batch_values = ratings.items_rows(np.array([i], dtype=np.int64))
+        assert batch_raters.tolist() == raters.tolist() and batch_values.tolist() == values.tolist()
+        assert where.tolist() == [0] * raters.size
+
+
+@pytest.mark.parametrize("path", ["scatter", "block"])
+@SETTINGS
+@given(steps=st.lists(step, min_size=1, max_size=60))
+def test_item_rater_copies_equal_from_scratch_after_every_batch(
+    path: str, steps: list[Any], monkeypatch: pytest.MonkeyPatch, tmp_path_factory: Any
+) -> None:
+    """The per-item copies of the raters and values, read by the batch update
+    (``Ratings.items_rows``), after every batch and single event (rates, re-rates, unrates,
+    forget_user) and after a checkpoint round trip."""
+    monkeypatch.setattr(commit, "FORCE_PATH", path)
+    model = None
+    for model in applied_batches(steps):
+        item_copies_equal_from_scratch(model)
+    if model is not None:
+        path_out = tmp_path_factory.mktemp("ckpt") / "model.npz"
+        model.save(path_out)
+        item_copies_equal_from_scratch(UserKNN.load(path_out))

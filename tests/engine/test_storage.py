@@ -97,6 +97,7 @@ def check_storage(model: UserKNN, truth: dict[tuple[str, str], float], off_grid:
         cells = ratings.by_item.row(i)
         assert np.all(ratings.cell_item[cells] == i)
         assert np.array_equal(ratings.item_users.row(i), ratings.cell_user[cells])
+        assert ratings.item_values.row(i).tolist() == ratings.cell_value[cells].tolist()
         assert ratings.item_count[i] == cells.size
         assert math.isclose(
             ratings.item_sum[i], float(ratings.cell_value[cells].sum()), abs_tol=1e-9
@@ -292,3 +293,67 @@ def test_storage_in_reservations(stream: list[Event], cuts: list[int]) -> None:
         replay_and_check(stream, cuts)
     finally:
         storage.RESERVE_FROM, storage.RESERVE_BYTES = saved
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(("append", "append_one", "remove", "remove_one", "put")),
+            st.lists(st.integers(0, 4), min_size=1, max_size=8),
+        ),
+        max_size=60,
+    )
+)
+def test_a_pool_kept_beside_another_follows_it(ops: list[tuple[str, list[int]]]) -> None:
+    """A float64 pool kept beside an int32 one (appends with ``beside``, removals by what
+    ``remove``/``remove_one`` return, entries set at ``positions``) holds, row by row and in
+    the same order, the values of the other pool's entries."""
+    keys, values = RowPool(), RowPool(np.float64)
+    keys.ensure(5)
+    values.ensure(5)
+    plain: list[list[tuple[int, float]]] = [[] for _ in range(5)]
+    counter = 0
+    for op, drawn in ops:
+        rows = drawn[:1] if op == "append_one" else drawn
+        if op in ("append", "append_one"):
+            entries = list(range(counter, counter + len(rows)))
+            vals = [0.5 * e - 3.25 for e in entries]
+            counter += len(rows)
+            if op == "append_one":
+                keys.append_one(rows[0], entries[0])
+                values.append_one(rows[0], vals[0])
+            else:
+                keys.append(
+                    np.array(rows, dtype=np.int64),
+                    np.array(entries, dtype=np.int64),
+                    beside=((values, np.array(vals)),),
+                )
+            for r, e, v in zip(rows, entries, vals, strict=True):
+                plain[r].append((e, v))
+            continue
+        picked = [(r, plain[r][len(plain[r]) // 2]) for r in sorted(set(rows)) if plain[r]]
+        if not picked:
+            continue
+        if op == "remove_one":
+            r, (e, _v) = picked[0]
+            values.remove_at(r, keys.remove_one(r, e))
+            plain[r].remove((e, _v))
+        elif op == "remove":
+            values.keep(
+                *keys.remove(
+                    np.array([r for r, _ in picked], dtype=np.int64),
+                    np.array([e for _, (e, _v) in picked], dtype=np.int64),
+                )
+            )
+            for r, pair in picked:
+                plain[r].remove(pair)
+        else:  # put: a new value for each picked entry
+            at_rows = np.array([r for r, _ in picked], dtype=np.int64)
+            at = keys.positions(at_rows, np.array([e for _, (e, _v) in picked], dtype=np.int64))
+            values.put(at_rows, at, np.array([v + 100.0 for _, (_e, v) in picked]))
+            for r, (e, v) in picked:
+                plain[r][plain[r].index((e, v))] = (e, v + 100.0)
+        for r in range(5):
+            assert keys.row(r).tolist() == [e for e, _ in plain[r]]
+            assert values.row(r).tolist() == [v for _, v in plain[r]]
