@@ -20,23 +20,27 @@ pooled with the user-based ones (:mod:`~stream_cf.engine.predict`)::
     r̂_ui = clip(b_ui + (Σ_{v∈N(i;u)} w_uv·e_vi + Σ_{j∈M(u;i)} s_ij·e_uj)
                       / (Σ_{v∈N(i;u)} |w_uv| + Σ_{j∈M(u;i)} s_ij + λ))
 
-Nothing is kept: the sums run over the current ratings at every read (the raters of u's items,
-from the per-item rater rows, joined with the raters of the wanted items), so rate, re-rate,
-unrate and forget_user are reflected exactly, in any order. Each s_ij is summed over its common
-raters in ascending slot order and M(u;i) in its selection order, whichever items are read
-together, so one item (predict) and many (predict_many, the ``rating`` lists) give the same bits.
-Cost per read: Σ_{j∈I_u} n_j entries scanned, and one entry per (common rater, i, j) triple.
+Nothing is kept: the sums run over the current ratings at every read, so rate, re-rate, unrate
+and forget_user are reflected exactly, in any order. One wanted item (a predict) is read from its
+side: the rows of i's raters w, in ascending slot order, each entry's item looked up in a dense
+position array of u's items (Σ_{w∈R_i} n_w entries scanned, no sort of the hits). Several
+(predict_many, the ``rating`` lists) join the raters of u's items (the per-item rater rows,
+Σ_{j∈I_u} n_j entries) with the raters of the wanted items. Either way each s_ij is summed over
+its common raters in ascending slot order and M(u;i) in its selection order, so one item and
+many give the same bits (tests/engine/test_item_residual.py). Work per read: the entries
+scanned, and one entry per (common rater, i, j) triple (~3,000 per warm predict on ML-100K at
+60,000 ratings).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from stream_cf.engine.state import EngineState
-from stream_cf.engine.storage import FloatArray, IntArray, ranges
+from stream_cf.engine.storage import FloatArray, IntArray, grown, ranges
 
 # A centred cross sum within this fraction of Σ|c_vi·c_vj| is the rounding residue of an exact 0.
 _RELATIVE_ZERO = 1e-12
@@ -121,68 +125,82 @@ def similarities(
     other = mine.take(j) != cols.take(col)
     if not other.all():
         col, j, x, y = col[other], j[other], x[other], y[other]
-    cell = col * n_mine + j
-    size = n_cols * n_mine
-
-    def total(weights: FloatArray | None) -> FloatArray:
-        out: FloatArray = np.bincount(cell, weights=weights, minlength=size).astype(np.float64)
-        return out
-
-    return _finish(total, x, y, shrinkage).reshape(n_cols, n_mine)
+    return _finish(col * n_mine + j, n_cols * n_mine, x, y, shrinkage).reshape(n_cols, n_mine)
 
 
 def _one_column(st: EngineState, u: int, i: int, mine: IntArray, shrinkage: float) -> FloatArray:
-    """:func:`similarities` of one wanted item (a predict): i's raters as a dense row over the
-    user slots instead of the join; the same sums in the same order."""
+    """:func:`similarities` of one wanted item (a predict), scanned from i's side: the rows of
+    i's raters w (ascending, u left out), each entry's item looked up in a dense position array
+    of u's items (:data:`_POSITIONS`). The entries come rater by rater, so each s_ij sums its
+    common raters in ascending slot order, as the join does: the same sums in the same order.
+    Entries scanned: Σ_{w∈R_i} n_w; nothing sorted but i's raters."""
     ratings = st.ratings
-    high = st.users.high
-    held = ratings.by_item.row(i)
-    bv = ratings.cell_user.take(held).astype(np.int64)
-    bval = ratings.cell_value.take(held)
-    keep = bv != u
-    bv, bval = bv[keep], bval[keep]
-    rated = np.zeros(high, dtype=np.bool_)
-    rated[bv] = True
-    centred = np.zeros(high, dtype=np.float64)
-    centred[bv] = bval - _means(st, bv)
-    pool = ratings.item_users
-    lengths = pool.length.take(mine)
-    ends = np.cumsum(lengths)
-    index = ranges(pool.start.take(mine), lengths)
-    hit = np.flatnonzero(rated.take(pool.pool.take(index)))
-    j = np.searchsorted(ends, hit, side="right")
-    v = pool.pool.take(index.take(hit)).astype(np.int64)
-    cells = ratings.by_item.pool.take(
-        ratings.by_item.start.take(mine.take(j)) + (hit - (ends - lengths).take(j))
-    )
-    order = np.argsort(j * high + v)  # (j, rater ascending): the order of every sum
-    j, v, cells = j.take(order), v.take(order), cells.take(order)
-    x = centred.take(v)
-    y = ratings.cell_value.take(cells) - _means(st, v)
-    other = mine.take(j) != i
-    if not other.all():
-        j, x, y = j[other], x[other], y[other]
+    raters = ratings.item_users.row(i)
+    order = np.argsort(raters)
+    w = raters.take(order).astype(np.int64)
+    held = ratings.by_item.row(i).take(order)
+    keep = w != u
+    if not keep.all():
+        w, held = w[keep], held[keep]
+    means = _means(st, w)
+    centred = ratings.cell_value.take(held) - means
+    rows = ratings.by_user
+    lengths = rows.length.take(w)
+    cells = rows.pool.take(ranges(rows.start.take(w), lengths))
+    pos = _POSITIONS.mark(st.items.high, mine, i)
+    try:
+        j = pos.take(ratings.cell_item.take(cells))
+    finally:
+        pos[mine] = -1
+    hit = np.flatnonzero(j >= 0)
+    row = np.cumsum(lengths).searchsorted(hit, side="right")
+    x = centred.take(row)
+    y = ratings.cell_value.take(cells.take(hit)) - means.take(row)
+    return _finish(j.take(hit), mine.size, x, y, shrinkage).reshape(1, mine.size)
 
-    def total(weights: FloatArray | None) -> FloatArray:
-        out: FloatArray = np.bincount(j, weights=weights, minlength=mine.size).astype(np.float64)
-        return out
 
-    return _finish(total, x, y, shrinkage).reshape(1, mine.size)
+class _Positions(threading.local):
+    """A dense array over the item slots, -1 but at the items being looked up, reused from read
+    to read (one per thread): set by :meth:`mark`, cleared by the caller (pos[items] = -1), both
+    in O(len(items))."""
+
+    def __init__(self) -> None:
+        self.pos: IntArray = np.zeros(0, dtype=np.int64)
+
+    def mark(self, high: int, items: IntArray, excluded: int) -> IntArray:
+        """pos[items[k]] = k, but pos[excluded] = -1; -1 elsewhere (``high``: the item slots)."""
+        pos = self.pos
+        if pos.size < high:
+            pos = self.pos = np.full(grown(pos.size, high), -1, dtype=np.int64)
+        pos[items] = np.arange(items.size, dtype=np.int64)
+        pos[excluded] = -1
+        return pos
+
+
+_POSITIONS = _Positions()
 
 
 def _finish(
-    total: Callable[[FloatArray | None], FloatArray], x: FloatArray, y: FloatArray, shrinkage: float
+    cell: IntArray, size: int, x: FloatArray, y: FloatArray, shrinkage: float
 ) -> FloatArray:
-    """s from the per-cell sums (``total``) of the centred pairs (x, y) = (c_vi, c_vj)."""
+    """s of the ``size`` cells from the centred pairs (x, y) = (c_vi, c_vj) of each entry's
+    ``cell``, each cell's sums in the entries' order (a bincount adds them one by one)::
+
+        s = clip(Σxy / sqrt(Σx²·Σy²), −1, 1) · n / (n + β)
+
+    0 where a norm is 0 or |Σxy| ≤ 1e-12·Σ|xy| (a cancellation to an exact 0)."""
     xy = x * y
-    n, sxy, sxx, syy = total(None), total(xy), total(x * x), total(y * y)
-    magnitude = total(np.abs(xy))
+    sxy = np.bincount(cell, weights=xy, minlength=size)
+    sxx = np.bincount(cell, weights=x * x, minlength=size)
+    syy = np.bincount(cell, weights=y * y, minlength=size)
+    magnitude = np.bincount(cell, weights=np.abs(xy), minlength=size)
     norm = np.sqrt(sxx * syy)
-    s = np.zeros(n.size, dtype=np.float64)
+    s = np.zeros(size, dtype=np.float64)
     np.divide(sxy, norm, out=s, where=(norm > 0) & (np.abs(sxy) > _RELATIVE_ZERO * magnitude))
-    s = np.clip(s, -1.0, 1.0)
+    np.minimum(np.maximum(s, -1.0, out=s), 1.0, out=s)  # np.clip's values, at less cost
     if shrinkage > 0:
-        s = s * (n / (n + shrinkage))
+        n = np.bincount(cell, minlength=size)
+        s *= n / (n + shrinkage)
     return s
 
 
@@ -205,14 +223,21 @@ def item_terms(
     r_u = st.ratings.cell_value.take(held)
     seq_u = st.ratings.cell_seq.take(held)
     s = similarities(st, u, cols, mine, shrinkage)
-    rows, js = np.nonzero(s > 0)
-    sims = s[rows, js]
-    order = np.lexsort((seq_u[js], -sims, rows))
-    rows, js, sims = rows[order], js[order], sims[order]
-    per_col = np.bincount(rows, minlength=cols.size)
-    starts = np.cumsum(per_col) - per_col
-    chosen = np.arange(rows.size) - starts[rows] < neighbours
-    rows, js, sims = rows[chosen], js[chosen], sims[chosen]
+    if cols.size == 1:  # one column: the same selection with fewer steps
+        js = np.flatnonzero(s[0] > 0)
+        sims = s[0].take(js)
+        order = np.lexsort((seq_u.take(js), -sims))[:neighbours]
+        js, sims = js.take(order), sims.take(order)
+        rows = np.zeros(js.size, dtype=np.int64)
+    else:
+        rows, js = np.nonzero(s > 0)
+        sims = s[rows, js]
+        order = np.lexsort((seq_u[js], -sims, rows))
+        rows, js, sims = rows[order], js[order], sims[order]
+        per_col = np.bincount(rows, minlength=cols.size)
+        starts = np.cumsum(per_col) - per_col
+        chosen = np.arange(rows.size) - starts[rows] < neighbours
+        rows, js, sims = rows[chosen], js[chosen], sims[chosen]
     b_uj = mu + user_bias + item_bias[mine[js]]
     e = r_u[js] - b_uj
     num = np.bincount(rows, weights=sims * e, minlength=cols.size).astype(np.float64)
