@@ -18,7 +18,7 @@ pools' internal order, so the same ratings give the same answers whatever the ba
 checkpoint's round trip.
 
 A derived read is kept between events: each user's item slots in ascending order
-(:meth:`Ratings.sorted_items`, the order ``knn_baseline`` sums b_u in), from the user's first read
+(:meth:`Ratings.sorted_rows`, the order ``knn_baseline`` sums b_u in), from the user's first read
 until the user's set of items changes (a new or removed rating, an erasure; a changed value keeps
 it). It is never saved (a loaded state starts without it) and costs 4 bytes per rating of each
 user read so far.
@@ -132,11 +132,11 @@ class Ratings:
         where, cells = self.by_item.rows(slots)
         return where, self.cell_user[cells].astype(np.int64), self.cell_value[cells]
 
-    def sorted_items(self, slots: IntArray) -> tuple[IntArray, Int32Array]:
+    def sorted_rows(self, slots: IntArray) -> tuple[IntArray, Int32Array]:
         """The item slots of many users, each user's ascending, concatenated in the order of
-        ``slots``: (position in ``slots``, item slot) per cell. A user's sorted row is kept
-        until the user's set of items changes, so a read of the same users again is a
-        concatenation (no gather from the cells, no sort)."""
+        ``slots``: (offsets, item slots), user k's items at [offsets[k], offsets[k + 1]) (the
+        CSR layout). A user's sorted row is kept until the user's set of items changes, so a
+        read of the same users again is a concatenation (no gather from the cells, no sort)."""
         held = self._items_sorted
         parts: list[Int32Array] = []
         for slot in slots.tolist():
@@ -145,8 +145,15 @@ class Ratings:
                 row = np.sort(self.cell_item[self.by_user.row(slot)])
                 held[slot] = row
             parts.append(row)
-        where = np.repeat(np.arange(slots.size, dtype=np.int64), self.by_user.length[slots])
+        offsets = np.zeros(slots.size + 1, dtype=np.int64)
+        np.cumsum(self.by_user.length[slots], out=offsets[1:])
         items: Int32Array = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+        return offsets, items
+
+    def sorted_items(self, slots: IntArray) -> tuple[IntArray, Int32Array]:
+        """:meth:`sorted_rows` as (position in ``slots``, item slot) per cell."""
+        offsets, items = self.sorted_rows(slots)
+        where = np.repeat(np.arange(slots.size, dtype=np.int64), np.diff(offsets))
         return where, items
 
     def _items_changed(self, users: IntArray) -> None:
