@@ -422,7 +422,13 @@ class PairSums:
             )
             twice = np.rint(SCALE * other_values).astype(np.int64)
             scatter_cell(
-                self.flat(), self.layout(), x, others=others, other_twice=twice, change=change
+                self.flat(),
+                self.layout(),
+                x,
+                others=others,
+                other_twice=twice,
+                change=change,
+                words_of=self._word_tables(),
             )
             return
         p = 0.0 if old is None else 1.0

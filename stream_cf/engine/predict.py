@@ -78,7 +78,7 @@ def neighbours_of(
     w = similarities(st, cfg, u, raters, means_of(st, raters))  # raters have ratings
     usable = cfg.usable(w)
     usable &= raters != u
-    keep = np.flatnonzero(usable)
+    keep = usable.nonzero()[0]
     raters, w, cells = raters[keep], w[keep], cells[keep]
     if raters.size > cfg.k:
         first = np.lexsort((ratings.cell_seq[cells], -w))[: cfg.k]

@@ -142,11 +142,12 @@ class Ratings:
         for slot in slots.tolist():
             row = held.get(slot)
             if row is None:
-                row = np.sort(self.cell_item[self.by_user.row(slot)])
+                row = self.cell_item[self.by_user.row(slot)]  # a copy, sorted in place
+                row.sort()
                 held[slot] = row
             parts.append(row)
         offsets = np.zeros(slots.size + 1, dtype=np.int64)
-        np.cumsum(self.by_user.length[slots], out=offsets[1:])
+        self.by_user.length[slots].cumsum(out=offsets[1:])
         items: Int32Array = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
         return offsets, items
 

@@ -84,7 +84,7 @@ class Sums:
 
 def _divide(num: FloatArray, den: FloatArray) -> FloatArray:
     """num / den, and 0 where den == 0."""
-    out = np.zeros_like(num)
+    out = np.zeros(num.shape)
     np.divide(num, den, out=out, where=den != 0)
     return out
 
