@@ -14,7 +14,7 @@ when read from the current ratings alone: no learning rate, no order, so rate, r
 forget_user are reflected exactly and taking an event back returns every term to its prior value,
 bit for bit while the sums are exact (e.g. half-step ratings). Σ_{j∈I_u} b_j is accumulated over
 u's items in item-slot order (the ratings keep each user's items sorted between changes of that
-user's items: :meth:`~stream_cf.engine.ratings.Ratings.sorted_rows`; the sums:
+user's items: :meth:`~stream_cf.engine.ratings.Ratings.sorted_segments`; the sums:
 :mod:`~stream_cf.engine.rowsums`), so b_u does not depend on which other users are read with it,
 nor on the order u's ratings arrived in.
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from stream_cf.engine.rowsums import row_sums
+from stream_cf.engine.rowsums import segment_sums
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
 
@@ -75,9 +75,9 @@ class Baseline:
     def compute(self, st: EngineState, slots: IntArray) -> FloatArray:
         """b_u of the given user slots from their ratings (no lookup)."""
         # each user's items ascending (kept by the ratings between changes of the user's items)
-        offsets, cols = st.ratings.sorted_rows(slots)
+        starts, lengths, pool = st.ratings.sorted_segments(slots)
         # sequential per user, in item-slot order: independent of the other rows
-        item_part = row_sums(offsets, cols, self.items)
+        item_part = segment_sums(starts, lengths, pool, self.items)
         n = st.ratings.user_count[slots]  # int64: each n·μ and λ_u + n as of float(n)
         out = st.ratings.user_sum[slots] - n * self.mu
         out -= item_part
@@ -85,7 +85,8 @@ class Baseline:
         if self.reg_users > 0:  # den > 0 everywhere
             out /= den
             return out
-        return np.divide(out, den, out=np.zeros(slots.size), where=den > 0)
+        kept: FloatArray = np.divide(out, den, out=np.zeros(slots.size), where=den > 0)
+        return kept
 
     def user(self, st: EngineState, slot: int) -> float:
         return float(self.users(st, np.array([slot], dtype=np.int64))[0])

@@ -21,7 +21,6 @@ from stream_cf.engine.pairs import LANE_UNITS
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
 
-
 # the stored unit of each lane of a cell in u's orientation (n, Σxy, Σx², Σx, Σy², Σy), as a
 # column: int32 sums of 2·value (pairs.LANE_UNITS)
 _LANE_UNITS = LANE_UNITS[:, None]
@@ -42,7 +41,9 @@ def pair_sums(st: EngineState, u: int) -> similarity.Sums:
     pairs = st.pairs_of(u)
     if pairs is not None:
         s = pairs.sums_row(u, high)  # n, Σx, Σy, Σx², Σy², Σxy
-        return similarity.Sums.of(s[:, 0], s[:, 1], s[:, 2], s[:, 3], s[:, 4], s[:, 5])
+        return similarity.Sums.of(
+            n=s[:, 0], sx=s[:, 1], sy=s[:, 2], sxx=s[:, 3], syy=s[:, 4], sxy=s[:, 5]
+        )
     items, x, _seq = st.ratings.user_row(u)
     where, raters, y = st.ratings.items_rows(items)
     xe = x[where]
@@ -52,7 +53,12 @@ def pair_sums(st: EngineState, u: int) -> similarity.Sums:
         return out
 
     return similarity.Sums.of(
-        total(None), total(xe), total(y), total(xe * xe), total(y * y), total(xe * y)
+        n=total(None),
+        sx=total(xe),
+        sy=total(y),
+        sxx=total(xe * xe),
+        syy=total(y * y),
+        sxy=total(xe * y),
     )
 
 
@@ -73,7 +79,9 @@ def pair_sums_at(st: EngineState, u: int, slots: IntArray) -> similarity.Sums:
         lanes = pairs.lanes_at(u, slots)
         return similarity.Sums(np.multiply(lanes.T, _LANE_UNITS))
     row, col = pairs.sums_at(u, slots)
-    return similarity.Sums.of(row[:, 0], row[:, 1], col[:, 1], row[:, 2], col[:, 2], row[:, 3])
+    return similarity.Sums.of(
+        n=row[:, 0], sx=row[:, 1], sy=col[:, 1], sxx=row[:, 2], syy=col[:, 2], sxy=row[:, 3]
+    )
 
 
 def similarities(
@@ -86,7 +94,7 @@ def similarities(
     """w_uv for the given user slots v ≠ u: :func:`similarity_row` at ``slots``, bit for bit
     (the same element-wise formulas), at the cost of those slots only (``means``: r̄_v of
     ``slots`` if the caller has them)."""
-    return _weights(st, cfg, u, pair_sums_at(st, u, slots), slots, means)
+    return _weights(st, cfg, u, pair_sums_at(st, u, slots), slots, means=means)
 
 
 def _weights(
@@ -95,6 +103,7 @@ def _weights(
     u: int,
     s: similarity.Sums,
     slots: IntArray | None,
+    *,
     means: FloatArray | None = None,
 ) -> FloatArray:
     """The configured similarity from u's sums against ``slots`` (None: every user slot)."""

@@ -24,9 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from stream_cf.engine.storage import FloatArray, Int32Array, IntArray
+from stream_cf.engine.storage import FloatArray, Int32Array, IntArray, ranges
 
-_ONES: FloatArray = np.ones(1 << 12)  # unit weights, grown as needed (read-only use)
+_ONES: list[FloatArray] = [np.ones(1 << 12)]  # unit weights, grown as needed (read only)
+# the largest pool :func:`segment_sums` reads in place (its unit weights: 8 bytes per entry)
+POOL_LIMIT = 1 << 24
 
 
 def row_sums_bincount(indptr: IntArray, indices: Int32Array, x: FloatArray) -> FloatArray:
@@ -34,15 +36,15 @@ def row_sums_bincount(indptr: IntArray, indices: Int32Array, x: FloatArray) -> F
     rows = indptr.size - 1
     lengths = np.diff(indptr)
     where = np.repeat(np.arange(rows, dtype=np.int64), lengths)
-    out: FloatArray = np.bincount(where, weights=x.take(indices), minlength=rows)
+    sums = np.bincount(where, weights=x.take(indices), minlength=rows)
+    out: FloatArray = sums.astype(np.float64, copy=False)
     return out
 
 
 def _unit_weights(size: int) -> FloatArray:
-    global _ONES
-    if _ONES.size < size:
-        _ONES = np.ones(max(size, 2 * _ONES.size))
-    return _ONES[:size]
+    if _ONES[0].size < size:
+        _ONES[0] = np.ones(max(size, 2 * _ONES[0].size))
+    return _ONES[0][:size]
 
 
 def _matvec() -> Callable[..., Any] | None:
@@ -74,7 +76,8 @@ def _with_matvec(
 
 def _adds_in_order(matvec: Callable[..., Any]) -> bool:
     """Whether ``matvec`` gives the bits of :func:`row_sums_bincount` on rows where the order
-    of the additions shows (large and small values that cancel, in several row lengths)."""
+    of the additions shows (large and small values that cancel, in several row lengths), both
+    as plain CSR rows and as segments of a pool read in place (:func:`_in_place`)."""
     rng = np.random.default_rng(20261130)
     x = rng.standard_normal(512) * 10.0 ** rng.integers(-8, 9, 512)
     x[:4] = (1e16, 1.0, -1e16, 3.0)  # 1 is lost in order, kept by other orders
@@ -82,16 +85,20 @@ def _adds_in_order(matvec: Callable[..., Any]) -> bool:
     indptr = np.concatenate(([0], np.cumsum(lengths)))
     indices = rng.integers(0, x.size, int(indptr[-1])).astype(np.int32)
     indices[:4] = (0, 1, 2, 3)
+    reference = row_sums_bincount(indptr, indices, x)
+    # the same rows as segments of a pool, in another order and with gaps between them
+    gaps = rng.integers(0, 5, lengths.size)
+    placed = rng.permutation(lengths.size)
+    starts = np.zeros(lengths.size, dtype=np.int64)
+    starts[placed] = np.cumsum(gaps[placed] + lengths[placed]) - lengths[placed]
+    pool = rng.integers(0, x.size, int(starts.max() + lengths.max())).astype(np.int32)
+    pool[ranges(starts, lengths)] = indices
     try:
         fast = _with_matvec(matvec, indptr, indices, x)
+        segments = _in_place(matvec, starts, lengths, pool, x)
     except (TypeError, ValueError):
         return False
-    return fast.tobytes() == row_sums_bincount(indptr, indices, x).tobytes()
-
-
-_MATVEC = _matvec()
-if _MATVEC is not None and not _adds_in_order(_MATVEC):
-    _MATVEC = None
+    return fast.tobytes() == reference.tobytes() == segments.tobytes()
 
 
 def fast_path() -> bool:
@@ -105,3 +112,43 @@ def row_sums(indptr: IntArray, indices: Int32Array, x: FloatArray) -> FloatArray
     if _MATVEC is None:
         return row_sums_bincount(indptr, indices, x)
     return _with_matvec(_MATVEC, indptr, indices, x)
+
+
+def segment_sums(
+    starts: IntArray, lengths: IntArray, pool: Int32Array, x: FloatArray
+) -> FloatArray:
+    """:func:`row_sums` of rows that are segments of one pool: row k's entries are
+    pool[starts[k] : starts[k] + lengths[k]] (each < x.size).
+
+    With the compiled product and a pool of at most :data:`POOL_LIMIT` entries, the pool is
+    read where it is (:func:`_in_place`); else the segments are gathered into one array first."""
+    if _MATVEC is None or pool.size > POOL_LIMIT or starts.size == 0:
+        offsets = np.zeros(starts.size + 1, dtype=np.int64)
+        lengths.cumsum(out=offsets[1:])
+        return row_sums(offsets, pool[ranges(starts, lengths)], x)
+    return _in_place(_MATVEC, starts, lengths, pool, x)
+
+
+def _in_place(
+    matvec: Callable[..., Any], starts: IntArray, lengths: IntArray, pool: Int32Array, x: FloatArray
+) -> FloatArray:
+    """The segments taken by descending start and given to the product as the rows (s_0, e_0),
+    (e_0, s_1), (s_1, e_1), ... of one CSR index array (the pool itself), where every
+    in-between row (e_k, s_{k+1}) has s_{k+1} ≤ s_k ≤ e_k and so no entries (the product adds
+    nothing for an end before its start; :func:`_adds_in_order` checks that too)."""
+    rows = starts.size
+    order = starts.argsort()[::-1]
+    bounds = np.empty(2 * rows, dtype=np.int32)
+    first = starts[order]
+    bounds[0::2] = first
+    np.add(first, lengths[order], out=bounds[1::2])
+    out = np.zeros(2 * rows - 1, dtype=np.float64)
+    matvec(2 * rows - 1, x.size, bounds, pool, _unit_weights(pool.size), x, out)
+    sums = np.empty(rows, dtype=np.float64)
+    sums[order] = out[0::2]
+    return sums
+
+
+_MATVEC = _matvec()
+if _MATVEC is not None and not _adds_in_order(_MATVEC):
+    _MATVEC = None

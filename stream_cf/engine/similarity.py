@@ -38,6 +38,7 @@ class Sums:
     @classmethod
     def of(
         cls,
+        *,
         n: FloatArray,
         sx: FloatArray,
         sy: FloatArray,
@@ -49,37 +50,45 @@ class Sums:
 
     @property
     def n(self) -> FloatArray:
-        return self.table[0]
+        out: FloatArray = self.table[0]
+        return out
 
     @property
     def sxy(self) -> FloatArray:
-        return self.table[1]
+        out: FloatArray = self.table[1]
+        return out
 
     @property
     def sxx(self) -> FloatArray:  # Σx², u's ratings
-        return self.table[2]
+        out: FloatArray = self.table[2]
+        return out
 
     @property
     def sx(self) -> FloatArray:  # Σx, u's ratings
-        return self.table[3]
+        out: FloatArray = self.table[3]
+        return out
 
     @property
     def syy(self) -> FloatArray:  # Σy², v's ratings
-        return self.table[4]
+        out: FloatArray = self.table[4]
+        return out
 
     @property
     def sy(self) -> FloatArray:  # Σy, v's ratings
-        return self.table[5]
+        out: FloatArray = self.table[5]
+        return out
 
     @property
     def squares(self) -> FloatArray:
         """(Σx², Σy²) as two rows."""
-        return self.table[2::2]
+        out: FloatArray = self.table[2::2]
+        return out
 
     @property
     def linear(self) -> FloatArray:
         """(Σx, Σy) as two rows."""
-        return self.table[3::2]
+        out: FloatArray = self.table[3::2]
+        return out
 
 
 def _divide(num: FloatArray, den: FloatArray) -> FloatArray:
