@@ -99,7 +99,7 @@ def commit_one(
             pairs.to_float()
         # the item's raters in pool order: each pair's cell gets one addition, in any order
         raters = ratings.item_users.row(i).astype(np.int64)  # cell_user of by_item's entries
-        values = ratings.cell_value[ratings.by_item.row(i)]
+        values = ratings.cell_value.take(ratings.by_item.row(i))
         old_here = None
         if cell >= 0:  # u is among them
             others = raters != u

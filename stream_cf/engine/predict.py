@@ -81,10 +81,10 @@ def neighbours_of(
     keep = usable.nonzero()[0]
     raters, w, cells = raters[keep], w[keep], cells[keep]
     if raters.size > cfg.k:
-        first = np.lexsort((ratings.cell_seq[cells], -w))[: cfg.k]
+        first = np.lexsort((ratings.cell_seq.take(cells), -w))[: cfg.k]
         raters, w, cells = raters[first], w[first], cells[first]
     order = np.lexsort((raters, -w))
-    return raters[order], w[order], ratings.cell_value[cells[order]]
+    return raters[order], w[order], ratings.cell_value.take(cells[order])
 
 
 def _sum(weights: FloatArray) -> float:

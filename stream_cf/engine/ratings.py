@@ -144,8 +144,8 @@ class Ratings:
         before the next write). A row not kept yet is sorted now and kept."""
         kept = self.items_sorted
         stale = slots[~self.sorted_ok[slots]]
-        if stale.size:
-            for slot in np.unique(stale).tolist():
+        for slot in stale.tolist():
+            if not self.sorted_ok[slot]:  # (a slot asked for twice: sorted once)
                 row = self.cell_item[self.by_user.row(slot)]  # a copy, sorted in place
                 row.sort()
                 kept.set_row_one(slot, row)

@@ -145,20 +145,22 @@ def adjusted_cosine(s: Sums, mu_u: float, mu_v: FloatArray) -> FloatArray:
     # u's and v's halves as two rows side by side (μ_u and μ_v, Σx and Σy, Σx² and Σy²), each
     # product formed once and reused, in the order the formulas above are written (left to
     # right), so the values are those of the plain expressions, bit for bit
-    mu = np.empty((2, s.table.shape[1]))
+    table = s.table  # n, Σxy, Σx², Σx, Σy², Σy
+    n, sxy, squares, linear = table[0], table[1], table[2::2], table[3::2]
+    mu = np.empty((2, n.size))
     mu[0] = mu_u
     mu[1] = mu_v
-    n_mu = s.n * mu  # n·μ_u, n·μ_v
+    n_mu = n * mu  # n·μ_u, n·μ_v
     n_mu2 = n_mu * mu  # n·μ_u², n·μ_v²
     norms = 2.0 * mu
-    norms *= s.linear
-    np.subtract(s.squares, norms, out=norms)
+    norms *= linear  # 2μ_u·Σx, 2μ_v·Σy
+    np.subtract(squares, norms, out=norms)
     norms += n_mu2  # Σx² − 2μ_u·Σx + n·μ_u², Σy² − 2μ_v·Σy + n·μ_v²
-    floor = s.squares + n_mu2
+    floor = squares + n_mu2
     floor *= _RELATIVE_ZERO
     norms[norms <= floor] = 0.0
-    num = s.sxy - mu_v * s.sx
-    num -= mu_u * s.sy
+    num = sxy - mu_v * linear[0]
+    num -= mu_u * linear[1]
     num += n_mu[0] * mu_v
     den = norms[0] * norms[1]
     w = _divide(num, np.sqrt(den, out=den))
