@@ -11,9 +11,9 @@ compiled CSR matrix-vector product with unit weights (``csr_matvec`` of scipy.sp
 sparsetools: per row, sum = 0; sum += 1.0·x[j] for each entry in order; 1.0·x is exact, fused or
 not): one pass, the sum held in a register, where the gather and np.bincount make three passes
 and a store per entry (about 5x the time at the ~7,000 entries one prediction's neighbours have).
-``csr_matvec`` is not scipy's public API: it is looked up once, checked on values where any
-other order of the additions gives other bits (:func:`_adds_in_order`), and np.bincount is used
-whenever it is missing or fails the check.
+``csr_matvec`` is not scipy's public API: it is looked up at the first sum, checked on values
+where any other order of the additions gives other bits (:func:`_adds_in_order`), and np.bincount
+is used whenever it is missing or fails the check.
 """
 
 from __future__ import annotations
@@ -103,15 +103,16 @@ def _adds_in_order(matvec: Callable[..., Any]) -> bool:
 
 def fast_path() -> bool:
     """Whether :func:`row_sums` runs scipy's compiled loop (else np.bincount)."""
-    return _MATVEC is not None
+    return PRODUCT.get() is not None
 
 
 def row_sums(indptr: IntArray, indices: Int32Array, x: FloatArray) -> FloatArray:
     """out[r] = Σ x[j] over row r's entries j, added left to right from 0.0 (see the module
     docstring). ``indptr``: R + 1 offsets from 0; ``indices``: entries < x.size."""
-    if _MATVEC is None:
+    matvec = PRODUCT.get()
+    if matvec is None:
         return row_sums_bincount(indptr, indices, x)
-    return _with_matvec(_MATVEC, indptr, indices, x)
+    return _with_matvec(matvec, indptr, indices, x)
 
 
 def segment_sums(
@@ -122,20 +123,21 @@ def segment_sums(
 
     With the compiled product and a pool of at most :data:`POOL_LIMIT` entries, the pool is
     read where it is (:func:`_in_place`); else the segments are gathered into one array first."""
-    if _MATVEC is None or pool.size > POOL_LIMIT or starts.size == 0:
+    matvec = PRODUCT.get()
+    if matvec is None or pool.size > POOL_LIMIT or starts.size == 0:
         offsets = np.zeros(starts.size + 1, dtype=np.int64)
         lengths.cumsum(out=offsets[1:])
         return row_sums(offsets, pool[ranges(starts, lengths)], x)
-    return _in_place(_MATVEC, starts, lengths, pool, x)
+    return _in_place(matvec, starts, lengths, pool, x)
 
 
 def _in_place(
     matvec: Callable[..., Any], starts: IntArray, lengths: IntArray, pool: Int32Array, x: FloatArray
 ) -> FloatArray:
     """The segments taken by descending start and given to the product as the rows (s_0, e_0),
-    (e_0, s_1), (s_1, e_1), ... of one CSR index array (the pool itself), where every
-    in-between row (e_k, s_{k+1}) has s_{k+1} ≤ s_k ≤ e_k and so no entries (the product adds
-    nothing for an end before its start; :func:`_adds_in_order` checks that too)."""
+    (e_0, s_1), (s_1, e_1), ... of one CSR index array (the pool itself): every in-between row
+    (e_k, s_{k+1}) has s_{k+1} ≤ s_k ≤ e_k, an end before its start, for which scipy's loop
+    does nothing (its sum is not used either way; :func:`_adds_in_order` checks the others)."""
     rows = starts.size
     order = starts.argsort()[::-1]
     bounds = np.empty(2 * rows, dtype=np.int32)
@@ -149,6 +151,24 @@ def _in_place(
     return sums
 
 
-_MATVEC = _matvec()
-if _MATVEC is not None and not _adds_in_order(_MATVEC):
-    _MATVEC = None
+class _Product:
+    """scipy's product, looked up and checked at the first sum (importing scipy.sparse takes
+    ~15 MB and ~0.3 s: paid only by a process that sums b_u)."""
+
+    def __init__(self) -> None:
+        self.looked_up = False
+        self.matvec: Callable[..., Any] | None = None
+
+    def get(self) -> Callable[..., Any] | None:
+        if not self.looked_up:
+            found = _matvec()
+            self.set(found if found is not None and _adds_in_order(found) else None)
+        return self.matvec
+
+    def set(self, matvec: Callable[..., Any] | None) -> None:
+        """Use ``matvec`` from now on (None: np.bincount)."""
+        self.matvec = matvec
+        self.looked_up = True
+
+
+PRODUCT = _Product()

@@ -123,12 +123,12 @@ def _cells_agree(model: UserKNN) -> None:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=events)
 def test_predictions_equal_on_either_path(stream: list[Event]) -> None:
-    kept = rowsums._MATVEC
+    kept = rowsums.PRODUCT.get()
     assert kept is not None
     fast = _replay(stream, check=_cells_agree)
     try:
-        rowsums._MATVEC = None  # np.bincount
+        rowsums.PRODUCT.set(None)  # np.bincount
         slow = _replay(stream, check=_cells_agree)
     finally:
-        rowsums._MATVEC = kept
+        rowsums.PRODUCT.set(kept)
     assert np.array(fast).tobytes() == np.array(slow).tobytes()
