@@ -14,8 +14,9 @@ when read from the current ratings alone: no learning rate, no order, so rate, r
 forget_user are reflected exactly and taking an event back returns every term to its prior value,
 bit for bit while the sums are exact (e.g. half-step ratings). Σ_{j∈I_u} b_j is accumulated over
 u's items in item-slot order (the ratings keep each user's items sorted between changes of that
-user's items: :meth:`~stream_cf.engine.ratings.Ratings.sorted_items`), so b_u does not depend on
-which other users are read with it, nor on the order u's ratings arrived in.
+user's items: :meth:`~stream_cf.engine.ratings.Ratings.sorted_segments`; the sums:
+:mod:`~stream_cf.engine.rowsums`), so b_u does not depend on which other users are read with it,
+nor on the order u's ratings arrived in.
 
 The estimate, over the same neighbourhood N(i;u) as ``knn_means`` (the k usable raters of i most
 similar to u, ties by the earlier rating of i), with λ = ``damping``::
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from stream_cf.engine.rowsums import segment_sums
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
 
@@ -73,15 +75,18 @@ class Baseline:
     def compute(self, st: EngineState, slots: IntArray) -> FloatArray:
         """b_u of the given user slots from their ratings (no lookup)."""
         # each user's items ascending (kept by the ratings between changes of the user's items)
-        rows, cols = st.ratings.sorted_items(slots)
-        # sequential per user, in item-slot order (np.bincount): independent of the other rows
-        item_part = np.bincount(rows, weights=self.items[cols], minlength=slots.size)
-        n = st.counts(slots)
+        starts, lengths, pool = st.ratings.sorted_segments(slots)
+        # sequential per user, in item-slot order: independent of the other rows
+        item_part = segment_sums(starts, lengths, pool, self.items)
+        n = st.ratings.user_count[slots]  # int64: each n·μ and λ_u + n as of float(n)
+        out = st.ratings.user_sum[slots] - n * self.mu
+        out -= item_part
         den = self.reg_users + n
-        out = np.zeros(slots.size, dtype=np.float64)
-        total = st.ratings.user_sum[slots]
-        np.divide(total - n * self.mu - item_part, den, out=out, where=den > 0)
-        return out
+        if self.reg_users > 0:  # den > 0 everywhere
+            out /= den
+            return out
+        kept: FloatArray = np.divide(out, den, out=np.zeros(slots.size), where=den > 0)
+        return kept
 
     def user(self, st: EngineState, slot: int) -> float:
         return float(self.users(st, np.array([slot], dtype=np.int64))[0])
@@ -105,11 +110,15 @@ def read(st: EngineState, reg_items: float, reg_users: float, empty_mean: float)
 
 def _read(st: EngineState, reg_items: float, reg_users: float, empty_mean: float) -> Baseline:
     high = st.items.high
-    n = st.item_count[:high].astype(np.float64)
+    n = st.item_count[:high]  # int64: each n·μ and λ_i + n as of float(n)
     item_sum = st.ratings.item_sum
     mu = st.total / st.n_ratings if st.n_ratings else empty_mean
-    items = np.zeros(high, dtype=np.float64)
-    np.divide(item_sum[:high] - n * mu, reg_items + n, out=items, where=n > 0)
+    items = item_sum[:high] - n * mu
+    den = reg_items + n
+    if reg_items > 0:  # an item without ratings has S_i = 0 exactly: (0 − 0·μ) / λ_i = 0
+        items /= den
+    else:
+        items = np.divide(items, den, out=np.zeros(high), where=n > 0)
     users = st.users.high
     return Baseline(
         mu=mu,

@@ -101,12 +101,14 @@ def commit_one(
         if pairs.integer and not pairs.fits(int(ratings.user_count[u]) + 1, st.value_bound):
             pairs.to_float()
         # the item's raters in pool order: each pair's cell gets one addition, in any order
-        cells = ratings.by_item.row(i)
-        raters = ratings.cell_user[cells]
-        values = ratings.cell_value[cells]
-        others = raters != u
-        old_here = None if cell < 0 else float(ratings.cell_value[cell])
-        pairs.update_cell(u, raters[others].astype(np.int64), values[others], old_here, value)
+        raters = ratings.item_users.row(i).astype(np.int64)  # cell_user of by_item's entries
+        values = ratings.cell_value.take(ratings.by_item.row(i))
+        old_here = None
+        if cell >= 0:  # u is among them
+            others = raters != u
+            raters, values = raters[others], values[others]
+            old_here = float(ratings.cell_value[cell])
+        pairs.update_cell(u, raters, values, old_here, value)
     old = ratings.write_one(u, i, value, seq, cell=cell)
     st.n_ratings += (value is not None) - (old is not None)
     st.total += (0.0 if value is None else value) - (0.0 if old is None else old)

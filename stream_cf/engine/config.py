@@ -374,6 +374,9 @@ class EngineConfig:
 
     def usable(self, w: FloatArray) -> BoolArray:
         """Usable neighbours: w ≠ 0 and, unless min_similarity is None, w > min_similarity."""
+        if self.min_similarity is not None and self.min_similarity >= 0:
+            over: BoolArray = w > self.min_similarity  # w > 0 here
+            return over
         usable: BoolArray = w != 0
         if self.min_similarity is not None:
             usable &= w > self.min_similarity

@@ -17,8 +17,13 @@ import numpy as np
 
 from stream_cf.engine import similarity
 from stream_cf.engine.config import EngineConfig
+from stream_cf.engine.pairs import LANE_UNITS
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
+
+# the stored unit of each lane of a cell in u's orientation (n, Σxy, Σx², Σx, Σy², Σy), as a
+# column: int32 sums of 2·value (pairs.LANE_UNITS)
+_LANE_UNITS = LANE_UNITS[:, None]
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,9 @@ def pair_sums(st: EngineState, u: int) -> similarity.Sums:
     pairs = st.pairs_of(u)
     if pairs is not None:
         s = pairs.sums_row(u, high)  # n, Σx, Σy, Σx², Σy², Σxy
-        return similarity.Sums(s[:, 0], s[:, 1], s[:, 2], s[:, 3], s[:, 4], s[:, 5])
+        return similarity.Sums.of(
+            n=s[:, 0], sx=s[:, 1], sy=s[:, 2], sxx=s[:, 3], syy=s[:, 4], sxy=s[:, 5]
+        )
     items, x, _seq = st.ratings.user_row(u)
     where, raters, y = st.ratings.items_rows(items)
     xe = x[where]
@@ -45,8 +52,13 @@ def pair_sums(st: EngineState, u: int) -> similarity.Sums:
         out: FloatArray = np.bincount(raters, weights=weights, minlength=high).astype(np.float64)
         return out
 
-    return similarity.Sums(
-        total(None), total(xe), total(y), total(xe * xe), total(y * y), total(xe * y)
+    return similarity.Sums.of(
+        n=total(None),
+        sx=total(xe),
+        sy=total(y),
+        sxx=total(xe * xe),
+        syy=total(y * y),
+        sxy=total(xe * y),
     )
 
 
@@ -62,21 +74,37 @@ def pair_sums_at(st: EngineState, u: int, slots: IntArray) -> similarity.Sums:
     values, read from the pair sums' cells of those slots when the state keeps them)."""
     pairs = st.pairs_of(u)
     if pairs is None:
-        full = pair_sums(st, u)
-        parts = (full.n, full.sx, full.sy, full.sxx, full.syy, full.sxy)
-        return similarity.Sums(*(part[slots] for part in parts))
+        return similarity.Sums(pair_sums(st, u).table[:, slots])
+    if pairs.scatter_ready:  # the cells' int32 lanes in u's orientation: the table's rows
+        lanes = pairs.lanes_at(u, slots)
+        return similarity.Sums(np.multiply(lanes.T, _LANE_UNITS))
     row, col = pairs.sums_at(u, slots)
-    return similarity.Sums(row[:, 0], row[:, 1], col[:, 1], row[:, 2], col[:, 2], row[:, 3])
+    return similarity.Sums.of(
+        n=row[:, 0], sx=row[:, 1], sy=col[:, 1], sxx=row[:, 2], syy=col[:, 2], sxy=row[:, 3]
+    )
 
 
-def similarities(st: EngineState, cfg: EngineConfig, u: int, slots: IntArray) -> FloatArray:
+def similarities(
+    st: EngineState,
+    cfg: EngineConfig,
+    u: int,
+    slots: IntArray,
+    means: FloatArray | None = None,
+) -> FloatArray:
     """w_uv for the given user slots v ≠ u: :func:`similarity_row` at ``slots``, bit for bit
-    (the same element-wise formulas), at the cost of those slots only."""
-    return _weights(st, cfg, u, pair_sums_at(st, u, slots), slots)
+    (the same element-wise formulas), at the cost of those slots only (``means``: r̄_v of
+    ``slots`` if the caller has them)."""
+    return _weights(st, cfg, u, pair_sums_at(st, u, slots), slots, means=means)
 
 
 def _weights(
-    st: EngineState, cfg: EngineConfig, u: int, s: similarity.Sums, slots: IntArray | None
+    st: EngineState,
+    cfg: EngineConfig,
+    u: int,
+    s: similarity.Sums,
+    slots: IntArray | None,
+    *,
+    means: FloatArray | None = None,
 ) -> FloatArray:
     """The configured similarity from u's sums against ``slots`` (None: every user slot)."""
     if cfg.implicit:
@@ -85,7 +113,8 @@ def _weights(
             s.sxy, float(norms[u]), norms[: st.users.high] if slots is None else norms[slots]
         )
     elif cfg.similarity == "adjusted_cosine":
-        means = st.means() if slots is None else st.means_at(slots)
+        if means is None:
+            means = st.means() if slots is None else st.means_at(slots)
         w = similarity.adjusted_cosine(s, st.mean_of(u), means)
     else:
         formula = {

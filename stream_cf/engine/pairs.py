@@ -239,28 +239,33 @@ class PairSums:
 
     def sums_at(self, u: int, slots: IntArray) -> tuple[FloatArray, FloatArray]:
         """(:meth:`row_at`, :meth:`col_at`) of u at ``slots``: the one cell of each pair read
-        once. With int32 sums in the reservation, one gather of its three int64 words at their
-        flat addresses (:class:`~stream_cf.engine.scatter.Layout`), u's own word (Whi where u
-        is the higher slot, else Wlo) second, so every cell comes in u's orientation."""
+        once (with int32 sums in the reservation, :meth:`lanes_at`)."""
         if not self.scatter_ready:
             cells = self._cells_at(u, slots)
             return cells[:, AS_HI] * self.units(), cells[:, AS_LO] * self.units()
-        v_lo, v_hi = self._cell_words(slots)
+        both: FloatArray = self.lanes_at(u, slots)[:, _BOTH_VIEWS] * _BOTH_UNITS
+        return both[:, :4], both[:, 4:]
+
+    def lanes_at(self, u: int, slots: IntArray) -> npt.NDArray[np.int32]:
+        """u's cells with ``slots`` as stored (int32 sums in the reservation only), in u's
+        orientation (len(slots) x 6: n, Σxy, Σu², Σu, Σv², Σv): one gather of each cell's three
+        int64 words at their flat addresses (:class:`~stream_cf.engine.scatter.Layout`), u's own
+        word (Whi where u is the higher slot, else Wlo) second."""
+        v_lo, v_hi = self._word_tables()
         layout = self.layout()
         index = np.where(
             (slots <= u)[:, None],  # {u, v} in u's row (u hi), else in v's row
-            v_lo + layout.cell(u, 0),
-            v_hi + layout.cell(0, u),
+            v_lo[slots] + layout.cell(u, 0),
+            v_hi[slots] + layout.cell(0, u),
         )
-        lanes = self.flat()[index].view(np.int32)  # n, Σxy, Σu², Σu, Σv², Σv
-        both: FloatArray = lanes[:, _BOTH_VIEWS] * _BOTH_UNITS
-        return both[:, :4], both[:, 4:]
+        lanes: npt.NDArray[np.int32] = self.flat()[index].view(np.int32)
+        return lanes
 
-    def _cell_words(self, slots: IntArray) -> tuple[IntArray, IntArray]:
-        """Per slot v (len(slots) x 3): col(v) + (0, 1, 2), the words W0, Whi, Wlo of cell
-        {u, v} less row(u) for u ≥ v, and row(v) + (0, 2, 1), W0, Wlo, Whi of cell {v, u} less
-        col(u) for u < v (:class:`~stream_cf.engine.scatter.Layout`): u's word second either
-        way. Kept for every slot of the tiles (48 bytes per slot)."""
+    def _word_tables(self) -> tuple[IntArray, IntArray]:
+        """Per slot v (x 3): col(v) + (0, 1, 2), the words W0, Whi, Wlo of cell {u, v} less
+        row(u) for u ≥ v, and row(v) + (0, 2, 1), W0, Wlo, Whi of cell {v, u} less col(u) for
+        u < v (:class:`~stream_cf.engine.scatter.Layout`): u's word second either way. Kept for
+        every slot of the tiles (48 bytes per slot)."""
         held = self._words_of
         width = self.blocks * TILE
         if held is None or held[0].shape[0] < width:
@@ -271,7 +276,7 @@ class PairSums:
                 layout.row(every)[:, None] + np.array([0, 2, 1], dtype=np.int64),
             )
             self._words_of = held
-        return held[0][slots], held[1][slots]
+        return held
 
     def _cells_at(self, u: int, slots: IntArray) -> npt.NDArray[Any]:
         """u's cells with ``slots`` as stored, in u's orientation (len(slots) x 6: n, Σxy, Σu²,
@@ -417,7 +422,13 @@ class PairSums:
             )
             twice = np.rint(SCALE * other_values).astype(np.int64)
             scatter_cell(
-                self.flat(), self.layout(), x, others=others, other_twice=twice, change=change
+                self.flat(),
+                self.layout(),
+                x,
+                others=others,
+                other_twice=twice,
+                change=change,
+                words_of=self._word_tables(),
             )
             return
         p = 0.0 if old is None else 1.0

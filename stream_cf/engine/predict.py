@@ -73,26 +73,37 @@ def neighbours_of(
     """N(i;u) for one item: the selected neighbour slots, similarities and ratings of i, in the
     order :func:`knn.select` sums them (similarity descending, then slot)."""
     ratings = st.ratings
-    cells = ratings.item_cells(i)  # in no particular order: the sorts below fix the order
+    cells = ratings.by_item.row(i)  # in no particular order: the sorts below fix the order
     raters = ratings.item_users.row(i).astype(np.int64)  # cell_user of the cells, entry for entry
-    w = similarities(st, cfg, u, raters)
-    keep = np.flatnonzero(cfg.usable(w) & (raters != u))
+    w = similarities(st, cfg, u, raters, means_of(st, raters))  # raters have ratings
+    usable = cfg.usable(w)
+    usable &= raters != u
+    keep = usable.nonzero()[0]
     raters, w, cells = raters[keep], w[keep], cells[keep]
     if raters.size > cfg.k:
-        first = np.lexsort((ratings.cell_seq[cells], -w))[: cfg.k]
+        first = np.lexsort((ratings.cell_seq.take(cells), -w))[: cfg.k]
         raters, w, cells = raters[first], w[first], cells[first]
     order = np.lexsort((raters, -w))
-    return raters[order], w[order], ratings.cell_value[cells[order]]
+    return raters[order], w[order], ratings.cell_value.take(cells[order])
 
 
 def _sum(weights: FloatArray) -> float:
     """Σ in order (as np.bincount adds: the sums of :func:`knn.select`'s columns)."""
-    zeros = np.zeros(weights.size, dtype=np.int64)
-    return float(np.bincount(zeros, weights=weights, minlength=1)[0])
+    return sequential_sum(weights.tolist())
+
+
+def sequential_sum(values: list[float]) -> float:
+    """0.0 + v_0 + v_1 + ... in float64, left to right: what np.bincount adds into one bin
+    (the same bits; the builtin sum may round differently)."""
+    total = 0.0
+    for value in values:
+        total += value
+    return total
 
 
 def means_of(st: EngineState, slots: IntArray) -> FloatArray:
-    """r̄_v of the given user slots (the same division as :meth:`EngineState.means`)."""
+    """r̄_v of the given user slots, each with ratings (the same division as
+    :meth:`EngineState.means`)."""
     out: FloatArray = st.ratings.user_sum[slots] / st.ratings.user_count[slots]
     return out
 
@@ -188,24 +199,22 @@ def baseline_predict(
     b_v = biases[1:]
     terms = BaselineTerms(base.mu, float(biases[0]), b_i)
     fallback_value = cfg.clip(terms.value)
-    num, den = baseline.residual_sums(
-        base,
-        r=r,
-        b_v=b_v,
-        weights=w,
-        item_slots=np.full(slots.size, i, dtype=np.int64),
-        colpos=np.zeros(slots.size, dtype=np.int64),
-        n_cols=1,
-    )
+    # baseline.residual_sums for one column: Σ w·(r − (μ + b_v + b_i)), Σ|w| in neighbour order
+    dev = base.mu + b_v
+    dev += b_i
+    np.subtract(r, dev, out=dev)
+    dev *= w
+    num = sequential_sum(dev.tolist())
+    den = sequential_sum([abs(weight) for weight in w.tolist()])
     count = slots.size
     by_items = item_terms_of(st, cfg, base, (u, terms.user_bias), np.array([i], dtype=np.int64))
     if by_items is not None:
-        num, den = num + by_items.num, den + by_items.den
+        num, den = num + float(by_items.num[0]), den + float(by_items.den[0])
         count += int(by_items.count[0])
     neighbours = []
     items = []
     if explain:
-        share = float(den[0]) + cfg.damping
+        share = den + cfg.damping
         means = means_of(st, slots)
         for slot, weight, rating, mean, bias in zip(
             slots.tolist(), w.tolist(), r.tolist(), means.tolist(), b_v.tolist(), strict=True
@@ -240,11 +249,12 @@ def baseline_predict(
     if count == 0 or count < cfg.min_k:
         reason = "min_k not reached"
         return Explanation(user, item, fallback_value, mu, neighbours, reason, terms, items)
-    share = float(den[0]) + cfg.damping
+    share = den + cfg.damping
     if share == 0.0:  # λ = 0 and no weight: baseline.estimate's inf/nan, as in rating_columns
-        value = float(baseline.estimate(np.array([terms.value]), num, den, cfg.damping)[0])
+        sums = np.array([num]), np.array([den])
+        value = float(baseline.estimate(np.array([terms.value]), *sums, cfg.damping)[0])
     else:  # the same operations on the same float64 values, as Python floats
-        value = terms.value + float(num[0]) / share
+        value = terms.value + num / share
     return Explanation(user, item, cfg.clip(value), mu, neighbours, None, terms, items)
 
 

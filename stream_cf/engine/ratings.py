@@ -21,10 +21,11 @@ pools' internal order, so the same ratings give the same answers whatever the ba
 checkpoint's round trip.
 
 A derived read is kept between events: each user's item slots in ascending order
-(:meth:`Ratings.sorted_items`, the order ``knn_baseline`` sums b_u in), from the user's first read
-until the user's set of items changes (a new or removed rating, an erasure; a changed value keeps
-it). It is never saved (a loaded state starts without it) and costs 4 bytes per rating of each
-user read so far.
+(:meth:`Ratings.sorted_segments`, the order ``knn_baseline`` sums b_u in), in a fourth pool, from
+the user's first read on: a single new or removed rating is put in its place or taken out, a
+batch that changes the user's set of items leaves the row to be sorted again at its next read (a
+changed value keeps it). It is never saved (a loaded state starts without it) and costs 4 bytes
+per rating of each user read so far.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from stream_cf.engine.storage import (
     IntArray,
     RowPool,
     grow_array,
+    ranges,
 )
 
 _NO_CELL = -1
@@ -64,14 +66,17 @@ class Ratings:
         self.item_sum: FloatArray = np.zeros(0, dtype=np.float64)
         self.max_value = 0.0  # the largest |value| ever stored (never decreases)
         self.version = 0  # +1 with every change of a cell or a statistic (keys derived reads)
-        # per user slot, its item slots ascending (int32), kept from the first read until the
-        # user's set of items changes (a value change keeps it): a derived read, never saved
-        self._items_sorted: dict[int, Int32Array] = {}
+        # per user slot, its item slots ascending, where sorted_ok (from the user's first read;
+        # kept by single writes, left to the next read by batches): a derived read, never saved
+        self.items_sorted = RowPool()
+        self.sorted_ok: BoolArray = np.zeros(0, dtype=np.bool_)
 
     # ------------------------------------------------------------------ capacity
     def ensure(self, n_users: int, n_items: int) -> None:
         """Room for ``n_users`` user slots and ``n_items`` item slots."""
         self.by_user.ensure(n_users)
+        self.items_sorted.ensure(n_users)
+        self.sorted_ok = grow_array(self.sorted_ok, n_users)
         self.by_item.ensure(n_items)
         self.item_users.ensure(n_items)
         self.item_values.ensure(n_items)
@@ -100,8 +105,16 @@ class Ratings:
             self.item_sum,
         )
         pools = sum(
-            pool.nbytes for pool in (self.by_user, self.by_item, self.item_users, self.item_values)
+            pool.nbytes
+            for pool in (
+                self.by_user,
+                self.by_item,
+                self.item_users,
+                self.item_values,
+                self.items_sorted,
+            )
         )
+        pools += self.sorted_ok.nbytes
         return int(sum(a.nbytes for a in arrays)) + pools
 
     # ------------------------------------------------------------------ reads
@@ -141,29 +154,34 @@ class Ratings:
         _where, values = self.item_values.rows(slots)  # float64 already: astype copies nothing
         return where, raters.astype(np.int64), values.astype(np.float64, copy=False)
 
-    def sorted_items(self, slots: IntArray) -> tuple[IntArray, Int32Array]:
-        """The item slots of many users, each user's ascending, concatenated in the order of
-        ``slots``: (position in ``slots``, item slot) per cell. A user's sorted row is kept
-        until the user's set of items changes, so a read of the same users again is a
-        concatenation (no gather from the cells, no sort)."""
-        held = self._items_sorted
-        parts: list[Int32Array] = []
-        for slot in slots.tolist():
-            row = held.get(slot)
-            if row is None:
-                row = np.sort(self.cell_item[self.by_user.row(slot)])
-                held[slot] = row
-            parts.append(row)
-        where = np.repeat(np.arange(slots.size, dtype=np.int64), self.by_user.length[slots])
-        items: Int32Array = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
-        return where, items
+    def sorted_segments(self, slots: IntArray) -> tuple[IntArray, IntArray, Int32Array]:
+        """The item slots of many users, each user's ascending: (starts, lengths, pool), user
+        k's items at pool[starts[k] : starts[k] + lengths[k]] (a view of the kept rows: read
+        before the next write). A row not kept yet is sorted now and kept."""
+        kept = self.items_sorted
+        stale = slots[~self.sorted_ok[slots]]
+        for slot in stale.tolist():
+            if not self.sorted_ok[slot]:  # (a slot asked for twice: sorted once)
+                row = self.cell_item[self.by_user.row(slot)]  # a copy, sorted in place
+                row.sort()
+                kept.set_row_one(slot, row)
+                self.sorted_ok[slot] = True
+        return kept.start[slots], kept.length[slots], kept.pool
 
-    def _items_changed(self, users: IntArray) -> None:
-        """Drop the kept sorted rows of users whose set of items changed."""
-        held = self._items_sorted
-        if held:
-            for slot in users.tolist():
-                held.pop(slot, None)
+    def sorted_rows(self, slots: IntArray) -> tuple[IntArray, Int32Array]:
+        """:meth:`sorted_segments` concatenated in the order of ``slots``: (offsets, item
+        slots), user k's items at [offsets[k], offsets[k + 1]) (the CSR layout)."""
+        starts, lengths, pool = self.sorted_segments(slots)
+        offsets = np.zeros(slots.size + 1, dtype=np.int64)
+        lengths.cumsum(out=offsets[1:])
+        items: Int32Array = pool[ranges(starts, lengths)]
+        return offsets, items
+
+    def sorted_items(self, slots: IntArray) -> tuple[IntArray, Int32Array]:
+        """:meth:`sorted_rows` as (position in ``slots``, item slot) per cell."""
+        offsets, items = self.sorted_rows(slots)
+        where = np.repeat(np.arange(slots.size, dtype=np.int64), np.diff(offsets))
+        return where, items
 
     def has(self, u: int, items: IntArray) -> BoolArray:
         """Whether u rated each of ``items``."""
@@ -238,7 +256,7 @@ class Ratings:
             self.item_values.put(items[keep], at, raw[keep])
         # removals free their cell and leave both indexes
         gone_cells = cells[had & ~present]
-        self._items_changed(users[had != present])
+        self.sorted_ok[users[had != present]] = False  # sorted again at the next read
         if gone_cells.size:
             self.by_user.remove(self.cell_user[gone_cells].astype(np.int64), gone_cells)
             gone_items = self.cell_item[gone_cells].astype(np.int64)
@@ -263,9 +281,15 @@ class Ratings:
         return old
 
     def cell_of(self, u: int, i: int) -> int:
-        """The cell id of (u, i), -1 if there is none (a scan of u's row)."""
+        """The cell id of (u, i), -1 if there is none (a scan of u's row; none is told by a
+        binary search where u's sorted row is kept)."""
+        if self.sorted_ok[u]:
+            kept = self.items_sorted.row(u)
+            at = int(kept.searchsorted(i))
+            if at == kept.size or int(kept[at]) != i:
+                return _NO_CELL
         cells = self.by_user.row(u)
-        hit = np.flatnonzero(self.cell_item[cells] == i)
+        hit = (self.cell_item[cells] == i).nonzero()[0]
         return int(cells[hit[0]]) if hit.size else _NO_CELL
 
     def write_one(
@@ -299,13 +323,15 @@ class Ratings:
             at = int(np.flatnonzero(self.item_users.row(i) == u)[0])
             self.item_values.pool[int(self.item_values.start[i]) + at] = value
         elif old is not None:
-            self._items_sorted.pop(u, None)
+            if self.sorted_ok[u]:
+                self.items_sorted.remove_one(u, i)
             self.by_user.remove_one(u, cell)
             self.by_item.remove_one(i, cell)
             self.item_values.remove_at(i, self.item_users.remove_one(i, u))
             self.free_cells.append(cell)
         elif value is not None:
-            self._items_sorted.pop(u, None)
+            if self.sorted_ok[u]:
+                self.items_sorted.insert_sorted_one(u, i)
             new = self.free_cells.pop() if self.free_cells else self._fresh_one()
             self.cell_user[new] = u
             self.cell_item[new] = i
@@ -344,7 +370,8 @@ class Ratings:
     def clear_user(self, u: int) -> None:
         """Forget a user slot that holds no rating any more (its row is already empty)."""
         self.version += 1
-        self._items_sorted.pop(u, None)
+        self.items_sorted.clear(u)
+        self.sorted_ok[u] = False
         self.by_user.clear(u)
         self.user_count[u] = 0
         self.user_sum[u] = self.user_sumsq[u] = 0.0

@@ -114,33 +114,35 @@ def scatter_cell(
     others: IntArray,
     other_twice: IntArray,
     change: tuple[int, int, int],
+    words_of: tuple[IntArray, IntArray],
 ) -> None:
     """One changed cell (x, t) (the single-event path): with (d0, d1, d2) = ``change`` (see the
     module docstring) the diagonal cell {x, x} gains W0 += [d0, d2], Whi = Wlo += [d2, d1] and,
     for every other rater y of t (``others``, distinct, x not among them; scaled values
     Y = ``other_twice``), the cell {x, y} gains W0 += [d0, Y·d1], Wx += [d2, d1],
-    Wy += [Y²·d0, Y·d0]. Three words per other rater and three for the diagonal, every index
-    once: one fancy-indexed addition."""
+    Wy += [Y²·d0, Y·d0]. ``words_of``: per slot v, col(v) + (0, 1, 2) and row(v) + (0, 2, 1)
+    (:meth:`~stream_cf.engine.pairs.PairSums.lanes_at`'s tables), so that the words of {x, y}
+    come as (W0, Wx, Wy) for an older y (x's row) and a newer one (y's row) alike. Three
+    words per other rater, every index once: one fancy-indexed addition; then the diagonal's
+    three."""
     d0, d1, d2 = change
     m = int(others.size)
-    diag = layout.cell(x, x)
-    older = others < x
-    # {x, y} at row(x) + col(y) for an older y, else row(y) + col(x)
-    base = np.where(older, layout.col(others) + layout.cell(x, 0), layout.row(others))
-    base[~older] += layout.cell(0, x)
-    index = np.empty(3 * m + 3, dtype=np.int64)
-    words = np.empty(3 * m + 3, dtype=np.int64)
-    index[0:m] = base
-    # x's lanes: Whi (+1) in x's own row (y < x), else Wlo (+2); y's lanes the other word
-    np.add(base, 2 - older, out=index[m : 2 * m])
-    np.add(base, 1 + older, out=index[2 * m : 3 * m])
-    index[3 * m :] = (diag, diag + 1, diag + 2)
-    np.multiply(other_twice << SHIFT, d1, out=words[0:m])
-    words[0:m] += d0
-    words[m : 2 * m] = d2 + (d1 << 32)
-    np.multiply(other_twice * other_twice + (other_twice << SHIFT), d0, out=words[2 * m : 3 * m])
-    words[3 * m :] = (d0 + (d2 << 32), d2 + (d1 << 32), d2 + (d1 << 32))
+    v_lo, v_hi = words_of
+    index = np.where(
+        (others < x)[:, None],  # {x, y} in x's row for an older y, else in y's row
+        v_lo[others] + layout.cell(x, 0),
+        v_hi[others] + layout.cell(0, x),
+    )
+    words = np.empty((m, 3), dtype=np.int64)
+    w0, wx, wy = words[:, 0], words[:, 1], words[:, 2]
+    np.multiply(other_twice, d1 << 32, out=w0)  # [d0, Y·d1]: Y·d1·2³² + d0
+    w0 += d0
+    wx[:] = d2 + (d1 << 32)  # [d2, d1]
+    np.multiply(other_twice + (1 << 32), other_twice, out=wy)  # [Y², Y]·d0: (Y² + Y·2³²)·d0
+    wy *= d0
     flat[index] += words
+    diag = layout.cell(x, x)
+    flat[diag : diag + 3] += (d0 + (d2 << 32), d2 + (d1 << 32), d2 + (d1 << 32))
 
 
 def scatter_update(

@@ -28,19 +28,72 @@ _RELATIVE_ZERO = 1e-12
 
 @dataclass(frozen=True)
 class Sums:
-    """The pair sums of u against many v, over the items both rated (one entry per v)."""
+    """The pair sums of u against many v, over the items both rated (one column per v), as one
+    table of six rows: n, Σxy, Σx², Σx, Σy², Σy (x: u's ratings, y: v's; the order of a pair
+    cell's lanes, :mod:`stream_cf.engine.pairs`), so u's and v's halves are the row pairs
+    (Σx², Σy²) and (Σx, Σy)."""
 
-    n: FloatArray
-    sx: FloatArray  # Σx, u's ratings
-    sy: FloatArray  # Σy, v's ratings
-    sxx: FloatArray
-    syy: FloatArray
-    sxy: FloatArray
+    table: FloatArray  # 6 x len(v), float64, rows contiguous
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        n: FloatArray,
+        sx: FloatArray,
+        sy: FloatArray,
+        sxx: FloatArray,
+        syy: FloatArray,
+        sxy: FloatArray,
+    ) -> Sums:
+        return cls(np.stack((n, sxy, sxx, sx, syy, sy)).astype(np.float64, copy=False))
+
+    @property
+    def n(self) -> FloatArray:
+        out: FloatArray = self.table[0]
+        return out
+
+    @property
+    def sxy(self) -> FloatArray:
+        out: FloatArray = self.table[1]
+        return out
+
+    @property
+    def sxx(self) -> FloatArray:  # Σx², u's ratings
+        out: FloatArray = self.table[2]
+        return out
+
+    @property
+    def sx(self) -> FloatArray:  # Σx, u's ratings
+        out: FloatArray = self.table[3]
+        return out
+
+    @property
+    def syy(self) -> FloatArray:  # Σy², v's ratings
+        out: FloatArray = self.table[4]
+        return out
+
+    @property
+    def sy(self) -> FloatArray:  # Σy, v's ratings
+        out: FloatArray = self.table[5]
+        return out
+
+    @property
+    def squares(self) -> FloatArray:
+        """(Σx², Σy²) as two rows."""
+        out: FloatArray = self.table[2::2]
+        return out
+
+    @property
+    def linear(self) -> FloatArray:
+        """(Σx, Σy) as two rows."""
+        out: FloatArray = self.table[3::2]
+        return out
 
 
 def _divide(num: FloatArray, den: FloatArray) -> FloatArray:
     """num / den, and 0 where den == 0."""
-    out = np.zeros_like(num)
+    out = np.zeros(num.shape)
     np.divide(num, den, out=out, where=den != 0)
     return out
 
@@ -89,18 +142,28 @@ def adjusted_cosine(s: Sums, mu_u: float, mu_v: FloatArray) -> FloatArray:
     A centred norm within 1e-12 (relative) of 0 is taken as 0, so rounding cannot turn an exact
     zero variance into a spurious similarity.
     """
-    # each product formed once and reused, in the order the formulas above are written
-    # (left to right), so the values are those of the plain expressions, bit for bit
-    n_u = s.n * mu_u
-    n_uu = n_u * mu_u  # n·μ_u²
-    n_vv = s.n * mu_v
-    n_vv *= mu_v  # n·μ_v²
-    num = s.sxy - mu_v * s.sx - mu_u * s.sy + n_u * mu_v
-    norm_u = s.sxx - 2.0 * mu_u * s.sx + n_uu
-    norm_v = s.syy - 2.0 * mu_v * s.sy + n_vv
-    norm_u[norm_u <= _RELATIVE_ZERO * (s.sxx + n_uu)] = 0.0
-    norm_v[norm_v <= _RELATIVE_ZERO * (s.syy + n_vv)] = 0.0
-    w = _divide(num, np.sqrt(norm_u * norm_v))
+    # u's and v's halves as two rows side by side (μ_u and μ_v, Σx and Σy, Σx² and Σy²), each
+    # product formed once and reused, in the order the formulas above are written (left to
+    # right), so the values are those of the plain expressions, bit for bit
+    table = s.table  # n, Σxy, Σx², Σx, Σy², Σy
+    n, sxy, squares, linear = table[0], table[1], table[2::2], table[3::2]
+    mu = np.empty((2, n.size))
+    mu[0] = mu_u
+    mu[1] = mu_v
+    n_mu = n * mu  # n·μ_u, n·μ_v
+    n_mu2 = n_mu * mu  # n·μ_u², n·μ_v²
+    norms = 2.0 * mu
+    norms *= linear  # 2μ_u·Σx, 2μ_v·Σy
+    np.subtract(squares, norms, out=norms)
+    norms += n_mu2  # Σx² − 2μ_u·Σx + n·μ_u², Σy² − 2μ_v·Σy + n·μ_v²
+    floor = squares + n_mu2
+    floor *= _RELATIVE_ZERO
+    norms[norms <= floor] = 0.0
+    num = sxy - mu_v * linear[0]
+    num -= mu_u * linear[1]
+    num += n_mu[0] * mu_v
+    den = norms[0] * norms[1]
+    w = _divide(num, np.sqrt(den, out=den))
     np.maximum(w, -1.0, out=w)  # clip to [−1, 1]
     np.minimum(w, 1.0, out=w)
     return w
@@ -116,8 +179,11 @@ def implicit_cosine(sxy: FloatArray, norm_u: float, norm_v: FloatArray) -> Float
 
 
 def finish(w: FloatArray, n: FloatArray, min_support: int, shrinkage: float) -> FloatArray:
-    """Apply the common rules: 0 when n < min_support or n == 0; shrink by n / (n + λ)."""
-    w = np.where((n < max(min_support, 1)) | (n <= 0), 0.0, w)
+    """Apply the common rules: 0 when n < min_support or n == 0; shrink by n / (n + λ).
+    ``w`` is a fresh array of the formula above, changed in place and returned."""
+    w[n < max(min_support, 1)] = 0.0  # n is a count: n < 1 covers n == 0
     if shrinkage > 0:
-        w = w * (n / (n + shrinkage))
+        factor = n + shrinkage
+        np.divide(n, factor, out=factor)
+        w *= factor
     return w

@@ -301,6 +301,29 @@ class RowPool:
         self.pool[int(self.start[r]) + length] = entry
         self.length[r] = length + 1
 
+    def insert_sorted_one(self, r: int, entry: int) -> None:
+        """Insert ``entry`` into row r, whose entries are ascending, at its place (the entries
+        after it slide up one)."""
+        length = int(self.length[r])
+        if length + 1 > self.cap[r]:
+            self._move_one(r, 2 * int(self.cap[r]))
+        lo = int(self.start[r])
+        row = self.pool[lo : lo + length + 1]
+        at = int(row[:length].searchsorted(entry))
+        row[at + 1 :] = row[at:length].copy()
+        row[at] = entry
+        self.length[r] = length + 1
+
+    def set_row_one(self, r: int, entries: Int32Array) -> None:
+        """Row r holds ``entries`` (in that order) and nothing else."""
+        size = int(entries.size)
+        self.length[r] = 0  # nothing to carry over if the row moves
+        if size > self.cap[r]:
+            self._move_one(r, size)
+        lo = int(self.start[r])
+        self.pool[lo : lo + size] = entries
+        self.length[r] = size
+
     def _release(self, starts: IntArray, caps: IntArray) -> None:
         """Put stretches on the free lists (a stretch of c entries serves sizes ≤ 2^⌊log2 c⌋)."""
         k = np.floor(np.log2(caps.astype(np.float64))).astype(np.int64)

@@ -221,6 +221,48 @@ def test_row_pool_matches_plain_lists(ops: list[tuple[bool, list[int]]]) -> None
         assert [again.row(r).tolist() for r in range(7)] == plain
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(("insert", "remove", "set", "clear")),
+            st.integers(0, 4),
+            st.lists(st.integers(0, 30), max_size=20),
+        ),
+        max_size=80,
+    )
+)
+def test_row_pool_sorted_rows_match_plain_lists(ops: list[tuple[str, int, list[int]]]) -> None:
+    """Rows kept ascending (the ratings' sorted item slots): insert_sorted_one puts an entry in
+    its place, remove_one takes it out, set_row_one replaces the row; the rows equal plain
+    sorted lists and the stretches never overlap."""
+    pool = RowPool()
+    pool.ensure(5)
+    plain: list[list[int]] = [[] for _ in range(5)]
+    for op, r, values in ops:
+        if op == "insert":
+            fresh = [v for v in values if v not in plain[r]][:1]
+            for v in fresh:
+                pool.insert_sorted_one(r, v)
+                plain[r] = sorted([*plain[r], v])
+        elif op == "remove" and plain[r]:
+            v = plain[r][len(values) % len(plain[r])]
+            pool.remove_one(r, v)
+            plain[r].remove(v)
+        elif op == "set":
+            plain[r] = sorted(set(values))
+            pool.set_row_one(r, np.array(plain[r], dtype=np.int32))
+        elif op == "clear":
+            pool.clear(r)
+            plain[r] = []
+        assert [pool.row(k).tolist() for k in range(5)] == plain
+        caps = pool.cap[:5]
+        assert np.all(pool.length[:5] <= caps)
+        free = [(s, 1 << k) for k, starts in pool.free.items() for s in starts]
+        spans = sorted([*free, *((int(pool.start[k]), int(caps[k])) for k in range(5) if caps[k])])
+        assert all(a + n <= b for (a, n), (b, _m) in itertools.pairwise(spans))
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     ops=st.lists(
