@@ -17,7 +17,9 @@ Broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else a local Apache Kafka broker (st
    another process (``--offer-in-thread``: from this one, sharing the processor's GIL). Both
    topics use LogAppendTime, so an event's latency is the append time of the first output record
    of its user that was computed in the event's batch minus the event's own append time (events
-   whose batch did not change their user's list have no sample).
+   whose batch did not change their user's list have no sample). ``latency_any_later_*`` also
+   count the events whose actor's list was deferred (a batch taken while the processor was
+   behind): the first output of the user computed in the event's batch or later.
 
 ``--guarantee exactly-once`` runs steps 3 and 4 with transactions (one per batch, its input offsets
 included); the output is read back with read_committed. The latency is still measured to the
@@ -155,9 +157,20 @@ def end_offset(bootstrap: str, topic: str) -> int:
     return end
 
 
-def latencies(inputs: list[Any], outputs: list[Any]) -> list[float]:
-    """Per input event: first output of its user computed in its batch, minus its append time."""
-    first: dict[tuple[str, int], int] = {}
+def latencies(
+    inputs: list[Any],
+    outputs: list[Any],
+    detail: list[tuple[int, int, float]] | None = None,
+    *,
+    later: bool = False,
+) -> list[float]:
+    """Per input event: first output of its user computed in its batch, minus its append time
+    (with ``detail``: (input offset, append time ms, latency ms) of each sample appended).
+
+    With ``later``: the first output of its user computed in its batch or in any later iteration,
+    so that an actor whose list was deferred (a batch taken while behind, see tracker.py) is
+    counted, at the time its list came out, instead of having no sample."""
+    by_user: dict[str, list[tuple[int, int]]] = {}
     batch_ends: set[int] = set()
     for record in outputs:
         if record.value is None:
@@ -165,16 +178,22 @@ def latencies(inputs: list[Any], outputs: list[Any]) -> list[float]:
         body = json.loads(record.value)
         end = int(body["input_offsets"]["0"])
         batch_ends.add(end)
-        first.setdefault((body["user_id"], end), record.timestamp)
+        by_user.setdefault(body["user_id"], []).append((end, record.timestamp))
+    for published in by_user.values():
+        published.sort()
     ends = sorted(batch_ends)
     samples: list[float] = []
     for record in inputs:
-        index = bisect.bisect_right(ends, record.offset)
-        if index == len(ends):
+        batch = bisect.bisect_right(ends, record.offset)
+        if batch == len(ends):
             continue
-        published = first.get((record.key.decode(), ends[index]))
-        if published is not None:
-            samples.append(float(published - record.timestamp))
+        published = by_user.get(record.key.decode(), [])
+        index = bisect.bisect_left(published, (ends[batch], -1))
+        if index == len(published) or (not later and published[index][0] != ends[batch]):
+            continue
+        samples.append(float(published[index][1] - record.timestamp))
+        if detail is not None:
+            detail.append((record.offset, record.timestamp, samples[-1]))
     return samples
 
 
@@ -254,10 +273,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         live.stop()
         thread.join(timeout=600)
         live_summary = result.get("s")
-        samples = latencies(
-            read_range(bootstrap, names["input"], in_start),
-            read_range(bootstrap, names["output"], out_start),
-        )
+        detail: list[tuple[int, int, float]] = []
+        inputs = read_range(bootstrap, names["input"], in_start)
+        outputs = read_range(bootstrap, names["output"], out_start)
+        samples = latencies(inputs, outputs)
+        with_later = latencies(inputs, outputs, detail, later=True)
+        if args.samples:
+            with open(args.samples, "w") as out:
+                out.writelines(f"{offset} {appended} {ms:.0f}\n" for offset, appended, ms in detail)
 
     ratio = (len(records) / proc_s) / (len(records) / pass_s)
     return {
@@ -285,6 +308,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency_p50_ms": round(percentile(samples, 0.5), 1) if samples else None,
         "latency_p99_ms": round(percentile(samples, 0.99), 1) if samples else None,
         "latency_mean_ms": round(statistics.fmean(samples), 1) if samples else None,
+        # every event whose user's list came out in its batch or later (deferred actors counted)
+        "latency_any_later_samples": len(with_later),
+        "latency_any_later_p50_ms": round(percentile(with_later, 0.5), 1) if with_later else None,
+        "latency_any_later_p99_ms": round(percentile(with_later, 0.99), 1) if with_later else None,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -310,6 +337,12 @@ def main(argv: list[str] | None = None) -> int:
         "--guarantee", choices=["at-least-once", "exactly-once"], default="at-least-once"
     )
     parser.add_argument("--debug", action="store_true", help="log every batch's timings")
+    parser.add_argument(
+        "--samples",
+        metavar="FILE",
+        help="write each latency sample (deferred actors counted) as a line 'input offset, "
+        "append time ms, latency ms'",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -115,10 +115,15 @@ class ListTracker:
         return BeforeBatch(engine.co_raters(actors), shrinking)
 
     def _everyone_owed(self, engine: UserKNN, actors: Iterable[str]) -> bool:
-        """Whether pending and the actors already cover every user (pending holds only users
-        that exist: forgotten ones are removed), so no co-rater needs looking up."""
-        covered = self.pending | {user for user in actors if engine.has_user(user)}
-        return len(covered) >= engine.n_users
+        """Whether pending and the actors already cover every user, so no co-rater needs
+        looking up. Only users that exist count: while a batch's debts are recorded, ``pending``
+        holds the co-raters found before the batch, among them users the batch forgot (removed
+        at the end of :meth:`after_batch`); counting them let a batch that forgot users skip the
+        look-up of its actors' co-raters and leave their lists stale."""
+        covered = self.pending.union(actors)
+        if len(covered) < engine.n_users:  # fewer even counting the gone ones: no need to count
+            return False
+        return sum(1 for user in covered if engine.has_user(user)) >= engine.n_users
 
     def after_batch(
         self, engine: UserKNN, effect: BatchEffect, before: BeforeBatch, *, defer: bool = False

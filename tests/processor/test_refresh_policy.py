@@ -148,6 +148,14 @@ def _event(raw: tuple[str, str, str, float], engine: UserKNN) -> Event | None:
           ("rate", "u1", "i1", 3.0)],
     sizes=[1],
 )  # fmt: skip
+@example(  # a batch that forgets users: they no longer count as covered, u5's new co-raters are
+    # looked up (u0 gains u5 as a neighbour through i1)
+    config={"rank": "vote", "feedback": "implicit"},
+    raws=[("rate", "u0", "i1", 5.0), ("rate", "u7", "i1", 5.0), ("rate", "u7", "i4", 5.0),
+          ("rate", "u5", "i2", 5.0), ("rate", "u2", "i3", 5.0), ("rate", "u8", "i5", 5.0),
+          ("forget", "u2", "i0", 1.0), ("forget", "u8", "i0", 1.0), ("rate", "u5", "i1", 5.0)],
+    sizes=[6, 3],
+)  # fmt: skip
 @given(
     config=st.sampled_from(RANKINGS),
     raws=st.lists(event_strategy, max_size=40),
