@@ -83,11 +83,13 @@ def test_the_processor_settings_build_on_it(tmp_path: Path) -> None:
         sasl_plain_username="alice",
         sasl_plain_password=SECRET,
         retry_backoff_max=2.0,
+        bootstrap_timeout=4.0,
     )
     connection = settings.connection()
     assert isinstance(connection, ConnectionConfig)
     assert settings.kafka_config() == {
         **connection.client_kwargs(),
         "reconnect_backoff_max_ms": 2000,
+        "bootstrap_timeout_ms": 4000,
     }
     assert settings.kafka_config()["sasl_plain_password"] == SECRET
