@@ -236,6 +236,7 @@ def _ratings(
     out.item_values = RowPool.from_arrays(
         np.bincount(items, minlength=ni), values[by_item], np.float64
     )
+    out.renumber_all(ni)
     out.user_count = np.bincount(users, minlength=nu).astype(np.int64)
     out.item_count = np.bincount(items, minlength=ni).astype(np.int64)
     out.user_sum = np.zeros(nu, dtype=np.float64)

@@ -1,16 +1,17 @@
 """The ratings themselves, in memory proportional to their number: a cell table and two indexes.
 
 Every rating (or accumulated implicit weight) is one *cell* with a stable id: its user slot, item
-slot, value and the sequence number of its latest change (the global event counter), in four
-columns (4 + 4 + 8 + 8 = 24 bytes). Two :class:`~stream_cf.engine.storage.RowPool` indexes hold
-the cell ids per user and per item (4 bytes each), so a user's items and an item's raters are one
-gather; a third holds each item's rater slots themselves, entry for entry beside its cell ids
-(4 bytes more per rating), so that a list's largest read, the raters of the user's items (~10^6
-entries on a million users), is a copy of contiguous rows rather than a gather scattered over
-the cell table; a fourth holds their values the same way (8 bytes more per rating), so that a
-batch's read of the touched items' raters and values (:meth:`Ratings.items_rows`, ~3·10^5
-entries a batch at 16,000 users) is two copies of contiguous rows. Nothing here, or anywhere
-in the engine, is of size users × items.
+slot, value, the sequence number of its latest change (the global event counter) and its position
+within its item's rows (so that a changed value is written into the item's copy of the values
+without a search), in five columns (4 + 4 + 8 + 8 + 4 = 28 bytes). Two
+:class:`~stream_cf.engine.storage.RowPool` indexes hold the cell ids per user and per item (4 bytes
+each), so a user's items and an item's raters are one gather; a third holds each item's rater slots
+themselves, entry for entry beside its cell ids (4 bytes more per rating), so that a list's largest
+read, the raters of the user's items (~10^6 entries on a million users), is a copy of contiguous
+rows rather than a gather scattered over the cell table; a fourth holds their values the same way
+(8 bytes more per rating), so that a batch's read of the touched items' raters and values
+(:meth:`Ratings.items_rows`, ~3·10^5 entries a batch at 16,000 users) is two copies of contiguous
+rows. Nothing here, or anywhere in the engine, is of size users × items.
 
 Running per-user and per-item statistics are kept beside them, updated exactly with each write:
 n_u, Σ_u r, Σ_u r² per user and n_i, Σ_i r per item (float64: exact while the values are
@@ -53,6 +54,8 @@ class Ratings:
         self.cell_item: Int32Array = np.zeros(0, dtype=np.int32)
         self.cell_value: FloatArray = np.zeros(0, dtype=np.float64)
         self.cell_seq: IntArray = np.zeros(0, dtype=np.int64)
+        # each cell's position within its item's row of by_item (and of its copies beside it)
+        self.cell_pos: Int32Array = np.zeros(0, dtype=np.int32)
         self.cell_high = 0  # one past the highest cell id ever used
         self.free_cells: list[int] = []  # ids of removed cells, reused first (last freed first)
         self.by_user = RowPool()
@@ -98,6 +101,7 @@ class Ratings:
             self.cell_item,
             self.cell_value,
             self.cell_seq,
+            self.cell_pos,
             self.user_count,
             self.user_sum,
             self.user_sumsq,
@@ -252,8 +256,7 @@ class Ratings:
         self.cell_value[cells[keep]] = raw[keep]
         self.cell_seq[cells[keep]] = seqs[keep]
         if np.any(keep):
-            at = self.item_users.positions(items[keep], users[keep])
-            self.item_values.put(items[keep], at, raw[keep])
+            self.item_values.put(items[keep], self.cell_pos[cells[keep]], raw[keep])
         # removals free their cell and leave both indexes
         gone_cells = cells[had & ~present]
         self.sorted_ok[users[had != present]] = False  # sorted again at the next read
@@ -263,6 +266,7 @@ class Ratings:
             gone = self.by_item.remove(gone_items, gone_cells)
             self.item_users.keep(*gone)  # the same entries, in the same order within each row
             self.item_values.keep(*gone)
+            self._renumber(gone[0])
             self.free_cells.extend(gone_cells.tolist())
         # new ratings take free cells (the last freed first), then fresh ones
         new = np.flatnonzero(~had & present)
@@ -273,7 +277,7 @@ class Ratings:
             self.cell_value[ids] = raw[new]
             self.cell_seq[ids] = seqs[new]
             self.by_user.append(users[new], ids)
-            self.by_item.append(
+            self.cell_pos[ids] = self.by_item.append(
                 items[new],
                 ids,
                 beside=((self.item_users, users[new]), (self.item_values, raw[new])),
@@ -320,14 +324,17 @@ class Ratings:
         if old is not None and value is not None:
             self.cell_value[cell] = value
             self.cell_seq[cell] = seq
-            at = int(np.flatnonzero(self.item_users.row(i) == u)[0])
+            at = int(self.cell_pos[cell])
             self.item_values.pool[int(self.item_values.start[i]) + at] = value
         elif old is not None:
             if self.sorted_ok[u]:
                 self.items_sorted.remove_one(u, i)
             self.by_user.remove_one(u, cell)
-            self.by_item.remove_one(i, cell)
-            self.item_values.remove_at(i, self.item_users.remove_one(i, u))
+            at = int(self.cell_pos[cell])
+            for pool in (self.by_item, self.item_users, self.item_values):
+                pool.remove_at(i, at)
+            later = self.by_item.row(i)[at:]  # the cells that slid down one
+            self.cell_pos[later] -= 1
             self.free_cells.append(cell)
         elif value is not None:
             if self.sorted_ok[u]:
@@ -338,6 +345,7 @@ class Ratings:
             self.cell_value[new] = value
             self.cell_seq[new] = seq
             self.by_user.append_one(u, new)
+            self.cell_pos[new] = int(self.by_item.length[i])
             self.by_item.append_one(i, new)
             self.item_users.append_one(i, u)
             self.item_values.append_one(i, value)
@@ -362,10 +370,25 @@ class Ratings:
             self.cell_item = grow_array(self.cell_item, self.cell_high)
             self.cell_value = grow_array(self.cell_value, self.cell_high)
             self.cell_seq = grow_array(self.cell_seq, self.cell_high)
+            self.cell_pos = grow_array(self.cell_pos, self.cell_high)
         ids = np.concatenate(
             (np.array(reused, dtype=np.int64), np.arange(start, start + fresh, dtype=np.int64))
         )
         return ids
+
+    def _renumber(self, items: IntArray) -> None:
+        """Set :attr:`cell_pos` of every cell of ``items`` (rows that lost entries) afresh."""
+        _where, cells = self.by_item.rows(items)
+        lengths = self.by_item.length[items]
+        rank = np.arange(cells.size, dtype=np.int64) - np.repeat(
+            np.cumsum(lengths) - lengths, lengths
+        )
+        self.cell_pos[cells] = rank
+
+    def renumber_all(self, n_items: int) -> None:
+        """:meth:`_renumber` of every item (after a load)."""
+        self.cell_pos = np.zeros(self.cell_seq.size, dtype=np.int32)
+        self._renumber(np.arange(n_items, dtype=np.int64))
 
     def clear_user(self, u: int) -> None:
         """Forget a user slot that holds no rating any more (its row is already empty)."""

@@ -211,7 +211,7 @@ class RowPool:
     order within each row, though not the same places): it gets the same appends, the same
     removals by position (:meth:`keep`, :meth:`remove_at` with what :meth:`remove` and
     :meth:`remove_one` of the other pool returned) and its entries set by position (:meth:`put`,
-    the other pool's :meth:`positions`).
+    with positions the owner keeps: :meth:`append` returns them).
     """
 
     def __init__(self, dtype: type[np.generic] = np.int32) -> None:
@@ -260,19 +260,22 @@ class RowPool:
         entries: npt.NDArray[Any],
         *,
         beside: tuple[tuple[RowPool, npt.NDArray[Any]], ...] = (),
-    ) -> None:
+    ) -> IntArray:
         """Append ``entries[j]`` to row ``rows[j]`` (in the given order within each row);
         ``beside``: (pool, entries) of pools kept beside this one, appended the same way (the
-        rows sorted once for all)."""
+        rows sorted once for all). Returns each entry's position within its row."""
         if rows.size == 0:
-            return
+            return np.zeros(0, dtype=np.int64)
         order = np.argsort(rows, kind="stable")
         rows = rows[order]
         first = np.flatnonzero(np.diff(rows, prepend=-1))  # each row's first entry (rows ≥ 0)
         counts = np.diff(first, append=rows.size)
         offset = np.arange(rows.size, dtype=np.int64) - np.repeat(first, counts)
+        at = np.empty(rows.size, dtype=np.int64)
+        at[order] = self.length[rows] + offset
         for pool, values in ((self, entries), *beside):
             pool._append_sorted(rows, rows[first], counts, offset, values[order])
+        return at
 
     def _append_sorted(
         self,
@@ -444,22 +447,9 @@ class RowPool:
         row[at : length - 1] = row[at + 1 :].copy()
         self.length[r] = length - 1
 
-    def positions(self, rows: IntArray, entries: IntArray) -> IntArray:
-        """The position of each ``entries[j]`` within row ``rows[j]`` (each present once)."""
-        if rows.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        distinct = np.unique(rows)
-        where, current = self.rows(distinct)
-        key = distinct[where] * 2**32 + current.astype(np.int64)
-        rank = np.arange(key.size, dtype=np.int64) - np.repeat(
-            np.cumsum(self.length[distinct]) - self.length[distinct], self.length[distinct]
-        )
-        order = np.argsort(key)
-        at = np.searchsorted(key[order], rows.astype(np.int64) * 2**32 + entries)
-        out: IntArray = rank[order[at]]
-        return out
-
-    def put(self, rows: IntArray, at: IntArray, entries: npt.NDArray[Any]) -> None:
+    def put(
+        self, rows: IntArray, at: npt.NDArray[np.integer[Any]], entries: npt.NDArray[Any]
+    ) -> None:
         """Set the entry at position ``at[j]`` of row ``rows[j]`` to ``entries[j]``."""
         self.pool[self.start[rows] + at] = entries
 

@@ -262,7 +262,8 @@ def test_pair_sums_outside_the_reservation(
 
 def item_copies_equal_from_scratch(model: UserKNN) -> None:
     """Each item's rater copies (``Ratings.item_users``, ``Ratings.item_values``) hold the
-    item's raters and values from the public reads, in the order of the item's cell row."""
+    item's raters and values from the public reads, in the order of the item's cell row, and
+    each cell's kept position (``Ratings.cell_pos``) is its place in that row."""
     state = model.state
     ratings = state.ratings
     expected: dict[int, list[tuple[int, float]]] = {}
@@ -276,6 +277,7 @@ def item_copies_equal_from_scratch(model: UserKNN) -> None:
         cells = ratings.by_item.row(i)
         assert raters.tolist() == ratings.cell_user[cells].tolist()
         assert values.tolist() == ratings.cell_value[cells].tolist()
+        assert ratings.cell_pos[cells].tolist() == list(range(cells.size))
         assert sorted(zip(raters.tolist(), values.tolist(), strict=True)) == sorted(
             expected.get(i, [])
         )

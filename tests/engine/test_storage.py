@@ -97,6 +97,7 @@ def check_storage(model: UserKNN, truth: dict[tuple[str, str], float], off_grid:
         cells = ratings.by_item.row(i)
         assert np.all(ratings.cell_item[cells] == i)
         assert np.array_equal(ratings.item_users.row(i), ratings.cell_user[cells])
+        assert ratings.cell_pos[cells].tolist() == list(range(cells.size))  # kept positions
         assert ratings.item_values.row(i).tolist() == ratings.cell_value[cells].tolist()
         assert ratings.item_count[i] == cells.size
         assert math.isclose(
@@ -366,13 +367,17 @@ def test_a_pool_kept_beside_another_follows_it(ops: list[tuple[str, list[int]]])
                 keys.append_one(rows[0], entries[0])
                 values.append_one(rows[0], vals[0])
             else:
-                keys.append(
+                at = keys.append(
                     np.array(rows, dtype=np.int64),
                     np.array(entries, dtype=np.int64),
                     beside=((values, np.array(vals)),),
                 )
             for r, e, v in zip(rows, entries, vals, strict=True):
                 plain[r].append((e, v))
+            if op == "append":  # each new entry's place in its row, as returned
+                assert at.tolist() == [
+                    plain[r].index((e, v)) for r, e, v in zip(rows, entries, vals, strict=True)
+                ]
             continue
         picked = [(r, plain[r][len(plain[r]) // 2]) for r in sorted(set(rows)) if plain[r]]
         if not picked:
@@ -392,7 +397,7 @@ def test_a_pool_kept_beside_another_follows_it(ops: list[tuple[str, list[int]]])
                 plain[r].remove(pair)
         else:  # put: a new value for each picked entry
             at_rows = np.array([r for r, _ in picked], dtype=np.int64)
-            at = keys.positions(at_rows, np.array([e for _, (e, _v) in picked], dtype=np.int64))
+            at = np.array([plain[r].index(pair) for r, pair in picked], dtype=np.int64)
             values.put(at_rows, at, np.array([v + 100.0 for _, (_e, v) in picked]))
             for r, (e, v) in picked:
                 plain[r][plain[r].index((e, v))] = (e, v + 100.0)
