@@ -479,6 +479,7 @@ def measure(
     batch_s: list[float] = []
     batch_cpu_s: list[float] = []  # the process's CPU time per batch: a stall of the engine's
     # own (arrays that grow) shows in both, a preemption by other jobs only in the wall time
+    users_after: list[int] = []  # users held after each batch (to place the slowest ones)
     build_s = 0.0
     step = max(batch, -(-n // 10 // batch) * batch)  # a progress line every ~10 % of the stream
     for lo in range(0, n, batch):
@@ -495,6 +496,7 @@ def measure(
         gc.enable()
         build_s += t1 - t0
         batch_s.append(t2 - t1)
+        users_after.append(model.n_users)
         del events
     apply_s = sum(batch_s)
     median = statistics.median(batch_s)
@@ -514,6 +516,11 @@ def measure(
             "batches_over_10x_median_cpu": sum(
                 1 for s in batch_cpu_s if s > 10 * statistics.median(batch_cpu_s)
             ),
+            # the five slowest batches by CPU time: (batch index, wall s, CPU s, users after)
+            "slowest_batches": [
+                [k, batch_s[k], batch_cpu_s[k], users_after[k]]
+                for k in sorted(range(len(batch_cpu_s)), key=batch_cpu_s.__getitem__)[-5:][::-1]
+            ],
             "pair_updates_per_s": stream.pair_updates / apply_s,
             # the same per second of the process's CPU time (the figure that holds on a
             # shared machine, where wall time includes other jobs' turns)

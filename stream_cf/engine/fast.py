@@ -63,10 +63,10 @@ def fast_batch(st: EngineState, cfg: EngineConfig, events: list[Event]) -> Batch
         return None  # a weight might pass the limit: the event-by-event path finds which
     seq0 = st.seq
     slot_of = st.users.slot_of
-    # new ids in order of first appearance (a set difference first: usually none are new)
-    new_users = _new_ids(distinct_users, slot_of)
+    # new ids in order of first appearance
+    new_users = slot_of.missing(list(distinct_users))
     item_slot = st.items.slot_of
-    new_items = _new_ids(distinct_items, item_slot)
+    new_items = item_slot.missing(list(distinct_items))
     # grow the arrays once for the whole batch (the same capacities as growing id by id, without
     # the intermediate copies); new ids take fresh slots or the lowest free ones
     st.ensure(
@@ -76,12 +76,12 @@ def fast_batch(st: EngineState, cfg: EngineConfig, events: list[Event]) -> Batch
     new_slots = np.fromiter(map(st.users.add, new_users), np.int64, count=len(new_users))
     for item in new_items:
         st.items.add(item)
-    cu = np.fromiter(map(slot_of.__getitem__, users), dtype=np.int64, count=n)
+    cu = np.fromiter(slot_of.lookup(users), dtype=np.int64, count=n)
     if new_slots.size:  # a new user's creation is its first event: seq0 + that position
         first = np.full(st.users.high, n, dtype=np.int64)
         np.minimum.at(first, cu, np.arange(n))
         st.user_since[new_slots] = seq0 + first[new_slots]
-    ci = np.fromiter(map(item_slot.__getitem__, items), dtype=np.int64, count=n)
+    ci = np.fromiter(item_slot.lookup(items), dtype=np.int64, count=n)
     key = cu * st.items.high + ci
     _uniq, rev_first, hits = np.unique(key[::-1], return_index=True, return_counts=True)
     last = n - 1 - rev_first  # the last event of each cell
@@ -102,12 +102,6 @@ def fast_batch(st: EngineState, cfg: EngineConfig, events: list[Event]) -> Batch
         forgotten=frozenset(),
         events=n,
     )
-
-
-def _new_ids(distinct: dict[str, None], known: dict[str, int]) -> list[str]:
-    """The ids of ``distinct`` (in its order) that ``known`` lacks."""
-    new = set(distinct).difference(known)  # C loop over the distinct ids (dict lookups)
-    return [key for key in distinct if key in new] if new else []
 
 
 def _plain_ids(ids: dict[str, None]) -> bool:

@@ -37,12 +37,13 @@ import numpy as np
 import numpy.typing as npt
 
 from stream_cf.engine.config import EngineConfig
+from stream_cf.engine.ids import IdMap
 from stream_cf.engine.ownership import empty_state, owned_store
 from stream_cf.engine.pairs import SCALE
 from stream_cf.engine.ratings import Ratings
 from stream_cf.engine.rebuild import pair_sum_blocks
 from stream_cf.engine.state import EngineState
-from stream_cf.engine.storage import IdMap, RowPool
+from stream_cf.engine.storage import RowPool
 from stream_cf.exceptions import ConfigError, StateFormatError
 
 FORMAT_VERSION = 2

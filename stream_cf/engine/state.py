@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from stream_cf.engine.ids import IdMap
 from stream_cf.engine.owned import OwnedPairSums
 from stream_cf.engine.pairs import PairSums
 from stream_cf.engine.ratings import Ratings
-from stream_cf.engine.storage import TWICE_LIMIT, FloatArray, IdMap, IntArray, grow_array
+from stream_cf.engine.storage import TWICE_LIMIT, FloatArray, IntArray, grow_array
 
 
 class EngineState:

@@ -1,20 +1,16 @@
-"""Growable storage: id maps (string id <-> dense slot) and rows of entries in one pool.
+"""Growable storage: rows of entries in one pool, and arrays that grow without stalls.
 
-Users and items get dense integer slots so that every read is a numpy operation. Ids are arbitrary
-strings and nothing needs to be sized in advance: arrays grow by half again when a slot beyond the
-capacity is needed (amortised O(1) per new id). :class:`RowPool` keeps a variable-length row of
-int32 entries per slot (a user's cells, an item's cells) in one array with slack per row: memory
-in proportion to the entries, appends in amortised O(1), every batch operation vectorized.
-
-A user's slot is released when the user disappears (``forget_user``, or the last rating taken
-back) and the lowest free slot is reused first, so slot assignment is deterministic. Item slots are
-never released: an item's slot number is its first appearance in the stream, which orders ties.
+Nothing needs to be sized in advance: arrays grow by half again when a slot beyond the capacity is
+needed (amortised O(1) per new id), large ones inside reserved address space without a copy
+(:func:`grow_array`). :class:`RowPool` keeps a variable-length row of int32 entries per slot (a
+user's cells, an item's cells) in one array with slack per row: memory in proportion to the
+entries, appends in amortised O(1), every batch operation vectorized. The id maps (string id <->
+dense slot) are in :mod:`~stream_cf.engine.ids`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import heapq
 import mmap
 import sys
 from typing import Any
@@ -39,57 +35,6 @@ def grown(capacity: int, needed: int) -> int:
     while cap < needed:
         cap = int(cap * GROWTH) + 1
     return cap
-
-
-class IdMap:
-    """A bijection between string ids and dense slots, with a free list of released slots."""
-
-    def __init__(self) -> None:
-        self.slot_of: dict[str, int] = {}
-        self.id_of: list[str | None] = []
-        self.free: list[int] = []  # a heap: the lowest free slot is reused first
-
-    def __len__(self) -> int:
-        return len(self.slot_of)
-
-    @property
-    def high(self) -> int:
-        """One past the highest slot ever used (the extent of the arrays in use)."""
-        return len(self.id_of)
-
-    def next_slot(self) -> int:
-        """The slot :meth:`add` would give to a new id."""
-        return self.free[0] if self.free else len(self.id_of)
-
-    def add(self, key: str) -> int:
-        """Give ``key`` a slot (the lowest free one, else a new one) and return it."""
-        if self.free:
-            slot = heapq.heappop(self.free)
-            self.id_of[slot] = key
-        else:
-            slot = len(self.id_of)
-            self.id_of.append(key)
-        self.slot_of[key] = slot
-        return slot
-
-    def remove(self, key: str) -> int:
-        """Release ``key``'s slot; the id vanishes from the map."""
-        slot = self.slot_of.pop(key)
-        self.id_of[slot] = None
-        heapq.heappush(self.free, slot)
-        return slot
-
-    def to_meta(self) -> dict[str, Any]:
-        return {"ids": list(self.id_of), "free": sorted(self.free)}
-
-    @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> IdMap:
-        out = cls()
-        out.id_of = [None if key is None else str(key) for key in meta["ids"]]
-        out.slot_of = {key: slot for slot, key in enumerate(out.id_of) if key is not None}
-        out.free = sorted(int(slot) for slot in meta["free"])
-        heapq.heapify(out.free)
-        return out
 
 
 def ranges(starts: IntArray, lengths: IntArray) -> IntArray:
