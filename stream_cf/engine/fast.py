@@ -62,11 +62,12 @@ def fast_batch(st: EngineState, cfg: EngineConfig, events: list[Event]) -> Batch
     if cfg.implicit and not float(np.sum(amounts)) + st.ratings.max_value <= VALUE_LIMIT:
         return None  # a weight might pass the limit: the event-by-event path finds which
     seq0 = st.seq
-    slot_of = st.users.slot_of
-    # new ids in order of first appearance
-    new_users = slot_of.missing(list(distinct_users))
-    item_slot = st.items.slot_of
-    new_items = item_slot.missing(list(distinct_items))
+    # one probe of the id tables per distinct id; the new ids in order of first appearance
+    user_keys, item_keys = list(distinct_users), list(distinct_items)
+    user_found = np.array(st.users.slot_of.lookup(user_keys), dtype=np.int64)
+    item_found = np.array(st.items.slot_of.lookup(item_keys), dtype=np.int64)
+    new_users = [user_keys[p] for p in np.flatnonzero(user_found < 0).tolist()]
+    new_items = [item_keys[p] for p in np.flatnonzero(item_found < 0).tolist()]
     # grow the arrays once for the whole batch (the same capacities as growing id by id, without
     # the intermediate copies); new ids take fresh slots or the lowest free ones
     st.ensure(
@@ -74,14 +75,13 @@ def fast_batch(st: EngineState, cfg: EngineConfig, events: list[Event]) -> Batch
         st.items.high + max(0, len(new_items) - len(st.items.free)),
     )
     new_slots = np.fromiter(map(st.users.add, new_users), np.int64, count=len(new_users))
-    for item in new_items:
-        st.items.add(item)
-    cu = np.fromiter(slot_of.lookup(users), dtype=np.int64, count=n)
+    new_item_slots = np.fromiter(map(st.items.add, new_items), np.int64, count=len(new_items))
+    cu = _slots(users, user_keys, user_found, new_slots)
     if new_slots.size:  # a new user's creation is its first event: seq0 + that position
         first = np.full(st.users.high, n, dtype=np.int64)
         np.minimum.at(first, cu, np.arange(n))
         st.user_since[new_slots] = seq0 + first[new_slots]
-    ci = np.fromiter(item_slot.lookup(items), dtype=np.int64, count=n)
+    ci = _slots(items, item_keys, item_found, new_item_slots)
     key = cu * st.items.high + ci
     _uniq, rev_first, hits = np.unique(key[::-1], return_index=True, return_counts=True)
     last = n - 1 - rev_first  # the last event of each cell
@@ -134,4 +134,14 @@ def _accumulate(
                 value[c] = v if cap is None else min(v, cap)
         for c, v in value.items():
             out[c] = v
+    return out
+
+
+def _slots(keys: list[str], distinct: list[str], found: IntArray, added: IntArray) -> IntArray:
+    """The slot of each of ``keys``, from the slots ``found`` for the ``distinct`` keys (-1 for
+    the new ones, which were ``added`` in that order): each event's key is looked up in a dict
+    of the batch's distinct keys, small enough to stay in cache, not in the id table itself."""
+    found[found < 0] = added
+    rank = dict(zip(distinct, range(len(distinct)), strict=True))
+    out: IntArray = found[np.fromiter(map(rank.__getitem__, keys), np.int64, count=len(keys))]
     return out

@@ -7,12 +7,12 @@ slots are never released: an item's slot number is its first appearance in the s
 orders ties.
 
 The string -> slot direction is a hash table, and a hash table that grows is rebuilt whole: a
-single CPython dict of 699,051 ids rebuilds itself when the next id comes (~40-100 ms, the
-slowest batch of a million-user stream), of 1.4M ids ~130 ms, and so on, doubling with the ids.
-:class:`SlotTable` spreads the ids over :data:`SHARDS` dicts chosen by the id's hash, so each
-rebuild moves 1/256th of them (under a millisecond at a million ids, ~10 ms at 10^8); its batch
-reads (:meth:`SlotTable.lookup`, :meth:`SlotTable.missing`) run as chains of C iterators, ~1.1-1.4×
-the time of one dict's.
+single CPython dict of 699,051 ids rebuilds itself when the next id comes (~40-100 ms, the slowest
+batch of a million-user stream by 2×), of 1.4M ids ~130 ms, and so on, doubling with the ids.
+:class:`SlotTable` spreads the ids over :data:`SHARDS` dicts chosen by 8 high bits of the id's
+hash, so each rebuild moves 1/256th of them (under a millisecond at a million ids). Its batch read
+(:meth:`SlotTable.lookup`) is a chain of C iterators; a batch probes it once per distinct id and
+finds each event's slot in a dict of the batch's own ids (:mod:`~stream_cf.engine.fast`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ from typing import Any, TypeVar, overload
 
 _T = TypeVar("_T")
 
-SHARDS = 256  # a power of two: an id's shard is hash(id) & (SHARDS - 1)
+SHARDS = 256  # a power of two: an id's shard is bits 40-47 of hash(id)
 _MASK = SHARDS - 1
+# (not the low bits: a dict places a key by the low bits of its hash, so the keys of a shard
+# chosen by them would all share their first probe's low 8 bits and collide)
+_SHIFT = 40
 
 
 class SlotTable(MutableMapping[str, int]):
@@ -43,26 +46,26 @@ class SlotTable(MutableMapping[str, int]):
             self[key] = value
 
     def _shard(self, key: str) -> dict[str, int]:
-        return self._shards[hash(key) & _MASK]
+        return self._shards[hash(key) >> _SHIFT & _MASK]
 
     def __getitem__(self, key: str) -> int:
-        return self._shards[hash(key) & _MASK][key]
+        return self._shards[hash(key) >> _SHIFT & _MASK][key]
 
     @overload
     def get(self, key: str, /) -> int | None: ...
     @overload
     def get(self, key: str, /, default: int | _T) -> int | _T: ...
     def get(self, key: str, /, default: object = None) -> object:
-        return self._shards[hash(key) & _MASK].get(key, default)
+        return self._shards[hash(key) >> _SHIFT & _MASK].get(key, default)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._shards[hash(key) & _MASK]
+        return key in self._shards[hash(key) >> _SHIFT & _MASK]
 
     def __setitem__(self, key: str, value: int) -> None:
-        self._shards[hash(key) & _MASK][key] = value
+        self._shards[hash(key) >> _SHIFT & _MASK][key] = value
 
     def __delitem__(self, key: str) -> None:
-        del self._shards[hash(key) & _MASK][key]
+        del self._shards[hash(key) >> _SHIFT & _MASK][key]
 
     def __len__(self) -> int:
         return sum(map(len, self._shards))
@@ -72,19 +75,13 @@ class SlotTable(MutableMapping[str, int]):
 
     def _tables(self, keys: Iterable[str]) -> Iterator[dict[str, int]]:
         """The shard of each key, in order (C iterators, no Python-level call per key)."""
-        return map(
-            self._shards.__getitem__,
-            map(operator.and_, map(hash, keys), itertools.repeat(_MASK)),
-        )
+        bits = map(operator.rshift, map(hash, keys), itertools.repeat(_SHIFT))
+        return map(self._shards.__getitem__, map(operator.and_, bits, itertools.repeat(_MASK)))
 
-    def lookup(self, keys: list[str]) -> list[int | None]:
-        """The slot of each key, None for a key not held."""
-        return list(map(dict.get, self._tables(keys), keys))
-
-    def missing(self, keys: list[str]) -> list[str]:
-        """The keys not held, in their order."""
-        held = map(operator.contains, self._tables(keys), keys)
-        return list(itertools.compress(keys, map(operator.not_, held)))
+    def lookup(self, keys: list[str], missing: int = -1) -> list[int]:
+        """The slot of each key, ``missing`` for a key not held (one pass, no Python-level call
+        per key)."""
+        return list(map(dict.get, self._tables(keys), keys, itertools.repeat(missing)))
 
 
 class IdMap:
@@ -115,7 +112,7 @@ class IdMap:
         else:
             slot = len(self.id_of)
             self.id_of.append(key)
-        self.slot_of[key] = slot
+        self.slot_of._shards[hash(key) >> _SHIFT & _MASK][key] = slot  # (no method call)
         return slot
 
     def remove(self, key: str) -> int:

@@ -319,7 +319,7 @@ def predict_many(
         return [predict(st, cfg, user, item, explain=False).estimate for item in wanted]
     slot_of = st.items.slot_of
     found = slot_of.lookup(wanted)
-    known = [p for p, i in enumerate(found) if i is not None and st.item_count[i] > 0]
+    known = [p for p, i in enumerate(found) if i >= 0 and st.item_count[i] > 0]
     cols = np.array([found[p] for p in known], dtype=np.int64)
     if cfg.predictor == "knn_baseline":
         base = read_baseline(st, cfg)
