@@ -321,6 +321,26 @@ def blended(beta: float) -> Rule:
     return rule
 
 
+def calibrated(gamma: float = 1.0, tau: float = 0.5, weighted: bool = False) -> Rule:
+    """The vote times a match of the candidate's popularity to u's own: with L = ln(1 + n), μ_u
+    and σ_u the mean and deviation of L_j over u's items (``weighted``: by x_j = 2^(−pos_j/5)),
+    s_ui · exp(−(L_i − μ_u)² / 2(σ_u² + τ²))^γ (a niche buyer's list leans to niche items)."""
+
+    def rule(r: Replay, u: int) -> Top:
+        out = vote_scores(r, u)
+        if out is None:
+            return None
+        mine = r.history(u)
+        big = np.log1p(r.n_item[mine])
+        x = 2.0 ** (-np.arange(mine.size) / 5.0) if weighted else np.ones(mine.size)
+        mu = float(x @ big / x.sum())
+        var = float(x @ (big - mu) ** 2 / x.sum())
+        match = np.exp(-((np.log1p(r.n_item) - mu) ** 2) / (2.0 * (var + tau**2)))
+        return top10(out[0] * match**gamma, out[1])
+
+    return rule
+
+
 def recent_popularity(h: float) -> Rule:
     """Popularity by decayed counts (:func:`decayed`) instead of n_i, no vote."""
     return lambda r, u: top10(decayed(h)(r), (r.n_item > 0) & (r.seq[u] < 0))
@@ -469,6 +489,9 @@ for _hv in (5.0, 20.0, 80.0):
 for _ha, _hb in ((5.0, 5.0), (5.0, 2.0), (10.0, 2.0), (5.0, 1.0), (2.0, 5.0), (10.0, 5.0)):
     RULES[f"asym{_ha:g}-{_hb:g}"] = plain(recency="asym", h_n=_ha, h_b=_hb)
 RULES["norm0"] = plain(norm=0.0)
+for _g in (0.5, 1.0):
+    RULES[f"calib{_g:g}"] = calibrated(_g)
+    RULES[f"calibx{_g:g}"] = calibrated(_g, weighted=True)
 RULES["norm0.25"] = plain(norm=0.25)
 RULES["e0"] = plain(e=0.0)
 RULES["e0.5"] = plain(e=0.5)
