@@ -341,6 +341,25 @@ def calibrated(gamma: float = 1.0, tau: float = 0.5, weighted: bool = False) -> 
     return rule
 
 
+def item_conditional(a: float = 1.0, c: float = 0.0, h: float = 5.0, m: int = 30) -> Rule:
+    """Item-based over whole histories without the cosine's 1/√n_i: s_ui = Σ_j x_j · n_ij / n_j^a
+    / n_i^c over u's m latest items j (n_ij = users with both, u left out; a = 1, c = 0: the
+    conditional probability P(i | j), popular items kept)."""
+
+    def rule(r: Replay, u: int) -> Top:
+        mine = r.history(u)[:m]
+        if mine.size == 0:
+            return None
+        # n_ij over the other users: u's own row taken out of the product
+        pairs = r.bought[:, mine].T @ r.bought - np.outer(r.bought[u, mine], r.bought[u])
+        x = 2.0 ** (-np.arange(mine.size) / h) / np.maximum(r.n_item[mine], 1.0) ** a
+        scores = x @ pairs / np.maximum(r.n_item, 1.0) ** c
+        ok = (scores > 0) & (r.seq[u] < 0)
+        return top10(scores, ok) if ok.any() else None
+
+    return rule
+
+
 def recent_popularity(h: float) -> Rule:
     """Popularity by decayed counts (:func:`decayed`) instead of n_i, no vote."""
     return lambda r, u: top10(decayed(h)(r), (r.n_item > 0) & (r.seq[u] < 0))
@@ -489,6 +508,8 @@ for _hv in (5.0, 20.0, 80.0):
 for _ha, _hb in ((5.0, 5.0), (5.0, 2.0), (10.0, 2.0), (5.0, 1.0), (2.0, 5.0), (10.0, 5.0)):
     RULES[f"asym{_ha:g}-{_hb:g}"] = plain(recency="asym", h_n=_ha, h_b=_hb)
 RULES["norm0"] = plain(norm=0.0)
+for _a, _c in ((1.0, 0.0), (0.5, 0.0), (0.0, 0.0), (1.0, 0.25)):
+    RULES[f"itemcond-a{_a:g}-c{_c:g}"] = item_conditional(_a, _c)
 for _g in (0.5, 1.0):
     RULES[f"calib{_g:g}"] = calibrated(_g)
     RULES[f"calibx{_g:g}"] = calibrated(_g, weighted=True)
