@@ -25,11 +25,11 @@ from typing import Any, TypeVar, overload
 
 _T = TypeVar("_T")
 
-SHARDS = 256  # a power of two: an id's shard is bits 40-47 of hash(id)
-_MASK = SHARDS - 1
-# (not the low bits: a dict places a key by the low bits of its hash, so the keys of a shard
-# chosen by them would all share their first probe's low 8 bits and collide)
-_SHIFT = 40
+SHARDS = 256
+# An id's shard is the top 8 bits of hash(id) (a signed 64-bit int, so -128..127: a negative
+# index counts from the end of the list of shards). Not the low bits: a dict places a key by the
+# low bits of its hash, so the keys of a shard chosen by them would collide in it.
+_SHIFT = 56
 
 
 class SlotTable(MutableMapping[str, int]):
@@ -46,26 +46,26 @@ class SlotTable(MutableMapping[str, int]):
             self[key] = value
 
     def _shard(self, key: str) -> dict[str, int]:
-        return self._shards[hash(key) >> _SHIFT & _MASK]
+        return self._shards[hash(key) >> _SHIFT]
 
     def __getitem__(self, key: str) -> int:
-        return self._shards[hash(key) >> _SHIFT & _MASK][key]
+        return self._shards[hash(key) >> _SHIFT][key]
 
     @overload
     def get(self, key: str, /) -> int | None: ...
     @overload
     def get(self, key: str, /, default: int | _T) -> int | _T: ...
     def get(self, key: str, /, default: object = None) -> object:
-        return self._shards[hash(key) >> _SHIFT & _MASK].get(key, default)
+        return self._shards[hash(key) >> _SHIFT].get(key, default)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._shards[hash(key) >> _SHIFT & _MASK]
+        return key in self._shards[hash(key) >> _SHIFT]
 
     def __setitem__(self, key: str, value: int) -> None:
-        self._shards[hash(key) >> _SHIFT & _MASK][key] = value
+        self._shards[hash(key) >> _SHIFT][key] = value
 
     def __delitem__(self, key: str) -> None:
-        del self._shards[hash(key) >> _SHIFT & _MASK][key]
+        del self._shards[hash(key) >> _SHIFT][key]
 
     def __len__(self) -> int:
         return sum(map(len, self._shards))
@@ -75,8 +75,8 @@ class SlotTable(MutableMapping[str, int]):
 
     def _tables(self, keys: Iterable[str]) -> Iterator[dict[str, int]]:
         """The shard of each key, in order (C iterators, no Python-level call per key)."""
-        bits = map(operator.rshift, map(hash, keys), itertools.repeat(_SHIFT))
-        return map(self._shards.__getitem__, map(operator.and_, bits, itertools.repeat(_MASK)))
+        top = map(operator.rshift, map(hash, keys), itertools.repeat(_SHIFT))
+        return map(self._shards.__getitem__, top)
 
     def lookup(self, keys: list[str], missing: int = -1) -> list[int]:
         """The slot of each key, ``missing`` for a key not held (one pass, no Python-level call
@@ -112,7 +112,7 @@ class IdMap:
         else:
             slot = len(self.id_of)
             self.id_of.append(key)
-        self.slot_of._shards[hash(key) >> _SHIFT & _MASK][key] = slot  # (no method call)
+        self.slot_of._shards[hash(key) >> _SHIFT][key] = slot  # (no method call)
         return slot
 
     def remove(self, key: str) -> int:
