@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stream_cf.engine import item_kernel
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray, grown, ranges
 
@@ -167,17 +168,23 @@ class _Positions(threading.local):
     def __init__(self) -> None:
         self.pos: IntArray = np.zeros(0, dtype=np.int64)
 
-    def mark(self, high: int, items: IntArray, excluded: int) -> IntArray:
-        """pos[items[k]] = k, but pos[excluded] = -1; -1 elsewhere (``high``: the item slots)."""
+    def array(self, high: int) -> IntArray:
+        """The array (-1 everywhere), grown to at least ``high`` item slots."""
         pos = self.pos
         if pos.size < high:
             pos = self.pos = np.full(grown(pos.size, high), -1, dtype=np.int64)
+        return pos
+
+    def mark(self, high: int, items: IntArray, excluded: int) -> IntArray:
+        """pos[items[k]] = k, but pos[excluded] = -1; -1 elsewhere (``high``: the item slots)."""
+        pos = self.array(high)
         pos[items] = np.arange(items.size, dtype=np.int64)
         pos[excluded] = -1
         return pos
 
 
 _POSITIONS = _Positions()
+_MARKS = _Positions()  # the same over the user slots: the raters the kernel looks for
 
 
 def _finish(
@@ -216,7 +223,81 @@ def item_terms(
     item_bias: FloatArray,
 ) -> ItemTerms:
     """The item terms of u for the distinct item slots ``cols`` (``item_bias``: b_j by item
-    slot; ``user_bias``: u's b_u)."""
+    slot; ``user_bias``: u's b_u): from the compiled kernel (:mod:`~stream_cf.engine.item_kernel`,
+    the same bits) when it is built, else from :func:`item_terms_numpy`."""
+    if item_kernel.KERNEL is None:
+        return item_terms_numpy(
+            st,
+            u,
+            cols,
+            neighbours=neighbours,
+            shrinkage=shrinkage,
+            mu=mu,
+            user_bias=user_bias,
+            item_bias=item_bias,
+        )
+    return item_terms_compiled(
+        st,
+        u,
+        cols,
+        neighbours=neighbours,
+        shrinkage=shrinkage,
+        mu=mu,
+        user_bias=user_bias,
+        item_bias=item_bias,
+    )
+
+
+def item_terms_compiled(
+    st: EngineState,
+    u: int,
+    cols: IntArray,
+    *,
+    neighbours: int,
+    shrinkage: float,
+    mu: float,
+    user_bias: float,
+    item_bias: FloatArray,
+) -> ItemTerms:
+    """:func:`item_terms` from the compiled kernel (which must be built)."""
+    mark = _MARKS.array(st.users.high)
+    out = item_kernel.item_terms(
+        st,
+        u,
+        cols,
+        mark,
+        neighbours=neighbours,
+        shrinkage=shrinkage,
+        base_u=mu + user_bias,
+        item_bias=item_bias,
+    )
+    if out is None:
+        raise RuntimeError("the item residual's compiled kernel is not built")
+    num, den, count, colpos, items, values = out
+    return ItemTerms(
+        num=num,
+        den=den,
+        count=count,
+        colpos=colpos,
+        items=items,
+        sims=values[0],
+        ratings=values[1],
+        baselines=values[2],
+    )
+
+
+def item_terms_numpy(
+    st: EngineState,
+    u: int,
+    cols: IntArray,
+    *,
+    neighbours: int,
+    shrinkage: float,
+    mu: float,
+    user_bias: float,
+    item_bias: FloatArray,
+) -> ItemTerms:
+    """:func:`item_terms` in numpy (the reference of the kernel, and its fallback)."""
     # u's items in the row's own order: each s_ij, the selection and its sums do not depend on it
     held = st.ratings.by_user.row(u)
     mine = st.ratings.cell_item.take(held).astype(np.int64)

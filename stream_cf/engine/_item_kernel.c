@@ -1,0 +1,401 @@
+/* The item terms of knn_baseline's item-based residual, in one compiled pass per wanted item.
+
+   The same formula and the same floating-point operations, in the same order, as the numpy
+   path of stream_cf/engine/item_residual.py (which stays the reference and the fallback).
+   For user u, a wanted item i and each item j != i of u (I_u: u's cells in its row's order),
+   over the raters w of i but u taken in ascending slot order, with r̄_w = Σ_w / n_w:
+
+       x = r_wi − r̄_w,  y = r_wj − r̄_w       (only where w rated j too: the common raters C_ij)
+       Sxy += x·y;  Sxx += x·x;  Syy += y·y;  A += |x·y|;  n += 1     (each from 0.0, in order)
+       s_ij = clip(Sxy / sqrt(Sxx·Syy), −1, 1) · n / (n + β)        (β > 0; no factor if β = 0)
+
+   s_ij = 0 where sqrt(Sxx·Syy) is 0 or |Sxy| <= 1e-12·A. M(u;i): the K items j with the largest
+   s_ij > 0, ties by u's earlier rating of j (cell_seq), then by j's place in u's row. In that
+   order, with b_uj = (μ + b_u) + b_j and e_uj = r_uj − b_uj:
+
+       num_i = Σ_{j∈M(u;i)} s_ij·e_uj,   den_i = Σ_{j∈M(u;i)} s_ij   (each from 0.0, in order)
+
+   Every product is rounded before it is added (built with -ffp-contract=off: no fused
+   multiply-add), as numpy's np.bincount adds its weights, so the bits equal the numpy path's
+   (tests/engine/test_item_kernel.py).
+
+   The read, per wanted item i: i's raters w but u are marked in a dense array over the user
+   slots (``mark``: -1 everywhere on entry and on return; w's place among them where marked);
+   then the rater row of each item j of u (the per-item rows, Σ_{j∈I_u} n_j entries, read in
+   order) is scanned for marked raters, those hits sorted by rater slot (a few dozen per j) and
+   summed. No gather from the cell table but for the hits. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RELATIVE_ZERO 1e-12
+
+typedef struct {
+    Py_buffer view;
+    int held;
+} Buf;
+
+/* A C-contiguous buffer of items of ``size`` bytes whose format is one of ``formats``. */
+static int take(PyObject *obj, Buf *buf, Py_ssize_t size, const char *formats, int writable,
+                const char *name) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, &buf->view, flags) < 0) {
+        return -1;
+    }
+    buf->held = 1;
+    const char *format = buf->view.format ? buf->view.format : "B";
+    if (format[0] == '<' || format[0] == '=' || format[0] == '@') {
+        format++;
+    }
+    if (buf->view.itemsize != size || format[0] == '\0' || format[1] != '\0' ||
+        strchr(formats, format[0]) == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s: wrong item type '%s' (itemsize %zd)", name,
+                     buf->view.format ? buf->view.format : "B", buf->view.itemsize);
+        return -1;
+    }
+    return 0;
+}
+
+#define I64 8, "lq"
+#define I32 4, "i"
+#define F64 8, "d"
+
+typedef struct {
+    int64_t rater;
+    double x;
+    double y;
+} Hit;
+
+typedef struct {
+    double sim;
+    int64_t seq;
+    int64_t place;
+} Candidate;
+
+/* The hits of one item j of u in ascending rater slot (insertion sort: a few dozen each). */
+static void sort_hits(Hit *hits, Py_ssize_t n) {
+    for (Py_ssize_t a = 1; a < n; a++) {
+        Hit h = hits[a];
+        Py_ssize_t b = a;
+        while (b > 0 && hits[b - 1].rater > h.rater) {
+            hits[b] = hits[b - 1];
+            b--;
+        }
+        hits[b] = h;
+    }
+}
+
+static int by_hit_rater(const void *a, const void *b) {
+    int64_t x = ((const Hit *)a)->rater, y = ((const Hit *)b)->rater;
+    return (x > y) - (x < y);
+}
+
+static int by_choice(const void *a, const void *b) {
+    const Candidate *x = (const Candidate *)a, *y = (const Candidate *)b;
+    if (x->sim != y->sim) {
+        return x->sim > y->sim ? -1 : 1; /* s descending */
+    }
+    if (x->seq != y->seq) {
+        return x->seq < y->seq ? -1 : 1; /* the earlier rating first */
+    }
+    return (x->place > y->place) - (x->place < y->place);
+}
+
+#define N_BUFS 21
+#define FAIL(message)                                        \
+    do {                                                     \
+        PyErr_SetString(PyExc_ValueError, "item_terms: " message); \
+        goto done;                                           \
+    } while (0)
+
+static PyObject *item_terms(PyObject *self, PyObject *args) {
+    (void)self;
+    long long u_arg, k_arg;
+    double shrinkage, base_u;
+    PyObject *objs[N_BUFS];
+    if (!PyArg_ParseTuple(args, "LLddOOOOOOOOOOOOOOOOOOOOO", &u_arg, &k_arg, &shrinkage, &base_u,
+                          &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5], &objs[6],
+                          &objs[7], &objs[8], &objs[9], &objs[10], &objs[11], &objs[12],
+                          &objs[13], &objs[14], &objs[15], &objs[16], &objs[17], &objs[18],
+                          &objs[19], &objs[20])) {
+        return NULL;
+    }
+    Buf b[N_BUFS];
+    memset(b, 0, sizeof(b));
+    PyObject *result = NULL;
+    int64_t *mine = NULL, *raters = NULL, *found = NULL;
+    double *r_u = NULL, *xs = NULL, *means = NULL;
+    Hit *hits = NULL;
+    Candidate *cand = NULL;
+    int64_t *mark = NULL;
+    Py_ssize_t n_marked = 0;
+
+    static const struct {
+        Py_ssize_t size;
+        const char *formats;
+        int writable;
+        const char *name;
+    } spec[N_BUFS] = {
+        {I64, 0, "cols"},          {I64, 1, "mark"},         {F64, 0, "item_bias"},
+        {I64, 0, "user_start"},    {I64, 0, "user_length"},  {I32, 0, "user_pool"},
+        {I64, 0, "values_start"},  {F64, 0, "values_pool"},   {I64, 0, "raters_start"},
+        {I64, 0, "raters_length"}, {I32, 0, "raters_pool"},  {I32, 0, "cell_item"},
+        {F64, 0, "cell_value"},    {I64, 0, "cell_seq"},     {F64, 0, "user_sum"},
+        {I64, 0, "user_count"},    {I64, 1, "out_cols"},     {I64, 1, "out_items"},
+        {F64, 1, "out_values"},    {F64, 1, "num_den"},      {I64, 1, "count"},
+    };
+    for (int t = 0; t < N_BUFS; t++) {
+        if (take(objs[t], &b[t], spec[t].size, spec[t].formats, spec[t].writable, spec[t].name) <
+            0) {
+            goto done;
+        }
+    }
+#define LEN(t) (b[t].view.len / b[t].view.itemsize)
+    const int64_t *cols = b[0].view.buf;
+    mark = b[1].view.buf;
+    const double *item_bias = b[2].view.buf;
+    const int64_t *user_start = b[3].view.buf, *user_length = b[4].view.buf;
+    const int32_t *user_pool = b[5].view.buf;
+    const int64_t *values_start = b[6].view.buf;
+    const double *values_pool = b[7].view.buf;
+    const int64_t *raters_start = b[8].view.buf, *raters_length = b[9].view.buf;
+    const int32_t *raters_pool = b[10].view.buf;
+    const int32_t *cell_item = b[11].view.buf;
+    const double *cell_value = b[12].view.buf;
+    const int64_t *cell_seq = b[13].view.buf;
+    const double *user_sum = b[14].view.buf;
+    const int64_t *user_count = b[15].view.buf;
+    int64_t *out_cols = b[16].view.buf, *out_items = b[17].view.buf;
+    double *out_values = b[18].view.buf, *num_den = b[19].view.buf;
+    int64_t *count = b[20].view.buf;
+    const Py_ssize_t n_cols = LEN(0), n_mark = LEN(1), n_bias = LEN(2);
+    const Py_ssize_t n_user_rows = LEN(3) < LEN(4) ? LEN(3) : LEN(4);
+    const Py_ssize_t n_user_pool = LEN(5), n_values_pool = LEN(7), n_raters_pool = LEN(10);
+    Py_ssize_t n_item_rows = LEN(6);
+    if (LEN(8) < n_item_rows) n_item_rows = LEN(8);
+    if (LEN(9) < n_item_rows) n_item_rows = LEN(9);
+    Py_ssize_t n_cells = LEN(11);
+    if (LEN(12) < n_cells) n_cells = LEN(12);
+    if (LEN(13) < n_cells) n_cells = LEN(13);
+    Py_ssize_t n_users = LEN(14) < LEN(15) ? LEN(14) : LEN(15);
+    if (n_mark < n_users) n_users = n_mark;
+    const Py_ssize_t cap = LEN(16);
+    const int64_t u = u_arg, k_max = k_arg;
+    if (u < 0 || u >= n_user_rows || k_max < 0 || LEN(17) < cap || LEN(18) < 3 * cap ||
+        LEN(19) < 2 * n_cols || LEN(20) < n_cols) {
+        FAIL("inconsistent sizes");
+    }
+    const int64_t u_lo = user_start[u], m = user_length[u];
+    if (u_lo < 0 || m < 0 || u_lo + m > n_user_pool) {
+        FAIL("u's row is out of its pool");
+    }
+    /* u's items and ratings, in its row's order; the largest item row among them */
+    mine = malloc(sizeof(int64_t) * (size_t)(m + 1));
+    r_u = malloc(sizeof(double) * (size_t)(m + 1));
+    cand = malloc(sizeof(Candidate) * (size_t)(m + 1));
+    if (!mine || !r_u || !cand) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t longest = 0;
+    for (int64_t p = 0; p < m; p++) {
+        const int64_t cell = user_pool[u_lo + p];
+        if (cell < 0 || cell >= n_cells) {
+            FAIL("a cell of u is out of range");
+        }
+        const int64_t j = cell_item[cell];
+        if (j < 0 || j >= n_item_rows || j >= n_bias) {
+            FAIL("an item of u is out of range");
+        }
+        const int64_t lo = raters_start[j], len = raters_length[j];
+        if (lo < 0 || len < 0 || lo + len > n_raters_pool || values_start[j] < 0 ||
+            values_start[j] + len > n_values_pool) {
+            FAIL("an item row of u is out of its pool");
+        }
+        mine[p] = j;
+        r_u[p] = cell_value[cell];
+        if (len > longest) longest = len;
+    }
+    hits = malloc(sizeof(Hit) * (size_t)(longest + 1));
+    found = malloc(sizeof(int64_t) * (size_t)(longest + 1)); /* + 1: the branch-free last write */
+    if (!hits || !found) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t n_raters_cap = 0, total = 0;
+    for (Py_ssize_t c = 0; c < n_cols; c++) {
+        const int64_t i = cols[c];
+        if (i < 0 || i >= n_item_rows) {
+            FAIL("a wanted item is out of range");
+        }
+        const int64_t i_lo = raters_start[i], n_i = raters_length[i], i_vals = values_start[i];
+        if (i_lo < 0 || n_i < 0 || i_lo + n_i > n_raters_pool || i_vals < 0 ||
+            i_vals + n_i > n_values_pool) {
+            FAIL("i's row is out of its pool");
+        }
+        if (n_i > n_raters_cap) {
+            int64_t *r2 = realloc(raters, sizeof(int64_t) * (size_t)n_i);
+            if (r2) raters = r2;
+            double *x2 = realloc(xs, sizeof(double) * (size_t)n_i);
+            if (x2) xs = x2;
+            double *m2 = realloc(means, sizeof(double) * (size_t)n_i);
+            if (m2) means = m2;
+            if (!r2 || !x2 || !m2) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            n_raters_cap = n_i;
+        }
+        /* i's raters w but u marked with their place t: x_t = r_wi − r̄_w */
+        n_marked = 0;
+        for (int64_t t = 0; t < n_i; t++) {
+            const int64_t w = raters_pool[i_lo + t];
+            if (w == u) {
+                continue;
+            }
+            if (w < 0 || w >= n_users) {
+                FAIL("a rater of i is out of range");
+            }
+            means[n_marked] = user_sum[w] / (double)user_count[w];
+            xs[n_marked] = values_pool[i_vals + t] - means[n_marked];
+            raters[n_marked] = w;
+            mark[w] = n_marked;
+            n_marked++;
+        }
+        /* s_ij per item j of u: its raters that rated i too, summed in ascending slot order */
+        Py_ssize_t n_cand = 0;
+        for (int64_t p = 0; p < m; p++) {
+            const int64_t j = mine[p];
+            if (j == i || n_marked == 0) {
+                continue; /* s_ii = 0; no common rater: s = 0 */
+            }
+            const int64_t lo = raters_start[j], len = raters_length[j], j_vals = values_start[j];
+            /* the places of the marked raters in j's row: branch-free (each place is written,
+               kept where the rater is marked) */
+            Py_ssize_t n_hits = 0;
+            for (int64_t t = 0; t < len; t++) {
+                const int64_t v = raters_pool[lo + t];
+                if ((uint64_t)v >= (uint64_t)n_users) {
+                    FAIL("a rater of j is out of range");
+                }
+                found[n_hits] = t;
+                n_hits += (mark[v] >= 0);
+            }
+            for (Py_ssize_t h = 0; h < n_hits; h++) {
+                const int64_t t = found[h];
+                const int64_t v = raters_pool[lo + t], at = mark[v];
+                hits[h].rater = v;
+                hits[h].x = xs[at];
+                hits[h].y = values_pool[j_vals + t] - means[at];
+            }
+            if (n_hits == 0) {
+                continue;
+            }
+            Py_ssize_t sorted = 1; /* item rows are mostly in slot order already */
+            while (sorted < n_hits && hits[sorted - 1].rater < hits[sorted].rater) {
+                sorted++;
+            }
+            if (sorted < n_hits) {
+                if (n_hits < 64) {
+                    sort_hits(hits, n_hits);
+                } else {
+                    qsort(hits, (size_t)n_hits, sizeof(Hit), by_hit_rater);
+                }
+            }
+            double sxy = 0.0, sxx = 0.0, syy = 0.0, mag = 0.0;
+            for (Py_ssize_t h = 0; h < n_hits; h++) {
+                const double x = hits[h].x, y = hits[h].y;
+                const double xy = x * y;
+                sxy += xy;
+                sxx += x * x;
+                syy += y * y;
+                mag += fabs(xy);
+            }
+            const double norm = sqrt(sxx * syy);
+            double s = 0.0;
+            if (norm > 0 && fabs(sxy) > RELATIVE_ZERO * mag) {
+                s = sxy / norm;
+            }
+            if (s < -1.0) s = -1.0;
+            if (s > 1.0) s = 1.0;
+            if (shrinkage > 0) {
+                const double n = (double)n_hits;
+                s *= n / (n + shrinkage);
+            }
+            if (s > 0) {
+                cand[n_cand].sim = s;
+                cand[n_cand].seq = cell_seq[user_pool[u_lo + p]];
+                cand[n_cand].place = p;
+                n_cand++;
+            }
+        }
+        for (Py_ssize_t t = 0; t < n_marked; t++) {
+            mark[raters[t]] = -1;
+        }
+        n_marked = 0;
+        /* M(u;i): the K largest s_ij > 0, ties by u's earlier rating of j; its sums in order */
+        qsort(cand, (size_t)n_cand, sizeof(Candidate), by_choice);
+        const Py_ssize_t chosen = n_cand < k_max ? n_cand : (Py_ssize_t)k_max;
+        if (total + chosen > cap) {
+            FAIL("the output arrays are too small");
+        }
+        double sum_se = 0.0, sum_s = 0.0;
+        for (Py_ssize_t q = 0; q < chosen; q++) {
+            const int64_t p = cand[q].place;
+            const double s = cand[q].sim;
+            const double b_uj = base_u + item_bias[mine[p]];
+            const double e_uj = r_u[p] - b_uj;
+            sum_se += s * e_uj;
+            sum_s += s;
+            out_cols[total] = c;
+            out_items[total] = mine[p];
+            out_values[total] = s;
+            out_values[cap + total] = r_u[p];
+            out_values[2 * cap + total] = b_uj;
+            total++;
+        }
+        num_den[c] = sum_se;
+        num_den[n_cols + c] = sum_s;
+        count[c] = chosen;
+    }
+    result = PyLong_FromSsize_t(total);
+done:
+    for (Py_ssize_t t = 0; t < n_marked; t++) { /* an error with raters marked */
+        mark[raters[t]] = -1;
+    }
+    free(mine);
+    free(r_u);
+    free(cand);
+    free(hits);
+    free(found);
+    free(raters);
+    free(xs);
+    free(means);
+    for (int t = 0; t < N_BUFS; t++) {
+        if (b[t].held) {
+            PyBuffer_Release(&b[t].view);
+        }
+    }
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"item_terms", item_terms, METH_VARARGS,
+     "item_terms(u, k, shrinkage, base_u, cols, mark, item_bias, user_start, user_length, "
+     "user_pool, cells_start, cells_pool, raters_start, raters_length, raters_pool, cell_item, "
+     "cell_value, cell_seq, user_sum, user_count, out_cols, out_items, out_values, num_den, "
+     "count) -> the number of selected pairs"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_item_kernel",
+    "The item terms of knn_baseline's item-based residual, compiled (see item_kernel.py).", -1,
+    methods,
+};
+
+PyMODINIT_FUNC PyInit__item_kernel(void) { return PyModule_Create(&module); }
