@@ -89,6 +89,24 @@ static void sort_hits(Hit *hits, Py_ssize_t n) {
     }
 }
 
+/* The places t in a rater row whose rater is marked, written to ``found`` (one slot past the
+   last hit is written too); a rater outside [0, n_users) is read as slot 0 and flagged in *bad.
+   Branch-free, the pointers restrict: one pass of loads and one store per entry. */
+static Py_ssize_t scan_row(const int32_t *restrict row, int64_t len, const int64_t *restrict mark,
+                           uint64_t n_users, int64_t *restrict found, uint64_t *bad) {
+    Py_ssize_t n = 0;
+    uint64_t out = 0;
+    for (int64_t t = 0; t < len; t++) {
+        const uint64_t v = (uint64_t)(int64_t)row[t];
+        const uint64_t inside = v < n_users;
+        out |= inside ^ 1u;
+        found[n] = t;
+        n += (Py_ssize_t)((uint64_t)mark[v * inside] >> 63 ^ 1u);
+    }
+    *bad |= out;
+    return n;
+}
+
 static int by_hit_rater(const void *a, const void *b) {
     int64_t x = ((const Hit *)a)->rater, y = ((const Hit *)b)->rater;
     return (x > y) - (x < y);
@@ -148,7 +166,10 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
         {I64, 0, "user_count"},    {I64, 1, "out_cols"},     {I64, 1, "out_items"},
         {F64, 1, "out_values"},    {F64, 1, "num_den"},      {I64, 1, "count"},
     };
-    for (int t = 0; t < N_BUFS; t++) {
+    /* the sums of one wanted item alone: no output arrays (None), (num, den, count) returned */
+    const int sums_only = objs[16] == Py_None;
+    const int n_taken = sums_only ? 16 : N_BUFS;
+    for (int t = 0; t < n_taken; t++) {
         if (take(objs[t], &b[t], spec[t].size, spec[t].formats, spec[t].writable, spec[t].name) <
             0) {
             goto done;
@@ -183,10 +204,11 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
     if (LEN(13) < n_cells) n_cells = LEN(13);
     Py_ssize_t n_users = LEN(14) < LEN(15) ? LEN(14) : LEN(15);
     if (n_mark < n_users) n_users = n_mark;
-    const Py_ssize_t cap = LEN(16);
+    const Py_ssize_t cap = sums_only ? 0 : LEN(16);
     const int64_t u = u_arg, k_max = k_arg;
-    if (u < 0 || u >= n_user_rows || k_max < 0 || LEN(17) < cap || LEN(18) < 3 * cap ||
-        LEN(19) < 2 * n_cols || LEN(20) < n_cols) {
+    if (u < 0 || u >= n_user_rows || k_max < 0 || (sums_only && n_cols != 1) ||
+        (!sums_only &&
+         (LEN(17) < cap || LEN(18) < 3 * cap || LEN(19) < 2 * n_cols || LEN(20) < n_cols))) {
         FAIL("inconsistent sizes");
     }
     const int64_t u_lo = user_start[u], m = user_length[u];
@@ -277,13 +299,10 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
             /* the places of the marked raters in j's row: branch-free (each place is written,
                kept where the rater is marked) */
             Py_ssize_t n_hits = 0;
-            for (int64_t t = 0; t < len; t++) {
-                const int64_t v = raters_pool[lo + t];
-                if ((uint64_t)v >= (uint64_t)n_users) {
-                    FAIL("a rater of j is out of range");
-                }
-                found[n_hits] = t;
-                n_hits += (mark[v] >= 0);
+            uint64_t bad = 0;
+            n_hits = scan_row(raters_pool + lo, len, mark, (uint64_t)n_users, found, &bad);
+            if (bad) {
+                FAIL("a rater of j is out of range");
             }
             for (Py_ssize_t h = 0; h < n_hits; h++) {
                 const int64_t t = found[h];
@@ -340,7 +359,7 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
         /* M(u;i): the K largest s_ij > 0, ties by u's earlier rating of j; its sums in order */
         qsort(cand, (size_t)n_cand, sizeof(Candidate), by_choice);
         const Py_ssize_t chosen = n_cand < k_max ? n_cand : (Py_ssize_t)k_max;
-        if (total + chosen > cap) {
+        if (!sums_only && total + chosen > cap) {
             FAIL("the output arrays are too small");
         }
         double sum_se = 0.0, sum_s = 0.0;
@@ -351,12 +370,19 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
             const double e_uj = r_u[p] - b_uj;
             sum_se += s * e_uj;
             sum_s += s;
+            if (sums_only) {
+                continue;
+            }
             out_cols[total] = c;
             out_items[total] = mine[p];
             out_values[total] = s;
             out_values[cap + total] = r_u[p];
             out_values[2 * cap + total] = b_uj;
             total++;
+        }
+        if (sums_only) {
+            result = Py_BuildValue("(ddn)", sum_se, sum_s, chosen);
+            goto done;
         }
         num_den[c] = sum_se;
         num_den[n_cols + c] = sum_s;
@@ -375,7 +401,7 @@ done:
     free(raters);
     free(xs);
     free(means);
-    for (int t = 0; t < N_BUFS; t++) {
+    for (int t = 0; t < N_BUFS; t++) { /* (those not taken are not held) */
         if (b[t].held) {
             PyBuffer_Release(&b[t].view);
         }
@@ -388,7 +414,8 @@ static PyMethodDef methods[] = {
      "item_terms(u, k, shrinkage, base_u, cols, mark, item_bias, user_start, user_length, "
      "user_pool, cells_start, cells_pool, raters_start, raters_length, raters_pool, cell_item, "
      "cell_value, cell_seq, user_sum, user_count, out_cols, out_items, out_values, num_den, "
-     "count) -> the number of selected pairs"},
+     "count) -> the number of selected pairs; with out_cols None (and the four after it), "
+     "one wanted item and no output arrays: -> (num, den, count)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
@@ -43,6 +45,52 @@ def _load() -> ModuleType | None:
 KERNEL: ModuleType | None = _load()
 
 
+def _state(st: EngineState) -> tuple[npt.NDArray[Any], ...]:
+    """The kernel's view of the ratings (read at every call: the arrays grow by replacement)."""
+    ratings = st.ratings
+    users, values, raters = ratings.by_user, ratings.item_values, ratings.item_users
+    return (
+        users.start,
+        users.length,
+        users.pool,
+        values.start,
+        values.pool,
+        raters.start,
+        raters.length,
+        raters.pool,
+        ratings.cell_item,
+        ratings.cell_value,
+        ratings.cell_seq,
+        ratings.user_sum,
+        ratings.user_count,
+    )
+
+
+def item_sums(
+    st: EngineState,
+    u: int,
+    i: int,
+    mark: IntArray,
+    *,
+    neighbours: int,
+    shrinkage: float,
+    base_u: float,
+    item_bias: FloatArray,
+) -> tuple[float, float, int] | None:
+    """(num, den, |M(u;i)|) of one wanted item slot i from the kernel (a predict), or None
+    without it. ``mark``: a dense int64 array over the user slots, -1 everywhere (left so);
+    ``base_u`` = μ + b_u."""
+    kernel = KERNEL
+    if kernel is None:
+        return None
+    wanted = np.array([i], dtype=np.int64)
+    sums: tuple[float, float, int] = kernel.item_terms(
+        u, neighbours, shrinkage, base_u, wanted, mark, item_bias, *_state(st), None, None, None,
+        None, None,
+    )  # fmt: skip
+    return sums
+
+
 def item_terms(
     st: EngineState,
     u: int,
@@ -55,45 +103,21 @@ def item_terms(
     item_bias: FloatArray,
 ) -> tuple[FloatArray, FloatArray, IntArray, IntArray, IntArray, FloatArray] | None:
     """(num, den, count per column; per selected pair its column, item slot j, and the rows
-    s_ij, r_uj, b_uj of a (3, pairs) array) from the kernel, or None without it. ``mark``: a
-    dense int64 array over the user slots, -1 everywhere (left so); ``base_u`` = μ + b_u."""
+    s_ij, r_uj, b_uj of a (3, pairs) array) from the kernel, or None without it (``mark``,
+    ``base_u``: as in :func:`item_sums`)."""
     kernel = KERNEL
     if kernel is None:
         return None
-    ratings = st.ratings
     cols = np.ascontiguousarray(cols, dtype=np.int64)
     n_cols = cols.size
-    cap = n_cols * min(neighbours, int(ratings.by_user.length[u]))
+    cap = n_cols * min(neighbours, int(st.ratings.by_user.length[u]))
     out_cols = np.empty(cap, dtype=np.int64)
     out_items = np.empty(cap, dtype=np.int64)
     out_values = np.empty((3, cap), dtype=np.float64)
     num_den = np.empty((2, n_cols), dtype=np.float64)
     count = np.empty(n_cols, dtype=np.int64)
     total = kernel.item_terms(
-        u,
-        neighbours,
-        shrinkage,
-        base_u,
-        cols,
-        mark,
-        item_bias,
-        ratings.by_user.start,
-        ratings.by_user.length,
-        ratings.by_user.pool,
-        ratings.item_values.start,
-        ratings.item_values.pool,
-        ratings.item_users.start,
-        ratings.item_users.length,
-        ratings.item_users.pool,
-        ratings.cell_item,
-        ratings.cell_value,
-        ratings.cell_seq,
-        ratings.user_sum,
-        ratings.user_count,
-        out_cols,
-        out_items,
-        out_values,
-        num_den,
-        count,
-    )
+        u, neighbours, shrinkage, base_u, cols, mark, item_bias, *_state(st), out_cols, out_items,
+        out_values, num_den, count,
+    )  # fmt: skip
     return num_den[0], num_den[1], count, out_cols[:total], out_items[:total], out_values[:, :total]

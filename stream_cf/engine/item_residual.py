@@ -248,6 +248,44 @@ def item_terms(
     )
 
 
+def item_sums(
+    st: EngineState,
+    u: int,
+    i: int,
+    *,
+    neighbours: int,
+    shrinkage: float,
+    mu: float,
+    user_bias: float,
+    item_bias: FloatArray,
+) -> tuple[float, float, int]:
+    """(Σ_{j∈M(u;i)} s_ij·e_uj, Σ_{j∈M(u;i)} s_ij, |M(u;i)|) of one item slot i (a predict
+    without its explanation): :func:`item_terms`' figures, without its arrays."""
+    sums = item_kernel.item_sums(
+        st,
+        u,
+        i,
+        _MARKS.array(st.users.high),
+        neighbours=neighbours,
+        shrinkage=shrinkage,
+        base_u=mu + user_bias,
+        item_bias=item_bias,
+    )
+    if sums is not None:
+        return sums
+    terms = item_terms_numpy(
+        st,
+        u,
+        np.array([i], dtype=np.int64),
+        neighbours=neighbours,
+        shrinkage=shrinkage,
+        mu=mu,
+        user_bias=user_bias,
+        item_bias=item_bias,
+    )
+    return float(terms.num[0]), float(terms.den[0]), int(terms.count[0])
+
+
 def item_terms_compiled(
     st: EngineState,
     u: int,
