@@ -65,29 +65,10 @@ static int take(PyObject *obj, Buf *buf, Py_ssize_t size, const char *formats, i
 #define F64 8, "d"
 
 typedef struct {
-    int64_t rater;
-    double x;
-    double y;
-} Hit;
-
-typedef struct {
     double sim;
     int64_t seq;
     int64_t place;
 } Candidate;
-
-/* The hits of one item j of u in ascending rater slot (insertion sort: a few dozen each). */
-static void sort_hits(Hit *hits, Py_ssize_t n) {
-    for (Py_ssize_t a = 1; a < n; a++) {
-        Hit h = hits[a];
-        Py_ssize_t b = a;
-        while (b > 0 && hits[b - 1].rater > h.rater) {
-            hits[b] = hits[b - 1];
-            b--;
-        }
-        hits[b] = h;
-    }
-}
 
 /* The places t in a rater row whose rater is marked, written to ``found`` (one slot past the
    last hit is written too); a rater outside [0, n_users) is read as slot 0 and flagged in *bad.
@@ -107,9 +88,33 @@ static Py_ssize_t scan_row(const int32_t *restrict row, int64_t len, const int64
     return n;
 }
 
-static int by_hit_rater(const void *a, const void *b) {
-    int64_t x = ((const Hit *)a)->rater, y = ((const Hit *)b)->rater;
-    return (x > y) - (x < y);
+/* Sorts n uint64 keys ascending (merge sort, tmp: room for n; a sorted run costs one compare). */
+static void sort_keys(uint64_t *a, uint64_t *tmp, Py_ssize_t n) {
+    if (n <= 16) {
+        for (Py_ssize_t k = 1; k < n; k++) {
+            const uint64_t key = a[k];
+            Py_ssize_t b = k;
+            while (b > 0 && a[b - 1] > key) {
+                a[b] = a[b - 1];
+                b--;
+            }
+            a[b] = key;
+        }
+        return;
+    }
+    const Py_ssize_t half = n / 2;
+    sort_keys(a, tmp, half);
+    sort_keys(a + half, tmp + half, n - half);
+    if (a[half - 1] <= a[half]) {
+        return;
+    }
+    memcpy(tmp, a, sizeof(uint64_t) * (size_t)n);
+    Py_ssize_t x = 0, y = half, k = 0;
+    while (x < half && y < n) {
+        a[k++] = tmp[y] < tmp[x] ? tmp[y++] : tmp[x++];
+    }
+    while (x < half) a[k++] = tmp[x++];
+    while (y < n) a[k++] = tmp[y++];
 }
 
 static int by_choice(const void *a, const void *b) {
@@ -146,11 +151,11 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
     memset(b, 0, sizeof(b));
     PyObject *result = NULL;
     int64_t *mine = NULL, *raters = NULL, *found = NULL;
-    double *r_u = NULL, *xs = NULL, *means = NULL;
-    Hit *hits = NULL;
+    uint64_t *keys = NULL, *bits = NULL;
+    double *r_u = NULL, *xs = NULL;
     Candidate *cand = NULL;
     int64_t *mark = NULL;
-    Py_ssize_t n_marked = 0;
+    Py_ssize_t n_set = 0; /* the marks set (raters[0:n_set]), cleared before any return */
 
     static const struct {
         Py_ssize_t size;
@@ -242,9 +247,8 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
         r_u[p] = cell_value[cell];
         if (len > longest) longest = len;
     }
-    hits = malloc(sizeof(Hit) * (size_t)(longest + 1));
     found = malloc(sizeof(int64_t) * (size_t)(longest + 1)); /* + 1: the branch-free last write */
-    if (!hits || !found) {
+    if (!found) {
         PyErr_NoMemory();
         goto done;
     }
@@ -260,20 +264,26 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
             FAIL("i's row is out of its pool");
         }
         if (n_i > n_raters_cap) {
-            int64_t *r2 = realloc(raters, sizeof(int64_t) * (size_t)n_i);
-            if (r2) raters = r2;
-            double *x2 = realloc(xs, sizeof(double) * (size_t)n_i);
-            if (x2) xs = x2;
-            double *m2 = realloc(means, sizeof(double) * (size_t)n_i);
-            if (m2) means = m2;
-            if (!r2 || !x2 || !m2) {
+            const size_t n = (size_t)n_i, words = (n + 63) / 64;
+            free(raters);
+            free(keys);
+            free(xs);
+            free(bits);
+            raters = malloc(sizeof(int64_t) * n);
+            keys = malloc(sizeof(uint64_t) * 2 * n);
+            xs = malloc(sizeof(double) * 5 * n);
+            bits = calloc(words, sizeof(uint64_t)); /* zero, and left zero after each j */
+            if (!raters || !keys || !xs || !bits) {
                 PyErr_NoMemory();
                 goto done;
             }
             n_raters_cap = n_i;
         }
-        /* i's raters w but u marked with their place t: x_t = r_wi − r̄_w */
-        n_marked = 0;
+        /* i's raters w but u, ranked by slot (rank r: x[r] = r_wi − r̄_w, mean[r] = r̄_w) and
+           marked with their rank */
+        double *x_of = xs, *mean_of = xs + n_i, *yv = xs + 2 * n_i;
+        double *x_raw = xs + 3 * n_i, *mean_raw = xs + 4 * n_i;
+        Py_ssize_t n_marked = 0;
         for (int64_t t = 0; t < n_i; t++) {
             const int64_t w = raters_pool[i_lo + t];
             if (w == u) {
@@ -282,11 +292,19 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
             if (w < 0 || w >= n_users) {
                 FAIL("a rater of i is out of range");
             }
-            means[n_marked] = user_sum[w] / (double)user_count[w];
-            xs[n_marked] = values_pool[i_vals + t] - means[n_marked];
-            raters[n_marked] = w;
-            mark[w] = n_marked;
+            mean_raw[n_marked] = user_sum[w] / (double)user_count[w];
+            x_raw[n_marked] = values_pool[i_vals + t] - mean_raw[n_marked];
+            keys[n_marked] = ((uint64_t)w << 32) | (uint64_t)n_marked;
             n_marked++;
+        }
+        sort_keys(keys, keys + n_i, n_marked);
+        for (Py_ssize_t r = 0; r < n_marked; r++) {
+            const int64_t w = (int64_t)(keys[r] >> 32), at = (int64_t)(keys[r] & 0xffffffffu);
+            raters[r] = w;
+            mark[w] = r;
+            n_set = r + 1;
+            x_of[r] = x_raw[at];
+            mean_of[r] = mean_raw[at];
         }
         /* s_ij per item j of u: its raters that rated i too, summed in ascending slot order */
         Py_ssize_t n_cand = 0;
@@ -298,41 +316,40 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
             const int64_t lo = raters_start[j], len = raters_length[j], j_vals = values_start[j];
             /* the places of the marked raters in j's row: branch-free (each place is written,
                kept where the rater is marked) */
-            Py_ssize_t n_hits = 0;
             uint64_t bad = 0;
-            n_hits = scan_row(raters_pool + lo, len, mark, (uint64_t)n_users, found, &bad);
+            const Py_ssize_t n_hits =
+                scan_row(raters_pool + lo, len, mark, (uint64_t)n_users, found, &bad);
             if (bad) {
                 FAIL("a rater of j is out of range");
-            }
-            for (Py_ssize_t h = 0; h < n_hits; h++) {
-                const int64_t t = found[h];
-                const int64_t v = raters_pool[lo + t], at = mark[v];
-                hits[h].rater = v;
-                hits[h].x = xs[at];
-                hits[h].y = values_pool[j_vals + t] - means[at];
             }
             if (n_hits == 0) {
                 continue;
             }
-            Py_ssize_t sorted = 1; /* item rows are mostly in slot order already */
-            while (sorted < n_hits && hits[sorted - 1].rater < hits[sorted].rater) {
-                sorted++;
-            }
-            if (sorted < n_hits) {
-                if (n_hits < 64) {
-                    sort_hits(hits, n_hits);
-                } else {
-                    qsort(hits, (size_t)n_hits, sizeof(Hit), by_hit_rater);
-                }
+            /* each hit's y at its rater's rank, the ranks hit set in a bitmap: read back in
+               ascending rank (= ascending slot), with no sort */
+            int64_t first_word = n_marked, last_word = -1;
+            for (Py_ssize_t h = 0; h < n_hits; h++) {
+                const int64_t t = found[h];
+                const int64_t r = mark[raters_pool[lo + t]];
+                yv[r] = values_pool[j_vals + t] - mean_of[r];
+                bits[r >> 6] |= (uint64_t)1 << (r & 63);
+                if ((r >> 6) < first_word) first_word = r >> 6;
+                if ((r >> 6) > last_word) last_word = r >> 6;
             }
             double sxy = 0.0, sxx = 0.0, syy = 0.0, mag = 0.0;
-            for (Py_ssize_t h = 0; h < n_hits; h++) {
-                const double x = hits[h].x, y = hits[h].y;
-                const double xy = x * y;
-                sxy += xy;
-                sxx += x * x;
-                syy += y * y;
-                mag += fabs(xy);
+            for (int64_t word = first_word; word <= last_word; word++) {
+                uint64_t set = bits[word];
+                bits[word] = 0;
+                while (set) {
+                    const int64_t r = word * 64 + __builtin_ctzll(set);
+                    set &= set - 1;
+                    const double x = x_of[r], y = yv[r];
+                    const double xy = x * y;
+                    sxy += xy;
+                    sxx += x * x;
+                    syy += y * y;
+                    mag += fabs(xy);
+                }
             }
             const double norm = sqrt(sxx * syy);
             double s = 0.0;
@@ -352,10 +369,10 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
                 n_cand++;
             }
         }
-        for (Py_ssize_t t = 0; t < n_marked; t++) {
+        for (Py_ssize_t t = 0; t < n_set; t++) {
             mark[raters[t]] = -1;
         }
-        n_marked = 0;
+        n_set = 0;
         /* M(u;i): the K largest s_ij > 0, ties by u's earlier rating of j; its sums in order */
         qsort(cand, (size_t)n_cand, sizeof(Candidate), by_choice);
         const Py_ssize_t chosen = n_cand < k_max ? n_cand : (Py_ssize_t)k_max;
@@ -390,17 +407,17 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
     }
     result = PyLong_FromSsize_t(total);
 done:
-    for (Py_ssize_t t = 0; t < n_marked; t++) { /* an error with raters marked */
+    for (Py_ssize_t t = 0; t < n_set; t++) { /* an error with raters marked */
         mark[raters[t]] = -1;
     }
     free(mine);
     free(r_u);
     free(cand);
-    free(hits);
     free(found);
     free(raters);
+    free(keys);
     free(xs);
-    free(means);
+    free(bits);
     for (int t = 0; t < N_BUFS; t++) { /* (those not taken are not held) */
         if (b[t].held) {
             PyBuffer_Release(&b[t].view);

@@ -30,6 +30,12 @@ its common raters in ascending slot order and M(u;i) in its selection order, so 
 many give the same bits (tests/engine/test_item_residual.py). Work per read: the entries
 scanned, and one entry per (common rater, i, j) triple (~3,000 per warm predict on ML-100K at
 60,000 ratings).
+
+Where the compiled kernel is built (:mod:`~stream_cf.engine.item_kernel`, ``_item_kernel.c``),
+:func:`item_terms` and :func:`item_sums` read through it: the same sums in the same order, in one
+compiled loop per wanted item (its raters marked over the user slots, the rater rows of u's items
+scanned for them), the same bits (tests/engine/test_item_kernel.py); the numpy functions here
+stay its reference and its fallback.
 """
 
 from __future__ import annotations
