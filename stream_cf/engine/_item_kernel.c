@@ -117,15 +117,61 @@ static void sort_keys(uint64_t *a, uint64_t *tmp, Py_ssize_t n) {
     while (y < n) a[k++] = tmp[y++];
 }
 
-static int by_choice(const void *a, const void *b) {
-    const Candidate *x = (const Candidate *)a, *y = (const Candidate *)b;
+/* Asks the memory for item j's rater row and value row (read next; their lines mostly miss the
+   caches: the rows of u's items are scattered over the pools). No effect on any value. */
+static void prefetch_rows(int64_t j, const int64_t *raters_start, const int64_t *raters_length,
+                          const int32_t *raters_pool, const int64_t *values_start,
+                          const double *values_pool) {
+    const int64_t len = raters_length[j];
+    const int32_t *raters = raters_pool + raters_start[j];
+    const double *values = values_pool + values_start[j];
+    for (int64_t e = 0; e < len; e += 16) {
+        __builtin_prefetch(raters + e);
+    }
+    for (int64_t e = 0; e < len; e += 8) {
+        __builtin_prefetch(values + e);
+    }
+}
+
+/* Whether candidate x goes before y in M(u;i): s descending, then the earlier rating, then the
+   earlier place in u's row (the order of numpy's lexsort, stable). */
+static inline int before(const Candidate *x, const Candidate *y) {
     if (x->sim != y->sim) {
-        return x->sim > y->sim ? -1 : 1; /* s descending */
+        return x->sim > y->sim;
     }
     if (x->seq != y->seq) {
-        return x->seq < y->seq ? -1 : 1; /* the earlier rating first */
+        return x->seq < y->seq;
     }
-    return (x->place > y->place) - (x->place < y->place);
+    return x->place < y->place;
+}
+
+/* Sorts n candidates by :func:`before` (merge sort, tmp: room for n). */
+static void sort_candidates(Candidate *a, Candidate *tmp, Py_ssize_t n) {
+    if (n <= 16) {
+        for (Py_ssize_t k = 1; k < n; k++) {
+            const Candidate key = a[k];
+            Py_ssize_t b = k;
+            while (b > 0 && before(&key, &a[b - 1])) {
+                a[b] = a[b - 1];
+                b--;
+            }
+            a[b] = key;
+        }
+        return;
+    }
+    const Py_ssize_t half = n / 2;
+    sort_candidates(a, tmp, half);
+    sort_candidates(a + half, tmp + half, n - half);
+    if (!before(&a[half], &a[half - 1])) {
+        return;
+    }
+    memcpy(tmp, a, sizeof(Candidate) * (size_t)n);
+    Py_ssize_t x = 0, y = half, k = 0;
+    while (x < half && y < n) {
+        a[k++] = before(&tmp[y], &tmp[x]) ? tmp[y++] : tmp[x++];
+    }
+    while (x < half) a[k++] = tmp[x++];
+    while (y < n) a[k++] = tmp[y++];
 }
 
 #define N_BUFS 21
@@ -223,7 +269,7 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
     /* u's items and ratings, in its row's order; the largest item row among them */
     mine = malloc(sizeof(int64_t) * (size_t)(m + 1));
     r_u = malloc(sizeof(double) * (size_t)(m + 1));
-    cand = malloc(sizeof(Candidate) * (size_t)(m + 1));
+    cand = malloc(sizeof(Candidate) * (size_t)(2 * (m + 1))); /* and the sort's room */
     if (!mine || !r_u || !cand) {
         PyErr_NoMemory();
         goto done;
@@ -308,8 +354,16 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
         }
         /* s_ij per item j of u: its raters that rated i too, summed in ascending slot order */
         Py_ssize_t n_cand = 0;
+        if (m > 0 && n_marked > 0) {
+            prefetch_rows(mine[0], raters_start, raters_length, raters_pool, values_start,
+                          values_pool);
+        }
         for (int64_t p = 0; p < m; p++) {
             const int64_t j = mine[p];
+            if (p + 1 < m && n_marked > 0) { /* the next rows load while this one is read */
+                prefetch_rows(mine[p + 1], raters_start, raters_length, raters_pool,
+                              values_start, values_pool);
+            }
             if (j == i || n_marked == 0) {
                 continue; /* s_ii = 0; no common rater: s = 0 */
             }
@@ -374,7 +428,7 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
         }
         n_set = 0;
         /* M(u;i): the K largest s_ij > 0, ties by u's earlier rating of j; its sums in order */
-        qsort(cand, (size_t)n_cand, sizeof(Candidate), by_choice);
+        sort_candidates(cand, cand + m + 1, n_cand);
         const Py_ssize_t chosen = n_cand < k_max ? n_cand : (Py_ssize_t)k_max;
         if (!sums_only && total + chosen > cap) {
             FAIL("the output arrays are too small");
