@@ -197,7 +197,7 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
     memset(b, 0, sizeof(b));
     PyObject *result = NULL;
     int64_t *mine = NULL, *raters = NULL, *found = NULL;
-    uint64_t *keys = NULL, *bits = NULL;
+    uint64_t *keys = NULL, *bits = NULL, *user_bits = NULL;
     double *r_u = NULL, *xs = NULL;
     Candidate *cand = NULL;
     int64_t *mark = NULL;
@@ -343,14 +343,50 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
             keys[n_marked] = ((uint64_t)w << 32) | (uint64_t)n_marked;
             n_marked++;
         }
-        sort_keys(keys, keys + n_i, n_marked);
-        for (Py_ssize_t r = 0; r < n_marked; r++) {
-            const int64_t w = (int64_t)(keys[r] >> 32), at = (int64_t)(keys[r] & 0xffffffffu);
-            raters[r] = w;
-            mark[w] = r;
-            n_set = r + 1;
-            x_of[r] = x_raw[at];
-            mean_of[r] = mean_raw[at];
+        const Py_ssize_t user_words = (n_users + 63) / 64;
+        if (user_words <= 4 * n_marked + 64) {
+            /* few user slots for the raters: ranked through a bitmap over the user slots
+               (O(n_i + n_users / 64), no sort) */
+            if (!user_bits) {
+                user_bits = calloc((size_t)user_words, sizeof(uint64_t)); /* left zero */
+                if (!user_bits) {
+                    PyErr_NoMemory();
+                    goto done;
+                }
+            }
+            for (Py_ssize_t k = 0; k < n_marked; k++) {
+                const int64_t w = (int64_t)(keys[k] >> 32);
+                user_bits[w >> 6] |= (uint64_t)1 << (w & 63);
+                raters[k] = w;
+                mark[w] = k; /* (its place in the row's order until ranked) */
+                n_set = k + 1;
+            }
+            Py_ssize_t r = 0;
+            for (Py_ssize_t word = 0; word < user_words && r < n_marked; word++) {
+                uint64_t set = user_bits[word];
+                user_bits[word] = 0;
+                while (set) {
+                    const int64_t w = word * 64 + __builtin_ctzll(set);
+                    set &= set - 1;
+                    const int64_t at = mark[w];
+                    raters[r] = w;
+                    mark[w] = r;
+                    x_of[r] = x_raw[at];
+                    mean_of[r] = mean_raw[at];
+                    r++;
+                }
+            }
+        } else {
+            sort_keys(keys, keys + n_i, n_marked);
+            for (Py_ssize_t r = 0; r < n_marked; r++) {
+                const int64_t w = (int64_t)(keys[r] >> 32);
+                const int64_t at = (int64_t)(keys[r] & 0xffffffffu);
+                raters[r] = w;
+                mark[w] = r;
+                n_set = r + 1;
+                x_of[r] = x_raw[at];
+                mean_of[r] = mean_raw[at];
+            }
         }
         /* s_ij per item j of u: its raters that rated i too, summed in ascending slot order */
         Py_ssize_t n_cand = 0;
@@ -472,6 +508,7 @@ done:
     free(keys);
     free(xs);
     free(bits);
+    free(user_bits);
     for (int t = 0; t < N_BUFS; t++) { /* (those not taken are not held) */
         if (b[t].held) {
             PyBuffer_Release(&b[t].view);
