@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from stream_cf.datasets import dataset_available, dataset_events
 from stream_cf.engine import UserKNN, item_kernel, item_residual
 from stream_cf.engine.predict import read_baseline
+from stream_cf.events import RatingEvent
 
 USERS = [f"u{n}" for n in range(8)]
 ITEMS = [f"i{n}" for n in range(8)]
@@ -191,3 +192,29 @@ def test_kernel_equals_numpy_on_ml100k() -> None:
         assert_same_terms(model, user, wanted, 40, model.settings.item_shrinkage)
         for i in wanted[:4].tolist():
             assert_same_terms(model, user, np.array([i], dtype=np.int64), 40, 100.0)
+
+
+@needs_kernel
+def test_many_user_slots_and_few_raters_take_the_sorted_ranking() -> None:
+    """With many user slots and few raters of i, the kernel ranks i's raters by sorting them
+    (not through its bitmap over the user slots): the same bits, raters rated in any order."""
+    model = UserKNN(item_residual=3, item_shrinkage=0.0, min_k=1)
+    rng = random.Random(3)
+    crowd = [f"c{n}" for n in range(6_000)]  # 94 words of user bits > 4 raters' worth
+    model.apply_many([RatingEvent(user_id=user, item_id="filler", rating=3.0) for user in crowd])
+    raters = rng.sample(crowd, 4)  # high and low slots, not in slot order
+    for n, user in enumerate(raters):
+        for item in ["a", "b", "c", "d"]:
+            model.rate(user, item, rng.choice(VALUES))
+        model.rate(user, "e", 1.0 + n)
+    model.rate("me", "a", 4.0)
+    model.rate("me", "b", 2.5)
+    model.rate("me", "c", 5.0)
+    slots = model.state.items.slot_of
+    every = np.array([slots[i] for i in ["a", "b", "c", "d", "e"]], dtype=np.int64)
+    # the kernel's rule: the bitmap where its words <= 4 · (raters of i) + 64, else the sort
+    assert (model.state.users.high + 63) // 64 > 4 * 4 + 64
+    for user in ["me", *raters]:
+        assert_same_terms(model, user, every, 3, 0.0)
+        for i in every.tolist():
+            assert_same_terms(model, user, np.array([i], dtype=np.int64), 3, 2.5)
