@@ -19,11 +19,14 @@
    multiply-add), as numpy's np.bincount adds its weights, so the bits equal the numpy path's
    (tests/engine/test_item_kernel.py).
 
-   The read, per wanted item i: i's raters w but u are marked in a dense array over the user
-   slots (``mark``: -1 everywhere on entry and on return; w's place among them where marked);
-   then the rater row of each item j of u (the per-item rows, Σ_{j∈I_u} n_j entries, read in
-   order) is scanned for marked raters, those hits sorted by rater slot (a few dozen per j) and
-   summed. No gather from the cell table but for the hits. */
+   The read, per wanted item i: i's raters w but u are ranked by slot (through a bitmap over the
+   user slots where it has few words for the raters, else by a sort) and marked with their rank in
+   a dense array over the user slots (``mark``: -1 everywhere on entry and on return); then the
+   rater row of each item j of u (``item_users``, Σ_{j∈I_u} n_j entries, read in order, the next
+   rows prefetched) is scanned branch-free for marked raters, each hit's y (from ``item_values``,
+   the values beside the raters) set at its rater's rank in a bitmap over the ranks, read back in
+   rank order: ascending slot, with no sort of the hits (the item rows are in rating order, not
+   slot order). No gather from the cell table but u's own cells. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
