@@ -30,6 +30,12 @@ its common raters in ascending slot order and M(u;i) in its selection order, so 
 many give the same bits (tests/engine/test_item_residual.py). Work per read: the entries
 scanned, and one entry per (common rater, i, j) triple (~3,000 per warm predict on ML-100K at
 60,000 ratings).
+
+Where the compiled kernel is built (:mod:`~stream_cf.engine.item_kernel`, ``_item_kernel.c``),
+:func:`item_terms` and :func:`item_sums` read through it: the same sums in the same order, in one
+compiled loop per wanted item (its raters marked over the user slots, the rater rows of u's items
+scanned for them), the same bits (tests/engine/test_item_kernel.py); the numpy functions here
+stay its reference and its fallback.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stream_cf.engine import item_kernel
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray, grown, ranges
 
@@ -167,17 +174,23 @@ class _Positions(threading.local):
     def __init__(self) -> None:
         self.pos: IntArray = np.zeros(0, dtype=np.int64)
 
-    def mark(self, high: int, items: IntArray, excluded: int) -> IntArray:
-        """pos[items[k]] = k, but pos[excluded] = -1; -1 elsewhere (``high``: the item slots)."""
+    def array(self, high: int) -> IntArray:
+        """The array (-1 everywhere), grown to at least ``high`` item slots."""
         pos = self.pos
         if pos.size < high:
             pos = self.pos = np.full(grown(pos.size, high), -1, dtype=np.int64)
+        return pos
+
+    def mark(self, high: int, items: IntArray, excluded: int) -> IntArray:
+        """pos[items[k]] = k, but pos[excluded] = -1; -1 elsewhere (``high``: the item slots)."""
+        pos = self.array(high)
         pos[items] = np.arange(items.size, dtype=np.int64)
         pos[excluded] = -1
         return pos
 
 
 _POSITIONS = _Positions()
+_MARKS = _Positions()  # the same over the user slots: the raters the kernel looks for
 
 
 def _finish(
@@ -216,7 +229,119 @@ def item_terms(
     item_bias: FloatArray,
 ) -> ItemTerms:
     """The item terms of u for the distinct item slots ``cols`` (``item_bias``: b_j by item
-    slot; ``user_bias``: u's b_u)."""
+    slot; ``user_bias``: u's b_u): from the compiled kernel (:mod:`~stream_cf.engine.item_kernel`,
+    the same bits) when it is built, else from :func:`item_terms_numpy`."""
+    if item_kernel.KERNEL is None:
+        return item_terms_numpy(
+            st,
+            u,
+            cols,
+            neighbours=neighbours,
+            shrinkage=shrinkage,
+            mu=mu,
+            user_bias=user_bias,
+            item_bias=item_bias,
+        )
+    return item_terms_compiled(
+        st,
+        u,
+        cols,
+        neighbours=neighbours,
+        shrinkage=shrinkage,
+        mu=mu,
+        user_bias=user_bias,
+        item_bias=item_bias,
+    )
+
+
+def item_sums(
+    st: EngineState,
+    u: int,
+    i: int,
+    *,
+    neighbours: int,
+    shrinkage: float,
+    mu: float,
+    user_bias: float,
+    item_bias: FloatArray,
+) -> tuple[float, float, int]:
+    """(Σ_{j∈M(u;i)} s_ij·e_uj, Σ_{j∈M(u;i)} s_ij, |M(u;i)|) of one item slot i (a predict
+    without its explanation): :func:`item_terms`' figures, without its arrays."""
+    sums = item_kernel.item_sums(
+        st,
+        u,
+        i,
+        _MARKS.array(st.users.high),
+        neighbours=neighbours,
+        shrinkage=shrinkage,
+        base_u=mu + user_bias,
+        item_bias=item_bias,
+    )
+    if sums is not None:
+        return sums
+    terms = item_terms_numpy(
+        st,
+        u,
+        np.array([i], dtype=np.int64),
+        neighbours=neighbours,
+        shrinkage=shrinkage,
+        mu=mu,
+        user_bias=user_bias,
+        item_bias=item_bias,
+    )
+    return float(terms.num[0]), float(terms.den[0]), int(terms.count[0])
+
+
+def item_terms_compiled(
+    st: EngineState,
+    u: int,
+    cols: IntArray,
+    *,
+    neighbours: int,
+    shrinkage: float,
+    mu: float,
+    user_bias: float,
+    item_bias: FloatArray,
+) -> ItemTerms:
+    """:func:`item_terms` from the compiled kernel (which must be built)."""
+    mark = _MARKS.array(st.users.high)
+    out = item_kernel.item_terms(
+        st,
+        u,
+        cols,
+        mark,
+        neighbours=neighbours,
+        shrinkage=shrinkage,
+        base_u=mu + user_bias,
+        item_bias=item_bias,
+    )
+    if out is None:
+        raise RuntimeError("the item residual's compiled kernel is not built")
+    num, den, count, colpos, items, values = out
+    return ItemTerms(
+        num=num,
+        den=den,
+        count=count,
+        colpos=colpos,
+        items=items,
+        sims=values[0],
+        ratings=values[1],
+        baselines=values[2],
+    )
+
+
+def item_terms_numpy(
+    st: EngineState,
+    u: int,
+    cols: IntArray,
+    *,
+    neighbours: int,
+    shrinkage: float,
+    mu: float,
+    user_bias: float,
+    item_bias: FloatArray,
+) -> ItemTerms:
+    """:func:`item_terms` in numpy (the reference of the kernel, and its fallback)."""
     # u's items in the row's own order: each s_ij, the selection and its sums do not depend on it
     held = st.ratings.by_user.row(u)
     mine = st.ratings.cell_item.take(held).astype(np.int64)

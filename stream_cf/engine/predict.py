@@ -207,10 +207,25 @@ def baseline_predict(
     num = sequential_sum(dev.tolist())
     den = sequential_sum([abs(weight) for weight in w.tolist()])
     count = slots.size
-    by_items = item_terms_of(st, cfg, base, (u, terms.user_bias), np.array([i], dtype=np.int64))
-    if by_items is not None:
+    by_items = None
+    if cfg.item_residual and explain:  # the item neighbours too
+        by_items = item_terms_of(st, cfg, base, (u, terms.user_bias), np.array([i], dtype=np.int64))
+        assert by_items is not None
         num, den = num + float(by_items.num[0]), den + float(by_items.den[0])
         count += int(by_items.count[0])
+    elif cfg.item_residual:  # the same three figures without the arrays
+        item_num, item_den, item_count = item_residual.item_sums(
+            st,
+            u,
+            i,
+            neighbours=cfg.item_residual,
+            shrinkage=cfg.item_shrinkage,
+            mu=base.mu,
+            user_bias=terms.user_bias,
+            item_bias=base.items,
+        )
+        num, den = num + item_num, den + item_den
+        count += item_count
     neighbours = []
     items = []
     if explain:

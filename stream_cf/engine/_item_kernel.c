@@ -1,0 +1,539 @@
+/* The item terms of knn_baseline's item-based residual, in one compiled pass per wanted item.
+
+   The same formula and the same floating-point operations, in the same order, as the numpy
+   path of stream_cf/engine/item_residual.py (which stays the reference and the fallback).
+   For user u, a wanted item i and each item j != i of u (I_u: u's cells in its row's order),
+   over the raters w of i but u taken in ascending slot order, with r̄_w = Σ_w / n_w:
+
+       x = r_wi − r̄_w,  y = r_wj − r̄_w       (only where w rated j too: the common raters C_ij)
+       Sxy += x·y;  Sxx += x·x;  Syy += y·y;  A += |x·y|;  n += 1     (each from 0.0, in order)
+       s_ij = clip(Sxy / sqrt(Sxx·Syy), −1, 1) · n / (n + β)        (β > 0; no factor if β = 0)
+
+   s_ij = 0 where sqrt(Sxx·Syy) is 0 or |Sxy| <= 1e-12·A. M(u;i): the K items j with the largest
+   s_ij > 0, ties by u's earlier rating of j (cell_seq), then by j's place in u's row. In that
+   order, with b_uj = (μ + b_u) + b_j and e_uj = r_uj − b_uj:
+
+       num_i = Σ_{j∈M(u;i)} s_ij·e_uj,   den_i = Σ_{j∈M(u;i)} s_ij   (each from 0.0, in order)
+
+   Every product is rounded before it is added (built with -ffp-contract=off: no fused
+   multiply-add), as numpy's np.bincount adds its weights, so the bits equal the numpy path's
+   (tests/engine/test_item_kernel.py).
+
+   The read, per wanted item i: i's raters w but u are ranked by slot (through a bitmap over the
+   user slots where it has few words for the raters, else by a sort) and marked with their rank in
+   a dense array over the user slots (``mark``: -1 everywhere on entry and on return); then the
+   rater row of each item j of u (``item_users``, Σ_{j∈I_u} n_j entries, read in order, the next
+   rows prefetched) is scanned branch-free for marked raters, each hit's y (from ``item_values``,
+   the values beside the raters) set at its rater's rank in a bitmap over the ranks, read back in
+   rank order: ascending slot, with no sort of the hits (the item rows are in rating order, not
+   slot order). No gather from the cell table but u's own cells. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RELATIVE_ZERO 1e-12
+
+typedef struct {
+    Py_buffer view;
+    int held;
+} Buf;
+
+/* A C-contiguous buffer of items of ``size`` bytes whose format is one of ``formats``. */
+static int take(PyObject *obj, Buf *buf, Py_ssize_t size, const char *formats, int writable,
+                const char *name) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, &buf->view, flags) < 0) {
+        return -1;
+    }
+    buf->held = 1;
+    const char *format = buf->view.format ? buf->view.format : "B";
+    if (format[0] == '<' || format[0] == '=' || format[0] == '@') {
+        format++;
+    }
+    if (buf->view.itemsize != size || format[0] == '\0' || format[1] != '\0' ||
+        strchr(formats, format[0]) == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s: wrong item type '%s' (itemsize %zd)", name,
+                     buf->view.format ? buf->view.format : "B", buf->view.itemsize);
+        return -1;
+    }
+    return 0;
+}
+
+#define I64 8, "lq"
+#define I32 4, "i"
+#define F64 8, "d"
+
+typedef struct {
+    double sim;
+    int64_t seq;
+    int64_t place;
+} Candidate;
+
+/* The places t in a rater row whose rater is marked, written to ``found`` (one slot past the
+   last hit is written too); a rater outside [0, n_users) is read as slot 0 and flagged in *bad.
+   Branch-free, the pointers restrict: one pass of loads and one store per entry. */
+static Py_ssize_t scan_row(const int32_t *restrict row, int64_t len, const int64_t *restrict mark,
+                           uint64_t n_users, int64_t *restrict found, uint64_t *bad) {
+    Py_ssize_t n = 0;
+    uint64_t out = 0;
+    for (int64_t t = 0; t < len; t++) {
+        const uint64_t v = (uint64_t)(int64_t)row[t];
+        const uint64_t inside = v < n_users;
+        out |= inside ^ 1u;
+        found[n] = t;
+        n += (Py_ssize_t)((uint64_t)mark[v * inside] >> 63 ^ 1u);
+    }
+    *bad |= out;
+    return n;
+}
+
+/* Sorts n uint64 keys ascending (merge sort, tmp: room for n; a sorted run costs one compare). */
+static void sort_keys(uint64_t *a, uint64_t *tmp, Py_ssize_t n) {
+    if (n <= 16) {
+        for (Py_ssize_t k = 1; k < n; k++) {
+            const uint64_t key = a[k];
+            Py_ssize_t b = k;
+            while (b > 0 && a[b - 1] > key) {
+                a[b] = a[b - 1];
+                b--;
+            }
+            a[b] = key;
+        }
+        return;
+    }
+    const Py_ssize_t half = n / 2;
+    sort_keys(a, tmp, half);
+    sort_keys(a + half, tmp + half, n - half);
+    if (a[half - 1] <= a[half]) {
+        return;
+    }
+    memcpy(tmp, a, sizeof(uint64_t) * (size_t)n);
+    Py_ssize_t x = 0, y = half, k = 0;
+    while (x < half && y < n) {
+        a[k++] = tmp[y] < tmp[x] ? tmp[y++] : tmp[x++];
+    }
+    while (x < half) a[k++] = tmp[x++];
+    while (y < n) a[k++] = tmp[y++];
+}
+
+/* Asks the memory for item j's rater row and value row (read next; their lines mostly miss the
+   caches: the rows of u's items are scattered over the pools). No effect on any value. */
+static void prefetch_rows(int64_t j, const int64_t *raters_start, const int64_t *raters_length,
+                          const int32_t *raters_pool, const int64_t *values_start,
+                          const double *values_pool) {
+    const int64_t len = raters_length[j];
+    const int32_t *raters = raters_pool + raters_start[j];
+    const double *values = values_pool + values_start[j];
+    for (int64_t e = 0; e < len; e += 16) {
+        __builtin_prefetch(raters + e);
+    }
+    for (int64_t e = 0; e < len; e += 8) {
+        __builtin_prefetch(values + e);
+    }
+}
+
+/* Whether candidate x goes before y in M(u;i): s descending, then the earlier rating, then the
+   earlier place in u's row (the order of numpy's lexsort, stable). */
+static inline int before(const Candidate *x, const Candidate *y) {
+    if (x->sim != y->sim) {
+        return x->sim > y->sim;
+    }
+    if (x->seq != y->seq) {
+        return x->seq < y->seq;
+    }
+    return x->place < y->place;
+}
+
+/* Sorts n candidates by :func:`before` (merge sort, tmp: room for n). */
+static void sort_candidates(Candidate *a, Candidate *tmp, Py_ssize_t n) {
+    if (n <= 16) {
+        for (Py_ssize_t k = 1; k < n; k++) {
+            const Candidate key = a[k];
+            Py_ssize_t b = k;
+            while (b > 0 && before(&key, &a[b - 1])) {
+                a[b] = a[b - 1];
+                b--;
+            }
+            a[b] = key;
+        }
+        return;
+    }
+    const Py_ssize_t half = n / 2;
+    sort_candidates(a, tmp, half);
+    sort_candidates(a + half, tmp + half, n - half);
+    if (!before(&a[half], &a[half - 1])) {
+        return;
+    }
+    memcpy(tmp, a, sizeof(Candidate) * (size_t)n);
+    Py_ssize_t x = 0, y = half, k = 0;
+    while (x < half && y < n) {
+        a[k++] = before(&tmp[y], &tmp[x]) ? tmp[y++] : tmp[x++];
+    }
+    while (x < half) a[k++] = tmp[x++];
+    while (y < n) a[k++] = tmp[y++];
+}
+
+#define N_BUFS 21
+#define FAIL(message)                                        \
+    do {                                                     \
+        PyErr_SetString(PyExc_ValueError, "item_terms: " message); \
+        goto done;                                           \
+    } while (0)
+
+static PyObject *item_terms(PyObject *self, PyObject *args) {
+    (void)self;
+    long long u_arg, k_arg;
+    double shrinkage, base_u;
+    PyObject *objs[N_BUFS];
+    if (!PyArg_ParseTuple(args, "LLddOOOOOOOOOOOOOOOOOOOOO", &u_arg, &k_arg, &shrinkage, &base_u,
+                          &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5], &objs[6],
+                          &objs[7], &objs[8], &objs[9], &objs[10], &objs[11], &objs[12],
+                          &objs[13], &objs[14], &objs[15], &objs[16], &objs[17], &objs[18],
+                          &objs[19], &objs[20])) {
+        return NULL;
+    }
+    Buf b[N_BUFS];
+    memset(b, 0, sizeof(b));
+    PyObject *result = NULL;
+    int64_t *mine = NULL, *raters = NULL, *found = NULL;
+    uint64_t *keys = NULL, *bits = NULL, *user_bits = NULL;
+    double *r_u = NULL, *xs = NULL;
+    Candidate *cand = NULL;
+    int64_t *mark = NULL;
+    Py_ssize_t n_set = 0; /* the marks set (raters[0:n_set]), cleared before any return */
+
+    static const struct {
+        Py_ssize_t size;
+        const char *formats;
+        int writable;
+        const char *name;
+    } spec[N_BUFS] = {
+        {I64, 0, "cols"},          {I64, 1, "mark"},         {F64, 0, "item_bias"},
+        {I64, 0, "user_start"},    {I64, 0, "user_length"},  {I32, 0, "user_pool"},
+        {I64, 0, "values_start"},  {F64, 0, "values_pool"},   {I64, 0, "raters_start"},
+        {I64, 0, "raters_length"}, {I32, 0, "raters_pool"},  {I32, 0, "cell_item"},
+        {F64, 0, "cell_value"},    {I64, 0, "cell_seq"},     {F64, 0, "user_sum"},
+        {I64, 0, "user_count"},    {I64, 1, "out_cols"},     {I64, 1, "out_items"},
+        {F64, 1, "out_values"},    {F64, 1, "num_den"},      {I64, 1, "count"},
+    };
+    /* the sums of one wanted item alone: no output arrays (None), (num, den, count) returned */
+    const int sums_only = objs[16] == Py_None;
+    const int n_taken = sums_only ? 16 : N_BUFS;
+    for (int t = 0; t < n_taken; t++) {
+        if (take(objs[t], &b[t], spec[t].size, spec[t].formats, spec[t].writable, spec[t].name) <
+            0) {
+            goto done;
+        }
+    }
+#define LEN(t) (b[t].view.len / b[t].view.itemsize)
+    const int64_t *cols = b[0].view.buf;
+    mark = b[1].view.buf;
+    const double *item_bias = b[2].view.buf;
+    const int64_t *user_start = b[3].view.buf, *user_length = b[4].view.buf;
+    const int32_t *user_pool = b[5].view.buf;
+    const int64_t *values_start = b[6].view.buf;
+    const double *values_pool = b[7].view.buf;
+    const int64_t *raters_start = b[8].view.buf, *raters_length = b[9].view.buf;
+    const int32_t *raters_pool = b[10].view.buf;
+    const int32_t *cell_item = b[11].view.buf;
+    const double *cell_value = b[12].view.buf;
+    const int64_t *cell_seq = b[13].view.buf;
+    const double *user_sum = b[14].view.buf;
+    const int64_t *user_count = b[15].view.buf;
+    int64_t *out_cols = b[16].view.buf, *out_items = b[17].view.buf;
+    double *out_values = b[18].view.buf, *num_den = b[19].view.buf;
+    int64_t *count = b[20].view.buf;
+    const Py_ssize_t n_cols = LEN(0), n_mark = LEN(1), n_bias = LEN(2);
+    const Py_ssize_t n_user_rows = LEN(3) < LEN(4) ? LEN(3) : LEN(4);
+    const Py_ssize_t n_user_pool = LEN(5), n_values_pool = LEN(7), n_raters_pool = LEN(10);
+    Py_ssize_t n_item_rows = LEN(6);
+    if (LEN(8) < n_item_rows) n_item_rows = LEN(8);
+    if (LEN(9) < n_item_rows) n_item_rows = LEN(9);
+    Py_ssize_t n_cells = LEN(11);
+    if (LEN(12) < n_cells) n_cells = LEN(12);
+    if (LEN(13) < n_cells) n_cells = LEN(13);
+    Py_ssize_t n_users = LEN(14) < LEN(15) ? LEN(14) : LEN(15);
+    if (n_mark < n_users) n_users = n_mark;
+    const Py_ssize_t cap = sums_only ? 0 : LEN(16);
+    const int64_t u = u_arg, k_max = k_arg;
+    if (u < 0 || u >= n_user_rows || k_max < 0 || (sums_only && n_cols != 1) ||
+        (!sums_only &&
+         (LEN(17) < cap || LEN(18) < 3 * cap || LEN(19) < 2 * n_cols || LEN(20) < n_cols))) {
+        FAIL("inconsistent sizes");
+    }
+    const int64_t u_lo = user_start[u], m = user_length[u];
+    if (u_lo < 0 || m < 0 || u_lo + m > n_user_pool) {
+        FAIL("u's row is out of its pool");
+    }
+    /* u's items and ratings, in its row's order; the largest item row among them */
+    mine = malloc(sizeof(int64_t) * (size_t)(m + 1));
+    r_u = malloc(sizeof(double) * (size_t)(m + 1));
+    cand = malloc(sizeof(Candidate) * (size_t)(2 * (m + 1))); /* and the sort's room */
+    if (!mine || !r_u || !cand) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t longest = 0;
+    for (int64_t p = 0; p < m; p++) {
+        const int64_t cell = user_pool[u_lo + p];
+        if (cell < 0 || cell >= n_cells) {
+            FAIL("a cell of u is out of range");
+        }
+        const int64_t j = cell_item[cell];
+        if (j < 0 || j >= n_item_rows || j >= n_bias) {
+            FAIL("an item of u is out of range");
+        }
+        const int64_t lo = raters_start[j], len = raters_length[j];
+        if (lo < 0 || len < 0 || lo + len > n_raters_pool || values_start[j] < 0 ||
+            values_start[j] + len > n_values_pool) {
+            FAIL("an item row of u is out of its pool");
+        }
+        mine[p] = j;
+        r_u[p] = cell_value[cell];
+        if (len > longest) longest = len;
+    }
+    found = malloc(sizeof(int64_t) * (size_t)(longest + 1)); /* + 1: the branch-free last write */
+    if (!found) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t n_raters_cap = 0, total = 0;
+    for (Py_ssize_t c = 0; c < n_cols; c++) {
+        const int64_t i = cols[c];
+        if (i < 0 || i >= n_item_rows) {
+            FAIL("a wanted item is out of range");
+        }
+        const int64_t i_lo = raters_start[i], n_i = raters_length[i], i_vals = values_start[i];
+        if (i_lo < 0 || n_i < 0 || i_lo + n_i > n_raters_pool || i_vals < 0 ||
+            i_vals + n_i > n_values_pool) {
+            FAIL("i's row is out of its pool");
+        }
+        if (n_i > n_raters_cap) {
+            const size_t n = (size_t)n_i, words = (n + 63) / 64;
+            free(raters);
+            free(keys);
+            free(xs);
+            free(bits);
+            raters = malloc(sizeof(int64_t) * n);
+            keys = malloc(sizeof(uint64_t) * 2 * n);
+            xs = malloc(sizeof(double) * 5 * n);
+            bits = calloc(words, sizeof(uint64_t)); /* zero, and left zero after each j */
+            if (!raters || !keys || !xs || !bits) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            n_raters_cap = n_i;
+        }
+        /* i's raters w but u, ranked by slot (rank r: x[r] = r_wi − r̄_w, mean[r] = r̄_w) and
+           marked with their rank */
+        double *x_of = xs, *mean_of = xs + n_i, *yv = xs + 2 * n_i;
+        double *x_raw = xs + 3 * n_i, *mean_raw = xs + 4 * n_i;
+        Py_ssize_t n_marked = 0;
+        for (int64_t t = 0; t < n_i; t++) {
+            const int64_t w = raters_pool[i_lo + t];
+            if (w == u) {
+                continue;
+            }
+            if (w < 0 || w >= n_users) {
+                FAIL("a rater of i is out of range");
+            }
+            mean_raw[n_marked] = user_sum[w] / (double)user_count[w];
+            x_raw[n_marked] = values_pool[i_vals + t] - mean_raw[n_marked];
+            keys[n_marked] = ((uint64_t)w << 32) | (uint64_t)n_marked;
+            n_marked++;
+        }
+        const Py_ssize_t user_words = (n_users + 63) / 64;
+        if (user_words <= 4 * n_marked + 64) {
+            /* few user slots for the raters: ranked through a bitmap over the user slots
+               (O(n_i + n_users / 64), no sort) */
+            if (!user_bits) {
+                user_bits = calloc((size_t)user_words, sizeof(uint64_t)); /* left zero */
+                if (!user_bits) {
+                    PyErr_NoMemory();
+                    goto done;
+                }
+            }
+            for (Py_ssize_t k = 0; k < n_marked; k++) {
+                const int64_t w = (int64_t)(keys[k] >> 32);
+                user_bits[w >> 6] |= (uint64_t)1 << (w & 63);
+                raters[k] = w;
+                mark[w] = k; /* (its place in the row's order until ranked) */
+                n_set = k + 1;
+            }
+            Py_ssize_t r = 0;
+            for (Py_ssize_t word = 0; word < user_words && r < n_marked; word++) {
+                uint64_t set = user_bits[word];
+                user_bits[word] = 0;
+                while (set) {
+                    const int64_t w = word * 64 + __builtin_ctzll(set);
+                    set &= set - 1;
+                    const int64_t at = mark[w];
+                    raters[r] = w;
+                    mark[w] = r;
+                    x_of[r] = x_raw[at];
+                    mean_of[r] = mean_raw[at];
+                    r++;
+                }
+            }
+        } else {
+            sort_keys(keys, keys + n_i, n_marked);
+            for (Py_ssize_t r = 0; r < n_marked; r++) {
+                const int64_t w = (int64_t)(keys[r] >> 32);
+                const int64_t at = (int64_t)(keys[r] & 0xffffffffu);
+                raters[r] = w;
+                mark[w] = r;
+                n_set = r + 1;
+                x_of[r] = x_raw[at];
+                mean_of[r] = mean_raw[at];
+            }
+        }
+        /* s_ij per item j of u: its raters that rated i too, summed in ascending slot order */
+        Py_ssize_t n_cand = 0;
+        if (m > 0 && n_marked > 0) {
+            prefetch_rows(mine[0], raters_start, raters_length, raters_pool, values_start,
+                          values_pool);
+        }
+        for (int64_t p = 0; p < m; p++) {
+            const int64_t j = mine[p];
+            if (p + 1 < m && n_marked > 0) { /* the next rows load while this one is read */
+                prefetch_rows(mine[p + 1], raters_start, raters_length, raters_pool,
+                              values_start, values_pool);
+            }
+            if (j == i || n_marked == 0) {
+                continue; /* s_ii = 0; no common rater: s = 0 */
+            }
+            const int64_t lo = raters_start[j], len = raters_length[j], j_vals = values_start[j];
+            /* the places of the marked raters in j's row: branch-free (each place is written,
+               kept where the rater is marked) */
+            uint64_t bad = 0;
+            const Py_ssize_t n_hits =
+                scan_row(raters_pool + lo, len, mark, (uint64_t)n_users, found, &bad);
+            if (bad) {
+                FAIL("a rater of j is out of range");
+            }
+            if (n_hits == 0) {
+                continue;
+            }
+            /* each hit's y at its rater's rank, the ranks hit set in a bitmap: read back in
+               ascending rank (= ascending slot), with no sort */
+            int64_t first_word = n_marked, last_word = -1;
+            for (Py_ssize_t h = 0; h < n_hits; h++) {
+                const int64_t t = found[h];
+                const int64_t r = mark[raters_pool[lo + t]];
+                yv[r] = values_pool[j_vals + t] - mean_of[r];
+                bits[r >> 6] |= (uint64_t)1 << (r & 63);
+                if ((r >> 6) < first_word) first_word = r >> 6;
+                if ((r >> 6) > last_word) last_word = r >> 6;
+            }
+            double sxy = 0.0, sxx = 0.0, syy = 0.0, mag = 0.0;
+            for (int64_t word = first_word; word <= last_word; word++) {
+                uint64_t set = bits[word];
+                bits[word] = 0;
+                while (set) {
+                    const int64_t r = word * 64 + __builtin_ctzll(set);
+                    set &= set - 1;
+                    const double x = x_of[r], y = yv[r];
+                    const double xy = x * y;
+                    sxy += xy;
+                    sxx += x * x;
+                    syy += y * y;
+                    mag += fabs(xy);
+                }
+            }
+            const double norm = sqrt(sxx * syy);
+            double s = 0.0;
+            if (norm > 0 && fabs(sxy) > RELATIVE_ZERO * mag) {
+                s = sxy / norm;
+            }
+            if (s < -1.0) s = -1.0;
+            if (s > 1.0) s = 1.0;
+            if (shrinkage > 0) {
+                const double n = (double)n_hits;
+                s *= n / (n + shrinkage);
+            }
+            if (s > 0) {
+                cand[n_cand].sim = s;
+                cand[n_cand].seq = cell_seq[user_pool[u_lo + p]];
+                cand[n_cand].place = p;
+                n_cand++;
+            }
+        }
+        for (Py_ssize_t t = 0; t < n_set; t++) {
+            mark[raters[t]] = -1;
+        }
+        n_set = 0;
+        /* M(u;i): the K largest s_ij > 0, ties by u's earlier rating of j; its sums in order */
+        sort_candidates(cand, cand + m + 1, n_cand);
+        const Py_ssize_t chosen = n_cand < k_max ? n_cand : (Py_ssize_t)k_max;
+        if (!sums_only && total + chosen > cap) {
+            FAIL("the output arrays are too small");
+        }
+        double sum_se = 0.0, sum_s = 0.0;
+        for (Py_ssize_t q = 0; q < chosen; q++) {
+            const int64_t p = cand[q].place;
+            const double s = cand[q].sim;
+            const double b_uj = base_u + item_bias[mine[p]];
+            const double e_uj = r_u[p] - b_uj;
+            sum_se += s * e_uj;
+            sum_s += s;
+            if (sums_only) {
+                continue;
+            }
+            out_cols[total] = c;
+            out_items[total] = mine[p];
+            out_values[total] = s;
+            out_values[cap + total] = r_u[p];
+            out_values[2 * cap + total] = b_uj;
+            total++;
+        }
+        if (sums_only) {
+            result = Py_BuildValue("(ddn)", sum_se, sum_s, chosen);
+            goto done;
+        }
+        num_den[c] = sum_se;
+        num_den[n_cols + c] = sum_s;
+        count[c] = chosen;
+    }
+    result = PyLong_FromSsize_t(total);
+done:
+    for (Py_ssize_t t = 0; t < n_set; t++) { /* an error with raters marked */
+        mark[raters[t]] = -1;
+    }
+    free(mine);
+    free(r_u);
+    free(cand);
+    free(found);
+    free(raters);
+    free(keys);
+    free(xs);
+    free(bits);
+    free(user_bits);
+    for (int t = 0; t < N_BUFS; t++) { /* (those not taken are not held) */
+        if (b[t].held) {
+            PyBuffer_Release(&b[t].view);
+        }
+    }
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"item_terms", item_terms, METH_VARARGS,
+     "item_terms(u, k, shrinkage, base_u, cols, mark, item_bias, user_start, user_length, "
+     "user_pool, cells_start, cells_pool, raters_start, raters_length, raters_pool, cell_item, "
+     "cell_value, cell_seq, user_sum, user_count, out_cols, out_items, out_values, num_den, "
+     "count) -> the number of selected pairs; with out_cols None (and the four after it), "
+     "one wanted item and no output arrays: -> (num, den, count)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_item_kernel",
+    "The item terms of knn_baseline's item-based residual, compiled (see item_kernel.py).", -1,
+    methods,
+};
+
+PyMODINIT_FUNC PyInit__item_kernel(void) { return PyModule_Create(&module); }

@@ -1,0 +1,3 @@
+from typing import Any
+
+def item_terms(u: int, k: int, shrinkage: float, base_u: float, /, *arrays: Any) -> Any: ...

@@ -1,0 +1,223 @@
+"""The item residual's compiled kernel gives the numpy path's bits.
+
+``item_residual.item_terms_compiled`` (stream_cf/engine/_item_kernel.c) and
+``item_residual.item_terms_numpy`` (the reference, and the fallback where the extension is not
+built) must return the same terms to the last bit (compared as bytes, so that even 0.0 and -0.0
+differ), for one wanted item and for several, on random half-step ratings with take-backs and on
+MovieLens 100K; predictions through the model must be equal with the kernel and without it. With
+``CI=true`` in the environment the extension must be there: a build that silently fell back to
+numpy fails CI instead of passing slower.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream_cf.datasets import dataset_available, dataset_events
+from stream_cf.engine import UserKNN, item_kernel, item_residual
+from stream_cf.engine.predict import read_baseline
+from stream_cf.events import RatingEvent
+
+USERS = [f"u{n}" for n in range(8)]
+ITEMS = [f"i{n}" for n in range(8)]
+VALUES = [1.0 + 0.5 * n for n in range(9)]
+
+rate = st.tuples(
+    st.just("rate"), st.sampled_from(USERS), st.sampled_from(ITEMS), st.sampled_from(VALUES)
+)
+events = st.lists(  # mostly ratings, some take-backs (as in test_item_residual.py)
+    st.one_of(
+        rate,
+        rate,
+        rate,
+        rate,
+        st.tuples(st.just("unrate"), st.sampled_from(USERS), st.sampled_from(ITEMS)),
+        st.tuples(st.just("forget"), st.sampled_from(USERS)),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+needs_kernel = pytest.mark.skipif(
+    item_kernel.KERNEL is None, reason="the item kernel is not built (no C compiler?)"
+)
+
+FIELDS = ("num", "den", "count", "colpos", "items", "sims", "ratings", "baselines")
+
+
+def fed(config: dict[str, Any], raws: list[tuple[Any, ...]]) -> UserKNN:
+    model = UserKNN(**config)
+    for raw in raws:
+        if raw[0] == "rate":
+            model.rate(raw[1], raw[2], raw[3])
+        elif raw[0] == "unrate" and model.current(raw[1], raw[2]) is not None:
+            model.unrate(raw[1], raw[2])
+        elif raw[0] == "forget" and model.has_user(raw[1]):
+            model.forget_user(raw[1])
+    return model
+
+
+def assert_same_terms(model: UserKNN, user: str, cols: np.ndarray, k: int, beta: float) -> None:
+    """The kernel's terms == the numpy path's, byte for byte and dtype for dtype."""
+    state = model.state
+    u = state.users.slot_of[user]
+    base = read_baseline(state, model.settings)
+    b_u = float(base.users(state, np.array([u], dtype=np.int64))[0])
+    kwargs = {
+        "neighbours": k,
+        "shrinkage": beta,
+        "mu": base.mu,
+        "user_bias": b_u,
+        "item_bias": base.items,
+    }
+    compiled = item_residual.item_terms_compiled(state, u, cols, **kwargs)
+    reference = item_residual.item_terms_numpy(state, u, cols, **kwargs)
+    for field in FIELDS:
+        got, want = getattr(compiled, field), getattr(reference, field)
+        assert got.dtype == want.dtype, (field, got.dtype, want.dtype)
+        assert got.shape == want.shape, (field, got, want)
+        assert np.ascontiguousarray(got).tobytes() == np.ascontiguousarray(want).tobytes(), (
+            field,
+            user,
+            cols.tolist(),
+            got,
+            want,
+        )
+    assert np.all(item_residual._MARKS.pos == -1)
+
+
+def test_the_kernel_is_built_in_ci() -> None:
+    """CI builds the package on a fresh machine with `make install`: the extension must be
+    there (a silent fallback to numpy would pass every other test, slower)."""
+    if os.environ.get("CI", "").lower() != "true":
+        pytest.skip("only required where CI=true")
+    assert item_kernel.KERNEL is not None, "stream_cf.engine._item_kernel was not built"
+
+
+@needs_kernel
+@settings(max_examples=60, deadline=None)
+@given(
+    raws=events,
+    k=st.sampled_from([1, 2, 3, 40]),
+    beta=st.sampled_from([0.0, 2.5, 100.0]),
+)
+def test_kernel_equals_numpy_bit_for_bit(raws: list[tuple[Any, ...]], k: int, beta: float) -> None:
+    """Every user against each item alone (a predict) and all items at once (predict_many, the
+    `rating` lists), including the items the user rated and items nobody rates any more."""
+    model = fed({"item_residual": k}, raws)
+    state = model.state
+    every = np.arange(state.items.high, dtype=np.int64)
+    for user in model.users():
+        assert_same_terms(model, user, every, k, beta)
+        for i in every.tolist():
+            assert_same_terms(model, user, np.array([i], dtype=np.int64), k, beta)
+
+
+@needs_kernel
+@settings(max_examples=40, deadline=None)
+@given(raws=events, k=st.sampled_from([1, 2, 5]))
+def test_predictions_equal_with_and_without_the_kernel(raws: list[tuple[Any, ...]], k: int) -> None:
+    model = fed({"item_residual": k, "item_shrinkage": 2.5, "min_k": 1}, raws)
+    items = [*ITEMS, "unknown"]
+    for user in [*USERS, "nobody"]:
+        compiled = [model.predict(user, item) for item in items]
+        many = model.predict_many(user, items)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(item_kernel, "KERNEL", None)
+            numpy_path = [model.predict(user, item) for item in items]
+            numpy_many = model.predict_many(user, items)
+        assert compiled == numpy_path, user
+        assert list(many) == list(numpy_many), user
+        assert list(many) == compiled, user
+
+
+@needs_kernel
+def test_ties_are_broken_by_the_earlier_rating() -> None:
+    """Items of u with equal s_ij: M(u;i) keeps the earlier-rated ones, as numpy does."""
+    model = UserKNN(item_residual=2, item_shrinkage=0.0, min_k=1)
+    for n, user in enumerate(["a", "b", "c"]):
+        for item in ["x", "y", "z", "w"]:
+            model.rate(user, item, 1.0 + n)  # the same centred column for every item of these
+        model.rate(user, "q", 5.0)  # (q moves the means off those ratings)
+    model.rate("d", "w", 2.0)
+    model.rate("d", "z", 3.0)
+    model.rate("d", "y", 4.0)
+    x = np.array([model.state.items.slot_of["x"]], dtype=np.int64)
+    terms = item_residual.item_terms_compiled(
+        model.state, model.state.users.slot_of["d"], x, neighbours=2, shrinkage=0.0,
+        mu=0.0, user_bias=0.0, item_bias=np.zeros(model.state.items.high),
+    )  # fmt: skip
+    slots = model.state.items.slot_of
+    assert terms.items.tolist() == [slots["w"], slots["z"]]
+    assert terms.sims[0] == terms.sims[1] > 0.99  # the same sums for y, z and w: a tie
+    assert_same_terms(model, "d", x, 2, 0.0)
+
+
+@needs_kernel
+def test_a_bad_item_raises_and_leaves_the_marks_clear() -> None:
+    model = UserKNN(item_residual=2, min_k=1)
+    for user in ["a", "b"]:
+        model.rate(user, "x", 3.0)
+        model.rate(user, "y", 4.0)
+    state = model.state
+    good = state.items.slot_of["x"]
+    with pytest.raises(ValueError, match="out of range"):
+        item_residual.item_terms_compiled(
+            state, state.users.slot_of["a"], np.array([good, 10**9], dtype=np.int64),
+            neighbours=2, shrinkage=0.0, mu=0.0, user_bias=0.0,
+            item_bias=np.zeros(state.items.high),
+        )  # fmt: skip
+    assert np.all(item_residual._MARKS.pos == -1)
+
+
+@needs_kernel
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not dataset_available("ml-100k"), reason="ml-100k is not installed")
+def test_kernel_equals_numpy_on_ml100k() -> None:
+    model = UserKNN(item_residual=40)
+    model.apply_many(dataset_events("ml-100k", limit=30_000))
+    state = model.state
+    rng = random.Random(5)
+    slots = list(range(state.items.high))
+    for user in rng.sample(model.users(), 30):
+        wanted = np.array(rng.sample(slots, 12), dtype=np.int64)
+        assert_same_terms(model, user, wanted, 40, model.settings.item_shrinkage)
+        for i in wanted[:4].tolist():
+            assert_same_terms(model, user, np.array([i], dtype=np.int64), 40, 100.0)
+
+
+@needs_kernel
+def test_many_user_slots_and_few_raters_take_the_sorted_ranking() -> None:
+    """With many user slots and few raters of i, the kernel ranks i's raters by sorting them
+    (not through its bitmap over the user slots): the same bits, raters rated in any order."""
+    model = UserKNN(item_residual=3, item_shrinkage=0.0, min_k=1)
+    rng = random.Random(3)
+    crowd = [f"c{n}" for n in range(6_000)]  # 94 words of user bits > 4 raters' worth
+    # an item of their own each: user slots, and no pair sums to keep up
+    model.apply_many(
+        [RatingEvent(user_id=user, item_id=f"own-{user}", rating=3.0) for user in crowd]
+    )
+    raters = rng.sample(crowd, 4)  # high and low slots, not in slot order
+    for n, user in enumerate(raters):
+        for item in ["a", "b", "c", "d"]:
+            model.rate(user, item, rng.choice(VALUES))
+        model.rate(user, "e", 1.0 + n)
+    model.rate("me", "a", 4.0)
+    model.rate("me", "b", 2.5)
+    model.rate("me", "c", 5.0)
+    slots = model.state.items.slot_of
+    every = np.array([slots[i] for i in ["a", "b", "c", "d", "e"]], dtype=np.int64)
+    # the kernel's rule: the bitmap where its words <= 4 · (raters of i) + 64, else the sort
+    assert (model.state.users.high + 63) // 64 > 4 * 4 + 64
+    for user in ["me", *raters]:
+        assert_same_terms(model, user, every, 3, 0.0)
+    for i in every.tolist():
+        assert_same_terms(model, "me", np.array([i], dtype=np.int64), 3, 2.5)
