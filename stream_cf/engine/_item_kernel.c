@@ -10,7 +10,7 @@
        s_ij = clip(Sxy / sqrt(Sxx·Syy), −1, 1) · n / (n + β)        (β > 0; no factor if β = 0)
 
    s_ij = 0 where sqrt(Sxx·Syy) is 0 or |Sxy| <= 1e-12·A. M(u;i): the K items j with the largest
-   s_ij > 0, ties by u's earlier rating of j (cell_seq), then by j's place in u's row. In that
+   s_ij > 0, ties by the lower item slot of j (its first appearance in the stream). In that
    order, with b_uj = (μ + b_u) + b_j and e_uj = r_uj − b_uj:
 
        num_i = Σ_{j∈M(u;i)} s_ij·e_uj,   den_i = Σ_{j∈M(u;i)} s_ij   (each from 0.0, in order)
@@ -69,7 +69,7 @@ static int take(PyObject *obj, Buf *buf, Py_ssize_t size, const char *formats, i
 
 typedef struct {
     double sim;
-    int64_t seq;
+    int64_t slot; /* j's item slot: the tie rule */
     int64_t place;
 } Candidate;
 
@@ -136,14 +136,15 @@ static void prefetch_rows(int64_t j, const int64_t *raters_start, const int64_t 
     }
 }
 
-/* Whether candidate x goes before y in M(u;i): s descending, then the earlier rating, then the
-   earlier place in u's row (the order of numpy's lexsort, stable). */
+/* Whether candidate x goes before y in M(u;i): s descending, then the lower item slot (the
+   item's first appearance in the stream: a rule no rate, re-rate or take-back moves; the place
+   in u's row never decides, slots being distinct). */
 static inline int before(const Candidate *x, const Candidate *y) {
     if (x->sim != y->sim) {
         return x->sim > y->sim;
     }
-    if (x->seq != y->seq) {
-        return x->seq < y->seq;
+    if (x->slot != y->slot) {
+        return x->slot < y->slot;
     }
     return x->place < y->place;
 }
@@ -177,7 +178,7 @@ static void sort_candidates(Candidate *a, Candidate *tmp, Py_ssize_t n) {
     while (y < n) a[k++] = tmp[y++];
 }
 
-#define N_BUFS 21
+#define N_BUFS 20
 #define FAIL(message)                                        \
     do {                                                     \
         PyErr_SetString(PyExc_ValueError, "item_terms: " message); \
@@ -189,11 +190,11 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
     long long u_arg, k_arg;
     double shrinkage, base_u;
     PyObject *objs[N_BUFS];
-    if (!PyArg_ParseTuple(args, "LLddOOOOOOOOOOOOOOOOOOOOO", &u_arg, &k_arg, &shrinkage, &base_u,
+    if (!PyArg_ParseTuple(args, "LLddOOOOOOOOOOOOOOOOOOOO", &u_arg, &k_arg, &shrinkage, &base_u,
                           &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5], &objs[6],
                           &objs[7], &objs[8], &objs[9], &objs[10], &objs[11], &objs[12],
                           &objs[13], &objs[14], &objs[15], &objs[16], &objs[17], &objs[18],
-                          &objs[19], &objs[20])) {
+                          &objs[19])) {
         return NULL;
     }
     Buf b[N_BUFS];
@@ -216,13 +217,13 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
         {I64, 0, "user_start"},    {I64, 0, "user_length"},  {I32, 0, "user_pool"},
         {I64, 0, "values_start"},  {F64, 0, "values_pool"},   {I64, 0, "raters_start"},
         {I64, 0, "raters_length"}, {I32, 0, "raters_pool"},  {I32, 0, "cell_item"},
-        {F64, 0, "cell_value"},    {I64, 0, "cell_seq"},     {F64, 0, "user_sum"},
-        {I64, 0, "user_count"},    {I64, 1, "out_cols"},     {I64, 1, "out_items"},
-        {F64, 1, "out_values"},    {F64, 1, "num_den"},      {I64, 1, "count"},
+        {F64, 0, "cell_value"},    {F64, 0, "user_sum"},     {I64, 0, "user_count"},
+        {I64, 1, "out_cols"},      {I64, 1, "out_items"},    {F64, 1, "out_values"},
+        {F64, 1, "num_den"},       {I64, 1, "count"},
     };
     /* the sums of one wanted item alone: no output arrays (None), (num, den, count) returned */
-    const int sums_only = objs[16] == Py_None;
-    const int n_taken = sums_only ? 16 : N_BUFS;
+    const int sums_only = objs[15] == Py_None;
+    const int n_taken = sums_only ? 15 : N_BUFS;
     for (int t = 0; t < n_taken; t++) {
         if (take(objs[t], &b[t], spec[t].size, spec[t].formats, spec[t].writable, spec[t].name) <
             0) {
@@ -241,12 +242,11 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
     const int32_t *raters_pool = b[10].view.buf;
     const int32_t *cell_item = b[11].view.buf;
     const double *cell_value = b[12].view.buf;
-    const int64_t *cell_seq = b[13].view.buf;
-    const double *user_sum = b[14].view.buf;
-    const int64_t *user_count = b[15].view.buf;
-    int64_t *out_cols = b[16].view.buf, *out_items = b[17].view.buf;
-    double *out_values = b[18].view.buf, *num_den = b[19].view.buf;
-    int64_t *count = b[20].view.buf;
+    const double *user_sum = b[13].view.buf;
+    const int64_t *user_count = b[14].view.buf;
+    int64_t *out_cols = b[15].view.buf, *out_items = b[16].view.buf;
+    double *out_values = b[17].view.buf, *num_den = b[18].view.buf;
+    int64_t *count = b[19].view.buf;
     const Py_ssize_t n_cols = LEN(0), n_mark = LEN(1), n_bias = LEN(2);
     const Py_ssize_t n_user_rows = LEN(3) < LEN(4) ? LEN(3) : LEN(4);
     const Py_ssize_t n_user_pool = LEN(5), n_values_pool = LEN(7), n_raters_pool = LEN(10);
@@ -255,14 +255,13 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
     if (LEN(9) < n_item_rows) n_item_rows = LEN(9);
     Py_ssize_t n_cells = LEN(11);
     if (LEN(12) < n_cells) n_cells = LEN(12);
-    if (LEN(13) < n_cells) n_cells = LEN(13);
-    Py_ssize_t n_users = LEN(14) < LEN(15) ? LEN(14) : LEN(15);
+    Py_ssize_t n_users = LEN(13) < LEN(14) ? LEN(13) : LEN(14);
     if (n_mark < n_users) n_users = n_mark;
-    const Py_ssize_t cap = sums_only ? 0 : LEN(16);
+    const Py_ssize_t cap = sums_only ? 0 : LEN(15);
     const int64_t u = u_arg, k_max = k_arg;
     if (u < 0 || u >= n_user_rows || k_max < 0 || (sums_only && n_cols != 1) ||
         (!sums_only &&
-         (LEN(17) < cap || LEN(18) < 3 * cap || LEN(19) < 2 * n_cols || LEN(20) < n_cols))) {
+         (LEN(16) < cap || LEN(17) < 3 * cap || LEN(18) < 2 * n_cols || LEN(19) < n_cols))) {
         FAIL("inconsistent sizes");
     }
     const int64_t u_lo = user_start[u], m = user_length[u];
@@ -457,7 +456,7 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
             }
             if (s > 0) {
                 cand[n_cand].sim = s;
-                cand[n_cand].seq = cell_seq[user_pool[u_lo + p]];
+                cand[n_cand].slot = cell_item[user_pool[u_lo + p]];
                 cand[n_cand].place = p;
                 n_cand++;
             }
@@ -466,7 +465,7 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
             mark[raters[t]] = -1;
         }
         n_set = 0;
-        /* M(u;i): the K largest s_ij > 0, ties by u's earlier rating of j; its sums in order */
+        /* M(u;i): the K largest s_ij > 0, ties by the lower item slot; its sums in order */
         sort_candidates(cand, cand + m + 1, n_cand);
         const Py_ssize_t chosen = n_cand < k_max ? n_cand : (Py_ssize_t)k_max;
         if (!sums_only && total + chosen > cap) {
@@ -524,7 +523,7 @@ static PyMethodDef methods[] = {
     {"item_terms", item_terms, METH_VARARGS,
      "item_terms(u, k, shrinkage, base_u, cols, mark, item_bias, user_start, user_length, "
      "user_pool, cells_start, cells_pool, raters_start, raters_length, raters_pool, cell_item, "
-     "cell_value, cell_seq, user_sum, user_count, out_cols, out_items, out_values, num_den, "
+     "cell_value, user_sum, user_count, out_cols, out_items, out_values, num_den, "
      "count) -> the number of selected pairs; with out_cols None (and the four after it), "
      "one wanted item and no output arrays: -> (num, den, count)"},
     {NULL, NULL, 0, NULL},

@@ -60,7 +60,6 @@ def _state(st: EngineState) -> tuple[npt.NDArray[Any], ...]:
         raters.pool,
         ratings.cell_item,
         ratings.cell_value,
-        ratings.cell_seq,
         ratings.user_sum,
         ratings.user_count,
     )

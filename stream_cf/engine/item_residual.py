@@ -11,7 +11,8 @@ excluded), shrunk by β = ``item_shrinkage``::
 
 (n_ij = |C_ij|; 0 when C_ij is empty, a norm is 0, or the numerator is 0 — within 1e-12 of
 Σ|c_vi·c_vj|, so a cancellation to an exact 0 stays 0). M(u;i) = the K = ``item_residual`` items
-j with the largest s_ij > 0 (ties: u's earlier rating of j), and the item terms of the estimate::
+j with the largest s_ij > 0 (ties: the lower item slot, i.e. the earlier first appearance of j
+in the stream, a rule no re-rate moves), and the item terms of the estimate::
 
     Σ_{j∈M(u;i)} s_ij·e_uj    and    Σ_{j∈M(u;i)} s_ij
 
@@ -346,18 +347,17 @@ def item_terms_numpy(
     held = st.ratings.by_user.row(u)
     mine = st.ratings.cell_item.take(held).astype(np.int64)
     r_u = st.ratings.cell_value.take(held)
-    seq_u = st.ratings.cell_seq.take(held)
     s = similarities(st, u, cols, mine, shrinkage)
     if cols.size == 1:  # one column: the same selection with fewer steps
         js = np.flatnonzero(s[0] > 0)
         sims = s[0].take(js)
-        order = np.lexsort((seq_u.take(js), -sims))[:neighbours]
+        order = np.lexsort((mine.take(js), -sims))[:neighbours]
         js, sims = js.take(order), sims.take(order)
         rows = np.zeros(js.size, dtype=np.int64)
     else:
         rows, js = np.nonzero(s > 0)
         sims = s[rows, js]
-        order = np.lexsort((seq_u[js], -sims, rows))
+        order = np.lexsort((mine[js], -sims, rows))
         rows, js, sims = rows[order], js[order], sims[order]
         per_col = np.bincount(rows, minlength=cols.size)
         starts = np.cumsum(per_col) - per_col

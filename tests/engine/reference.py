@@ -24,7 +24,7 @@ Explicit mode (r̄_u the mean of u's ratings, sums over the items rated by both 
   is 0).
 - item_residual = K > 0 (knn_baseline): s_ij = Σ_v c_vi·c_vj / sqrt(Σ_v c_vi² · Σ_v c_vj²) over
   the common raters v of i and j but u, c_vx = r_vx − r̄_v, times n_ij / (n_ij + item_shrinkage);
-  M(u;i) the K items j ≠ i of u with the largest s_ij > 0 (ties: u's earlier rating of j), and
+  M(u;i) the K items j ≠ i of u with the largest s_ij > 0 (ties: j's first appearance), and
   r̂_ui = b_ui + (Σ_v w_uv·(r_vi − b_vi) + Σ_j s_ij·(r_uj − b_uj)) / (Σ|w_uv| + Σ s_ij + damping);
   fewer than min_k users and items together -> b_ui.
 
@@ -470,15 +470,15 @@ class Reference:
         return self._cache[cached]
 
     def item_candidates(self, user: str, item: str) -> list[tuple[Fraction, int, str, float]]:
-        """The user's items j ≠ item with s_ij > 0: (exact key, seq of r_uj, j, s_ij), best
-        first (largest s, then the earlier rating of j)."""
+        """The user's items j ≠ item with s_ij > 0: (exact key, j's first appearance, j, s_ij),
+        best first (largest s, then the item that appeared first in the stream)."""
         found = []
-        for (u, j), (_value, seq) in self.ratings.items():
+        for u, j in self.ratings:
             if u != user or j == item:
                 continue
             key, s = self.item_similarity(user, item, j)
             if key > 0:
-                found.append((key, seq, j, s))
+                found.append((key, self.first_seen[j], j, s))
         found.sort(key=lambda c: (-c[0], c[1]))
         return found
 

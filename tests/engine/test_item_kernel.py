@@ -139,8 +139,10 @@ def test_predictions_equal_with_and_without_the_kernel(raws: list[tuple[Any, ...
 
 
 @needs_kernel
-def test_ties_are_broken_by_the_earlier_rating() -> None:
-    """Items of u with equal s_ij: M(u;i) keeps the earlier-rated ones, as numpy does."""
+def test_ties_are_broken_by_the_first_appearance_of_the_item() -> None:
+    """Items of u with equal s_ij: M(u;i) keeps the ones that appeared first in the stream
+    (lower item slots), whatever the order u rated them in, and a re-rate does not move them;
+    as numpy does."""
     model = UserKNN(item_residual=2, item_shrinkage=0.0, min_k=1)
     for n, user in enumerate(["a", "b", "c"]):
         for item in ["x", "y", "z", "w"]:
@@ -150,13 +152,22 @@ def test_ties_are_broken_by_the_earlier_rating() -> None:
     model.rate("d", "z", 3.0)
     model.rate("d", "y", 4.0)
     x = np.array([model.state.items.slot_of["x"]], dtype=np.int64)
-    terms = item_residual.item_terms_compiled(
-        model.state, model.state.users.slot_of["d"], x, neighbours=2, shrinkage=0.0,
-        mu=0.0, user_bias=0.0, item_bias=np.zeros(model.state.items.high),
-    )  # fmt: skip
     slots = model.state.items.slot_of
-    assert terms.items.tolist() == [slots["w"], slots["z"]]
-    assert terms.sims[0] == terms.sims[1] > 0.99  # the same sums for y, z and w: a tie
+
+    def chosen() -> list[int]:
+        terms = item_residual.item_terms_compiled(
+            model.state, model.state.users.slot_of["d"], x, neighbours=2, shrinkage=0.0,
+            mu=0.0, user_bias=0.0, item_bias=np.zeros(model.state.items.high),
+        )  # fmt: skip
+        assert terms.sims[0] == terms.sims[1] > 0.99  # the same sums for y, z and w: a tie
+        out: list[int] = terms.items.tolist()
+        return out
+
+    assert chosen() == [slots["y"], slots["z"]]
+    assert_same_terms(model, "d", x, 2, 0.0)
+    model.rate("d", "y", 1.0)  # re-rated, then set back: a later rating, the same selection
+    model.rate("d", "y", 4.0)
+    assert chosen() == [slots["y"], slots["z"]]
     assert_same_terms(model, "d", x, 2, 0.0)
 
 
