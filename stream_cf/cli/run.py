@@ -85,7 +85,7 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
         "--item-residual",
         "item_residual",
         int,
-        "knn_baseline: item neighbours of the item-based residual, 0 off (0)",
+        "knn_baseline: item neighbours of the item-based residual, 0 off (40)",
     ),
     ("--item-shrinkage", "item_shrinkage", float, "knn_baseline: β of s_ij·n/(n + β) (100)"),
     ("--n", "n", int, "length of each list (10)"),

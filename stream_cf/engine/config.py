@@ -42,7 +42,7 @@ DEFAULT_SHRINKAGE: dict[str, float] = {"knn_means": 0.0, "knn_baseline": 100.0}
 
 # item_residual=None: the item neighbours K of knn_baseline's item-based residual
 # (:mod:`stream_cf.engine.item_residual`; 0 = off). knn_means and implicit feedback have none.
-DEFAULT_ITEM_RESIDUAL: dict[str, int] = {"knn_means": 0, "knn_baseline": 0}
+DEFAULT_ITEM_RESIDUAL: dict[str, int] = {"knn_means": 0, "knn_baseline": 40}
 
 
 # similarity=None: cosine for implicit feedback (the only one); pearson for knn_means (as

@@ -133,3 +133,13 @@ def test_predict_equals_predict_many_on_ml100k_bit_for_bit() -> None:
         for item, value in zip(wanted, many, strict=True):
             assert model.predict(user, item) == value, (user, item)
     assert_positions_clear()
+
+
+@pytest.mark.default_residual
+def test_knn_baseline_pools_forty_item_neighbours_by_default() -> None:
+    """The default: knn_baseline with an item residual of K = 40 (BENCHMARKS.md, Predictors);
+    knn_means, implicit feedback and an explicit 0 have none."""
+    assert UserKNN().config()["item_residual"] == 40
+    assert UserKNN(predictor="knn_means").config()["item_residual"] == 0
+    assert UserKNN(feedback="implicit").config()["item_residual"] == 0
+    assert UserKNN(item_residual=0).config()["item_residual"] == 0
