@@ -54,6 +54,7 @@ def everything(model: UserKNN) -> dict[str, Any]:
     }
 
 
+@pytest.mark.default_residual  # UserKNN's own defaults: knn_baseline with its item residual
 @pytest.mark.parametrize("predictor", PREDICTORS)
 @pytest.mark.parametrize("seed", range(4))
 def test_a_rating_taken_back_leaves_every_prediction_exactly_as_before(
