@@ -24,44 +24,13 @@ from stream_cf.datasets import dataset_available, dataset_events
 from stream_cf.engine import UserKNN, item_kernel, item_residual
 from stream_cf.engine.predict import read_baseline
 from stream_cf.events import RatingEvent
-
-USERS = [f"u{n}" for n in range(8)]
-ITEMS = [f"i{n}" for n in range(8)]
-VALUES = [1.0 + 0.5 * n for n in range(9)]
-
-rate = st.tuples(
-    st.just("rate"), st.sampled_from(USERS), st.sampled_from(ITEMS), st.sampled_from(VALUES)
-)
-events = st.lists(  # mostly ratings, some take-backs (as in test_item_residual.py)
-    st.one_of(
-        rate,
-        rate,
-        rate,
-        rate,
-        st.tuples(st.just("unrate"), st.sampled_from(USERS), st.sampled_from(ITEMS)),
-        st.tuples(st.just("forget"), st.sampled_from(USERS)),
-    ),
-    min_size=1,
-    max_size=60,
-)
+from tests.engine.test_item_residual import ITEMS, USERS, VALUES, events, fed
 
 needs_kernel = pytest.mark.skipif(
     item_kernel.KERNEL is None, reason="the item kernel is not built (no C compiler?)"
 )
 
 FIELDS = ("num", "den", "count", "colpos", "items", "sims", "ratings", "baselines")
-
-
-def fed(config: dict[str, Any], raws: list[tuple[Any, ...]]) -> UserKNN:
-    model = UserKNN(**config)
-    for raw in raws:
-        if raw[0] == "rate":
-            model.rate(raw[1], raw[2], raw[3])
-        elif raw[0] == "unrate" and model.current(raw[1], raw[2]) is not None:
-            model.unrate(raw[1], raw[2])
-        elif raw[0] == "forget" and model.has_user(raw[1]):
-            model.forget_user(raw[1])
-    return model
 
 
 def assert_same_terms(model: UserKNN, user: str, cols: np.ndarray, k: int, beta: float) -> None:
