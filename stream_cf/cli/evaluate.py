@@ -309,7 +309,7 @@ def variants(model: UserKNN) -> list[tuple[str, dict[str, Any]]]:
     ]
     if config["feedback"] == "explicit":
         other = "knn_means" if config["predictor"] == "knn_baseline" else "knn_baseline"
-        own = {"predictor": other, "shrinkage": None}
+        own = {"predictor": other, "shrinkage": None, "item_residual": None}
         if config["similarity"] == default_similarity(config["predictor"], "explicit"):
             own["similarity"] = None  # the other predictor's default similarity too
         out.append((f"predictor={other}", {**config, **own}))
