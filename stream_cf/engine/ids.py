@@ -45,9 +45,6 @@ class SlotTable(MutableMapping[str, int]):
         for key, value in items:
             self[key] = value
 
-    def _shard(self, key: str) -> dict[str, int]:
-        return self._shards[hash(key) >> _SHIFT]
-
     def __getitem__(self, key: str) -> int:
         return self._shards[hash(key) >> _SHIFT][key]
 
