@@ -251,12 +251,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ]
         live = Processor(settings)
         result: dict[str, RunSummary] = {}
-        thread = threading.Thread(
-            target=lambda: result.setdefault("s", live.run(install_signal_handlers=False)),
-            daemon=True,
-        )
+        loop_cpu: dict[str, float] = {}
+
+        def run_live() -> None:
+            started_cpu = time.thread_time()
+            try:
+                result["s"] = live.run(install_signal_handlers=False)
+            finally:
+                loop_cpu["s"] = time.thread_time() - started_cpu
+
+        thread = threading.Thread(target=run_live, daemon=True)
         thread.start()
         live.ready.wait(timeout=120)
+        # CPU of this process from here to the stop: the processor's loop thread and
+        # kafka-python's threads (the offering producer is another process; this thread sleeps)
+        process_cpu0 = time.process_time()
+        offer_t0 = time.perf_counter()
         encoded = [encode(event) for event in rerates]
         if args.offer_in_thread:
             offered_s = offer(bootstrap, names["input"], encoded, args.rate)
@@ -270,6 +280,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         deadline = time.monotonic() + 600
         while live.positions.get(0, 0) < target and time.monotonic() < deadline:
             time.sleep(0.2)
+        phase_s = time.perf_counter() - offer_t0
+        process_cpu = time.process_time() - process_cpu0
         live.stop()
         thread.join(timeout=600)
         live_summary = result.get("s")
@@ -305,6 +317,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency_engine_recommend_seconds": (
             round(live_summary.recommend_seconds, 2) if live_summary else None
         ),
+        "latency_engine_apply_seconds": (
+            round(live_summary.apply_seconds, 2) if live_summary else None
+        ),
+        "latency_lists_recomputed": live_summary.recomputed if live_summary else None,
+        "latency_batches": live_summary.batches if live_summary else None,
+        # CPU per second of the phase (from ready to the last offered event applied): what the
+        # processor needs of a core at the offered rate, whatever else runs on the machine
+        "latency_phase_seconds": round(phase_s, 2),
+        "latency_process_cpu_per_s": round(process_cpu / phase_s, 3),
+        "latency_loop_cpu_seconds": round(loop_cpu["s"], 2) if loop_cpu else None,
         "latency_p50_ms": round(percentile(samples, 0.5), 1) if samples else None,
         "latency_p99_ms": round(percentile(samples, 0.99), 1) if samples else None,
         "latency_mean_ms": round(statistics.fmean(samples), 1) if samples else None,
