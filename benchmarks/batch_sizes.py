@@ -32,14 +32,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine import load_rows, machine, to_event
+from engine import Rows, load_rows, machine, to_event
 
 from stream_cf.engine import UserKNN
 
 SIZES = (10, 100, 1_000, 5_000, 20_000)
 
 
-def one_by_one(rows: list[Any]) -> tuple[float, UserKNN]:
+def one_by_one(rows: Rows) -> tuple[float, UserKNN]:
     model = UserKNN()
     elapsed = 0.0
     gc.disable()  # as in engine.py: the collector's pauses are not the engine's
@@ -52,7 +52,7 @@ def one_by_one(rows: list[Any]) -> tuple[float, UserKNN]:
     return len(rows) / elapsed, model
 
 
-def batched(rows: list[Any], size: int) -> tuple[float, UserKNN]:
+def batched(rows: Rows, size: int) -> tuple[float, UserKNN]:
     model = UserKNN()
     elapsed = 0.0
     gc.disable()

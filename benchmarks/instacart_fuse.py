@@ -18,8 +18,10 @@ import argparse
 import pickle
 import sys
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
-Dump = dict[str, list]
+Dump = dict[str, Any]  # rule name -> top-50 list per event; "target" -> item per event
 Fusion = Callable[[Dump, int], list[int]]
 ENSEMBLE = ("base", "none", "rarity0.5-h10", "boost0.2", "h20")
 
@@ -44,29 +46,42 @@ def interleave(a: list[int], b: list[int], n: int) -> list[int]:
     return out
 
 
+def top(dump: Dump, event: int, name: str) -> list[int]:
+    head: list[int] = dump[name][event][:10]
+    return head
+
+
+def rrf_of(
+    dump: Dump, event: int, names: tuple[str, ...], weights: list[float], k: float
+) -> list[int]:
+    return rrf([dump[name][event] for name in names], weights, k)
+
+
+def interleave_of(dump: Dump, event: int, n: int) -> list[int]:
+    return interleave(dump["base"][event], dump["popularity"][event], n)
+
+
 def fusions() -> dict[str, Fusion]:
-    out: dict[str, Fusion] = {"popularity": lambda d, e: d["popularity"][e][:10]}
+    out: dict[str, Fusion] = {"popularity": partial(top, name="popularity")}
     for name in ENSEMBLE:
-        out[name] = lambda d, e, name=name: d[name][e][:10]
+        out[name] = partial(top, name=name)
     for k in (10.0, 60.0):
         for lam in (0.25, 0.5, 1.0):
-            out[f"rrf base+popularity λ={lam:g} k={k:g}"] = lambda d, e, lam=lam, k=k: rrf(
-                [d["base"][e], d["popularity"][e]], [1.0, lam], k
+            out[f"rrf base+popularity λ={lam:g} k={k:g}"] = partial(
+                rrf_of, names=("base", "popularity"), weights=[1.0, lam], k=k
             )
     for n in (5, 7, 8, 9):
-        out[f"base's first {n}, then popularity"] = lambda d, e, n=n: interleave(
-            d["base"][e], d["popularity"][e], n
-        )
+        out[f"base's first {n}, then popularity"] = partial(interleave_of, n=n)
     for k in (5.0, 20.0, 60.0):
-        out[f"rrf of the five votes k={k:g}"] = lambda d, e, k=k: rrf(
-            [d[name][e] for name in ENSEMBLE], [1.0] * 5, k
+        out[f"rrf of the five votes k={k:g}"] = partial(
+            rrf_of, names=ENSEMBLE, weights=[1.0] * 5, k=k
         )
-        out[f"rrf of the five votes + popularity k={k:g}"] = lambda d, e, k=k: rrf(
-            [d[name][e] for name in (*ENSEMBLE, "popularity")], [1.0] * 6, k
+        out[f"rrf of the five votes + popularity k={k:g}"] = partial(
+            rrf_of, names=(*ENSEMBLE, "popularity"), weights=[1.0] * 6, k=k
         )
     for other in ("none", "boost0.2", "h20"):
-        out[f"rrf base+{other} k=60"] = lambda d, e, other=other: rrf(
-            [d["base"][e], d[other][e]], [1.0, 1.0], 60.0
+        out[f"rrf base+{other} k=60"] = partial(
+            rrf_of, names=("base", other), weights=[1.0, 1.0], k=60.0
         )
     return out
 

@@ -27,6 +27,7 @@ import time
 
 from stream_cf.datasets import dataset_events
 from stream_cf.engine import UserKNN
+from stream_cf.events import RatingEvent
 
 LEARNT = 60_000
 PREDICTED = 500
@@ -52,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     off = UserKNN(item_residual=args.residual)
     off.state = on.state  # the same ratings, read without the residual
     off.settings = dataclasses.replace(on.settings, item_residual=0)
-    pairs = [(e.user_id, e.item_id) for e in events[LEARNT : LEARNT + PREDICTED]]
+    pairs = [
+        (e.user_id, e.item_id)
+        for e in events[LEARNT : LEARNT + PREDICTED]
+        if isinstance(e, RatingEvent)
+    ]
     warm = [(u, i) for u, i in pairs if on.has_user(u) and on.has_item(i)]
     times: dict[str, list[float]] = {}
     for _ in range(args.rounds):

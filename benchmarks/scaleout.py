@@ -422,7 +422,7 @@ def run_n(
             row["lists_per_s"] = len(initial) / load_s
             row["list_phase_s"] = done_at - first_at
             row["list_phase_lists_per_s"] = len(initial) / max(done_at - first_at, 1e-9)
-            per = []
+            per: list[dict[str, Any]] = []
             for inst in instances:
                 cu = inst.caught_up or {}
                 per.append(
