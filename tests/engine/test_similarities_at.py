@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stream_cf.engine import UserKNN, neighbours
-from stream_cf.events import Event, ForgetUserEvent, RatingEvent, UnrateEvent
+from stream_cf.events import Event, RatingEvent
 from stream_cf.exceptions import UnknownRating
+from tests.engine.strategies import event_lists
 
 USERS = [f"u{n}" for n in range(7)]
 ITEMS = [f"i{n}" for n in range(6)]
@@ -28,19 +29,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "implicit": {"feedback": "implicit", "pair_sums": True},
 }
 
-events = st.lists(
-    st.one_of(
-        st.builds(
-            RatingEvent,
-            user_id=st.sampled_from(USERS),
-            item_id=st.sampled_from(ITEMS),
-            rating=st.sampled_from([1.0, 2.5, 3.0, 4.0, 5.0]),
-        ),
-        st.builds(UnrateEvent, user_id=st.sampled_from(USERS), item_id=st.sampled_from(ITEMS)),
-        st.builds(ForgetUserEvent, user_id=st.sampled_from(USERS)),
-    ),
-    max_size=40,
-)
+events = event_lists(USERS, ITEMS, st.sampled_from([1.0, 2.5, 3.0, 4.0, 5.0]))
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))

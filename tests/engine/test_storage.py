@@ -20,26 +20,15 @@ from stream_cf.engine import UserKNN, storage
 from stream_cf.engine.pairs import SCALE
 from stream_cf.engine.rebuild import pair_sum_blocks
 from stream_cf.engine.storage import RowPool
-from stream_cf.events import Event, ForgetUserEvent, RatingEvent, UnrateEvent
+from stream_cf.events import Event, RatingEvent, UnrateEvent
+from tests.engine.strategies import event_lists
 
 USERS = [f"u{n}" for n in range(5)]
 ITEMS = [f"i{n}" for n in range(5)]
 HALVES = [-60.0, -1.5, 0.0, 0.5, 3.0, 63.5, 90.0]
 OTHERS = [1.3, -0.1]  # not a multiple of 0.5
 
-events = st.lists(
-    st.one_of(
-        st.builds(
-            RatingEvent,
-            user_id=st.sampled_from(USERS),
-            item_id=st.sampled_from(ITEMS),
-            rating=st.sampled_from(HALVES) | st.sampled_from(OTHERS),
-        ),
-        st.builds(UnrateEvent, user_id=st.sampled_from(USERS), item_id=st.sampled_from(ITEMS)),
-        st.builds(ForgetUserEvent, user_id=st.sampled_from(USERS)),
-    ),
-    max_size=40,
-)
+events = event_lists(USERS, ITEMS, st.sampled_from(HALVES) | st.sampled_from(OTHERS))
 
 
 def valid(stream: list[Event]) -> list[Event]:

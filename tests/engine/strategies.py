@@ -1,0 +1,33 @@
+"""Hypothesis strategies shared by the engine's tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hypothesis import strategies as st
+
+from stream_cf.events import Event, ForgetUserEvent, RatingEvent, UnrateEvent
+
+
+def event_lists(
+    users: Sequence[str],
+    items: Sequence[str],
+    ratings: st.SearchStrategy[float],
+    *,
+    max_size: int = 40,
+) -> st.SearchStrategy[list[Event]]:
+    """Random streams of ratings (values drawn from ``ratings``), take-backs and forgotten
+    users over the given ids."""
+    return st.lists(
+        st.one_of(
+            st.builds(
+                RatingEvent,
+                user_id=st.sampled_from(users),
+                item_id=st.sampled_from(items),
+                rating=ratings,
+            ),
+            st.builds(UnrateEvent, user_id=st.sampled_from(users), item_id=st.sampled_from(items)),
+            st.builds(ForgetUserEvent, user_id=st.sampled_from(users)),
+        ),
+        max_size=max_size,
+    )
