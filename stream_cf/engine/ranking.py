@@ -64,9 +64,11 @@ i's raters.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 
-from stream_cf.engine import gather, knn
+from stream_cf.engine import gather, knn, rank_kernel
 from stream_cf.engine.config import RankConfig
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
@@ -104,13 +106,19 @@ def per_item(st: EngineState, users: IntArray, weights: FloatArray) -> tuple[Int
     return gather.sum_by(items, weights[where], st.items.high)
 
 
-def vote_neighbours(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray, FloatArray]:
-    """N(u) best first and w_uv (ties: the earlier created user)."""
+def vote_weights(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray, FloatArray]:
+    """u's items latest first and their weights in w_uv: x_j (· n_j^(−b), as x_j / n_j^b)."""
     items, pos = history(st, u)
-    lengths, raters = gather.raters(st, items)
     x = recency(pos, cfg.half_life)
     if cfg.rarity:  # x_j / n_j^b
         x = x / st.item_count[items].astype(np.float64) ** cfg.rarity
+    return items, x
+
+
+def vote_neighbours(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray, FloatArray]:
+    """N(u) best first and w_uv (ties: the earlier created user)."""
+    items, x = vote_weights(st, cfg, u)
+    lengths, raters = gather.raters(st, items)
     x = np.repeat(x, lengths)  # per rater entry, I_u latest first
     total = np.bincount(raters, weights=x, minlength=st.users.high).astype(np.float64, copy=False)
     total[u] = 0.0
@@ -187,9 +195,65 @@ def item_scores(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray, Flo
     return cand, total / np.sqrt(st.item_count[cand].astype(np.float64))
 
 
+def damping_power(counts: FloatArray, d: float) -> FloatArray:
+    """n_i^d as :func:`vote_scores` computes it (0^d of a negative d is inf: never read)."""
+    with np.errstate(divide="ignore"):
+        out: FloatArray = counts**d
+    return out
+
+
+_LATEST = rank_kernel.PowerTable()  # 2^(−p/h_n) by position p, numpy's recency
+_DAMP = rank_kernel.PowerTable()  # n^d by count n, numpy's power
+
+
+def vote_compiled(
+    kernel: ModuleType, st: EngineState, cfg: RankConfig, u: int, n: int
+) -> list[tuple[str, float]] | None:
+    """:func:`ranked` under ``vote`` through the compiled kernel (:mod:`rank_kernel`): the same
+    list, scores to the last bit. numpy computes what libm could round otherwise (x_j, w^e, g,
+    n_i^d); the kernel the sums, minima, selections in the numpy path's order."""
+    items, x = vote_weights(st, cfg, u)
+    slots, w = rank_kernel.neighbours(kernel, st, u, items, x, cfg.neighbours)
+    if slots.size == 0:
+        return None
+    we = w**cfg.exponent
+    mode, h_n, d = cfg.neighbour_recency, cfg.neighbour_half_life, cfg.damping
+    cells: IntArray | None = None
+    if mode == "shared":
+        cost, cells = rank_kernel.shared_cost(
+            kernel, st, slots, items, cfg.half_life, cfg.neighbour_half_life
+        )
+        g = np.exp2(-cost)
+    elif mode == "latest":
+        longest = int(st.ratings.by_user.length[slots].max())
+        g = _LATEST.get(h_n, longest, lambda p: recency(p, h_n))
+    else:
+        g = np.zeros(0, dtype=np.float64)
+    damp = _DAMP.get(d, 2, lambda c: damping_power(c, d)) if d else None
+    while True:
+        n_cand, need_g, need_damp, best, values = rank_kernel.scores(
+            kernel, st, n=n, mode=mode, include_seen=cfg.include_seen, slots=slots, we=we,
+            mine=items, g=g, damp=damp, cells=cells,
+        )  # fmt: skip
+        if need_g:
+            g = _LATEST.get(h_n, need_g, lambda p: recency(p, h_n))
+        elif need_damp:
+            damp = _DAMP.get(d, need_damp, lambda c: damping_power(c, d))
+        else:
+            break
+    if n_cand == 0:
+        return None
+    id_of = st.items.id_of
+    return [(str(id_of[i]), v) for i, v in zip(best.tolist(), values.tolist(), strict=True)]
+
+
 def ranked(st: EngineState, cfg: RankConfig, u: int, n: int) -> list[tuple[str, float]] | None:
     """u's n best items under ``vote`` or ``item`` (best first, ties by first appearance);
-    None when there is nothing to rank (no neighbour, no candidate): the caller falls back."""
+    None when there is nothing to rank (no neighbour, no candidate): the caller falls back.
+    ``vote`` through the compiled kernel when it is built (:func:`vote_compiled`)."""
+    kernel = rank_kernel.KERNEL
+    if cfg.mode == "vote" and kernel is not None:
+        return vote_compiled(kernel, st, cfg, u, n)
     if cfg.mode == "vote":
         slots, w = vote_neighbours(st, cfg, u)
         if slots.size == 0:
