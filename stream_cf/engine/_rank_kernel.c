@@ -212,33 +212,34 @@ static int later_first(const void *a, const void *b) {
     return x->seq > y->seq ? -1 : (x->seq < y->seq ? 1 : 0);
 }
 
-/* Sorts n uint64 keys ascending (merge sort, tmp: room for n; a sorted run costs one compare). */
-static void sort_keys(uint64_t *a, uint64_t *tmp, Py_ssize_t n) {
-    if (n <= 16) {
-        for (Py_ssize_t k = 1; k < n; k++) {
-            const uint64_t key = a[k];
-            Py_ssize_t b = k;
-            while (b > 0 && a[b - 1] > key) {
-                a[b] = a[b - 1];
-                b--;
+/* Sorts n distinct uint64 keys ascending: a bottom-up merge sort between a and b (room for n
+   each), branch-free merges (a select, no jump, per key: the keys of a row come in no order a
+   branch predictor could learn), a pair of runs already in order copied. Returns a or b. */
+static uint64_t *sort_keys(uint64_t *a, uint64_t *b, Py_ssize_t n) {
+    for (Py_ssize_t width = 1; width < n; width *= 2) {
+        for (Py_ssize_t lo = 0; lo < n; lo += 2 * width) {
+            const Py_ssize_t mid = lo + width < n ? lo + width : n;
+            const Py_ssize_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            if (mid == hi || a[mid - 1] < a[mid]) {
+                memcpy(b + lo, a + lo, sizeof(uint64_t) * (size_t)(hi - lo));
+                continue;
             }
-            a[b] = key;
+            Py_ssize_t x = lo, y = mid, k = lo;
+            while (x < mid && y < hi) {
+                const uint64_t vx = a[x], vy = a[y];
+                const Py_ssize_t take = vy < vx;
+                b[k++] = take ? vy : vx;
+                y += take;
+                x += 1 - take;
+            }
+            while (x < mid) b[k++] = a[x++];
+            while (y < hi) b[k++] = a[y++];
         }
-        return;
+        uint64_t *swap = a;
+        a = b;
+        b = swap;
     }
-    const Py_ssize_t half = n / 2;
-    sort_keys(a, tmp, half);
-    sort_keys(a + half, tmp + half, n - half);
-    if (a[half - 1] <= a[half]) {
-        return;
-    }
-    memcpy(tmp, a, sizeof(uint64_t) * (size_t)n);
-    Py_ssize_t x = 0, y = half, k = 0;
-    while (x < half && y < n) {
-        a[k++] = tmp[y] < tmp[x] ? tmp[y++] : tmp[x++];
-    }
-    while (x < half) a[k++] = tmp[x++];
-    while (y < n) a[k++] = tmp[y++];
+    return a;
 }
 
 typedef struct {
@@ -276,9 +277,9 @@ static Py_ssize_t history(const Users *us, int64_t v, int64_t *out, Cell *tmp) {
     if (in_order) {
         for (int64_t p = 0; p < len; p++) out[p] = us->cell_item[row[len - 1 - p]];
     } else if (len < ((int64_t)1 << PLACE_BITS) && top < ((int64_t)1 << (63 - PLACE_BITS))) {
-        sort_keys(keys, keys + len, len);
+        const uint64_t *sorted = sort_keys(keys, keys + len, len);
         const uint64_t mask = ((uint64_t)1 << PLACE_BITS) - 1;
-        for (int64_t p = 0; p < len; p++) out[p] = us->cell_item[row[keys[len - 1 - p] & mask]];
+        for (int64_t p = 0; p < len; p++) out[p] = us->cell_item[row[sorted[len - 1 - p] & mask]];
     } else {
         for (int64_t t = 0; t < len; t++) {
             tmp[t].cell = row[t];
@@ -288,6 +289,126 @@ static Py_ssize_t history(const Users *us, int64_t v, int64_t *out, Cell *tmp) {
         for (int64_t p = 0; p < len; p++) out[p] = us->cell_item[tmp[p].cell];
     }
     return (Py_ssize_t)len;
+}
+
+static int bits_of(uint64_t x) { return x ? 64 - __builtin_clzll(x) : 0; }
+
+/* The histories of the users ``slots`` (their item slots latest first), concatenated in the
+   order of ``slots`` into out (room for Σ length). A row whose sequence numbers ascend is read
+   backwards; the cells of the others are sorted together, by one LSD radix sort (8 bits a pass)
+   of the keys (row << s) | (top − seq) where they fit 64 bits (ascending: row by row, latest
+   first; the sequence numbers are distinct within a row), else row by row by history().
+   0, or -1 on a bad index, -2 without memory. */
+static int histories(const Users *us, const int64_t *slots, Py_ssize_t n_slots, int64_t *out) {
+    Py_ssize_t total = 0;
+    for (Py_ssize_t k = 0; k < n_slots; k++) {
+        const int64_t v = slots[k];
+        if (v < 0 || v >= us->n_rows) return -1;
+        const int64_t lo = us->start[v], len = us->length[v];
+        if (lo < 0 || len < 0 || lo + len > us->n_pool) return -1;
+        total += len;
+    }
+    int status = -2;
+    uint64_t *keys = malloc(sizeof(uint64_t) * (size_t)(2 * total + 1));
+    int64_t *cells = malloc(sizeof(int64_t) * (size_t)(2 * total + 1));
+    int64_t *at = malloc(sizeof(int64_t) * (size_t)(n_slots + 1));
+    int32_t *rows = malloc(sizeof(int32_t) * (size_t)(total + 1));
+    if (!keys || !cells || !at || !rows) goto done;
+    status = -1;
+    Py_ssize_t c0 = 0, n_keys = 0;
+    int64_t seq_lo = INT64_MAX, seq_hi = INT64_MIN;
+    for (Py_ssize_t k = 0; k < n_slots; k++) {
+        const int64_t v = slots[k], lo = us->start[v], len = us->length[v];
+        const int32_t *row = us->pool + lo;
+        int in_order = 1;
+        int64_t before = INT64_MIN, row_lo = INT64_MAX, row_hi = INT64_MIN;
+        for (int64_t t = 0; t < len; t++) { /* read once, kept in case the row is sorted */
+            const int64_t cell = row[t];
+            if (cell < 0 || cell >= us->n_cells) goto done;
+            const int64_t seq = us->cell_seq[cell];
+            if (t > 0 && !(seq > before)) in_order = 0;
+            before = seq;
+            keys[n_keys + t] = (uint64_t)seq;
+            cells[n_keys + t] = cell;
+            rows[n_keys + t] = (int32_t)k;
+            if (seq < row_lo) row_lo = seq;
+            if (seq > row_hi) row_hi = seq;
+        }
+        at[k] = c0;
+        if (in_order) {
+            for (int64_t p = 0; p < len; p++) out[c0 + p] = us->cell_item[row[len - 1 - p]];
+        } else {
+            n_keys += len;
+            if (row_lo < seq_lo) seq_lo = row_lo;
+            if (row_hi > seq_hi) seq_hi = row_hi;
+        }
+        c0 += len;
+    }
+    if (n_keys) {
+        const int s = bits_of((uint64_t)(seq_hi - seq_lo));
+        const int width = s + bits_of((uint64_t)n_slots);
+        if (seq_hi - seq_lo < 0 || width > 64) { /* row by row */
+            Py_ssize_t longest = 0;
+            for (Py_ssize_t k = 0; k < n_slots; k++)
+                if (us->length[slots[k]] > longest) longest = us->length[slots[k]];
+            Cell *tmp = malloc(sizeof(Cell) * (size_t)(2 * longest + 2));
+            if (!tmp) {
+                status = -2;
+                goto done;
+            }
+            for (Py_ssize_t k = 0; k < n_slots; k++) {
+                if (history(us, slots[k], out + at[k], tmp) < 0) {
+                    free(tmp);
+                    goto done;
+                }
+            }
+            free(tmp);
+        } else {
+            for (Py_ssize_t e = 0; e < n_keys; e++) {
+                const uint64_t age = (uint64_t)seq_hi - keys[e];
+                keys[e] = (s < 64 ? (uint64_t)rows[e] << s : 0) | age;
+            }
+            uint64_t *ka = keys, *kb = keys + n_keys;
+            int64_t *ca = cells, *cb = cells + n_keys;
+            for (int shift = 0; shift < width; shift += 8) {
+                Py_ssize_t count[257];
+                memset(count, 0, sizeof(count));
+                for (Py_ssize_t e = 0; e < n_keys; e++) count[((ka[e] >> shift) & 255) + 1]++;
+                int one = 0;
+                for (int d = 1; d <= 256; d++) one |= count[d] == n_keys;
+                if (one) continue; /* every key has this digit: the order stands */
+                for (int d = 1; d <= 256; d++) count[d] += count[d - 1];
+                for (Py_ssize_t e = 0; e < n_keys; e++) {
+                    const Py_ssize_t to = count[(ka[e] >> shift) & 255]++;
+                    kb[to] = ka[e];
+                    cb[to] = ca[e];
+                }
+                uint64_t *sk = ka;
+                ka = kb;
+                kb = sk;
+                int64_t *sc = ca;
+                ca = cb;
+                cb = sc;
+            }
+            /* row by row (ascending), each latest first */
+            int64_t row = -1, p = 0;
+            for (Py_ssize_t e = 0; e < n_keys; e++) {
+                const int64_t k = s < 64 ? (int64_t)(ka[e] >> s) : 0;
+                if (k != row) {
+                    row = k;
+                    p = 0;
+                }
+                out[at[k] + p++] = us->cell_item[ca[e]];
+            }
+        }
+    }
+    status = 0;
+done:
+    free(keys);
+    free(cells);
+    free(at);
+    free(rows);
+    return status;
 }
 
 /* The longest row among ``slots`` (-1 on a bad slot). */
@@ -429,7 +550,6 @@ static PyObject *shared_cost(PyObject *self, PyObject *args) {
     Buf b[N_SC];
     memset(b, 0, sizeof(b));
     PyObject *result = NULL;
-    Cell *tmp = NULL;
     int marked = 0;
     Py_ssize_t m = 0;
     const int64_t *mine = NULL;
@@ -443,10 +563,11 @@ static PyObject *shared_cost(PyObject *self, PyObject *args) {
     int64_t *out_items = b[8].view.buf;
     const Py_ssize_t n_slots = LEN(0), cap = LEN(7) < LEN(8) ? LEN(7) : LEN(8);
     m = LEN(1);
-    const int64_t longest = longest_row(&us, slots, n_slots);
-    if (longest < 0) FAIL("a neighbour is out of range");
     Py_ssize_t needed = 0;
-    for (Py_ssize_t k = 0; k < n_slots; k++) needed += us.length[slots[k]];
+    for (Py_ssize_t k = 0; k < n_slots; k++) {
+        if (slots[k] < 0 || slots[k] >= us.n_rows) FAIL("a neighbour is out of range");
+        needed += us.length[slots[k]];
+    }
     if (needed > cap) {
         result = PyLong_FromSsize_t(-needed); /* the caller grows the outputs and calls again */
         goto done;
@@ -455,22 +576,22 @@ static PyObject *shared_cost(PyObject *self, PyObject *args) {
     Py_ssize_t n_items = 0;
     for (Py_ssize_t q = 0; q < m; q++)
         if (mine[q] + 1 > n_items) n_items = mine[q] + 1;
-    tmp = malloc(sizeof(Cell) * (size_t)(2 * longest + 2));
-    if (!tmp) {
-        PyErr_NoMemory();
-        goto done;
-    }
     if (ensure_items(n_items) < 0) {
         PyErr_NoMemory();
         goto done;
     }
+    const int status = histories(&us, slots, n_slots, out_items);
+    if (status == -2) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (status < 0) FAIL("a neighbour's row is out of range");
     if (mark_mine(mine, m, item_cap) < 0) FAIL("an item of u is out of range");
     marked = 1;
     Py_ssize_t c0 = 0;
     for (Py_ssize_t k = 0; k < n_slots; k++) {
-        int64_t *hist = out_items + c0;
-        const Py_ssize_t len = history(&us, slots[k], hist, tmp);
-        if (len < 0) FAIL("a neighbour's row is out of range");
+        const int64_t *hist = out_items + c0;
+        const Py_ssize_t len = (Py_ssize_t)us.length[slots[k]];
         double *cost = out_cost + c0;
         /* forward: the running minimum of a − step over the anchors at or before p */
         double run = INFINITY;
@@ -505,7 +626,6 @@ static PyObject *shared_cost(PyObject *self, PyObject *args) {
     result = PyLong_FromSsize_t(c0);
 done:
     if (marked) unmark_mine(mine, m);
-    free(tmp);
     release_all(b, N_SC);
     return result;
 }
@@ -540,7 +660,6 @@ static PyObject *vote_scores(PyObject *self, PyObject *args) {
     memset(b, 0, sizeof(b));
     PyObject *result = NULL;
     int64_t *hist = NULL;
-    Cell *tmp = NULL;
     Entry *heap = NULL;
     int marked = 0;
     Py_ssize_t m = 0, n_touched = 0;
@@ -574,11 +693,21 @@ static PyObject *vote_scores(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    hist = malloc(sizeof(int64_t) * (size_t)(longest + 1));
-    tmp = malloc(sizeof(Cell) * (size_t)(2 * longest + 2));
-    if (!hist || !tmp) {
+    Py_ssize_t n_cells = 0;
+    for (Py_ssize_t k = 0; k < n_slots; k++) n_cells += us.length[slots[k]];
+    /* the rows as stored (none: each item once per neighbour, any order), or latest first */
+    hist = malloc(sizeof(int64_t) * (size_t)((mode == LATEST ? n_cells : longest) + 1));
+    if (!hist) {
         PyErr_NoMemory();
         goto done;
+    }
+    if (mode == LATEST) {
+        const int status = histories(&us, slots, n_slots, hist);
+        if (status == -2) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        if (status < 0) FAIL("a neighbour's row is out of range");
     }
     if (mark_mine(mine, m, n_items) < 0) FAIL("an item of u is out of range");
     marked = 1;
@@ -596,14 +725,11 @@ static PyObject *vote_scores(PyObject *self, PyObject *args) {
                 if (cell < 0 || cell >= us.n_cells) FAIL("a neighbour's row is out of range");
                 hist[p] = us.cell_item[cell];
             }
-        } else if (mode == LATEST) {
-            len = history(&us, slots[k], hist, tmp);
-            if (len < 0) FAIL("a neighbour's row is out of range");
-        } else { /* shared: the histories shared_cost wrote beside the costs */
+        } else { /* latest: the histories above; shared: shared_cost's, beside the costs */
             len = (Py_ssize_t)us.length[slots[k]];
-            if (c + len > n_g) FAIL("g is shorter than the cells");
+            if (mode == SHARED && c + len > n_g) FAIL("g is shorter than the cells");
         }
-        const int64_t *items = mode == SHARED ? cell_items + c : hist;
+        const int64_t *items = mode == SHARED ? cell_items + c : (mode == LATEST ? hist + c : hist);
         for (Py_ssize_t p = 0; p < len; p++) {
             const int64_t i = items[p];
             if (i < 0 || i >= n_items) FAIL("an item of a neighbour is out of range");
@@ -659,7 +785,6 @@ done:
     }
     if (marked) unmark_mine(mine, m);
     free(hist);
-    free(tmp);
     free(heap);
     release_all(b, N_VS);
     return result;

@@ -53,7 +53,7 @@ MODES = {"none": 0, "latest": 1, "shared": 2}
 
 
 def neighbours(
-    kernel: ModuleType, st: EngineState, u: int, items: IntArray, x: FloatArray, k: int
+    kernel: ModuleType, st: EngineState, u: int, *, items: IntArray, x: FloatArray, k: int
 ) -> tuple[IntArray, FloatArray]:
     """N(u) best first and w_uv, from u's items latest first and their weights x."""
     raters = st.ratings.item_users
@@ -69,6 +69,7 @@ def neighbours(
 def shared_cost(
     kernel: ModuleType,
     st: EngineState,
+    *,
     slots: IntArray,
     mine: IntArray,
     half_life: float,

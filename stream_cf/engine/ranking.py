@@ -213,7 +213,7 @@ def vote_compiled(
     list, scores to the last bit. numpy computes what libm could round otherwise (x_j, w^e, g,
     n_i^d); the kernel the sums, minima, selections in the numpy path's order."""
     items, x = vote_weights(st, cfg, u)
-    slots, w = rank_kernel.neighbours(kernel, st, u, items, x, cfg.neighbours)
+    slots, w = rank_kernel.neighbours(kernel, st, u, items=items, x=x, k=cfg.neighbours)
     if slots.size == 0:
         return None
     we = w**cfg.exponent
@@ -221,7 +221,7 @@ def vote_compiled(
     cells: IntArray | None = None
     if mode == "shared":
         cost, cells = rank_kernel.shared_cost(
-            kernel, st, slots, items, cfg.half_life, cfg.neighbour_half_life
+            kernel, st, slots=slots, mine=items, half_life=cfg.half_life, neighbour_half_life=h_n
         )
         g = np.exp2(-cost)
     elif mode == "latest":
