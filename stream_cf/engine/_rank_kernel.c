@@ -532,20 +532,21 @@ done:
 
 #undef NAME
 #define NAME "shared_cost"
-#define N_SC 9
+#define N_SC 10
 
 static PyObject *shared_cost(PyObject *self, PyObject *args) {
     (void)self;
     double h, h_n;
     PyObject *objs[N_SC];
-    if (!PyArg_ParseTuple(args, "ddOOOOOOOOO", &h, &h_n, &objs[0], &objs[1], &objs[2], &objs[3],
-                          &objs[4], &objs[5], &objs[6], &objs[7], &objs[8])) {
+    if (!PyArg_ParseTuple(args, "ddOOOOOOOOOO", &h, &h_n, &objs[0], &objs[1], &objs[2], &objs[3],
+                          &objs[4], &objs[5], &objs[6], &objs[7], &objs[8], &objs[9])) {
         return NULL;
     }
     static const Spec spec[N_SC] = {
         {I64, 0, "slots"},     {I64, 0, "mine"},     {I64, 0, "user_start"},
         {I64, 0, "user_length"}, {I32, 0, "user_pool"}, {I32, 0, "cell_item"},
         {I64, 0, "cell_seq"},  {F64, 1, "out_cost"},   {I64, 1, "out_items"},
+        {I64, 0, "item_count"},
     };
     Buf b[N_SC];
     memset(b, 0, sizeof(b));
@@ -572,10 +573,7 @@ static PyObject *shared_cost(PyObject *self, PyObject *args) {
         result = PyLong_FromSsize_t(-needed); /* the caller grows the outputs and calls again */
         goto done;
     }
-    /* item slots: at most the cell table's items (checked per cell below) */
-    Py_ssize_t n_items = 0;
-    for (Py_ssize_t q = 0; q < m; q++)
-        if (mine[q] + 1 > n_items) n_items = mine[q] + 1;
+    const Py_ssize_t n_items = LEN(9); /* the item slots (item_count's) */
     if (ensure_items(n_items) < 0) {
         PyErr_NoMemory();
         goto done;
@@ -586,7 +584,7 @@ static PyObject *shared_cost(PyObject *self, PyObject *args) {
         goto done;
     }
     if (status < 0) FAIL("a neighbour's row is out of range");
-    if (mark_mine(mine, m, item_cap) < 0) FAIL("an item of u is out of range");
+    if (mark_mine(mine, m, n_items) < 0) FAIL("an item of u is out of range");
     marked = 1;
     Py_ssize_t c0 = 0;
     for (Py_ssize_t k = 0; k < n_slots; k++) {
@@ -796,7 +794,7 @@ static PyMethodDef methods[] = {
      "user_since, out_slots, out_w) -> |N(u)|: N(u) best first and w_uv written out"},
     {"shared_cost", shared_cost, METH_VARARGS,
      "shared_cost(h, h_n, slots, mine, user_start, user_length, user_pool, cell_item, cell_seq, "
-     "out_cost, out_items) -> the number of cells written (-needed when the outputs are too "
+     "out_cost, out_items, item_count) -> the number of cells written (-needed when the outputs are too "
      "short): each cell's cost and item slot, N(u)'s histories latest first"},
     {"vote_scores", vote_scores, METH_VARARGS,
      "vote_scores(n, mode, include_seen, damped, slots, we, g, damp, mine, user_start, "

@@ -83,7 +83,7 @@ def shared_cost(
     items = np.empty(size, dtype=np.int64)
     written: int = kernel.shared_cost(
         half_life, neighbour_half_life, slots, mine, users.start, users.length, users.pool,
-        st.ratings.cell_item, st.ratings.cell_seq, cost, items,
+        st.ratings.cell_item, st.ratings.cell_seq, cost, items, st.ratings.item_count,
     )  # fmt: skip
     if written != size:
         raise RuntimeError(f"shared_cost wrote {written} of {size} cells")
