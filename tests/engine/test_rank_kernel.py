@@ -26,7 +26,7 @@ from stream_cf.engine import UserKNN, rank_kernel, ranking
 from stream_cf.engine.config import RankConfig
 from stream_cf.events import PurchaseEvent, RatingEvent
 
-from .test_oracle import SETTINGS, USERS, apply_direct, as_event
+from .test_oracle import SETTINGS, apply_direct, as_event
 from .test_ranking import events, rank_config, stream_for
 
 needs_kernel = pytest.mark.skipif(
