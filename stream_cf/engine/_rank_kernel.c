@@ -291,6 +291,23 @@ static Py_ssize_t history(const Users *us, int64_t v, int64_t *out, Cell *tmp) {
     return (Py_ssize_t)len;
 }
 
+/* The histories row by row (history()'s sort of each row), where the radix keys do not fit
+   64 bits: 0, -1 on a bad index, -2 without memory. */
+static int one_by_one(const Users *us, const int64_t *slots, Py_ssize_t n_slots, int64_t *out,
+                      const int64_t *at) {
+    Py_ssize_t longest = 0;
+    for (Py_ssize_t k = 0; k < n_slots; k++)
+        if (us->length[slots[k]] > longest) longest = us->length[slots[k]];
+    Cell *tmp = malloc(sizeof(Cell) * (size_t)(2 * longest + 2));
+    if (!tmp) return -2;
+    int status = 0;
+    for (Py_ssize_t k = 0; k < n_slots && status == 0; k++) {
+        if (history(us, slots[k], out + at[k], tmp) < 0) status = -1;
+    }
+    free(tmp);
+    return status;
+}
+
 static int bits_of(uint64_t x) { return x ? 64 - __builtin_clzll(x) : 0; }
 
 /* The histories of the users ``slots`` (their item slots latest first), concatenated in the
@@ -347,58 +364,63 @@ static int histories(const Users *us, const int64_t *slots, Py_ssize_t n_slots, 
     if (n_keys) {
         const int s = bits_of((uint64_t)(seq_hi - seq_lo));
         const int width = s + bits_of((uint64_t)n_slots);
-        if (seq_hi - seq_lo < 0 || width > 64) { /* row by row */
-            Py_ssize_t longest = 0;
-            for (Py_ssize_t k = 0; k < n_slots; k++)
-                if (us->length[slots[k]] > longest) longest = us->length[slots[k]];
-            Cell *tmp = malloc(sizeof(Cell) * (size_t)(2 * longest + 2));
-            if (!tmp) {
-                status = -2;
-                goto done;
+        if (seq_hi - seq_lo < 0 || width > 64) {
+            status = one_by_one(us, slots, n_slots, out, at);
+            goto done;
+        } else {
+            /* the key: row, age, then the item slot itself (read once here: no gather after
+               the sort), sorted on the bits above the item */
+            int64_t top_item = 0;
+            for (Py_ssize_t e = 0; e < n_keys; e++) {
+                const int64_t i = us->cell_item[cells[e]];
+                cells[e] = i;
+                if (i > top_item) top_item = i;
             }
-            for (Py_ssize_t k = 0; k < n_slots; k++) {
-                if (history(us, slots[k], out + at[k], tmp) < 0) {
-                    free(tmp);
+            const int w_item = bits_of((uint64_t)top_item);
+            if (width + w_item <= 64) {
+                for (Py_ssize_t e = 0; e < n_keys; e++) {
+                    const uint64_t age = (uint64_t)seq_hi - keys[e];
+                    keys[e] = ((((uint64_t)rows[e] << s) | age) << w_item) | (uint64_t)cells[e];
+                }
+                const int passes = (width + (n_keys < 4096 ? 7 : 11)) / (n_keys < 4096 ? 8 : 12);
+                const int digit = passes ? (width + passes - 1) / passes : 1;
+                const uint64_t mask = ((uint64_t)1 << digit) - 1;
+                Py_ssize_t *count = malloc(sizeof(Py_ssize_t) * (((size_t)1 << digit) + 1));
+                if (!count) {
+                    status = -2;
                     goto done;
                 }
-            }
-            free(tmp);
-        } else {
-            for (Py_ssize_t e = 0; e < n_keys; e++) {
-                const uint64_t age = (uint64_t)seq_hi - keys[e];
-                keys[e] = (s < 64 ? (uint64_t)rows[e] << s : 0) | age;
-            }
-            uint64_t *ka = keys, *kb = keys + n_keys;
-            int64_t *ca = cells, *cb = cells + n_keys;
-            for (int shift = 0; shift < width; shift += 8) {
-                Py_ssize_t count[257];
-                memset(count, 0, sizeof(count));
-                for (Py_ssize_t e = 0; e < n_keys; e++) count[((ka[e] >> shift) & 255) + 1]++;
-                int one = 0;
-                for (int d = 1; d <= 256; d++) one |= count[d] == n_keys;
-                if (one) continue; /* every key has this digit: the order stands */
-                for (int d = 1; d <= 256; d++) count[d] += count[d - 1];
+                uint64_t *ka = keys, *kb = keys + n_keys;
+                for (int shift = w_item; shift < w_item + width; shift += digit) {
+                    const Py_ssize_t bins = (Py_ssize_t)1 << digit;
+                    memset(count, 0, sizeof(Py_ssize_t) * (size_t)(bins + 1));
+                    for (Py_ssize_t e = 0; e < n_keys; e++) count[((ka[e] >> shift) & mask) + 1]++;
+                    int one = 0;
+                    for (Py_ssize_t d = 1; d <= bins; d++) one |= count[d] == n_keys;
+                    if (one) continue; /* every key has this digit: the order stands */
+                    for (Py_ssize_t d = 1; d <= bins; d++) count[d] += count[d - 1];
+                    for (Py_ssize_t e = 0; e < n_keys; e++) {
+                        kb[count[(ka[e] >> shift) & mask]++] = ka[e];
+                    }
+                    uint64_t *sk = ka;
+                    ka = kb;
+                    kb = sk;
+                }
+                free(count);
+                /* row by row (ascending), each latest first */
+                const uint64_t item_mask = w_item ? (~(uint64_t)0 >> (64 - w_item)) : 0;
+                int64_t row = -1, p = 0;
                 for (Py_ssize_t e = 0; e < n_keys; e++) {
-                    const Py_ssize_t to = count[(ka[e] >> shift) & 255]++;
-                    kb[to] = ka[e];
-                    cb[to] = ca[e];
+                    const int64_t k = (int64_t)(ka[e] >> (w_item + s));
+                    if (k != row) {
+                        row = k;
+                        p = 0;
+                    }
+                    out[at[k] + p++] = (int64_t)(ka[e] & item_mask);
                 }
-                uint64_t *sk = ka;
-                ka = kb;
-                kb = sk;
-                int64_t *sc = ca;
-                ca = cb;
-                cb = sc;
-            }
-            /* row by row (ascending), each latest first */
-            int64_t row = -1, p = 0;
-            for (Py_ssize_t e = 0; e < n_keys; e++) {
-                const int64_t k = s < 64 ? (int64_t)(ka[e] >> s) : 0;
-                if (k != row) {
-                    row = k;
-                    p = 0;
-                }
-                out[at[k] + p++] = us->cell_item[ca[e]];
+            } else {
+                status = one_by_one(us, slots, n_slots, out, at);
+                goto done;
             }
         }
     }
