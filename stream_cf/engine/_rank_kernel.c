@@ -465,6 +465,46 @@ static void unmark_mine(const int64_t *mine, Py_ssize_t m) {
         goto done;                                             \
     } while (0)
 
+/* ------------------------------------------------------------------ u's history */
+
+#undef NAME
+#define NAME "history"
+#define N_HI 6
+
+static PyObject *user_history(PyObject *self, PyObject *args) {
+    (void)self;
+    long long u_arg;
+    PyObject *objs[N_HI];
+    if (!PyArg_ParseTuple(args, "LOOOOOO", &u_arg, &objs[0], &objs[1], &objs[2], &objs[3],
+                          &objs[4], &objs[5])) {
+        return NULL;
+    }
+    static const Spec spec[N_HI] = {
+        {I64, 0, "user_start"}, {I64, 0, "user_length"}, {I32, 0, "user_pool"},
+        {I32, 0, "cell_item"},  {I64, 0, "cell_seq"},    {I64, 1, "out_items"},
+    };
+    Buf b[N_HI];
+    memset(b, 0, sizeof(b));
+    PyObject *result = NULL;
+    if (take_all(objs, b, spec, N_HI) < 0) goto done;
+    const Users us = {b[0].view.buf, b[1].view.buf, b[2].view.buf, b[3].view.buf, b[4].view.buf,
+                      LEN(0) < LEN(1) ? LEN(0) : LEN(1), LEN(2),
+                      LEN(3) < LEN(4) ? LEN(3) : LEN(4)};
+    const int64_t u = u_arg;
+    if (u < 0 || u >= us.n_rows) FAIL("u is out of range");
+    if (LEN(5) < us.length[u]) FAIL("inconsistent sizes");
+    const int status = histories(&us, &u, 1, b[5].view.buf);
+    if (status == -2) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (status < 0) FAIL("u's row is out of range");
+    result = PyLong_FromSsize_t((Py_ssize_t)us.length[u]);
+done:
+    release_all(b, N_HI);
+    return result;
+}
+
 /* ------------------------------------------------------------------ neighbours */
 
 #undef NAME
@@ -811,6 +851,9 @@ done:
 }
 
 static PyMethodDef methods[] = {
+    {"history", user_history, METH_VARARGS,
+     "history(u, user_start, user_length, user_pool, cell_item, cell_seq, out_items) -> n_u: "
+     "u's item slots latest first written out"},
     {"neighbours", neighbours, METH_VARARGS,
      "neighbours(u, k, items, x, raters_start, raters_length, raters_pool, user_count, "
      "user_since, out_slots, out_w) -> |N(u)|: N(u) best first and w_uv written out"},

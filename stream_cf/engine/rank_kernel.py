@@ -52,6 +52,16 @@ KERNEL: ModuleType | None = _load()
 MODES = {"none": 0, "latest": 1, "shared": 2}
 
 
+def history(kernel: ModuleType, st: EngineState, u: int) -> IntArray:
+    """u's item slots latest first (:func:`~stream_cf.engine.ranking.history`'s)."""
+    users = st.ratings.by_user
+    items = np.empty(int(users.length[u]), dtype=np.int64)
+    size: int = kernel.history(
+        u, users.start, users.length, users.pool, st.ratings.cell_item, st.ratings.cell_seq, items
+    )
+    return items[:size]
+
+
 def neighbours(
     kernel: ModuleType, st: EngineState, u: int, *, items: IntArray, x: FloatArray, k: int
 ) -> tuple[IntArray, FloatArray]:

@@ -202,6 +202,7 @@ def damping_power(counts: FloatArray, d: float) -> FloatArray:
     return out
 
 
+_RECENCY = rank_kernel.PowerTable()  # 2^(−p/h) by position p, numpy's recency
 _LATEST = rank_kernel.PowerTable()  # 2^(−p/h_n) by position p, numpy's recency
 _DAMP = rank_kernel.PowerTable()  # n^d by count n, numpy's power
 
@@ -211,8 +212,14 @@ def vote_compiled(
 ) -> list[tuple[str, float]] | None:
     """:func:`ranked` under ``vote`` through the compiled kernel (:mod:`rank_kernel`): the same
     list, scores to the last bit. numpy computes what libm could round otherwise (x_j, w^e, g,
-    n_i^d); the kernel the sums, minima, selections in the numpy path's order."""
-    items, x = vote_weights(st, cfg, u)
+    n_i^d; x_j and g of ``latest`` and n_i^d as tables by position or count, an elementwise
+    ufunc's values whatever the array); the kernel the histories, sums, minima and selections
+    in the numpy path's order."""
+    items = rank_kernel.history(kernel, st, u)
+    h = cfg.half_life
+    x = _RECENCY.get(h, items.size, lambda p: recency(p, h))[: items.size]
+    if cfg.rarity:  # x_j / n_j^b
+        x = x / st.item_count[items].astype(np.float64) ** cfg.rarity
     slots, w = rank_kernel.neighbours(kernel, st, u, items=items, x=x, k=cfg.neighbours)
     if slots.size == 0:
         return None
