@@ -594,21 +594,23 @@ done:
 
 #undef NAME
 #define NAME "shared_cost"
-#define N_SC 10
+#define N_SC 11
 
 static PyObject *shared_cost(PyObject *self, PyObject *args) {
     (void)self;
     double h, h_n;
+    int skip;
     PyObject *objs[N_SC];
-    if (!PyArg_ParseTuple(args, "ddOOOOOOOOOO", &h, &h_n, &objs[0], &objs[1], &objs[2], &objs[3],
-                          &objs[4], &objs[5], &objs[6], &objs[7], &objs[8], &objs[9])) {
+    if (!PyArg_ParseTuple(args, "ddiOOOOOOOOOOO", &h, &h_n, &skip, &objs[0], &objs[1], &objs[2],
+                          &objs[3], &objs[4], &objs[5], &objs[6], &objs[7], &objs[8], &objs[9],
+                          &objs[10])) {
         return NULL;
     }
     static const Spec spec[N_SC] = {
         {I64, 0, "slots"},     {I64, 0, "mine"},     {I64, 0, "user_start"},
         {I64, 0, "user_length"}, {I32, 0, "user_pool"}, {I32, 0, "cell_item"},
         {I64, 0, "cell_seq"},  {F64, 1, "out_cost"},   {I64, 1, "out_items"},
-        {I64, 0, "item_count"},
+        {I64, 0, "item_count"}, {I64, 1, "out_counts"},
     };
     Buf b[N_SC];
     memset(b, 0, sizeof(b));
@@ -648,9 +650,11 @@ static PyObject *shared_cost(PyObject *self, PyObject *args) {
     if (status < 0) FAIL("a neighbour's row is out of range");
     if (mark_mine(mine, m, n_items) < 0) FAIL("an item of u is out of range");
     marked = 1;
-    Py_ssize_t c0 = 0;
+    int64_t *out_counts = b[10].view.buf;
+    if (LEN(10) < n_slots) FAIL("inconsistent sizes");
+    Py_ssize_t c0 = 0, written = 0;
     for (Py_ssize_t k = 0; k < n_slots; k++) {
-        const int64_t *hist = out_items + c0;
+        int64_t *hist = out_items + c0;
         const Py_ssize_t len = (Py_ssize_t)us.length[slots[k]];
         double *cost = out_cost + c0;
         /* forward: the running minimum of a − step over the anchors at or before p */
@@ -681,9 +685,19 @@ static PyObject *shared_cost(PyObject *self, PyObject *args) {
             const double backward = (any ? run : INFINITY) - step;
             cost[p] = forward <= backward ? forward : backward;
         }
+        /* the cells kept, moved down in place (written <= c0 + p: rows already done) */
+        const Py_ssize_t first = written;
+        for (Py_ssize_t p = 0; p < len; p++) {
+            const int64_t i = hist[p];
+            if (skip && i >= 0 && i < item_cap && item_pos[i] >= 0) continue;
+            out_cost[written] = cost[p];
+            out_items[written] = i;
+            written++;
+        }
+        out_counts[k] = written - first;
         c0 += len;
     }
-    result = PyLong_FromSsize_t(c0);
+    result = PyLong_FromSsize_t(written);
 done:
     if (marked) unmark_mine(mine, m);
     release_all(b, N_SC);
@@ -694,7 +708,7 @@ done:
 
 #undef NAME
 #define NAME "vote_scores"
-#define N_VS 14
+#define N_VS 15
 
 enum { NONE = 0, LATEST = 1, SHARED = 2 };
 
@@ -703,10 +717,10 @@ static PyObject *vote_scores(PyObject *self, PyObject *args) {
     long long n_arg;
     int mode, include_seen, damped;
     PyObject *objs[N_VS];
-    if (!PyArg_ParseTuple(args, "Liii" "OOOOOOOOOOOOOO", &n_arg, &mode, &include_seen, &damped,
+    if (!PyArg_ParseTuple(args, "Liii" "OOOOOOOOOOOOOOO", &n_arg, &mode, &include_seen, &damped,
                           &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5], &objs[6],
                           &objs[7], &objs[8], &objs[9], &objs[10], &objs[11], &objs[12],
-                          &objs[13])) {
+                          &objs[13], &objs[14])) {
         return NULL;
     }
     static const Spec spec[N_VS] = {
@@ -714,7 +728,7 @@ static PyObject *vote_scores(PyObject *self, PyObject *args) {
         {F64, 0, "damp"},       {I64, 0, "mine"},        {I64, 0, "user_start"},
         {I64, 0, "user_length"}, {I32, 0, "user_pool"},  {I32, 0, "cell_item"},
         {I64, 0, "cell_seq"},   {I64, 0, "item_count"},  {I64, 1, "out_items"},
-        {F64, 1, "out_scores"}, {I64, 0, "cell_items"},
+        {F64, 1, "out_scores"}, {I64, 0, "cell_items"},  {I64, 0, "cell_counts"},
     };
     Buf b[N_VS];
     memset(b, 0, sizeof(b));
@@ -734,12 +748,12 @@ static PyObject *vote_scores(PyObject *self, PyObject *args) {
     const int64_t *item_count = b[10].view.buf;
     int64_t *out_items = b[11].view.buf;
     double *out_scores = b[12].view.buf;
-    const int64_t *cell_items = b[13].view.buf;
+    const int64_t *cell_items = b[13].view.buf, *cell_counts = b[14].view.buf;
     const Py_ssize_t n_slots = LEN(0), n_g = LEN(2), n_damp = LEN(3), n_items = LEN(10);
     const int64_t n = n_arg;
     m = LEN(4);
     if (LEN(1) != n_slots || n < 0 || LEN(11) < n || LEN(12) < n ||
-        (mode == SHARED && LEN(13) != n_g) ||
+        (mode == SHARED && (LEN(13) != n_g || LEN(14) < n_slots)) ||
         (mode != NONE && mode != LATEST && mode != SHARED)) {
         FAIL("inconsistent sizes");
     }
@@ -786,8 +800,8 @@ static PyObject *vote_scores(PyObject *self, PyObject *args) {
                 hist[p] = us.cell_item[cell];
             }
         } else { /* latest: the histories above; shared: shared_cost's, beside the costs */
-            len = (Py_ssize_t)us.length[slots[k]];
-            if (mode == SHARED && c + len > n_g) FAIL("g is shorter than the cells");
+            len = (Py_ssize_t)(mode == SHARED ? cell_counts[k] : us.length[slots[k]]);
+            if (mode == SHARED && (len < 0 || c + len > n_g)) FAIL("g is shorter than the cells");
         }
         const int64_t *items = mode == SHARED ? cell_items + c : (mode == LATEST ? hist + c : hist);
         for (Py_ssize_t p = 0; p < len; p++) {
@@ -858,12 +872,14 @@ static PyMethodDef methods[] = {
      "neighbours(u, k, items, x, raters_start, raters_length, raters_pool, user_count, "
      "user_since, out_slots, out_w) -> |N(u)|: N(u) best first and w_uv written out"},
     {"shared_cost", shared_cost, METH_VARARGS,
-     "shared_cost(h, h_n, slots, mine, user_start, user_length, user_pool, cell_item, cell_seq, "
-     "out_cost, out_items, item_count) -> the number of cells written (-needed when the outputs are too "
-     "short): each cell's cost and item slot, N(u)'s histories latest first"},
+     "shared_cost(h, h_n, skip, slots, mine, user_start, user_length, user_pool, cell_item, cell_seq, "
+     "out_cost, out_items, item_count, out_counts) -> the number of cells written (-needed when the "
+     "outputs are too short): each cell's cost and item slot, N(u)'s histories latest first, "
+     "the cells of u's own items left out if skip; the cells kept per neighbour in out_counts"},
     {"vote_scores", vote_scores, METH_VARARGS,
      "vote_scores(n, mode, include_seen, damped, slots, we, g, damp, mine, user_start, "
-     "user_length, user_pool, cell_item, cell_seq, item_count, out_items, out_scores, cell_items) "
+     "user_length, user_pool, cell_item, cell_seq, item_count, out_items, out_scores, cell_items, "
+     "cell_counts) "
      "-> "
      "(candidates, g length needed or 0, damp length needed or 0)"},
     {NULL, NULL, 0, NULL},

@@ -84,20 +84,24 @@ def shared_cost(
     mine: IntArray,
     half_life: float,
     neighbour_half_life: float,
-) -> tuple[FloatArray, IntArray]:
+    skip_mine: bool,
+) -> tuple[FloatArray, IntArray, IntArray]:
     """shared's cost per cell of the neighbours' histories (each latest first, in N(u)'s order;
-    g = 2^(−cost)) and the cells' item slots."""
+    g = 2^(−cost)), the cells' item slots and the cells per neighbour; with ``skip_mine`` the
+    cells of u's own items (``mine``) are left out (not listed: their g is never read)."""
     users = st.ratings.by_user
     size = int(users.length[slots].sum())
     cost = np.empty(size, dtype=np.float64)
     items = np.empty(size, dtype=np.int64)
+    counts = np.empty(slots.size, dtype=np.int64)
     written: int = kernel.shared_cost(
-        half_life, neighbour_half_life, slots, mine, users.start, users.length, users.pool,
-        st.ratings.cell_item, st.ratings.cell_seq, cost, items, st.ratings.item_count,
+        half_life, neighbour_half_life, int(skip_mine), slots, mine, users.start, users.length,
+        users.pool, st.ratings.cell_item, st.ratings.cell_seq, cost, items, st.ratings.item_count,
+        counts,
     )  # fmt: skip
-    if written != size:
+    if not 0 <= written <= size:
         raise RuntimeError(f"shared_cost wrote {written} of {size} cells")
-    return cost, items
+    return cost[:written], items[:written], counts
 
 
 class PowerTable:
@@ -129,11 +133,12 @@ def scores(
     g: FloatArray,
     damp: FloatArray | None,
     cells: IntArray | None = None,
+    counts: IntArray | None = None,
 ) -> tuple[int, int, int, IntArray, FloatArray]:
     """(candidates, g's length needed or 0, damp's length needed or 0, the n best item slots,
     their scores); the best are valid when both lengths needed are 0. ``g``: none, empty;
-    latest, the table by position; shared, per cell, with ``cells`` the cells' item slots
-    (:func:`shared_cost`'s)."""
+    latest, the table by position; shared, per cell, with ``cells`` the cells' item slots and
+    ``counts`` the cells per neighbour (:func:`shared_cost`'s)."""
     users = st.ratings.by_user
     best = np.empty(n, dtype=np.int64)
     values = np.empty(n, dtype=np.float64)
@@ -141,7 +146,7 @@ def scores(
         n, MODES[mode], int(include_seen), int(damp is not None), slots, we, g,
         damp if damp is not None else g, mine, users.start, users.length, users.pool,
         st.ratings.cell_item, st.ratings.cell_seq, st.ratings.item_count, best, values,
-        cells if cells is not None else best,
+        cells if cells is not None else best, counts if counts is not None else best,
     )  # fmt: skip
     size = min(n, n_cand)
     return n_cand, need_g, need_damp, best[:size], values[:size]

@@ -226,10 +226,12 @@ def vote_compiled(
     we = w**cfg.exponent
     mode, h_n, d = cfg.neighbour_recency, cfg.neighbour_half_life, cfg.damping
     cells: IntArray | None = None
+    counts: IntArray | None = None
     if mode == "shared":
-        cost, cells = rank_kernel.shared_cost(
-            kernel, st, slots=slots, mine=items, half_life=cfg.half_life, neighbour_half_life=h_n
-        )
+        cost, cells, counts = rank_kernel.shared_cost(
+            kernel, st, slots=slots, mine=items, half_life=h, neighbour_half_life=h_n,
+            skip_mine=not cfg.include_seen,
+        )  # fmt: skip
         g = np.exp2(-cost)
     elif mode == "latest":
         longest = int(st.ratings.by_user.length[slots].max())
@@ -240,7 +242,7 @@ def vote_compiled(
     while True:
         n_cand, need_g, need_damp, best, values = rank_kernel.scores(
             kernel, st, n=n, mode=mode, include_seen=cfg.include_seen, slots=slots, we=we,
-            mine=items, g=g, damp=damp, cells=cells,
+            mine=items, g=g, damp=damp, cells=cells, counts=counts,
         )  # fmt: skip
         if need_g:
             g = _LATEST.get(h_n, need_g, lambda p: recency(p, h_n))

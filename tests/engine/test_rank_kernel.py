@@ -149,7 +149,7 @@ def test_a_bad_slot_raises_and_leaves_the_scratch_clear() -> None:
     with pytest.raises(ValueError, match="out of range"):
         rank_kernel.shared_cost(
             kernel, state, slots=np.array([0, 1], dtype=np.int64), mine=bad, half_life=5.0,
-            neighbour_half_life=5.0,
+            neighbour_half_life=5.0, skip_mine=True,
         )  # fmt: skip
     assert assert_same_lists(model) == before > 0
 
