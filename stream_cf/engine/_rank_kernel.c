@@ -102,7 +102,6 @@ static void release_all(Buf *b, int n) {
 /* ------------------------------------------------------------------ scratch (kept between calls) */
 
 static double *user_total = NULL; /* per user slot: total_v, 0.0 outside a call */
-static int32_t *user_touched = NULL;
 static Py_ssize_t user_cap = 0;
 
 static double *item_sum = NULL;    /* per item slot: s_i, 0.0 outside a call */
@@ -121,9 +120,6 @@ static int ensure_users(Py_ssize_t n) {
     if (!total) return -1;
     user_total = total;
     memset(user_total + user_cap, 0, sizeof(double) * (size_t)(cap - user_cap));
-    int32_t *touched = realloc(user_touched, sizeof(int32_t) * (size_t)cap);
-    if (!touched) return -1;
-    user_touched = touched;
     user_cap = cap;
     return 0;
 }
@@ -507,6 +503,16 @@ done:
 
 /* ------------------------------------------------------------------ neighbours */
 
+/* v (total_v > 0) offered to the heap of the K best w_v = total_v / sqrt(n_v), u left out;
+   w_v <= total_v (n_v >= 1): below the heap's worst, v cannot enter it. */
+static inline void select_user(Entry *heap, Py_ssize_t *size, Py_ssize_t cap, int64_t u, int64_t v,
+                               double total, const int64_t *user_count,
+                               const int64_t *user_since) {
+    if (v == u || cap == 0 || (*size == cap && total < heap[0].score)) return;
+    const Entry e = {total / sqrt((double)user_count[v]), user_since[v], v};
+    heap_push(heap, size, cap, e);
+}
+
 #undef NAME
 #define NAME "neighbours"
 #define N_NB 9
@@ -528,16 +534,21 @@ static PyObject *neighbours(PyObject *self, PyObject *args) {
     memset(b, 0, sizeof(b));
     PyObject *result = NULL;
     Entry *heap = NULL;
-    Py_ssize_t n_touched = 0;
+    int summed = 0;
+    Py_ssize_t m = 0;
+    const int64_t *items = NULL, *r_start = NULL, *r_length = NULL;
+    const int32_t *r_pool = NULL;
     if (take_all(objs, b, spec, N_NB) < 0) goto done;
-    const int64_t *items = b[0].view.buf;
+    items = b[0].view.buf;
     const double *x = b[1].view.buf;
-    const int64_t *r_start = b[2].view.buf, *r_length = b[3].view.buf;
-    const int32_t *r_pool = b[4].view.buf;
+    r_start = b[2].view.buf;
+    r_length = b[3].view.buf;
+    r_pool = b[4].view.buf;
     const int64_t *user_count = b[5].view.buf, *user_since = b[6].view.buf;
     int64_t *out_slots = b[7].view.buf;
     double *out_w = b[8].view.buf;
-    const Py_ssize_t m = LEN(0), n_pool = LEN(4);
+    m = LEN(0);
+    const Py_ssize_t n_pool = LEN(4);
     const Py_ssize_t n_item_rows = LEN(2) < LEN(3) ? LEN(2) : LEN(3);
     const Py_ssize_t n_users = LEN(5) < LEN(6) ? LEN(5) : LEN(6);
     const int64_t u = u_arg, k = k_arg;
@@ -546,37 +557,60 @@ static PyObject *neighbours(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    /* total_v over I_u latest first, each item's raters in its row's order */
+    /* the rows checked first: the passes below read them without a check */
     for (Py_ssize_t q = 0; q < m; q++) {
         const int64_t j = items[q];
         if (j < 0 || j >= n_item_rows) FAIL("an item of u is out of range");
         const int64_t lo = r_start[j], len = r_length[j];
         if (lo < 0 || len < 0 || lo + len > n_pool) FAIL("an item row is out of its pool");
-        const double xq = x[q];
-        const int32_t *row = r_pool + lo;
-        for (int64_t t = 0; t < len; t++) {
-            const int64_t v = row[t];
-            if (v < 0 || v >= n_users) FAIL("a rater is out of range");
-            if (v == u) continue;
-            const double before = user_total[v];
-            const double after = before + xq;
-            user_total[v] = after;
-            if (before == 0.0 && after > 0.0) user_touched[n_touched++] = (int32_t)v;
-        }
+        uint64_t bad = 0;
+        for (int64_t t = 0; t < len; t++) bad |= (uint64_t)(int64_t)r_pool[lo + t] >= (uint64_t)n_users;
+        if (bad) FAIL("a rater is out of range");
     }
-    /* the K best w_v = total_v / sqrt(n_v) of the users with total_v > 0 */
-    const Py_ssize_t cap = n_touched < k ? n_touched : (Py_ssize_t)k;
+    const Py_ssize_t cap = k < n_users ? (Py_ssize_t)k : n_users;
     heap = malloc(sizeof(Entry) * (size_t)(cap + 1));
     if (!heap) {
         PyErr_NoMemory();
         goto done;
     }
     Py_ssize_t size = 0;
-    for (Py_ssize_t t = 0; t < n_touched; t++) {
-        const int64_t v = user_touched[t];
-        const Entry e = {user_total[v] / sqrt((double)user_count[v]), user_since[v], v};
-        heap_push(heap, &size, cap, e);
+    /* total_v over I_u latest first, each item's raters in its row's order */
+    summed = 1;
+    Py_ssize_t entries = 0;
+    for (Py_ssize_t q = 0; q < m; q++) {
+        const int64_t j = items[q];
+        const double xq = x[q];
+        const int32_t *row = r_pool + r_start[j];
+        const int64_t len = r_length[j];
+        entries += len;
+        for (int64_t t = 0; t < len; t++) user_total[row[t]] += xq;
     }
+    /* the K best w_v of the users with total_v > 0, each total set back to 0 as it is read:
+       by a scan of the totals where the entries are many next to the user slots (sequential
+       reads), else along the entries (each user at its first entry); a user whose total is
+       below the heap's worst is not divided (w_v <= total_v) */
+    if (entries * 8 >= n_users) {
+        for (Py_ssize_t v = 0; v < n_users; v++) {
+            const double total = user_total[v];
+            if (total == 0.0) continue;
+            user_total[v] = 0.0;
+            if (total > 0.0) select_user(heap, &size, cap, u, v, total, user_count, user_since);
+        }
+    } else {
+        for (Py_ssize_t q = 0; q < m; q++) {
+            const int64_t j = items[q];
+            const int32_t *row = r_pool + r_start[j];
+            const int64_t len = r_length[j];
+            for (int64_t t = 0; t < len; t++) {
+                const int64_t v = row[t];
+                const double total = user_total[v];
+                if (total == 0.0) continue;
+                user_total[v] = 0.0;
+                if (total > 0.0) select_user(heap, &size, cap, u, v, total, user_count, user_since);
+            }
+        }
+    }
+    summed = 0;
     qsort(heap, (size_t)size, sizeof(Entry), entry_order);
     for (Py_ssize_t t = 0; t < size; t++) {
         out_slots[t] = heap[t].slot;
@@ -584,7 +618,12 @@ static PyObject *neighbours(PyObject *self, PyObject *args) {
     }
     result = PyLong_FromSsize_t(size);
 done:
-    for (Py_ssize_t t = 0; t < n_touched; t++) user_total[user_touched[t]] = 0.0;
+    if (summed) { /* (an error while summing) the totals set back to 0 */
+        for (Py_ssize_t q = 0; q < m; q++) {
+            const int32_t *row = r_pool + r_start[items[q]];
+            for (int64_t t = 0; t < r_length[items[q]]; t++) user_total[row[t]] = 0.0;
+        }
+    }
     free(heap);
     release_all(b, N_NB);
     return result;

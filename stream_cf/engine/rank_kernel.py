@@ -13,7 +13,12 @@ a neighbour each item once); every product rounded before it is added (built wit
 -ffp-contract=off). N(u): the K largest w_v, ties by ``user_since``, then by slot (knn.top_n
 over the candidates in ascending slot); the list: the n largest scores, ties by the lower item
 slot. No probe floor (``gather.ratio_floor`` only skips users that cannot be among the K): the
-kernel ranks every user with total_v > 0 through a heap of K.
+kernel offers every user with total_v > 0 to a heap of the K best, reading the totals back by a
+scan of the user slots (or along the entries, when they are few next to the slots), and divides
+only where total_v reaches the heap's worst w (w_v ≤ total_v as n_v ≥ 1: the others cannot
+enter). Histories (u's, and the neighbours' under ``latest`` and ``shared``) are each row read
+backwards where it is in the order of its events, else the cells of all the rows out of order
+sorted together by one radix sort on (row, sequence number), as the numpy path's sort.
 
 What C's libm could round otherwise is computed by numpy and passed in, so the bits are numpy's
 (tests/engine/test_rank_kernel.py): x_j (np.power, with the rarity's n_j^b), w^e, g of ``latest``

@@ -43,6 +43,10 @@ Ties: neighbours by creation (the earlier created user first), items by first ap
 Computed from the ratings' per-user and per-item indexes: a list costs Σ raters of u's items
 plus Σ items of u's neighbours, nothing of size users × items.
 
+Compiled: with the extension built, ``vote`` lists are computed by :mod:`rank_kernel` (C,
+the same sums in the same order and the same selections, several times less CPU); the numpy
+functions below are its reference (tests/engine/test_rank_kernel.py) and its fallback.
+
 Exact by construction: every sum is taken in a fixed order (``vote``: w over I_u latest first,
 s over N(u) best first; ``item``: y over I_u latest first, s over the users by slot), so the
 same ratings in the same order give the same bits, whatever the batching; the reference in the

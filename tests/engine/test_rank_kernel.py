@@ -171,3 +171,27 @@ def test_kernel_equals_numpy_on_ml100k() -> None:
         RankConfig(neighbours=400, half_life=0.5, neighbour_half_life=50.0),
     ]:
         assert assert_same_lists(model, cfg, users) > 0
+
+
+@needs_kernel
+@pytest.mark.parametrize("recency", ["none", "latest", "shared"])
+def test_many_user_slots_and_few_raters_walk_the_entries(recency: str) -> None:
+    """With many user slots and few rater entries (entries · 8 < user slots) the kernel reads
+    the totals back along the entries, not by a scan of every slot: the same lists."""
+    model = UserKNN(rank_neighbour_recency=recency, rank_neighbours=3, min_k=1)
+    rng = random.Random(4)
+    crowd = [f"c{n}" for n in range(2_000)]
+    model.apply_many(
+        [RatingEvent(user_id=user, item_id=f"own-{user}", rating=3.0) for user in crowd]
+    )
+    raters = rng.sample(crowd, 12)  # high and low slots
+    for user in raters:
+        for item in rng.sample("abcdefgh", 4):
+            model.rate(user, item, rng.choice([1.0, 3.5, 5.0]))
+    model.rate("me", "a", 4.0)
+    model.rate("me", "b", 2.5)
+    entries = int(
+        model.state.ratings.item_count[[model.state.items.slot_of[i] for i in "ab"]].sum()
+    )
+    assert entries * 8 < model.state.users.high  # the kernel's rule for the walk
+    assert assert_same_lists(model, users=["me", *raters]) > 0
