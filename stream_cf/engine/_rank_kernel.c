@@ -342,14 +342,14 @@ static int histories(const Users *us, const int64_t *slots, Py_ssize_t n_slots, 
             if (t > 0 && !(seq > before)) in_order = 0;
             before = seq;
             keys[n_keys + t] = (uint64_t)seq;
-            cells[n_keys + t] = cell;
+            cells[n_keys + t] = us->cell_item[cell]; /* read beside its sequence number */
             rows[n_keys + t] = (int32_t)k;
             if (seq < row_lo) row_lo = seq;
             if (seq > row_hi) row_hi = seq;
         }
         at[k] = c0;
         if (in_order) {
-            for (int64_t p = 0; p < len; p++) out[c0 + p] = us->cell_item[row[len - 1 - p]];
+            for (int64_t p = 0; p < len; p++) out[c0 + p] = cells[n_keys + len - 1 - p];
         } else {
             n_keys += len;
             if (row_lo < seq_lo) seq_lo = row_lo;
@@ -364,13 +364,11 @@ static int histories(const Users *us, const int64_t *slots, Py_ssize_t n_slots, 
             status = one_by_one(us, slots, n_slots, out, at);
             goto done;
         } else {
-            /* the key: row, age, then the item slot itself (read once here: no gather after
-               the sort), sorted on the bits above the item */
+            /* the key: row, age, then the item slot itself (read with the sequence number: no
+               gather after the sort), sorted on the bits above the item */
             int64_t top_item = 0;
             for (Py_ssize_t e = 0; e < n_keys; e++) {
-                const int64_t i = us->cell_item[cells[e]];
-                cells[e] = i;
-                if (i > top_item) top_item = i;
+                if (cells[e] > top_item) top_item = cells[e];
             }
             const int w_item = bits_of((uint64_t)top_item);
             if (width + w_item <= 64) {
@@ -378,7 +376,7 @@ static int histories(const Users *us, const int64_t *slots, Py_ssize_t n_slots, 
                     const uint64_t age = (uint64_t)seq_hi - keys[e];
                     keys[e] = ((((uint64_t)rows[e] << s) | age) << w_item) | (uint64_t)cells[e];
                 }
-                const int passes = (width + (n_keys < 4096 ? 7 : 11)) / (n_keys < 4096 ? 8 : 12);
+                const int passes = (width + 7) / 8;
                 const int digit = passes ? (width + passes - 1) / passes : 1;
                 const uint64_t mask = ((uint64_t)1 << digit) - 1;
                 Py_ssize_t *count = malloc(sizeof(Py_ssize_t) * (((size_t)1 << digit) + 1));
