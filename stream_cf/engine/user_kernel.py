@@ -1,0 +1,70 @@
+"""The compiled read of ``knn_baseline``'s user-neighbour terms for one prediction
+(``user_terms`` in ``_item_kernel.c``), with the numpy path of :mod:`~stream_cf.engine.predict`
+as its reference and fallback.
+
+For user u and item i, the kernel computes what ``baseline_predict`` computes from
+:func:`~stream_cf.engine.predict.neighbours_of` and
+:meth:`~stream_cf.engine.baseline.Baseline.users`, with the same floating-point operations in the
+same order (built with -ffp-contract=off), so the same bits (tests/engine/test_user_kernel.py)::
+
+    w_uv  = adjusted_cosine(u, v) · n_uv / (n_uv + β)     (:mod:`~stream_cf.engine.similarity`;
+                                                           read from u's pair cells)
+    N(i;u) = the k usable raters v ≠ u of i by w_uv descending (ties: the earlier rating of i),
+             summed by w_uv descending, then slot
+    b_x   = (S_x − n_x·μ − Σ_{j∈I_x} b_j) / (λ_u + n_x)   (Σ in ascending item slot, from 0.0)
+    num   = Σ_{v∈N(i;u)} w_uv·(r_vi − ((μ + b_v) + b_i)),   den = Σ_{v∈N(i;u)} |w_uv|
+
+returning (num, den, |N(i;u)|, b_u): one compiled pass over i's raters and the neighbours' rows
+where the numpy path makes ~50 calls (the similarities of i's raters, two sorts, the b_v sums).
+
+It runs where the numpy path reads the same data the same way: explicit feedback, the
+``adjusted_cosine`` similarity (knn_baseline's default), u's pair sums held as int32 cells in the
+reservation (:attr:`~stream_cf.engine.pairs.PairSums.scatter_ready`); elsewhere :func:`user_terms`
+returns None and the caller takes the numpy path. :data:`KERNEL` is None when the extension is
+not built (``CI=true``: the tests require it).
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from stream_cf.engine.baseline import Baseline
+from stream_cf.engine.config import EngineConfig
+from stream_cf.engine.state import EngineState
+
+
+def _load() -> ModuleType | None:
+    try:
+        module = importlib.import_module("stream_cf.engine._item_kernel")
+    except ImportError:
+        return None
+    return module if hasattr(module, "user_terms") else None
+
+
+KERNEL: ModuleType | None = _load()
+
+
+def user_terms(
+    st: EngineState, cfg: EngineConfig, base: Baseline, u: int, i: int
+) -> tuple[float, float, int, float] | None:
+    """(num, den, |N(i;u)|, b_u) of user slot u and known item slot i from the kernel (see
+    the module docstring), or None where the numpy path must answer."""
+    kernel = KERNEL
+    if kernel is None or cfg.implicit or cfg.similarity != "adjusted_cosine":
+        return None
+    pairs = st.pairs_of(u)
+    if pairs is None or not pairs.scatter_ready:
+        return None
+    ratings = st.ratings
+    users, cells, raters = ratings.by_user, ratings.by_item, ratings.item_users
+    words_lo, words_hi = pairs.word_tables()
+    min_similarity = cfg.min_similarity
+    terms: tuple[float, float, int, float] = kernel.user_terms(
+        u, i, cfg.k, cfg.min_support, cfg.shrinkage, min_similarity is not None,
+        0.0 if min_similarity is None else min_similarity, base.mu, base.reg_users, base.items,
+        users.start, users.length, users.pool, cells.start, cells.pool, raters.start,
+        raters.length, raters.pool, ratings.cell_item, ratings.cell_value, ratings.cell_seq,
+        ratings.user_sum, ratings.user_count, pairs.flat(), words_lo, words_hi,
+    )  # fmt: skip
+    return terms
