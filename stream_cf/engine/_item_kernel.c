@@ -540,7 +540,9 @@ done:
 
        num = Σ w·(r_vi − ((μ + b_v) + b_i)),   den = Σ |w|
 
-   Returns (num, den, |N(i;u)|, b_u). */
+   Returns (num, den, |N(i;u)|, b_u, n): Σ b_j is read from x's kept sorted row of item slots
+   (Ratings.items_sorted) where sorted_ok[x], else gathered from its cells and ordered (a bitmap
+   over the item slots, or a sort), x then listed in unsorted[:n] for the caller to keep. */
 
 typedef struct {
     double w;
@@ -608,18 +610,42 @@ typedef struct {
     uint64_t *bits;  /* n_items bits, zero on entry and on return */
     uint64_t *keys;  /* room for the longest user row (the sorted read) */
     Py_ssize_t words;
+    /* the kept rows of item slots ascending (Ratings.sorted_segments), where sorted_ok */
+    const int64_t *kept_start, *kept_length;
+    const int32_t *kept_pool;
+    const uint8_t *sorted_ok;
+    Py_ssize_t n_kept_rows, n_kept_pool;
+    int64_t *unsorted; /* the slots read without a kept row (room for k + 1) */
+    Py_ssize_t n_unsorted;
 } BiasRead;
 
 /* b_x of user slot x (see above), or -1 with an exception set. Σ b_j in ascending item slot:
-   through the bitmap over the item slots where it has few words for the row, else a sort. */
-static int user_bias(const BiasRead *br, int64_t x, double *out) {
+   x's kept sorted row where there is one, else through the bitmap over the item slots where it
+   has few words for the row, else a sort (x is then listed in ``unsorted``). */
+static int user_bias(BiasRead *br, int64_t x, double *out) {
     const int64_t lo = br->user_start[x], len = br->user_length[x];
     if (lo < 0 || len < 0 || lo + len > br->n_user_pool) {
         PyErr_SetString(PyExc_ValueError, "user_terms: a user row is out of its pool");
         return -1;
     }
     double part = 0.0;
-    if (br->words <= 4 * len + 64) {
+    if (x < br->n_kept_rows && br->sorted_ok[x]) {
+        const int64_t k_lo = br->kept_start[x];
+        if (br->kept_length[x] != len || k_lo < 0 || k_lo + len > br->n_kept_pool) {
+            PyErr_SetString(PyExc_ValueError, "user_terms: a kept row is out of its pool");
+            return -1;
+        }
+        const int32_t *row = br->kept_pool + k_lo;
+        for (int64_t t = 0; t < len; t++) {
+            const int64_t j = row[t];
+            if (j < 0 || j >= br->n_items) {
+                PyErr_SetString(PyExc_ValueError, "user_terms: a kept item is out of range");
+                return -1;
+            }
+            part += br->item_bias[j];
+        }
+    } else if (br->words <= 4 * len + 64) {
+        br->unsorted[br->n_unsorted++] = x;
         int64_t first = br->words, last = -1;
         for (int64_t t = 0; t < len; t++) {
             const int64_t cell = br->user_pool[lo + t];
@@ -643,6 +669,7 @@ static int user_bias(const BiasRead *br, int64_t x, double *out) {
             }
         }
     } else {
+        br->unsorted[br->n_unsorted++] = x;
         for (int64_t t = 0; t < len; t++) {
             const int64_t cell = br->user_pool[lo + t];
             const int64_t j = (cell >= 0 && cell < br->n_cells) ? br->cell_item[cell] : -1;
@@ -670,7 +697,7 @@ static int user_bias(const BiasRead *br, int64_t x, double *out) {
     return 0;
 }
 
-#define U_BUFS 17
+#define U_BUFS 22
 #define UFAIL(message)                                               \
     do {                                                             \
         PyErr_SetString(PyExc_ValueError, "user_terms: " message);   \
@@ -683,11 +710,12 @@ static PyObject *user_terms(PyObject *self, PyObject *args) {
     double shrinkage, min_sim, mu, reg_users;
     int has_min;
     PyObject *objs[U_BUFS];
-    if (!PyArg_ParseTuple(args, "LLLLdpddd" "OOOOOOOOOOOOOOOOO", &u_arg, &i_arg, &k_arg,
+    if (!PyArg_ParseTuple(args, "LLLLdpddd" "OOOOOOOOOOOOOOOOOOOOOO", &u_arg, &i_arg, &k_arg,
                           &support_arg, &shrinkage, &has_min, &min_sim, &mu, &reg_users,
                           &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5], &objs[6],
                           &objs[7], &objs[8], &objs[9], &objs[10], &objs[11], &objs[12],
-                          &objs[13], &objs[14], &objs[15], &objs[16])) {
+                          &objs[13], &objs[14], &objs[15], &objs[16], &objs[17], &objs[18],
+                          &objs[19], &objs[20], &objs[21])) {
         return NULL;
     }
     Buf b[U_BUFS];
@@ -705,10 +733,12 @@ static PyObject *user_terms(PyObject *self, PyObject *args) {
         {I64, "raters_length"}, {I32, "raters_pool"}, {I32, "cell_item"},  {F64, "cell_value"},
         {I64, "cell_seq"},     {F64, "user_sum"},    {I64, "user_count"},  {I64, "flat"},
         {I64, "words_lo"},
-        {I64, "words_hi"},
+        {I64, "words_hi"},     {I64, "kept_start"},  {I64, "kept_length"}, {I32, "kept_pool"},
+        {1, "?", "sorted_ok"}, {I64, "unsorted"},
     };
     for (int t = 0; t < U_BUFS; t++) {
-        if (take(objs[t], &b[t], spec[t].size, spec[t].formats, 0, spec[t].name) < 0) {
+        if (take(objs[t], &b[t], spec[t].size, spec[t].formats, t == U_BUFS - 1, spec[t].name) <
+            0) {
             goto udone;
         }
     }
@@ -835,9 +865,15 @@ static PyObject *user_terms(PyObject *self, PyObject *args) {
     for (Py_ssize_t q = 0; q < n_cand; q++) {
         if (user_length[cand[q].slot] > longest) longest = user_length[cand[q].slot];
     }
+    Py_ssize_t n_kept_rows = LEN(17) < LEN(18) ? LEN(17) : LEN(18);
+    if (LEN(20) < n_kept_rows) n_kept_rows = LEN(20);
+    if (LEN(21) < n_cand + 1) {
+        UFAIL("the unsorted array is too small");
+    }
     BiasRead br = {user_start, user_length, user_count, user_pool, cell_item, user_sum,
                    item_bias, LEN(3), n_cells, n_items, mu, reg_users, NULL, NULL,
-                   (n_items + 63) / 64};
+                   (n_items + 63) / 64, b[17].view.buf, b[18].view.buf, b[19].view.buf,
+                   b[20].view.buf, n_kept_rows, LEN(19), b[21].view.buf, 0};
     bits = calloc((size_t)br.words + 1, sizeof(uint64_t));
     keys = malloc(sizeof(uint64_t) * (size_t)(2 * longest + 2));
     if (!bits || !keys) {
@@ -867,7 +903,7 @@ static PyObject *user_terms(PyObject *self, PyObject *args) {
         num += dev;
         den += fabs(cand[q].w);
     }
-    result = Py_BuildValue("(ddnd)", num, den, n_cand, b_u);
+    result = Py_BuildValue("(ddndn)", num, den, n_cand, b_u, br.n_unsorted);
 udone:
     free(cand);
     free(bits);
@@ -891,7 +927,9 @@ static PyMethodDef methods[] = {
      "user_terms(u, i, k, min_support, shrinkage, has_min, min_similarity, mu, reg_users, "
      "item_bias, user_start, user_length, user_pool, cells_start, cells_pool, raters_start, "
      "raters_length, raters_pool, cell_item, cell_value, cell_seq, user_sum, user_count, flat, "
-     "words_lo, words_hi) -> (num, den, count, b_u) of knn_baseline's user neighbours (adjusted cosine)"},
+     "words_lo, words_hi, kept_start, kept_length, kept_pool, sorted_ok, unsorted) -> (num, "
+     "den, count, b_u, n_unsorted) of knn_baseline's user neighbours (adjusted cosine); the "
+     "users read without a kept sorted row in unsorted[:n_unsorted]"},
     {NULL, NULL, 0, NULL},
 };
 

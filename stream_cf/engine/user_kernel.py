@@ -16,6 +16,9 @@ same order (built with -ffp-contract=off), so the same bits (tests/engine/test_u
 
 returning (num, den, |N(i;u)|, b_u): one compiled pass over i's raters and the neighbours' rows
 where the numpy path makes ~50 calls (the similarities of i's raters, two sorts, the b_v sums).
+Σ_{j∈I_x} b_j reads x's kept row of item slots ascending
+(:meth:`~stream_cf.engine.ratings.Ratings.sorted_segments`, as the numpy path does); a user
+without one is ordered in the kernel and then given one, so that the next read is a plain pass.
 
 It runs where the numpy path reads the same data the same way: explicit feedback, the
 ``adjusted_cosine`` similarity (knn_baseline's default), u's pair sums held as int32 cells in the
@@ -29,9 +32,12 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+import numpy as np
+
 from stream_cf.engine.baseline import Baseline
 from stream_cf.engine.config import EngineConfig
 from stream_cf.engine.state import EngineState
+from stream_cf.engine.storage import IntArray
 
 
 def _load() -> ModuleType | None:
@@ -43,6 +49,7 @@ def _load() -> ModuleType | None:
 
 
 KERNEL: ModuleType | None = _load()
+_UNSORTED: list[IntArray] = [np.zeros(64, dtype=np.int64)]  # the kernel's room for k + 1 slots
 
 
 def user_terms(
@@ -60,11 +67,18 @@ def user_terms(
     users, cells, raters = ratings.by_user, ratings.by_item, ratings.item_users
     words_lo, words_hi = pairs.word_tables()
     min_similarity = cfg.min_similarity
-    terms: tuple[float, float, int, float] = kernel.user_terms(
+    kept = ratings.items_sorted
+    if _UNSORTED[0].size < cfg.k + 1:
+        _UNSORTED[0] = np.zeros(cfg.k + 1, dtype=np.int64)
+    unsorted = _UNSORTED[0]
+    num, den, count, b_u, n_unsorted = kernel.user_terms(
         u, i, cfg.k, cfg.min_support, cfg.shrinkage, min_similarity is not None,
         0.0 if min_similarity is None else min_similarity, base.mu, base.reg_users, base.items,
         users.start, users.length, users.pool, cells.start, cells.pool, raters.start,
         raters.length, raters.pool, ratings.cell_item, ratings.cell_value, ratings.cell_seq,
-        ratings.user_sum, ratings.user_count, pairs.flat(), words_lo, words_hi,
+        ratings.user_sum, ratings.user_count, pairs.flat(), words_lo, words_hi, kept.start,
+        kept.length, kept.pool, ratings.sorted_ok, unsorted,
     )  # fmt: skip
-    return terms
+    if n_unsorted:  # their rows sorted and kept for the next reads
+        ratings.sorted_segments(unsorted[:n_unsorted].copy())
+    return num, den, count, b_u
