@@ -183,7 +183,9 @@ def baseline_predict(
     st: EngineState, cfg: EngineConfig, user: str, item: str, *, explain: bool
 ) -> Explanation:
     """r̂_ui of ``knn_baseline`` for one item, with the baseline terms and the neighbours (and
-    the item neighbours of the item-based residual)."""
+    the item neighbours of the item-based residual). Without ``explain``, b_u and the user
+    neighbours' sums Σ w·(r − b_vi), Σ|w| come from the compiled kernel where it applies
+    (:mod:`~stream_cf.engine.user_kernel`: the same bits), else from the numpy path below."""
     base = read_baseline(st, cfg)
     mean_all = global_mean(st, cfg)
     u = st.users.slot_of.get(user)
