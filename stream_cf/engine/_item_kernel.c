@@ -916,6 +916,96 @@ udone:
     return result;
 }
 
+/* ---------------------------------------------------------------------------------------
+   One changed cell (x, t) of the int32 pair sums (scatter.py's scatter_cell, the same int64
+   additions, wrapping as numpy's): with (d0, d1, d2) the change and, for each other rater y of
+   t (distinct, x not among them) with scaled value Y, the words of cell {x, y} at
+   words_lo[y] + row(x) for y < x, else words_hi[y] + col(x) (W0, Wx, Wy):
+
+       W0 += Y·(d1·2³²) + d0,   Wx += d2 + d1·2³²,   Wy += ((Y + 2³²)·Y)·d0
+
+   then the diagonal {x, x} (its three words from ``diag``): d0 + d2·2³², d2 + d1·2³² twice.
+   Integer additions mod 2⁶⁴: their order changes no bit. */
+
+#define S_BUFS 5
+
+static PyObject *scatter_cell(PyObject *self, PyObject *args) {
+    (void)self;
+    long long x, d0, d1, d2, row_x, col_x, diag;
+    PyObject *objs[S_BUFS];
+    if (!PyArg_ParseTuple(args, "LLLLLLLOOOOO", &x, &d0, &d1, &d2, &row_x, &col_x, &diag,
+                          &objs[0], &objs[1], &objs[2], &objs[3], &objs[4])) {
+        return NULL;
+    }
+    Buf b[S_BUFS];
+    memset(b, 0, sizeof(b));
+    PyObject *result = NULL;
+    static const struct {
+        Py_ssize_t size;
+        const char *formats;
+        int writable;
+        const char *name;
+    } spec[S_BUFS] = {
+        {I64, 1, "flat"}, {I64, 0, "words_lo"}, {I64, 0, "words_hi"},
+        {I64, 0, "others"}, {I64, 0, "other_twice"},
+    };
+    for (int t = 0; t < S_BUFS; t++) {
+        if (take(objs[t], &b[t], spec[t].size, spec[t].formats, spec[t].writable, spec[t].name) <
+            0) {
+            goto sdone;
+        }
+    }
+    uint64_t *flat = b[0].view.buf;
+    const int64_t *words_lo = b[1].view.buf, *words_hi = b[2].view.buf;
+    const int64_t *others = b[3].view.buf, *twice = b[4].view.buf;
+    const Py_ssize_t n_flat = LEN(0), n_slots = LEN(1) < LEN(2) ? LEN(1) / 3 : LEN(2) / 3;
+    const Py_ssize_t m = LEN(3);
+    if (LEN(4) != m || diag < 0 || diag + 3 > n_flat) {
+        PyErr_SetString(PyExc_ValueError, "scatter_cell: inconsistent sizes");
+        goto sdone;
+    }
+    /* every index checked before any word is written: an error leaves the sums as they were */
+    for (Py_ssize_t k = 0; k < m; k++) {
+        const int64_t y = others[k];
+        if (y < 0 || y >= n_slots || y == x) {
+            PyErr_SetString(PyExc_ValueError, "scatter_cell: a rater is out of range");
+            goto sdone;
+        }
+        const int64_t *words = y < x ? words_lo + 3 * y : words_hi + 3 * y;
+        const int64_t add = y < x ? row_x : col_x;
+        for (int w = 0; w < 3; w++) {
+            if (words[w] + add < 0 || words[w] + add >= n_flat) {
+                PyErr_SetString(PyExc_ValueError, "scatter_cell: a cell is out of the sums");
+                goto sdone;
+            }
+        }
+    }
+    const uint64_t u0 = (uint64_t)d0, u1 = (uint64_t)d1, u2 = (uint64_t)d2;
+    const uint64_t d1_hi = u1 << 32, high = (uint64_t)1 << 32;
+    const uint64_t wx = u2 + d1_hi;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        const int64_t y = others[k];
+        const int64_t *words = y < x ? words_lo + 3 * y : words_hi + 3 * y;
+        const int64_t add = y < x ? row_x : col_x;
+        const uint64_t yv = (uint64_t)twice[k];
+        flat[words[0] + add] += yv * d1_hi + u0;
+        flat[words[1] + add] += wx;
+        flat[words[2] + add] += ((yv + high) * yv) * u0;
+    }
+    flat[diag] += u0 + (u2 << 32);
+    flat[diag + 1] += wx;
+    flat[diag + 2] += wx;
+    Py_INCREF(Py_None);
+    result = Py_None;
+sdone:
+    for (int t = 0; t < S_BUFS; t++) {
+        if (b[t].held) {
+            PyBuffer_Release(&b[t].view);
+        }
+    }
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"item_terms", item_terms, METH_VARARGS,
      "item_terms(u, k, shrinkage, base_u, cols, mark, item_bias, user_start, user_length, "
@@ -930,6 +1020,9 @@ static PyMethodDef methods[] = {
      "words_lo, words_hi, kept_start, kept_length, kept_pool, sorted_ok, unsorted) -> (num, "
      "den, count, b_u, n_unsorted) of knn_baseline's user neighbours (adjusted cosine); the "
      "users read without a kept sorted row in unsorted[:n_unsorted]"},
+    {"scatter_cell", scatter_cell, METH_VARARGS,
+     "scatter_cell(x, d0, d1, d2, row_x, col_x, diag, flat, words_lo, words_hi, others, "
+     "other_twice) -> None: one changed cell's additions into the int32 pair sums' words"},
     {NULL, NULL, 0, NULL},
 };
 
