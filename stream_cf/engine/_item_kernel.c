@@ -1,4 +1,10 @@
-/* The item terms of knn_baseline's item-based residual, in one compiled pass per wanted item.
+/* Compiled reads and writes of the engine, each the same operations in the same order as its
+   numpy path (kept as the reference and the fallback): the item terms of knn_baseline's
+   item-based residual (item_terms, below), the user-neighbour terms of one knn_baseline
+   prediction (user_terms: user_kernel.py) and one changed cell's pair update (scatter_cell:
+   scatter.py), each described where it is defined.
+
+   The item terms of knn_baseline's item-based residual, in one compiled pass per wanted item.
 
    The same formula and the same floating-point operations, in the same order, as the numpy
    path of stream_cf/engine/item_residual.py (which stays the reference and the fallback).
@@ -1028,7 +1034,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_item_kernel",
-    "The item terms of knn_baseline's item-based residual, compiled (see item_kernel.py).", -1,
+    "Compiled reads and writes of the engine: item_terms (item_kernel.py), user_terms "
+    "(user_kernel.py), scatter_cell (scatter.py).", -1,
     methods,
 };
 
