@@ -251,7 +251,7 @@ class PairSums:
         orientation (len(slots) x 6: n, Σxy, Σu², Σu, Σv², Σv): one gather of each cell's three
         int64 words at their flat addresses (:class:`~stream_cf.engine.scatter.Layout`), u's own
         word (Whi where u is the higher slot, else Wlo) second."""
-        v_lo, v_hi = self._word_tables()
+        v_lo, v_hi = self.word_tables()
         layout = self.layout()
         index = np.where(
             (slots <= u)[:, None],  # {u, v} in u's row (u hi), else in v's row
@@ -261,7 +261,7 @@ class PairSums:
         lanes: npt.NDArray[np.int32] = self.flat()[index].view(np.int32)
         return lanes
 
-    def _word_tables(self) -> tuple[IntArray, IntArray]:
+    def word_tables(self) -> tuple[IntArray, IntArray]:
         """Per slot v (x 3): col(v) + (0, 1, 2), the words W0, Whi, Wlo of cell {u, v} less
         row(u) for u ≥ v, and row(v) + (0, 2, 1), W0, Wlo, Whi of cell {v, u} less col(u) for
         u < v (:class:`~stream_cf.engine.scatter.Layout`): u's word second either way. Kept for
@@ -428,7 +428,7 @@ class PairSums:
                 others=others,
                 other_twice=twice,
                 change=change,
-                words_of=self._word_tables(),
+                words_of=self.word_tables(),
             )
             return
         p = 0.0 if old is None else 1.0

@@ -41,7 +41,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from stream_cf.engine import baseline, item_residual, knn, ranking
+from stream_cf.engine import baseline, item_residual, knn, ranking, user_kernel
 from stream_cf.engine.config import EngineConfig
 from stream_cf.engine.neighbours import (
     Neighbourhood,
@@ -58,6 +58,9 @@ from stream_cf.engine.results import (
 )
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
+
+_NO_SLOTS: IntArray = np.zeros(0, dtype=np.int64)
+_NO_FLOATS: FloatArray = np.zeros(0, dtype=np.float64)
 
 
 def global_mean(st: EngineState, cfg: EngineConfig) -> float:
@@ -180,7 +183,9 @@ def baseline_predict(
     st: EngineState, cfg: EngineConfig, user: str, item: str, *, explain: bool
 ) -> Explanation:
     """r̂_ui of ``knn_baseline`` for one item, with the baseline terms and the neighbours (and
-    the item neighbours of the item-based residual)."""
+    the item neighbours of the item-based residual). Without ``explain``, b_u and the user
+    neighbours' sums Σ w·(r − b_vi), Σ|w| come from the compiled kernel where it applies
+    (:mod:`~stream_cf.engine.user_kernel`: the same bits), else from the numpy path below."""
     base = read_baseline(st, cfg)
     mean_all = global_mean(st, cfg)
     u = st.users.slot_of.get(user)
@@ -194,19 +199,25 @@ def baseline_predict(
     if i is None or not known_item:
         terms = BaselineTerms(base.mu, base.user(st, u), b_i)
         return Explanation(user, item, cfg.clip(terms.value), mu, [], "unknown item", terms)
-    slots, w, r = neighbours_of(st, cfg, u, i)
-    biases = base.users(st, np.concatenate(([u], slots)), distinct=True)  # b_u, then each b_v
-    b_v = biases[1:]
-    terms = BaselineTerms(base.mu, float(biases[0]), b_i)
+    compiled = None if explain else user_kernel.user_terms(st, cfg, base, u, i)
+    if compiled is not None:  # the same four figures as below, from one compiled pass
+        num, den, count, b_u = compiled
+        slots, w, r, b_v = _NO_SLOTS, _NO_FLOATS, _NO_FLOATS, _NO_FLOATS
+    else:
+        slots, w, r = neighbours_of(st, cfg, u, i)
+        biases = base.users(st, np.concatenate(([u], slots)), distinct=True)  # b_u, each b_v
+        b_u, b_v = float(biases[0]), biases[1:]
+        # baseline.residual_sums for one column: Σ w·(r − (μ + b_v + b_i)), Σ|w| in neighbour
+        # order
+        dev = base.mu + b_v
+        dev += b_i
+        np.subtract(r, dev, out=dev)
+        dev *= w
+        num = sequential_sum(dev.tolist())
+        den = sequential_sum([abs(weight) for weight in w.tolist()])
+        count = slots.size
+    terms = BaselineTerms(base.mu, b_u, b_i)
     fallback_value = cfg.clip(terms.value)
-    # baseline.residual_sums for one column: Σ w·(r − (μ + b_v + b_i)), Σ|w| in neighbour order
-    dev = base.mu + b_v
-    dev += b_i
-    np.subtract(r, dev, out=dev)
-    dev *= w
-    num = sequential_sum(dev.tolist())
-    den = sequential_sum([abs(weight) for weight in w.tolist()])
-    count = slots.size
     by_items = None
     if cfg.item_residual and explain:  # the item neighbours too
         by_items = item_terms_of(st, cfg, base, (u, terms.user_bias), np.array([i], dtype=np.int64))

@@ -50,9 +50,11 @@ over them.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import sys
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
@@ -63,6 +65,19 @@ PACKED = sys.byteorder == "little"  # an int32 lane pair read as one int64: low 
 SHIFT = np.int64(32)
 WORDS = 3  # int64 words per cell: W0, Whi, Wlo
 CHUNK = 1 << 14  # pairs listed at a time (about; whole cells)
+
+
+def _load() -> ModuleType | None:
+    try:
+        module = importlib.import_module("stream_cf.engine._item_kernel")
+    except ImportError:
+        return None
+    return module if hasattr(module, "scatter_cell") else None
+
+
+# the compiled single-cell update (``scatter_cell`` in _item_kernel.c: the same int64 additions,
+# so the same words); None where the extension is not built (tests/engine/test_scatter_kernel.py)
+KERNEL: ModuleType | None = _load()
 
 
 @dataclass(frozen=True)
@@ -124,10 +139,18 @@ def scatter_cell(
     (:meth:`~stream_cf.engine.pairs.PairSums.lanes_at`'s tables), so that the words of {x, y}
     come as (W0, Wx, Wy) for an older y (x's row) and a newer one (y's row) alike. Three
     words per other rater, every index once: one fancy-indexed addition; then the diagonal's
-    three."""
+    three (the compiled :data:`KERNEL` where it is built: the same additions in one loop)."""
     d0, d1, d2 = change
-    m = int(others.size)
     v_lo, v_hi = words_of
+    kernel = KERNEL
+    if kernel is not None:  # one compiled loop over the others, then the diagonal
+        kernel.scatter_cell(
+            x, d0, d1, d2, layout.cell(x, 0), layout.cell(0, x), layout.cell(x, x), flat, v_lo,
+            v_hi, np.ascontiguousarray(others, dtype=np.int64),
+            np.ascontiguousarray(other_twice, dtype=np.int64),
+        )  # fmt: skip
+        return
+    m = int(others.size)
     index = np.where(
         (others < x)[:, None],  # {x, y} in x's row for an older y, else in y's row
         v_lo[others] + layout.cell(x, 0),

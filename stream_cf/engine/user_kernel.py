@@ -1,0 +1,84 @@
+"""The compiled read of ``knn_baseline``'s user-neighbour terms for one prediction
+(``user_terms`` in ``_item_kernel.c``), with the numpy path of :mod:`~stream_cf.engine.predict`
+as its reference and fallback.
+
+For user u and item i, the kernel computes what ``baseline_predict`` computes from
+:func:`~stream_cf.engine.predict.neighbours_of` and
+:meth:`~stream_cf.engine.baseline.Baseline.users`, with the same floating-point operations in the
+same order (built with -ffp-contract=off), so the same bits (tests/engine/test_user_kernel.py)::
+
+    w_uv  = adjusted_cosine(u, v) · n_uv / (n_uv + β)     (:mod:`~stream_cf.engine.similarity`;
+                                                           read from u's pair cells)
+    N(i;u) = the k usable raters v ≠ u of i by w_uv descending (ties: the earlier rating of i),
+             summed by w_uv descending, then slot
+    b_x   = (S_x − n_x·μ − Σ_{j∈I_x} b_j) / (λ_u + n_x)   (Σ in ascending item slot, from 0.0)
+    num   = Σ_{v∈N(i;u)} w_uv·(r_vi − ((μ + b_v) + b_i)),   den = Σ_{v∈N(i;u)} |w_uv|
+
+returning (num, den, |N(i;u)|, b_u): one compiled pass over i's raters and the neighbours' rows
+where the numpy path makes ~50 calls (the similarities of i's raters, two sorts, the b_v sums).
+Σ_{j∈I_x} b_j reads x's kept row of item slots ascending
+(:meth:`~stream_cf.engine.ratings.Ratings.sorted_segments`, as the numpy path does); a user
+without one is ordered in the kernel and then given one, so that the next read is a plain pass.
+
+It runs where the numpy path reads the same data the same way: explicit feedback, the
+``adjusted_cosine`` similarity (knn_baseline's default), u's pair sums held as int32 cells in the
+reservation (:attr:`~stream_cf.engine.pairs.PairSums.scatter_ready`); elsewhere :func:`user_terms`
+returns None and the caller takes the numpy path. :data:`KERNEL` is None when the extension is
+not built (``CI=true``: the tests require it).
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+import numpy as np
+
+from stream_cf.engine.baseline import Baseline
+from stream_cf.engine.config import EngineConfig
+from stream_cf.engine.state import EngineState
+from stream_cf.engine.storage import IntArray
+
+
+def _load() -> ModuleType | None:
+    try:
+        module = importlib.import_module("stream_cf.engine._item_kernel")
+    except ImportError:
+        return None
+    return module if hasattr(module, "user_terms") else None
+
+
+KERNEL: ModuleType | None = _load()
+_UNSORTED: list[IntArray] = [np.zeros(64, dtype=np.int64)]  # the kernel's room for k + 1 slots
+
+
+def user_terms(
+    st: EngineState, cfg: EngineConfig, base: Baseline, u: int, i: int
+) -> tuple[float, float, int, float] | None:
+    """(num, den, |N(i;u)|, b_u) of user slot u and known item slot i from the kernel (see
+    the module docstring), or None where the numpy path must answer."""
+    kernel = KERNEL
+    if kernel is None or cfg.implicit or cfg.similarity != "adjusted_cosine":
+        return None
+    pairs = st.pairs_of(u)
+    if pairs is None or not pairs.scatter_ready:
+        return None
+    ratings = st.ratings
+    users, cells, raters = ratings.by_user, ratings.by_item, ratings.item_users
+    words_lo, words_hi = pairs.word_tables()
+    min_similarity = cfg.min_similarity
+    kept = ratings.items_sorted
+    if _UNSORTED[0].size < cfg.k + 1:
+        _UNSORTED[0] = np.zeros(cfg.k + 1, dtype=np.int64)
+    unsorted = _UNSORTED[0]
+    num, den, count, b_u, n_unsorted = kernel.user_terms(
+        u, i, cfg.k, cfg.min_support, cfg.shrinkage, min_similarity is not None,
+        0.0 if min_similarity is None else min_similarity, base.mu, base.reg_users, base.items,
+        users.start, users.length, users.pool, cells.start, cells.pool, raters.start,
+        raters.length, raters.pool, ratings.cell_item, ratings.cell_value, ratings.cell_seq,
+        ratings.user_sum, ratings.user_count, pairs.flat(), words_lo, words_hi, kept.start,
+        kept.length, kept.pool, ratings.sorted_ok, unsorted,
+    )  # fmt: skip
+    if n_unsorted:  # their rows sorted and kept for the next reads
+        ratings.sorted_segments(unsorted[:n_unsorted].copy())
+    return num, den, count, b_u
