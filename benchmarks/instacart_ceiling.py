@@ -315,8 +315,8 @@ for _lam in (10.0, 30.0, 100.0, 300.0, 1000.0):
         MODELS[f"fuse-ease{_lam:g}-{_w:g}"] = lambda lam=_lam, w=_w: Fused(Ease(lam), w)
         MODELS[f"fuse-ease{_lam:g}-h5-{_w:g}"] = lambda lam=_lam, w=_w: Fused(Ease(lam, h=5.0), w)
 for _f in (16, 32, 64):
-    for _reg in (0.1, 1.0, 10.0):
-        for _alpha in (1.0, 10.0, 40.0):
+    for _reg in (0.1, 1.0, 10.0, 100.0):
+        for _alpha in (0.3, 1.0, 10.0, 40.0):
             _name = f"als{_f}-r{_reg:g}-a{_alpha:g}"
             MODELS[_name] = lambda f=_f, reg=_reg, a=_alpha: Als(f, reg, a)
 for _a in (0.5, 1.0):
