@@ -11,7 +11,8 @@ every ranked event, folds in the user's *current* row (every purchase before the
 the retraining period hardly matters. The protocol is ``instacart_rules.run``'s (that of
 ``stream-cf evaluate``): the same ``random.Random(seed)`` draw per event, new items only, the same
 popularity list and tie-breaking (:func:`instacart_rules.top10`: score, then the lower item
-index), popularity for a user with no purchase yet or no purchase the model knows; ``base`` is
+index), popularity for a user with no purchase yet or no purchase the model knows (and, for
+every model but ``base``, before its first training at event N); ``base`` is
 ``instacart_rules``' own replay of the engine's implicit default vote (the same figures to the
 last digit). A model's candidates are the items it was trained on that the user has not bought;
 its list is padded with popularity's if shorter than 10.
@@ -23,8 +24,9 @@ unless a name says otherwise; formulas in each class):
   computed exactly through the users' side (593 users: Woodbury, :class:`Ease`); ``-h5``: x_u by
   the recency 2^(−pos/5) of the vote;
 - implicit ALS (Hu, Koren, Volinsky 2008), numpy (:class:`Als`): confidence 1 + α·count;
-- RP3beta (Paudel et al. 2017, :class:`Rp3`) and item-kNN on BM25 / TF-IDF weights
-  (:class:`ItemKnn`), on the current state (no retraining needed: they are sums over the state);
+- RP3beta (Paudel et al. 2017, :class:`Rp3`), on the current state (a sum over it: nothing to
+  retrain), and item-kNN on BM25 / TF-IDF weights (:class:`ItemKnn`, its weights and cosines
+  retrained, the user's current items);
 - a first-order Markov chain over baskets (:class:`BasketMarkov`, the user's previous basket →
   the new items of the next), alone and fused with popularity;
 - ``fuse`` variants: a model's scores fused with popularity, s/max s + λ·n_i/max n.
