@@ -193,9 +193,7 @@ class ListTracker:
             return changed
         started = time.perf_counter()
         lists = engine.recommend_many(users, n=self.n)
-        elapsed = time.perf_counter() - started
-        self.recompute_seconds += elapsed
-        self.seconds_per_list = 0.7 * self.seconds_per_list + 0.3 * elapsed / len(users)
+        self.recompute_seconds += time.perf_counter() - started
         self.recomputed += len(users)
         for user in users:
             recs = lists[user]
@@ -212,6 +210,11 @@ class ListTracker:
             if self.digests.get(user) != digest:
                 self.digests[user] = digest
                 changed.append(ChangedList(user, list(recs.items), recs.fallback, ratings))
+        # the estimate a refresh slice sizes its chunks by: the whole list (ranking, predicted
+        # ratings, digest), not the ranking alone (recompute_seconds), which under-counted it
+        # 2-5x once the predicted ratings were the larger part (BENCHMARKS.md, Pipeline)
+        elapsed = time.perf_counter() - started
+        self.seconds_per_list = 0.7 * self.seconds_per_list + 0.3 * elapsed / len(users)
         return changed
 
     def drain(
