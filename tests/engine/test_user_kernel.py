@@ -27,6 +27,7 @@ from stream_cf.datasets import dataset_available, dataset_events
 from stream_cf.engine import UserKNN, user_kernel
 from stream_cf.engine.predict import neighbours_of, read_baseline, sequential_sum
 from stream_cf.events import RatingEvent
+from tests.engine.strategies import op_lists
 from tests.engine.test_item_residual import ITEMS, USERS, VALUES
 
 needs_kernel = pytest.mark.skipif(
@@ -34,31 +35,11 @@ needs_kernel = pytest.mark.skipif(
 )
 
 
-def event_lists(
-    users: list[str], items: list[str], values: list[float], min_size: int
-) -> st.SearchStrategy[list[tuple[Any, ...]]]:
-    """Mostly ratings (re-rates among them), some take-backs."""
-    rate = st.tuples(
-        st.just("rate"), st.sampled_from(users), st.sampled_from(items), st.sampled_from(values)
-    )
-    return st.lists(
-        st.one_of(
-            rate,
-            rate,
-            rate,
-            rate,
-            st.tuples(st.just("unrate"), st.sampled_from(users), st.sampled_from(items)),
-            st.tuples(st.just("forget"), st.sampled_from(users)),
-        ),
-        min_size=min_size,
-        max_size=40,
-    )
-
-
 # half steps on 8 x 8; two values on 7 users x 4 items (many raters with equal w, re-rated: ties
 # at the k-th neighbour that the earlier rating breaks, not the place in the item's row)
 events = st.one_of(
-    event_lists(USERS, ITEMS, VALUES, 1), event_lists(USERS[:7], ITEMS[:4], [1.0, 5.0], 20)
+    op_lists(USERS, ITEMS, VALUES, min_size=1, max_size=40),
+    op_lists(USERS[:7], ITEMS[:4], [1.0, 5.0], min_size=20, max_size=40),
 )
 configs = st.fixed_dictionaries(
     {
