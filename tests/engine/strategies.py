@@ -1,4 +1,4 @@
-"""Hypothesis strategies shared by the engine's tests."""
+"""Hypothesis strategies shared by the engine's tests, and the step that applies a tuple stream."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from stream_cf.engine import UserKNN
 from stream_cf.events import Event, ForgetUserEvent, RatingEvent, UnrateEvent
 
 
@@ -60,3 +61,14 @@ def op_lists(
         min_size=min_size,
         max_size=max_size,
     )
+
+
+def apply_op(model: UserKNN, op: tuple[Any, ...]) -> None:
+    """One tuple of :func:`op_lists` applied to ``model`` (a take-back of nothing, or forgetting
+    an unknown user, is skipped)."""
+    if op[0] == "rate":
+        model.rate(op[1], op[2], op[3])
+    elif op[0] == "unrate" and model.current(op[1], op[2]) is not None:
+        model.unrate(op[1], op[2])
+    elif op[0] == "forget" and model.has_user(op[1]):
+        model.forget_user(op[1])

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from stream_cf.datasets import dataset_available, dataset_events
 from stream_cf.engine import UserKNN, item_residual
-from tests.engine.strategies import op_lists
+from tests.engine.strategies import apply_op, op_lists
 
 USERS = [f"u{n}" for n in range(8)]
 ITEMS = [f"i{n}" for n in range(8)]
@@ -32,12 +32,7 @@ events = op_lists(USERS, ITEMS, VALUES, min_size=1, max_size=60)
 def fed(config: dict[str, Any], raws: list[tuple[Any, ...]]) -> UserKNN:
     model = UserKNN(**config)
     for raw in raws:
-        if raw[0] == "rate":
-            model.rate(raw[1], raw[2], raw[3])
-        elif raw[0] == "unrate" and model.current(raw[1], raw[2]) is not None:
-            model.unrate(raw[1], raw[2])
-        elif raw[0] == "forget" and model.has_user(raw[1]):
-            model.forget_user(raw[1])
+        apply_op(model, raw)
     return model
 
 

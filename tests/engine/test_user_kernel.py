@@ -27,7 +27,7 @@ from stream_cf.datasets import dataset_available, dataset_events
 from stream_cf.engine import UserKNN, user_kernel
 from stream_cf.engine.predict import neighbours_of, read_baseline, sequential_sum
 from stream_cf.events import RatingEvent
-from tests.engine.strategies import op_lists
+from tests.engine.strategies import apply_op, op_lists
 from tests.engine.test_item_residual import ITEMS, USERS, VALUES
 
 needs_kernel = pytest.mark.skipif(
@@ -92,15 +92,6 @@ def assert_same_terms(model: UserKNN) -> int:
     return compared
 
 
-def apply(model: UserKNN, raw: tuple[Any, ...]) -> None:
-    if raw[0] == "rate":
-        model.rate(raw[1], raw[2], raw[3])
-    elif raw[0] == "unrate" and model.current(raw[1], raw[2]) is not None:
-        model.unrate(raw[1], raw[2])
-    elif raw[0] == "forget" and model.has_user(raw[1]):
-        model.forget_user(raw[1])
-
-
 def test_the_kernel_is_built_in_ci() -> None:
     if os.environ.get("CI", "").lower() != "true":
         pytest.skip("only required where CI=true")
@@ -116,7 +107,7 @@ def test_kernel_equals_numpy_after_every_event(
     model = UserKNN(item_residual=0, **config)
     compared = 0
     for raw in raws:
-        apply(model, raw)
+        apply_op(model, raw)
         compared += assert_same_terms(model)
     assert compared > 0 or not model.users()
 
@@ -147,7 +138,7 @@ def test_kernel_equals_numpy_after_every_event_of_uniform_draws(
 ) -> None:
     model = UserKNN(item_residual=0, **config)
     for raw in uniform_events(seed):
-        apply(model, raw)
+        apply_op(model, raw)
         assert_same_terms(model)
 
 
@@ -161,7 +152,7 @@ def test_predictions_equal_with_and_without_the_kernel(
     with and without the item residual, unknown users and items included."""
     model = UserKNN(item_residual=k_items, **config)
     for raw in raws:
-        apply(model, raw)
+        apply_op(model, raw)
         for user in [*USERS, "nobody"]:
             for item in [*ITEMS, "unknown"]:
                 compiled = model.predict(user, item)
