@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from stream_cf.datasets import dataset_available, dataset_events
 from stream_cf.engine import UserKNN, scatter
 from stream_cf.engine.pairs import PairSums
-from tests.engine.test_user_kernel import apply, events
+from tests.engine.strategies import apply_op
+from tests.engine.test_user_kernel import events
 
 needs_kernel = pytest.mark.skipif(
     scatter.KERNEL is None, reason="the kernel is not built (no C compiler?)"
@@ -57,10 +58,10 @@ def test_the_kernel_is_built_in_ci() -> None:
 def test_kernel_equals_numpy_after_every_event(raws: list[tuple[Any, ...]]) -> None:
     compiled, reference = UserKNN(), UserKNN()
     for raw in raws:
-        apply(compiled, raw)
+        apply_op(compiled, raw)
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(scatter, "KERNEL", None)
-            apply(reference, raw)
+            apply_op(reference, raw)
         assert used_cells(compiled) == used_cells(reference), raw
 
 
