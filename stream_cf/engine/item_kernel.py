@@ -24,25 +24,17 @@ numpy); with ``CI=true`` in the environment the test suite requires it.
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from stream_cf.engine.extensions import compiled
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
 
-
-def _load() -> ModuleType | None:
-    try:
-        return importlib.import_module("stream_cf.engine._item_kernel")
-    except ImportError:
-        return None
-
-
-KERNEL: ModuleType | None = _load()
+KERNEL: ModuleType | None = compiled("_item_kernel", "item_terms")
 
 
 def _state(st: EngineState) -> tuple[npt.NDArray[Any], ...]:

@@ -35,24 +35,16 @@ numpy path; with ``CI=true`` in the environment the test suite requires it.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
 
+from stream_cf.engine.extensions import compiled
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
 
-
-def _load() -> ModuleType | None:
-    try:
-        return importlib.import_module("stream_cf.engine._rank_kernel")
-    except ImportError:
-        return None
-
-
-KERNEL: ModuleType | None = _load()
+KERNEL: ModuleType | None = compiled("_rank_kernel", "vote_scores")
 
 MODES = {"none": 0, "latest": 1, "shared": 2}
 

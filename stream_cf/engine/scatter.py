@@ -50,7 +50,6 @@ over them.
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import sys
 from dataclasses import dataclass
@@ -59,6 +58,7 @@ from types import ModuleType
 import numpy as np
 import numpy.typing as npt
 
+from stream_cf.engine.extensions import compiled
 from stream_cf.engine.storage import BoolArray, FloatArray, IntArray
 
 PACKED = sys.byteorder == "little"  # an int32 lane pair read as one int64: low lane first
@@ -67,17 +67,9 @@ WORDS = 3  # int64 words per cell: W0, Whi, Wlo
 CHUNK = 1 << 14  # pairs listed at a time (about; whole cells)
 
 
-def _load() -> ModuleType | None:
-    try:
-        module = importlib.import_module("stream_cf.engine._item_kernel")
-    except ImportError:
-        return None
-    return module if hasattr(module, "scatter_cell") else None
-
-
 # the compiled single-cell update (``scatter_cell`` in _item_kernel.c: the same int64 additions,
 # so the same words); None where the extension is not built (tests/engine/test_scatter_kernel.py)
-KERNEL: ModuleType | None = _load()
+KERNEL: ModuleType | None = compiled("_item_kernel", "scatter_cell")
 
 
 @dataclass(frozen=True)

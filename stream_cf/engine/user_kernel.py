@@ -29,26 +29,17 @@ not built (``CI=true``: the tests require it).
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
 import numpy as np
 
 from stream_cf.engine.baseline import Baseline
 from stream_cf.engine.config import EngineConfig
+from stream_cf.engine.extensions import compiled
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import IntArray
 
-
-def _load() -> ModuleType | None:
-    try:
-        module = importlib.import_module("stream_cf.engine._item_kernel")
-    except ImportError:
-        return None
-    return module if hasattr(module, "user_terms") else None
-
-
-KERNEL: ModuleType | None = _load()
+KERNEL: ModuleType | None = compiled("_item_kernel", "user_terms")
 _UNSORTED: list[IntArray] = [np.zeros(64, dtype=np.int64)]  # the kernel's room for k + 1 slots
 
 
