@@ -1,8 +1,8 @@
 /* Compiled reads and writes of the engine, each the same operations in the same order as its
    numpy path (kept as the reference and the fallback): the item terms of knn_baseline's
-   item-based residual (item_terms, below), the user-neighbour terms of one knn_baseline
-   prediction (user_terms: user_kernel.py) and one changed cell's pair update (scatter_cell:
-   scatter.py), each described where it is defined.
+   item-based residual (item_terms, below), the user-neighbour terms of knn_baseline's
+   predictions of one user (user_terms_many: user_kernel.py) and one changed cell's pair update
+   (scatter_cell: scatter.py), each described where it is defined.
 
    The item terms of knn_baseline's item-based residual, in one compiled pass per wanted item.
 
@@ -502,13 +502,15 @@ done:
 }
 
 /* ---------------------------------------------------------------------------------------
-   The user-neighbour terms of one knn_baseline prediction (the numpy path of predict.py's
-   baseline_predict: neighbours_of, Baseline.users, the residual sums), adjusted cosine read
-   from the int32 pair sums (the same operations in the same order, so the same bits):
+   The user-neighbour terms of knn_baseline's predictions of user u for several items at once
+   (the numpy path of predict.py: neighbours_of, Baseline.users and the residual sums for one
+   item; neighbourhood_of, knn.select and baseline.residual_sums for several), adjusted cosine
+   read from the int32 pair sums (the same operations in the same order, so the same bits):
 
-   For each rater v of i (its row of ``item_users``, cell ids beside it in ``item_cells``), the
-   pair cell {u, v}'s three int64 words (n, Σxy | Σu², Σu | Σv², Σv as int32 lanes, the sums of
-   2·value: units 1, 1/4, 1/4, 1/2, 1/4, 1/2), with μ_u = S_u/n_u (0 if n_u = 0), μ_v = S_v/n_v:
+   For each rater v of a wanted item i (its row of ``item_users``, the cells and the values
+   beside it in ``by_item`` and ``item_values``), the pair cell {u, v}'s three int64 words
+   (n, Σxy | Σu², Σu | Σv², Σv as int32 lanes, the sums of 2·value: units 1, 1/4, 1/4, 1/2,
+   1/4, 1/2), with μ_u = S_u/n_u (0 if n_u = 0), μ_v = S_v/n_v:
 
        N_u = (Σx² − (2μ_u)·Σx) + (n·μ_u)·μ_u,  N_v likewise (0 where <= 1e-12·(Σx² + (n·μ_u)·μ_u))
        w   = clip((((Σxy − μ_v·Σx) − μ_u·Σy) + (n·μ_u)·μ_v) / sqrt(N_u·N_v), −1, 1)  (0 if 0 den)
@@ -518,70 +520,22 @@ done:
    None); v != u. N(i;u): the k usable raters by w descending, then the earlier rating (cell_seq),
    then their place in i's row (np.lexsort's stability), summed by w descending, then slot.
    b_x = (S_x − n_x·μ) − Σ_{j∈I_x} b_j, divided by λ_u + n_x (0 where λ_u + n_x <= 0 if λ_u <= 0),
-   Σ_{j∈I_x} b_j from 0.0 over x's item slots ascending. Then, from 0.0 in neighbour order:
+   Σ_{j∈I_x} b_j from 0.0 over x's item slots ascending. Then per wanted item i, from 0.0 in
+   neighbour order:
 
-       num = Σ w·(r_vi − ((μ + b_v) + b_i)),   den = Σ |w|
+       num_i = Σ_{v∈N(i;u)} w_uv·(r_vi − ((μ + b_v) + b_i)),   den_i = Σ_{v∈N(i;u)} |w_uv|
 
-   Returns (num, den, |N(i;u)|, b_u, n): Σ b_j is read from x's kept sorted row of item slots
-   (Ratings.items_sorted) where sorted_ok[x], else gathered from its cells and ordered (a bitmap
-   over the item slots, or a sort), x then listed in unsorted[:n] for the caller to keep. */
-
-typedef struct {
-    double w;
-    int64_t seq;
-    int64_t place; /* in i's row */
-    int64_t slot;
-    double r;
-} Rater;
-
-/* Whether x goes before y in the choice of the k: w descending, cell_seq, place in i's row. */
-static inline int chosen_before(const Rater *x, const Rater *y) {
-    if (x->w != y->w) {
-        return x->w > y->w;
-    }
-    if (x->seq != y->seq) {
-        return x->seq < y->seq;
-    }
-    return x->place < y->place;
-}
-
-/* Whether x goes before y in the sums: w descending, then slot. */
-static inline int summed_before(const Rater *x, const Rater *y) {
-    if (x->w != y->w) {
-        return x->w > y->w;
-    }
-    return x->slot < y->slot;
-}
-
-/* Sorts n raters by ``less`` (merge sort, stable, tmp: room for n). */
-static void sort_raters(Rater *a, Rater *tmp, Py_ssize_t n,
-                        int (*less)(const Rater *, const Rater *)) {
-    if (n <= 16) {
-        for (Py_ssize_t k = 1; k < n; k++) {
-            const Rater key = a[k];
-            Py_ssize_t b = k;
-            while (b > 0 && less(&key, &a[b - 1])) {
-                a[b] = a[b - 1];
-                b--;
-            }
-            a[b] = key;
-        }
-        return;
-    }
-    const Py_ssize_t half = n / 2;
-    sort_raters(a, tmp, half, less);
-    sort_raters(a + half, tmp + half, n - half, less);
-    if (!less(&a[half], &a[half - 1])) {
-        return;
-    }
-    memcpy(tmp, a, sizeof(Rater) * (size_t)n);
-    Py_ssize_t x = 0, y = half, k = 0;
-    while (x < half && y < n) {
-        a[k++] = less(&tmp[y], &tmp[x]) ? tmp[y++] : tmp[x++];
-    }
-    while (x < half) a[k++] = tmp[x++];
-    while (y < n) a[k++] = tmp[y++];
-}
+   written to num_den[0][c], num_den[1][c] and count[c] = |N(i;u)| for i = cols[c]; returns
+   (b_u, n). The work the columns share is done once a call: w_uv once per distinct rater (a
+   table over their slots, open addressing), the usable raters ranked once by (w descending,
+   slot) (u's neighbourhood as far as the wanted items reach it), b_u once, b_v once per
+   distinct neighbour. A column's N(i;u) is then read without a sort: its raters' ranks set in
+   a bitmap and read back ascending up to the k-th, and past it while w ties with the k-th's
+   (that run alone is ordered by the earlier rating). Σ b_j is read from x's kept sorted row of
+   item slots (Ratings.items_sorted) where sorted_ok[x], else gathered from its cells and
+   ordered (a bitmap over the item slots, or a sort), x then listed in unsorted[:n] for the
+   caller to keep (each x at most once a call: room for 1 + Σ_c min(k, usable raters of
+   cols[c]) slots is required). */
 
 typedef struct {
     const int64_t *user_start, *user_length, *user_count;
@@ -607,21 +561,21 @@ typedef struct {
 static int user_bias(BiasRead *br, int64_t x, double *out) {
     const int64_t lo = br->user_start[x], len = br->user_length[x];
     if (lo < 0 || len < 0 || lo + len > br->n_user_pool) {
-        PyErr_SetString(PyExc_ValueError, "user_terms: a user row is out of its pool");
+        PyErr_SetString(PyExc_ValueError, "user_terms_many: a user row is out of its pool");
         return -1;
     }
     double part = 0.0;
     if (x < br->n_kept_rows && br->sorted_ok[x]) {
         const int64_t k_lo = br->kept_start[x];
         if (br->kept_length[x] != len || k_lo < 0 || k_lo + len > br->n_kept_pool) {
-            PyErr_SetString(PyExc_ValueError, "user_terms: a kept row is out of its pool");
+            PyErr_SetString(PyExc_ValueError, "user_terms_many: a kept row is out of its pool");
             return -1;
         }
         const int32_t *row = br->kept_pool + k_lo;
         for (int64_t t = 0; t < len; t++) {
             const int64_t j = row[t];
             if (j < 0 || j >= br->n_items) {
-                PyErr_SetString(PyExc_ValueError, "user_terms: a kept item is out of range");
+                PyErr_SetString(PyExc_ValueError, "user_terms_many: a kept item is out of range");
                 return -1;
             }
             part += br->item_bias[j];
@@ -634,7 +588,8 @@ static int user_bias(BiasRead *br, int64_t x, double *out) {
             const int64_t j = (cell >= 0 && cell < br->n_cells) ? br->cell_item[cell] : -1;
             if (j < 0 || j >= br->n_items) {
                 for (int64_t w = first; w <= last; w++) br->bits[w] = 0;
-                PyErr_SetString(PyExc_ValueError, "user_terms: an item of a user is out of range");
+                PyErr_SetString(PyExc_ValueError,
+                                "user_terms_many: an item of a user is out of range");
                 return -1;
             }
             br->bits[j >> 6] |= (uint64_t)1 << (j & 63);
@@ -656,7 +611,8 @@ static int user_bias(BiasRead *br, int64_t x, double *out) {
             const int64_t cell = br->user_pool[lo + t];
             const int64_t j = (cell >= 0 && cell < br->n_cells) ? br->cell_item[cell] : -1;
             if (j < 0 || j >= br->n_items) {
-                PyErr_SetString(PyExc_ValueError, "user_terms: an item of a user is out of range");
+                PyErr_SetString(PyExc_ValueError,
+                                "user_terms_many: an item of a user is out of range");
                 return -1;
             }
             br->keys[t] = (uint64_t)j;
@@ -679,216 +635,453 @@ static int user_bias(BiasRead *br, int64_t x, double *out) {
     return 0;
 }
 
-#define U_BUFS 22
-#define UFAIL(message)                                               \
-    do {                                                             \
-        PyErr_SetString(PyExc_ValueError, "user_terms: " message);   \
-        goto udone;                                                  \
+/* u's side of the pair reads: the words of {u, v} (PairSums.lanes_at) are words_lo[v] + row(u)
+   for v <= u (u the higher slot), words_hi[v] + col(u) for v > u; row(u) = words_hi[u][0],
+   col(u) = words_lo[u][0]. */
+typedef struct {
+    const int64_t *words_lo, *words_hi;
+    const int32_t *flat32;
+    Py_ssize_t n_flat;
+    const double *user_sum;
+    const int64_t *user_count;
+    int64_t u, row_u, col_u;
+    double mu_u, min_n, shrinkage, min_sim;
+    int has_min;
+} PairRead;
+
+/* w_uv of rater v != u (the formula above) and whether it is usable; -1 with an exception set
+   if v's pair cell is out of the sums. */
+static int pair_weight(const PairRead *pr, int64_t v, double *w_out, int *usable) {
+    const int64_t u = pr->u;
+    const int64_t *words = v <= u ? pr->words_lo + 3 * v : pr->words_hi + 3 * v;
+    const int64_t add = v <= u ? pr->row_u : pr->col_u;
+    const int64_t w0 = words[0] + add, w1 = words[1] + add, w2 = words[2] + add;
+    const Py_ssize_t n_flat = pr->n_flat;
+    if (w0 < 0 || w0 >= n_flat || w1 < 0 || w1 >= n_flat || w2 < 0 || w2 >= n_flat) {
+        PyErr_SetString(PyExc_ValueError, "user_terms_many: a pair cell is out of the pair sums");
+        return -1;
+    }
+    const int32_t *flat32 = pr->flat32;
+    const double mu_u = pr->mu_u;
+    const double n = (double)flat32[2 * w0];
+    const double sxy = (double)flat32[2 * w0 + 1] * 0.25;
+    const double sxx = (double)flat32[2 * w1] * 0.25;
+    const double sx = (double)flat32[2 * w1 + 1] * 0.5;
+    const double syy = (double)flat32[2 * w2] * 0.25;
+    const double sy = (double)flat32[2 * w2 + 1] * 0.5;
+    const double mu_v = pr->user_sum[v] / (double)pr->user_count[v];
+    const double n_mu_u = n * mu_u, n_mu_v = n * mu_v;
+    const double n_mu2_u = n_mu_u * mu_u, n_mu2_v = n_mu_v * mu_v;
+    double norm_u = 2.0 * mu_u;
+    norm_u *= sx;
+    norm_u = sxx - norm_u;
+    norm_u += n_mu2_u;
+    double norm_v = 2.0 * mu_v;
+    norm_v *= sy;
+    norm_v = syy - norm_v;
+    norm_v += n_mu2_v;
+    double floor_u = sxx + n_mu2_u, floor_v = syy + n_mu2_v;
+    floor_u *= RELATIVE_ZERO;
+    floor_v *= RELATIVE_ZERO;
+    if (norm_u <= floor_u) norm_u = 0.0;
+    if (norm_v <= floor_v) norm_v = 0.0;
+    double num = sxy - mu_v * sx;
+    num -= mu_u * sy;
+    num += n_mu_u * mu_v;
+    const double den = sqrt(norm_u * norm_v);
+    double w = den != 0 ? num / den : 0.0;
+    if (w < -1.0) w = -1.0; /* np.maximum, np.minimum (NaN kept) */
+    if (w > 1.0) w = 1.0;
+    if (n < pr->min_n) w = 0.0;
+    if (pr->shrinkage > 0) {
+        double factor = n + pr->shrinkage;
+        factor = n / factor;
+        w *= factor;
+    }
+    const double min_sim = pr->min_sim;
+    *usable = (pr->has_min && min_sim >= 0) ? (w > min_sim)
+                                            : (w != 0 && (!pr->has_min || w > min_sim));
+    *w_out = w;
+    return 0;
+}
+
+/* One distinct rater of the call: w_uv (read once), its rank among the usable ones, and b_v
+   (once, when first summed). */
+typedef struct {
+    int64_t slot, rank;
+    double w, b;
+    int usable, has_b;
+} Seen;
+
+/* A usable rater in the neighbour order (w descending, then slot). */
+typedef struct {
+    double w;
+    int64_t slot, seen;
+} Ranked;
+
+static inline int ranked_before(const Ranked *x, const Ranked *y) {
+    if (x->w != y->w) {
+        return x->w > y->w;
+    }
+    return x->slot < y->slot;
+}
+
+/* A stable merge sort of n items of ``type`` by the inline ``less`` (tmp: room for n). */
+#define MERGE_SORT(name, type, less)                                      \
+    static void name(type *a, type *tmp, Py_ssize_t n) {                  \
+        if (n <= 16) {                                                    \
+            for (Py_ssize_t k = 1; k < n; k++) {                          \
+                const type key = a[k];                                    \
+                Py_ssize_t b = k;                                         \
+                while (b > 0 && less(&key, &a[b - 1])) {                  \
+                    a[b] = a[b - 1];                                      \
+                    b--;                                                  \
+                }                                                         \
+                a[b] = key;                                               \
+            }                                                             \
+            return;                                                       \
+        }                                                                 \
+        const Py_ssize_t half = n / 2;                                    \
+        name(a, tmp, half);                                               \
+        name(a + half, tmp + half, n - half);                             \
+        if (!less(&a[half], &a[half - 1])) {                              \
+            return;                                                       \
+        }                                                                 \
+        memcpy(tmp, a, sizeof(type) * (size_t)n);                         \
+        Py_ssize_t x = 0, y = half, k = 0;                                \
+        while (x < half && y < n) {                                       \
+            a[k++] = less(&tmp[y], &tmp[x]) ? tmp[y++] : tmp[x++];        \
+        }                                                                 \
+        while (x < half) a[k++] = tmp[x++];                               \
+        while (y < n) a[k++] = tmp[y++];                                  \
+    }
+
+MERGE_SORT(sort_ranked, Ranked, ranked_before)
+
+/* A member of the run of equal w straddling the k-th neighbour: chosen by the earlier rating of
+   i (cell_seq), then its place in i's row. */
+typedef struct {
+    int64_t seq, place, at; /* at: its position in the column's neighbour order */
+} Tied;
+
+static inline int tied_before(const Tied *x, const Tied *y) {
+    if (x->seq != y->seq) {
+        return x->seq < y->seq;
+    }
+    return x->place < y->place;
+}
+
+MERGE_SORT(sort_tied, Tied, tied_before)
+
+#define U_BUFS 26
+#define UFAIL(message)                                                    \
+    do {                                                                  \
+        PyErr_SetString(PyExc_ValueError, "user_terms_many: " message);   \
+        goto udone;                                                       \
     } while (0)
 
-static PyObject *user_terms(PyObject *self, PyObject *args) {
+static PyObject *user_terms_many(PyObject *self, PyObject *args) {
     (void)self;
-    long long u_arg, i_arg, k_arg, support_arg;
+    long long u_arg, k_arg, support_arg;
     double shrinkage, min_sim, mu, reg_users;
     int has_min;
     PyObject *objs[U_BUFS];
-    if (!PyArg_ParseTuple(args, "LLLLdpddd" "OOOOOOOOOOOOOOOOOOOOOO", &u_arg, &i_arg, &k_arg,
+    if (!PyArg_ParseTuple(args, "LLLdpddd" "OOOOOOOOOOOOOOOOOOOOOOOOOO", &u_arg, &k_arg,
                           &support_arg, &shrinkage, &has_min, &min_sim, &mu, &reg_users,
                           &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5], &objs[6],
                           &objs[7], &objs[8], &objs[9], &objs[10], &objs[11], &objs[12],
                           &objs[13], &objs[14], &objs[15], &objs[16], &objs[17], &objs[18],
-                          &objs[19], &objs[20], &objs[21])) {
+                          &objs[19], &objs[20], &objs[21], &objs[22], &objs[23], &objs[24],
+                          &objs[25])) {
         return NULL;
     }
     Buf b[U_BUFS];
     memset(b, 0, sizeof(b));
     PyObject *result = NULL;
-    Rater *cand = NULL;
-    uint64_t *bits = NULL, *keys = NULL;
+    int64_t *entries = NULL, *rank_place = NULL, *pick = NULL;
+    Seen *seen = NULL;
+    Ranked *ranked = NULL;
+    Tied *tied = NULL;
+    int32_t *table = NULL;
+    Py_ssize_t *seg = NULL;
+    uint64_t *bits = NULL, *rank_bits = NULL, *keys = NULL;
     static const struct {
         Py_ssize_t size;
         const char *formats;
+        int writable;
         const char *name;
     } spec[U_BUFS] = {
-        {F64, "item_bias"},    {I64, "user_start"},  {I64, "user_length"}, {I32, "user_pool"},
-        {I64, "cells_start"},  {I32, "cells_pool"},  {I64, "raters_start"},
-        {I64, "raters_length"}, {I32, "raters_pool"}, {I32, "cell_item"},  {F64, "cell_value"},
-        {I64, "cell_seq"},     {F64, "user_sum"},    {I64, "user_count"},  {I64, "flat"},
-        {I64, "words_lo"},
-        {I64, "words_hi"},     {I64, "kept_start"},  {I64, "kept_length"}, {I32, "kept_pool"},
-        {1, "?", "sorted_ok"}, {I64, "unsorted"},
+        {I64, 0, "cols"},          {F64, 1, "num_den"},       {I64, 1, "count"},
+        {F64, 0, "item_bias"},     {I64, 0, "user_start"},    {I64, 0, "user_length"},
+        {I32, 0, "user_pool"},     {I64, 0, "cells_start"},   {I32, 0, "cells_pool"},
+        {I64, 0, "raters_start"},  {I64, 0, "raters_length"}, {I32, 0, "raters_pool"},
+        {I64, 0, "values_start"},  {F64, 0, "values_pool"},   {I32, 0, "cell_item"},
+        {I64, 0, "cell_seq"},      {F64, 0, "user_sum"},      {I64, 0, "user_count"},
+        {I64, 0, "flat"},          {I64, 0, "words_lo"},      {I64, 0, "words_hi"},
+        {I64, 0, "kept_start"},    {I64, 0, "kept_length"},   {I32, 0, "kept_pool"},
+        {1, "?", 0, "sorted_ok"},  {I64, 1, "unsorted"},
     };
     for (int t = 0; t < U_BUFS; t++) {
-        if (take(objs[t], &b[t], spec[t].size, spec[t].formats, t == U_BUFS - 1, spec[t].name) <
+        if (take(objs[t], &b[t], spec[t].size, spec[t].formats, spec[t].writable, spec[t].name) <
             0) {
             goto udone;
         }
     }
-    const double *item_bias = b[0].view.buf;
-    const int64_t *user_start = b[1].view.buf, *user_length = b[2].view.buf;
-    const int32_t *user_pool = b[3].view.buf;
-    const int64_t *cells_start = b[4].view.buf;
-    const int32_t *cells_pool = b[5].view.buf;
-    const int64_t *raters_start = b[6].view.buf, *raters_length = b[7].view.buf;
-    const int32_t *raters_pool = b[8].view.buf;
-    const int32_t *cell_item = b[9].view.buf;
-    const double *cell_value = b[10].view.buf;
-    const int64_t *cell_seq = b[11].view.buf;
-    const double *user_sum = b[12].view.buf;
-    const int64_t *user_count = b[13].view.buf;
-    const int64_t *flat = b[14].view.buf;
+    const int64_t *cols = b[0].view.buf;
+    double *num_den = b[1].view.buf;
+    int64_t *count = b[2].view.buf;
+    const double *item_bias = b[3].view.buf;
+    const int64_t *user_start = b[4].view.buf, *user_length = b[5].view.buf;
+    const int32_t *user_pool = b[6].view.buf;
+    const int64_t *cells_start = b[7].view.buf;
+    const int32_t *cells_pool = b[8].view.buf;
+    const int64_t *raters_start = b[9].view.buf, *raters_length = b[10].view.buf;
+    const int32_t *raters_pool = b[11].view.buf;
+    const int64_t *values_start = b[12].view.buf;
+    const double *values_pool = b[13].view.buf;
+    const int32_t *cell_item = b[14].view.buf;
+    const int64_t *cell_seq = b[15].view.buf;
+    const double *user_sum = b[16].view.buf;
+    const int64_t *user_count = b[17].view.buf;
     /* per slot v: col(v) + (0, 1, 2) and row(v) + (0, 2, 1) (PairSums.word_tables) */
-    const int64_t *words_lo = b[15].view.buf, *words_hi = b[16].view.buf;
-    const Py_ssize_t n_items = LEN(0);
-    Py_ssize_t n_users = LEN(1) < LEN(2) ? LEN(1) : LEN(2);
-    if (LEN(12) < n_users) n_users = LEN(12);
-    if (LEN(13) < n_users) n_users = LEN(13);
-    if (LEN(15) / 3 < n_users) n_users = LEN(15) / 3;
-    if (LEN(16) / 3 < n_users) n_users = LEN(16) / 3;
-    Py_ssize_t n_item_rows = LEN(4) < LEN(6) ? LEN(4) : LEN(6);
-    if (LEN(7) < n_item_rows) n_item_rows = LEN(7);
-    Py_ssize_t n_cells = LEN(9);
-    if (LEN(10) < n_cells) n_cells = LEN(10);
-    if (LEN(11) < n_cells) n_cells = LEN(11);
-    const Py_ssize_t n_flat = LEN(14), n_cells_pool = LEN(5), n_raters_pool = LEN(8);
-    const int64_t u = u_arg, i = i_arg, k = k_arg;
-    const double min_n = support_arg > 1 ? (double)support_arg : 1.0;
-    if (u < 0 || u >= n_users || i < 0 || i >= n_item_rows || k < 0) {
+    const int64_t *words_lo = b[19].view.buf, *words_hi = b[20].view.buf;
+    const Py_ssize_t n_cols = LEN(0), n_items = LEN(3);
+    Py_ssize_t n_users = LEN(4) < LEN(5) ? LEN(4) : LEN(5);
+    if (LEN(16) < n_users) n_users = LEN(16);
+    if (LEN(17) < n_users) n_users = LEN(17);
+    if (LEN(19) / 3 < n_users) n_users = LEN(19) / 3;
+    if (LEN(20) / 3 < n_users) n_users = LEN(20) / 3;
+    Py_ssize_t n_item_rows = LEN(7) < LEN(9) ? LEN(7) : LEN(9);
+    if (LEN(10) < n_item_rows) n_item_rows = LEN(10);
+    if (LEN(12) < n_item_rows) n_item_rows = LEN(12);
+    Py_ssize_t n_cells = LEN(14) < LEN(15) ? LEN(14) : LEN(15);
+    const Py_ssize_t n_cells_pool = LEN(8), n_raters_pool = LEN(11), n_values_pool = LEN(13);
+    const int64_t u = u_arg, k = k_arg;
+    if (u < 0 || u >= n_users || k < 0 || LEN(1) < 2 * n_cols || LEN(2) < n_cols) {
         UFAIL("inconsistent sizes");
     }
-    const int64_t i_lo = raters_start[i], n_i = raters_length[i], c_lo = cells_start[i];
-    if (i_lo < 0 || n_i < 0 || i_lo + n_i > n_raters_pool || c_lo < 0 ||
-        c_lo + n_i > n_cells_pool) {
-        UFAIL("i's row is out of its pool");
+    /* every wanted row checked, and the raters counted (the room of the call's tables) */
+    Py_ssize_t total = 0;
+    for (Py_ssize_t c = 0; c < n_cols; c++) {
+        const int64_t i = cols[c];
+        if (i < 0 || i >= n_item_rows || i >= n_items) {
+            UFAIL("a wanted item is out of range");
+        }
+        const int64_t i_lo = raters_start[i], n_i = raters_length[i], c_lo = cells_start[i];
+        const int64_t v_lo = values_start[i];
+        if (i_lo < 0 || n_i < 0 || i_lo + n_i > n_raters_pool || c_lo < 0 ||
+            c_lo + n_i > n_cells_pool || v_lo < 0 || v_lo + n_i > n_values_pool) {
+            UFAIL("i's row is out of its pool");
+        }
+        total += (Py_ssize_t)n_i;
     }
-    /* the words of {u, v} (PairSums.lanes_at): words_lo[v] + row(u) for v <= u (u the higher
-       slot), words_hi[v] + col(u) for v > u; row(u) = words_hi[u][0], col(u) = words_lo[u][0] */
-    const int64_t row_u = words_hi[3 * u], col_u = words_lo[3 * u];
-    const double mu_u = user_count[u] > 0 ? user_sum[u] / (double)user_count[u] : 0.0;
-    cand = malloc(sizeof(Rater) * (size_t)(2 * n_i + 2));
-    if (!cand) {
+    /* the table of distinct raters: a power of two at least twice their number (-1: free) */
+    int table_bits = 4;
+    while (((Py_ssize_t)1 << table_bits) < 2 * total + 2) table_bits++;
+    const uint64_t table_mask = ((uint64_t)1 << table_bits) - 1;
+    entries = malloc(sizeof(int64_t) * (size_t)(2 * total + 2)); /* (seen, place) per rater */
+    seen = malloc(sizeof(Seen) * (size_t)(total + 1));
+    table = malloc(sizeof(int32_t) * (size_t)(table_mask + 1));
+    seg = malloc(sizeof(Py_ssize_t) * (size_t)(n_cols + 1));
+    if (!entries || !seen || !table || !seg) {
         PyErr_NoMemory();
         goto udone;
     }
-    const int32_t *flat32 = (const int32_t *)flat;
-    Py_ssize_t n_cand = 0;
-    for (int64_t t = 0; t < n_i; t++) {
-        const int64_t v = raters_pool[i_lo + t];
-        if (v < 0 || v >= n_users) {
-            UFAIL("a rater of i is out of range");
+    memset(table, 0xff, sizeof(int32_t) * (size_t)(table_mask + 1));
+    /* each column's raters but u, as (their entry in ``seen``, their place in i's row) */
+    Py_ssize_t n_seen = 0, n_entries = 0;
+    for (Py_ssize_t c = 0; c < n_cols; c++) {
+        const int64_t i = cols[c];
+        const int32_t *row = raters_pool + raters_start[i];
+        const int64_t n_i = raters_length[i];
+        seg[c] = n_entries;
+        for (int64_t t = 0; t < n_i; t++) {
+            const int64_t v = row[t];
+            if (v < 0 || v >= n_users) {
+                UFAIL("a rater of i is out of range");
+            }
+            if (v == u) {
+                continue;
+            }
+            uint64_t h = ((uint64_t)v * 0x9E3779B97F4A7C15ull) >> (64 - table_bits);
+            while (table[h] >= 0 && seen[table[h]].slot != v) h = (h + 1) & table_mask;
+            if (table[h] < 0) {
+                seen[n_seen].slot = v;
+                table[h] = (int32_t)n_seen++;
+            }
+            entries[2 * n_entries] = table[h];
+            entries[2 * n_entries + 1] = t;
+            n_entries++;
         }
-        if (v == u) {
-            continue;
-        }
-        const int64_t *words = v <= u ? words_lo + 3 * v : words_hi + 3 * v;
-        const int64_t add = v <= u ? row_u : col_u;
-        const int64_t w0 = words[0] + add, w1 = words[1] + add, w2 = words[2] + add;
-        if (w0 < 0 || w0 >= n_flat || w1 < 0 || w1 >= n_flat || w2 < 0 || w2 >= n_flat) {
-            UFAIL("a pair cell is out of the pair sums");
-        }
-        const double n = (double)flat32[2 * w0];
-        const double sxy = (double)flat32[2 * w0 + 1] * 0.25;
-        const double sxx = (double)flat32[2 * w1] * 0.25;
-        const double sx = (double)flat32[2 * w1 + 1] * 0.5;
-        const double syy = (double)flat32[2 * w2] * 0.25;
-        const double sy = (double)flat32[2 * w2 + 1] * 0.5;
-        const double mu_v = user_sum[v] / (double)user_count[v];
-        const double n_mu_u = n * mu_u, n_mu_v = n * mu_v;
-        const double n_mu2_u = n_mu_u * mu_u, n_mu2_v = n_mu_v * mu_v;
-        double norm_u = 2.0 * mu_u;
-        norm_u *= sx;
-        norm_u = sxx - norm_u;
-        norm_u += n_mu2_u;
-        double norm_v = 2.0 * mu_v;
-        norm_v *= sy;
-        norm_v = syy - norm_v;
-        norm_v += n_mu2_v;
-        double floor_u = sxx + n_mu2_u, floor_v = syy + n_mu2_v;
-        floor_u *= RELATIVE_ZERO;
-        floor_v *= RELATIVE_ZERO;
-        if (norm_u <= floor_u) norm_u = 0.0;
-        if (norm_v <= floor_v) norm_v = 0.0;
-        double num = sxy - mu_v * sx;
-        num -= mu_u * sy;
-        num += n_mu_u * mu_v;
-        const double den = sqrt(norm_u * norm_v);
-        double w = den != 0 ? num / den : 0.0;
-        if (w < -1.0) w = -1.0; /* np.maximum, np.minimum (NaN kept) */
-        if (w > 1.0) w = 1.0;
-        if (n < min_n) w = 0.0;
-        if (shrinkage > 0) {
-            double factor = n + shrinkage;
-            factor = n / factor;
-            w *= factor;
-        }
-        const int usable = (has_min && min_sim >= 0) ? (w > min_sim)
-                                                     : (w != 0 && (!has_min || w > min_sim));
-        if (!usable) {
-            continue;
-        }
-        const int64_t cell = cells_pool[c_lo + t];
-        if (cell < 0 || cell >= n_cells) {
-            UFAIL("a cell of i is out of range");
-        }
-        cand[n_cand].w = w;
-        cand[n_cand].seq = cell_seq[cell];
-        cand[n_cand].place = t;
-        cand[n_cand].slot = v;
-        cand[n_cand].r = cell_value[cell];
-        n_cand++;
     }
-    if (n_cand > k) {
-        sort_raters(cand, cand + n_cand, n_cand, chosen_before);
-        n_cand = (Py_ssize_t)k;
+    seg[n_cols] = n_entries;
+    /* w_uv of each distinct rater (the next ones' pair words asked for ahead), the usable ones
+       ranked in the neighbour order */
+    const double mu_u = user_count[u] > 0 ? user_sum[u] / (double)user_count[u] : 0.0;
+    const int64_t row_u = words_hi[3 * u], col_u = words_lo[3 * u];
+    const PairRead pr = {words_lo, words_hi, (const int32_t *)b[18].view.buf, LEN(18), user_sum,
+                         user_count, u, row_u, col_u, mu_u,
+                         support_arg > 1 ? (double)support_arg : 1.0, shrinkage, min_sim,
+                         has_min};
+    ranked = malloc(sizeof(Ranked) * (size_t)(2 * n_seen + 2)); /* and the sort's room */
+    if (!ranked) {
+        PyErr_NoMemory();
+        goto udone;
     }
-    sort_raters(cand, cand + n_cand, n_cand, summed_before);
-    /* b_u, then b_v of each neighbour, and the sums in neighbour order */
+    Py_ssize_t n_ranked = 0;
     int64_t longest = user_length[u];
-    for (Py_ssize_t q = 0; q < n_cand; q++) {
-        if (user_length[cand[q].slot] > longest) longest = user_length[cand[q].slot];
+    for (Py_ssize_t s = 0; s < n_seen; s++) {
+        if (s + 8 < n_seen) { /* no effect on any value */
+            const int64_t ahead = seen[s + 8].slot;
+            const int64_t *words = ahead <= u ? words_lo + 3 * ahead : words_hi + 3 * ahead;
+            const int64_t add = ahead <= u ? row_u : col_u;
+            __builtin_prefetch(pr.flat32 + 2 * (words[0] + add));
+            __builtin_prefetch(pr.flat32 + 2 * (words[1] + add));
+            __builtin_prefetch(pr.flat32 + 2 * (words[2] + add));
+        }
+        Seen *v = &seen[s];
+        v->has_b = 0;
+        v->rank = -1;
+        if (pair_weight(&pr, v->slot, &v->w, &v->usable) < 0) {
+            goto udone;
+        }
+        if (v->usable) {
+            ranked[n_ranked].w = v->w;
+            ranked[n_ranked].slot = v->slot;
+            ranked[n_ranked].seen = s;
+            n_ranked++;
+            if (user_length[v->slot] > longest) longest = user_length[v->slot];
+        }
     }
-    Py_ssize_t n_kept_rows = LEN(17) < LEN(18) ? LEN(17) : LEN(18);
-    if (LEN(20) < n_kept_rows) n_kept_rows = LEN(20);
-    if (LEN(21) < n_cand + 1) {
+    sort_ranked(ranked, ranked + n_ranked, n_ranked);
+    for (Py_ssize_t r = 0; r < n_ranked; r++) {
+        seen[ranked[r].seen].rank = r;
+    }
+    /* room for the b_x read: 1 + Σ_c min(k, usable raters of the column) at most */
+    Py_ssize_t room = 1, widest = 0;
+    for (Py_ssize_t c = 0; c < n_cols; c++) {
+        Py_ssize_t n_usable = 0;
+        for (Py_ssize_t e = seg[c]; e < seg[c + 1]; e++) {
+            n_usable += seen[entries[2 * e]].usable;
+        }
+        room += n_usable < k ? n_usable : (Py_ssize_t)k;
+        if (n_usable > widest) widest = n_usable;
+    }
+    Py_ssize_t n_kept_rows = LEN(21) < LEN(22) ? LEN(21) : LEN(22);
+    if (LEN(24) < n_kept_rows) n_kept_rows = LEN(24);
+    if (LEN(25) < room) {
         UFAIL("the unsorted array is too small");
     }
     BiasRead br = {user_start, user_length, user_count, user_pool, cell_item, user_sum,
-                   item_bias, LEN(3), n_cells, n_items, mu, reg_users, NULL, NULL,
-                   (n_items + 63) / 64, b[17].view.buf, b[18].view.buf, b[19].view.buf,
-                   b[20].view.buf, n_kept_rows, LEN(19), b[21].view.buf, 0};
+                   item_bias, LEN(6), n_cells, n_items, mu, reg_users, NULL, NULL,
+                   (n_items + 63) / 64, b[21].view.buf, b[22].view.buf, b[23].view.buf,
+                   b[24].view.buf, n_kept_rows, LEN(23), b[25].view.buf, 0};
+    const Py_ssize_t rank_words = (n_ranked + 63) / 64;
     bits = calloc((size_t)br.words + 1, sizeof(uint64_t));
     keys = malloc(sizeof(uint64_t) * (size_t)(2 * longest + 2));
-    if (!bits || !keys) {
+    rank_bits = calloc((size_t)rank_words + 1, sizeof(uint64_t)); /* left zero per column */
+    rank_place = malloc(sizeof(int64_t) * (size_t)(n_ranked + 1));
+    pick = malloc(sizeof(int64_t) * (size_t)(widest + 1));
+    tied = malloc(sizeof(Tied) * (size_t)(2 * widest + 2)); /* and the sort's room */
+    if (!bits || !keys || !rank_bits || !rank_place || !pick || !tied) {
         PyErr_NoMemory();
         goto udone;
     }
     br.bits = bits;
     br.keys = keys;
-    if (i >= n_items) {
-        UFAIL("i is out of the item biases");
-    }
-    const double b_i = item_bias[i];
     double b_u;
     if (user_bias(&br, u, &b_u) < 0) {
         goto udone;
     }
-    double num = 0.0, den = 0.0;
-    for (Py_ssize_t q = 0; q < n_cand; q++) {
-        double b_v;
-        if (user_bias(&br, cand[q].slot, &b_v) < 0) {
-            goto udone;
+    for (Py_ssize_t c = 0; c < n_cols; c++) {
+        const int64_t i = cols[c];
+        /* the column's usable raters in the neighbour order: their ranks through the bitmap,
+           up to the k-th and on while w ties with the k-th's */
+        for (Py_ssize_t e = seg[c]; e < seg[c + 1]; e++) {
+            const Seen *v = &seen[entries[2 * e]];
+            if (v->usable) {
+                rank_bits[v->rank >> 6] |= (uint64_t)1 << (v->rank & 63);
+                rank_place[v->rank] = entries[2 * e + 1];
+            }
         }
-        double dev = mu + b_v;
-        dev += b_i;
-        dev = cand[q].r - dev;
-        dev *= cand[q].w;
-        num += dev;
-        den += fabs(cand[q].w);
+        Py_ssize_t n_pick = 0;
+        int more = k > 0;
+        for (Py_ssize_t word = 0; more && word < rank_words; word++) {
+            uint64_t set = rank_bits[word];
+            while (set) {
+                const int64_t r = word * 64 + __builtin_ctzll(set);
+                set &= set - 1;
+                if (n_pick >= k && ranked[r].w != ranked[pick[k - 1]].w) {
+                    more = 0; /* past the k-th and its ties (w descending: no later one ties) */
+                    break;
+                }
+                pick[n_pick++] = r;
+            }
+        }
+        for (Py_ssize_t e = seg[c]; e < seg[c + 1]; e++) { /* the bitmap left zero */
+            const Seen *v = &seen[entries[2 * e]];
+            if (v->usable) rank_bits[v->rank >> 6] = 0;
+        }
+        if (n_pick > k) { /* a run of equal w straddles the k-th: its members by earlier rating */
+            Py_ssize_t first = k - 1;
+            while (first > 0 && ranked[pick[first - 1]].w == ranked[pick[k - 1]].w) first--;
+            const Py_ssize_t n_tied = n_pick - first, need = k - first;
+            const int64_t c_lo = cells_start[i];
+            for (Py_ssize_t q = 0; q < n_tied; q++) {
+                const int64_t place = rank_place[pick[first + q]];
+                const int64_t cell = cells_pool[c_lo + place];
+                if (cell < 0 || cell >= n_cells) {
+                    UFAIL("a cell of i is out of range");
+                }
+                tied[q].seq = cell_seq[cell];
+                tied[q].place = place;
+                tied[q].at = first + q;
+            }
+            sort_tied(tied, tied + n_tied, n_tied);
+            for (Py_ssize_t q = need; q < n_tied; q++) {
+                pick[tied[q].at] = -1; /* not chosen */
+            }
+            Py_ssize_t kept = first;
+            for (Py_ssize_t q = first; q < n_pick; q++) {
+                if (pick[q] >= 0) pick[kept++] = pick[q];
+            }
+            n_pick = kept;
+        }
+        const double b_i = item_bias[i];
+        const double *values = values_pool + values_start[i];
+        double num = 0.0, den = 0.0;
+        for (Py_ssize_t q = 0; q < n_pick; q++) {
+            const Ranked *nb = &ranked[pick[q]];
+            Seen *v = &seen[nb->seen];
+            if (!v->has_b) {
+                if (user_bias(&br, v->slot, &v->b) < 0) {
+                    goto udone;
+                }
+                v->has_b = 1;
+            }
+            double dev = mu + v->b;
+            dev += b_i;
+            dev = values[rank_place[pick[q]]] - dev;
+            dev *= nb->w;
+            num += dev;
+            den += fabs(nb->w);
+        }
+        num_den[c] = num;
+        num_den[n_cols + c] = den;
+        count[c] = n_pick;
     }
-    result = Py_BuildValue("(ddndn)", num, den, n_cand, b_u, br.n_unsorted);
+    result = Py_BuildValue("(dn)", b_u, br.n_unsorted);
 udone:
-    free(cand);
+    free(entries);
+    free(rank_place);
+    free(pick);
+    free(seen);
+    free(ranked);
+    free(tied);
+    free(table);
+    free(seg);
     free(bits);
+    free(rank_bits);
     free(keys);
     for (int t = 0; t < U_BUFS; t++) {
         if (b[t].held) {
@@ -995,13 +1188,14 @@ static PyMethodDef methods[] = {
      "cell_value, user_sum, user_count, out_cols, out_items, out_values, num_den, "
      "count) -> the number of selected pairs; with out_cols None (and the four after it), "
      "one wanted item and no output arrays: -> (num, den, count)"},
-    {"user_terms", user_terms, METH_VARARGS,
-     "user_terms(u, i, k, min_support, shrinkage, has_min, min_similarity, mu, reg_users, "
-     "item_bias, user_start, user_length, user_pool, cells_start, cells_pool, raters_start, "
-     "raters_length, raters_pool, cell_item, cell_value, cell_seq, user_sum, user_count, flat, "
-     "words_lo, words_hi, kept_start, kept_length, kept_pool, sorted_ok, unsorted) -> (num, "
-     "den, count, b_u, n_unsorted) of knn_baseline's user neighbours (adjusted cosine); the "
-     "users read without a kept sorted row in unsorted[:n_unsorted]"},
+    {"user_terms_many", user_terms_many, METH_VARARGS,
+     "user_terms_many(u, k, min_support, shrinkage, has_min, min_similarity, mu, reg_users, "
+     "cols, num_den, count, item_bias, user_start, user_length, user_pool, cells_start, "
+     "cells_pool, raters_start, raters_length, raters_pool, values_start, values_pool, "
+     "cell_item, cell_seq, user_sum, user_count, flat, words_lo, words_hi, kept_start, "
+     "kept_length, kept_pool, sorted_ok, unsorted) -> (b_u, n_unsorted): knn_baseline's "
+     "user-neighbour sums of each wanted item (adjusted cosine) in num_den[0], num_den[1], "
+     "count; the users read without a kept sorted row in unsorted[:n_unsorted]"},
     {"scatter_cell", scatter_cell, METH_VARARGS,
      "scatter_cell(x, d0, d1, d2, row_x, col_x, diag, flat, words_lo, words_hi, others, "
      "other_twice) -> None: one changed cell's additions into the int32 pair sums' words"},
@@ -1010,7 +1204,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_item_kernel",
-    "Compiled reads and writes of the engine: item_terms (item_kernel.py), user_terms "
+    "Compiled reads and writes of the engine: item_terms (item_kernel.py), user_terms_many "
     "(user_kernel.py), scatter_cell (scatter.py).", -1,
     methods,
 };

@@ -44,7 +44,6 @@ import numpy as np
 from stream_cf.engine import baseline, item_residual, knn, ranking, user_kernel
 from stream_cf.engine.config import EngineConfig
 from stream_cf.engine.neighbours import (
-    Neighbourhood,
     neighbourhood_of,
     similarities,
     similarity_row,
@@ -284,43 +283,65 @@ def baseline_predict(
     return Explanation(user, item, cfg.clip(value), mu, neighbours, None, terms, items)
 
 
+def user_columns(
+    st: EngineState,
+    cfg: EngineConfig,
+    base: baseline.Baseline,
+    u: int,
+    cols: IntArray | None,
+) -> tuple[FloatArray, FloatArray, IntArray, float]:
+    """``knn_baseline``'s user-neighbour terms of the distinct item slots ``cols`` (None: every
+    item slot) for user slot u: per column Σ_{v∈N(i;u)} w_uv·(r_vi − b_vi) and
+    Σ_{v∈N(i;u)} |w_uv| (each summed in neighbour order) and |N(i;u)|, then b_u. From the
+    compiled kernel where it applies (:func:`~stream_cf.engine.user_kernel.user_terms_many`: the
+    same bits), else from :func:`knn.select` over u's neighbourhood."""
+    compiled = None if cols is None else user_kernel.user_terms_many(st, cfg, base, u, cols)
+    if compiled is not None:
+        return compiled
+    nb = neighbourhood_of(st, cfg, u)
+    picked = knn.select(st, nb, cols, cfg.k)
+    slots = nb.slots[picked.rows]
+    distinct, where = np.unique(np.concatenate(([u], slots)), return_inverse=True)
+    biases = base.users(st, distinct)[where]  # b_u, then each pair's b_v
+    num, den = baseline.residual_sums(
+        base,
+        r=picked.values,
+        b_v=biases[1:],
+        weights=nb.weights[picked.rows],
+        item_slots=picked.items,
+        colpos=picked.colpos,
+        n_cols=picked.n_cols,
+    )
+    return num, den, picked.count(), float(biases[0])
+
+
 def rating_columns(
-    st: EngineState, cfg: EngineConfig, u: int, nb: Neighbourhood, cols: IntArray | None
+    st: EngineState, cfg: EngineConfig, u: int, cols: IntArray | None
 ) -> tuple[FloatArray, IntArray, FloatArray]:
     """Explicit estimates of the distinct item slots ``cols`` (None: every item slot) for user
     slot u:
     (clipped estimates, neighbour counts, estimates before clipping); the fallback (r̄_u for
     ``knn_means``, b_ui for ``knn_baseline``) where fewer than min_k neighbours, or none."""
-    picked = knn.select(st, nb, cols, cfg.k)
-    n_cols = picked.n_cols
-    slots = nb.slots[picked.rows]
-    weights = nb.weights[picked.rows]
-    count = picked.count()
-    used = (count > 0) & (count >= cfg.min_k)
     if cfg.predictor == "knn_baseline":
         base = read_baseline(st, cfg)
-        distinct, where = np.unique(np.concatenate(([u], slots)), return_inverse=True)
-        biases = base.users(st, distinct)[where]  # b_u, then each pair's b_v
-        num, den = baseline.residual_sums(
-            base,
-            r=picked.values,
-            b_v=biases[1:],
-            weights=weights,
-            item_slots=picked.items,
-            colpos=picked.colpos,
-            n_cols=n_cols,
-        )
+        num, den, count, b_u = user_columns(st, cfg, base, u, cols)
         b_i = base.items[: st.items.high] if cols is None else base.items[cols]
-        fallback = base.mu + float(biases[0]) + b_i
+        fallback = base.mu + b_u + b_i
         wanted = np.arange(st.items.high, dtype=np.int64) if cols is None else cols
-        by_items = item_terms_of(st, cfg, base, (u, float(biases[0])), wanted)
+        by_items = item_terms_of(st, cfg, base, (u, b_u), wanted)
         if by_items is not None:
             num, den = num + by_items.num, den + by_items.den
             count = count + by_items.count
-            used = (count > 0) & (count >= cfg.min_k)
+        used = (count > 0) & (count >= cfg.min_k)
         est = baseline.estimate(fallback, num, den, cfg.damping)
     else:
-        dev = picked.values - means_of(st, slots)
+        nb = neighbourhood_of(st, cfg, u)
+        picked = knn.select(st, nb, cols, cfg.k)
+        n_cols = picked.n_cols
+        weights = nb.weights[picked.rows]
+        count = picked.count()
+        used = (count > 0) & (count >= cfg.min_k)
+        dev = picked.values - means_of(st, nb.slots[picked.rows])
         num = np.bincount(picked.colpos, weights=weights * dev, minlength=n_cols).astype(np.float64)
         den = np.bincount(picked.colpos, weights=np.abs(weights), minlength=n_cols).astype(
             np.float64
@@ -337,8 +358,9 @@ def rating_columns(
 def predict_many(
     st: EngineState, cfg: EngineConfig, user: str, items: Iterable[str]
 ) -> list[float]:
-    """:func:`predict` of every item (estimates only), with one neighbourhood and one selection
-    for the known items: the same sums in the same order as item by item."""
+    """:func:`predict` of every item (estimates only), with one read for the known items (for
+    ``knn_baseline``, the compiled :func:`user_columns` where it applies; else one
+    neighbourhood and one selection): the same sums in the same order as item by item."""
     wanted = list(items)
     u = st.users.slot_of.get(user)
     if cfg.implicit or u is None or not wanted:
@@ -347,14 +369,16 @@ def predict_many(
     found = slot_of.lookup(wanted)
     known = [p for p, i in enumerate(found) if i >= 0 and st.item_count[i] > 0]
     cols = np.array([found[p] for p in known], dtype=np.int64)
-    if cfg.predictor == "knn_baseline":
-        base = read_baseline(st, cfg)
-        out = [cfg.clip(base.mu + base.user(st, u) + 0.0)] * len(wanted)  # unknown items
-    else:
-        out = [cfg.clip(st.mean_of(u))] * len(wanted)
+    out = [0.0] * len(wanted)
+    if len(known) < len(wanted):  # unknown items: μ + b_u + 0 (knn_baseline), else r̄_u
+        if cfg.predictor == "knn_baseline":
+            base = read_baseline(st, cfg)
+            out = [cfg.clip(base.mu + base.user(st, u) + 0.0)] * len(wanted)
+        else:
+            out = [cfg.clip(st.mean_of(u))] * len(wanted)
     if cols.size:
         distinct, back = np.unique(cols, return_inverse=True)
-        values, _count, _raw = rating_columns(st, cfg, u, neighbourhood_of(st, cfg, u), distinct)
+        values, _count, _raw = rating_columns(st, cfg, u, distinct)
         for p, value in zip(known, values[back].tolist(), strict=True):
             out[p] = value
     return out
@@ -363,7 +387,7 @@ def predict_many(
 def rating_recommendations(st: EngineState, cfg: EngineConfig, u: int, n: int) -> Recommendations:
     """The n items the user has not rated with the best r̂_ui among those predicted from at
     least max(1, min_k) neighbours (ties: :func:`knn.rating_order`)."""
-    values, count, raw = rating_columns(st, cfg, u, neighbourhood_of(st, cfg, u), None)
+    values, count, raw = rating_columns(st, cfg, u, None)
     pos = np.flatnonzero(count >= max(1, cfg.min_k))
     pos = pos[~st.ratings.has(u, pos)]
     if pos.size == 0:

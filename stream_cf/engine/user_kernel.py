@@ -37,17 +37,17 @@ from stream_cf.engine.baseline import Baseline
 from stream_cf.engine.config import EngineConfig
 from stream_cf.engine.extensions import compiled
 from stream_cf.engine.state import EngineState
-from stream_cf.engine.storage import IntArray
+from stream_cf.engine.storage import FloatArray, IntArray
 
-KERNEL: ModuleType | None = compiled("_item_kernel", "user_terms")
-_UNSORTED: list[IntArray] = [np.zeros(64, dtype=np.int64)]  # the kernel's room for k + 1 slots
+KERNEL: ModuleType | None = compiled("_item_kernel", "user_terms_many")
+_UNSORTED: list[IntArray] = [np.zeros(64, dtype=np.int64)]  # the kernel's room for the b_x read
 
 
-def user_terms(
-    st: EngineState, cfg: EngineConfig, base: Baseline, u: int, i: int
-) -> tuple[float, float, int, float] | None:
-    """(num, den, |N(i;u)|, b_u) of user slot u and known item slot i from the kernel (see
-    the module docstring), or None where the numpy path must answer."""
+def user_terms_many(
+    st: EngineState, cfg: EngineConfig, base: Baseline, u: int, cols: IntArray
+) -> tuple[FloatArray, FloatArray, IntArray, float] | None:
+    """(num, den, |N(i;u)|) per distinct known item slot of ``cols``, and b_u, of user slot u
+    from the kernel (see the module docstring), or None where the numpy path must answer."""
     kernel = KERNEL
     if kernel is None or cfg.implicit or cfg.similarity != "adjusted_cosine":
         return None
@@ -55,21 +55,43 @@ def user_terms(
     if pairs is None or not pairs.scatter_ready:
         return None
     ratings = st.ratings
-    users, cells, raters = ratings.by_user, ratings.by_item, ratings.item_users
+    users, cells, raters, values = (
+        ratings.by_user,
+        ratings.by_item,
+        ratings.item_users,
+        ratings.item_values,
+    )
     words_lo, words_hi = pairs.word_tables()
     min_similarity = cfg.min_similarity
     kept = ratings.items_sorted
-    if _UNSORTED[0].size < cfg.k + 1:
-        _UNSORTED[0] = np.zeros(cfg.k + 1, dtype=np.int64)
+    cols = np.ascontiguousarray(cols, dtype=np.int64)
+    n_cols = cols.size
+    room = 1 + n_cols * min(cfg.k, st.users.high)  # u and each column's neighbours, at most
+    if _UNSORTED[0].size < room:
+        _UNSORTED[0] = np.zeros(room, dtype=np.int64)
     unsorted = _UNSORTED[0]
-    num, den, count, b_u, n_unsorted = kernel.user_terms(
-        u, i, cfg.k, cfg.min_support, cfg.shrinkage, min_similarity is not None,
-        0.0 if min_similarity is None else min_similarity, base.mu, base.reg_users, base.items,
-        users.start, users.length, users.pool, cells.start, cells.pool, raters.start,
-        raters.length, raters.pool, ratings.cell_item, ratings.cell_value, ratings.cell_seq,
-        ratings.user_sum, ratings.user_count, pairs.flat(), words_lo, words_hi, kept.start,
-        kept.length, kept.pool, ratings.sorted_ok, unsorted,
+    num_den = np.empty((2, n_cols), dtype=np.float64)
+    count = np.empty(n_cols, dtype=np.int64)
+    b_u, n_unsorted = kernel.user_terms_many(
+        u, cfg.k, cfg.min_support, cfg.shrinkage, min_similarity is not None,
+        0.0 if min_similarity is None else min_similarity, base.mu, base.reg_users, cols,
+        num_den, count, base.items, users.start, users.length, users.pool, cells.start,
+        cells.pool, raters.start, raters.length, raters.pool, values.start, values.pool,
+        ratings.cell_item, ratings.cell_seq, ratings.user_sum, ratings.user_count, pairs.flat(),
+        words_lo, words_hi, kept.start, kept.length, kept.pool, ratings.sorted_ok, unsorted,
     )  # fmt: skip
     if n_unsorted:  # their rows sorted and kept for the next reads
         ratings.sorted_segments(unsorted[:n_unsorted].copy())
-    return num, den, count, b_u
+    return num_den[0], num_den[1], count, b_u
+
+
+def user_terms(
+    st: EngineState, cfg: EngineConfig, base: Baseline, u: int, i: int
+) -> tuple[float, float, int, float] | None:
+    """(num, den, |N(i;u)|, b_u) of user slot u and known item slot i: :func:`user_terms_many`
+    of the one column, or None where the numpy path must answer."""
+    out = user_terms_many(st, cfg, base, u, np.array([i], dtype=np.int64))
+    if out is None:
+        return None
+    num, den, count, b_u = out
+    return float(num[0]), float(den[0]), int(count[0]), b_u
