@@ -1,7 +1,7 @@
 """recommend(user, 10) latency on the final ML-100K state, per neighbour recency, side by side.
 
     python benchmarks/list_cost.py [--repeats N] [--recency none shared ...] [--cpu]
-        [--rank-only] [--numpy]
+        [--rank-only] [--numpy] [--ratings]
 
 The 100,000 ML-100K ratings are applied (``apply_many``) to one ``UserKNN()``; then, for the same
 300 users as ``benchmarks/engine.py`` (``numpy.random.default_rng(0)``), each rule's list is timed
@@ -13,7 +13,9 @@ what ``benchmarks/engine.py`` reports. Prints the p50 and p99 of both, per rule.
 ``--cpu``: the process's CPU time (time.process_time) instead of the wall clock (on a shared
 machine the wall clock counts the waits for a core). ``--rank-only``: the ranking alone
 (``ranking.ranked``, without the list's predicted ratings). ``--numpy``: the numpy path of the
-`vote` lists, without the compiled kernel (stream_cf/engine/rank_kernel.py).
+`vote` lists, without the compiled kernel (stream_cf/engine/rank_kernel.py). ``--ratings``: the
+whole list the processor publishes for explicit feedback, the ranking and then its items'
+predicted ratings (``predict_many``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", action="store_true", help="CPU time, not the wall clock")
     parser.add_argument("--rank-only", action="store_true", help="ranking.ranked alone")
     parser.add_argument("--numpy", action="store_true", help="without the compiled kernel")
+    parser.add_argument("--ratings", action="store_true", help="and the list's predict_many")
     args = parser.parse_args(argv)
     if args.numpy:
         rank_kernel.KERNEL = None
@@ -67,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                     state = model.state
                     ranking.ranked(state, model.settings.ranking, state.users.slot_of[user], 10)
                 else:
-                    model.recommend(user, 10)
+                    listed = model.recommend(user, 10)
+                    if args.ratings:
+                        model.predict_many(user, [item for item, _ in listed])
                 times.append((clock() - start) * 1e3)
             first[name].append(times[0])
             best[name].append(min(times))
