@@ -30,8 +30,10 @@ for recommendations); implicit, no v ∈ N_k(u) has the item -> 0.
 
 One item (:func:`predict`) is computed from that item's raters only; several or all items
 (:func:`predict_many`, :func:`recommendations`) from the selection of :mod:`stream_cf.engine.knn`
-over the neighbours' own ratings; they sum in the same order, so a recommended score equals
-:meth:`UserKNN.predict` bit for bit. Every function reads an
+over the neighbours' own ratings — but ``knn_baseline``'s user-neighbour terms of several items
+(:func:`predict_many`), which come from the wanted items' raters in one compiled call where it
+applies (:func:`user_columns`, :mod:`stream_cf.engine.user_kernel`); they sum in the same order,
+so a recommended score equals :meth:`UserKNN.predict` bit for bit. Every function reads an
 :class:`~stream_cf.engine.state.EngineState` with an :class:`~stream_cf.engine.config.EngineConfig`.
 """
 

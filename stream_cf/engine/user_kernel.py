@@ -1,30 +1,37 @@
-"""The compiled read of ``knn_baseline``'s user-neighbour terms for one prediction
-(``user_terms`` in ``_item_kernel.c``), with the numpy path of :mod:`~stream_cf.engine.predict`
-as its reference and fallback.
+"""The compiled read of ``knn_baseline``'s user-neighbour terms for the predictions of one user
+(``user_terms_many`` in ``_item_kernel.c``: several items in one call, one item as its one-column
+case), with the numpy path of :mod:`~stream_cf.engine.predict` as its reference and fallback.
 
-For user u and item i, the kernel computes what ``baseline_predict`` computes from
-:func:`~stream_cf.engine.predict.neighbours_of` and
-:meth:`~stream_cf.engine.baseline.Baseline.users`, with the same floating-point operations in the
-same order (built with -ffp-contract=off), so the same bits (tests/engine/test_user_kernel.py)::
+For user u and each wanted item i, the kernel computes what the numpy path computes — for one
+item ``baseline_predict`` from :func:`~stream_cf.engine.predict.neighbours_of` and
+:meth:`~stream_cf.engine.baseline.Baseline.users`, for several
+:func:`~stream_cf.engine.predict.user_columns` from u's neighbourhood and
+:func:`~stream_cf.engine.knn.select` (the same N(i;u), summed in the same order) — with the same
+floating-point operations in the same order (built with -ffp-contract=off), so the same bits
+(tests/engine/test_user_kernel.py, tests/engine/test_user_kernel_many.py)::
 
     w_uv  = adjusted_cosine(u, v) · n_uv / (n_uv + β)     (:mod:`~stream_cf.engine.similarity`;
                                                            read from u's pair cells)
     N(i;u) = the k usable raters v ≠ u of i by w_uv descending (ties: the earlier rating of i),
              summed by w_uv descending, then slot
     b_x   = (S_x − n_x·μ − Σ_{j∈I_x} b_j) / (λ_u + n_x)   (Σ in ascending item slot, from 0.0)
-    num   = Σ_{v∈N(i;u)} w_uv·(r_vi − ((μ + b_v) + b_i)),   den = Σ_{v∈N(i;u)} |w_uv|
+    num_i = Σ_{v∈N(i;u)} w_uv·(r_vi − ((μ + b_v) + b_i)),   den_i = Σ_{v∈N(i;u)} |w_uv|
 
-returning (num, den, |N(i;u)|, b_u): one compiled pass over i's raters and the neighbours' rows
-where the numpy path makes ~50 calls (the similarities of i's raters, two sorts, the b_v sums).
-Σ_{j∈I_x} b_j reads x's kept row of item slots ascending
+returning per column (num_i, den_i, |N(i;u)|), and b_u: one compiled pass over the wanted items'
+raters and the neighbours' rows, where the numpy path makes ~50 calls an item (one) or sorts u's
+whole neighbourhood and the neighbours' ratings (several). The work the columns share is done
+once a call: w_uv once per distinct rater, the usable raters ranked once (w descending, then
+slot), b_u once and b_v once per distinct neighbour; a column's N(i;u) is then read from the
+ranks of its raters without a sort (the run of equal w at the k-th neighbour, if any, ordered
+by the earlier rating). Σ_{j∈I_x} b_j reads x's kept row of item slots ascending
 (:meth:`~stream_cf.engine.ratings.Ratings.sorted_segments`, as the numpy path does); a user
 without one is ordered in the kernel and then given one, so that the next read is a plain pass.
 
 It runs where the numpy path reads the same data the same way: explicit feedback, the
 ``adjusted_cosine`` similarity (knn_baseline's default), u's pair sums held as int32 cells in the
-reservation (:attr:`~stream_cf.engine.pairs.PairSums.scatter_ready`); elsewhere :func:`user_terms`
-returns None and the caller takes the numpy path. :data:`KERNEL` is None when the extension is
-not built (``CI=true``: the tests require it).
+reservation (:attr:`~stream_cf.engine.pairs.PairSums.scatter_ready`); elsewhere
+:func:`user_terms_many` returns None and the caller takes the numpy path. :data:`KERNEL` is None
+when the extension is not built (``CI=true``: the tests require it).
 """
 
 from __future__ import annotations

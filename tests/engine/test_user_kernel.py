@@ -1,6 +1,7 @@
 """The compiled user-neighbour terms of knn_baseline give the numpy path's bits.
 
-``user_kernel.user_terms`` (``user_terms`` in stream_cf/engine/_item_kernel.c) must return the
+``user_kernel.user_terms`` (the one-column case of ``user_terms_many`` in
+stream_cf/engine/_item_kernel.c; several columns: test_user_kernel_many.py) must return the
 figures ``predict.baseline_predict`` computes on its numpy path (:func:`numpy_terms` below: the
 same calls, neighbours_of, Baseline.users and the residual sums) to the last bit (compared as
 bytes, so that even 0.0 and -0.0 differ), after every event of random sequences with take-backs,
