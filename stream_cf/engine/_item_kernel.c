@@ -875,6 +875,9 @@ static PyObject *user_terms_many(PyObject *self, PyObject *args) {
         }
         total += (Py_ssize_t)n_i;
     }
+    if (total >= INT32_MAX / 2) {
+        UFAIL("too many raters for one call");
+    }
     /* the table of distinct raters: a power of two at least twice their number (-1: free) */
     int table_bits = 4;
     while (((Py_ssize_t)1 << table_bits) < 2 * total + 2) table_bits++;
@@ -935,9 +938,10 @@ static PyObject *user_terms_many(PyObject *self, PyObject *args) {
             const int64_t ahead = seen[s + 8].slot;
             const int64_t *words = ahead <= u ? words_lo + 3 * ahead : words_hi + 3 * ahead;
             const int64_t add = ahead <= u ? row_u : col_u;
-            __builtin_prefetch(pr.flat32 + 2 * (words[0] + add));
-            __builtin_prefetch(pr.flat32 + 2 * (words[1] + add));
-            __builtin_prefetch(pr.flat32 + 2 * (words[2] + add));
+            for (int w = 0; w < 3; w++) {
+                const int64_t word = words[w] + add;
+                if (word >= 0 && word < pr.n_flat) __builtin_prefetch(pr.flat32 + 2 * word);
+            }
         }
         Seen *v = &seen[s];
         v->has_b = 0;
