@@ -23,15 +23,22 @@ class CycleClock:
         self._wall = 0.0
         self._cpu = 0.0
         self._begun = 0.0
+        self._on = False
 
     def start(self) -> None:
-        """A new iteration starts now."""
+        """A new iteration starts now (timed only while the debug log is on: otherwise the marks
+        cost nothing)."""
         self._phases.clear()
+        self._on = logger.isEnabledFor(logging.DEBUG)
+        if not self._on:
+            return
         self._wall = self._begun = time.perf_counter()
         self._cpu = time.thread_time()
 
     def mark(self, phase: str) -> None:
         """``phase`` ended now (its time is counted from the previous mark)."""
+        if not self._on:
+            return
         wall, cpu = time.perf_counter(), time.thread_time()
         self._phases.append((phase, wall - self._wall, cpu - self._cpu))
         self._wall, self._cpu = wall, cpu
@@ -39,7 +46,7 @@ class CycleClock:
     def log(self, records: int, lists: int) -> None:
         """One debug line: the iteration's records and published lists, each phase's wall and CPU
         milliseconds, and the total wall time."""
-        if not logger.isEnabledFor(logging.DEBUG):
+        if not self._on:
             return
         parts = " ".join(
             f"{phase} {1000 * wall:.0f}/{1000 * cpu:.0f}" for phase, wall, cpu in self._phases
