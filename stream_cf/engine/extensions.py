@@ -1,4 +1,5 @@
-"""The engine's optional C extensions (``_item_kernel``, ``_rank_kernel``), found at import.
+"""The engine's optional C extensions (``_item_kernel``, ``_rank_kernel``, ``_select_kernel``),
+found at import.
 
 They are built by ``pip install -e .`` (``[[tool.setuptools.ext-modules]]``, optional: a machine
 without a C compiler installs without them); each kernel's wrapper keeps the numpy path as its

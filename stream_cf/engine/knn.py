@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 
+from stream_cf.engine import select_kernel
 from stream_cf.engine.neighbours import Neighbourhood
 from stream_cf.engine.state import EngineState
 from stream_cf.engine.storage import FloatArray, IntArray
@@ -51,8 +52,16 @@ def select(
 
     The (neighbour, item) pairs come from the neighbours' rows or, when that is cheaper (a few
     wanted items), from the wanted items' rows (``source`` forces one): the same pairs either
-    way."""
+    way. Wanted items read from their rows go through the compiled kernel where it is built
+    (:mod:`~stream_cf.engine.select_kernel`: the same pairs in the same order)."""
     ratings = st.ratings
+    if cols is not None and source != "users":
+        by_items = int(ratings.item_count[cols].sum())
+        if source == "items" or by_items < int(ratings.user_count[nb.slots].sum()):
+            compiled = select_kernel.select_columns(st, nb, cols, k)
+            if compiled is not None:
+                rows, colpos, items, values = compiled
+                return Picked(rows, colpos, items, values, n_cols=int(cols.size))
     if cols is None:
         n_cols = st.items.high
         where, held = ratings.by_user.rows(nb.slots)

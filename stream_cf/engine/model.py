@@ -315,16 +315,24 @@ class UserKNN:
         return [str(st.users.id_of[s]) for s in slots.tolist()]
 
     def co_raters(self, users: Iterable[str]) -> set[str]:
-        """The existing ``users`` and every user who shares an item with one of them."""
+        """The existing ``users`` and every user who shares an item with one of them.
+
+        Their items and then their raters are marked in boolean arrays over the item and user
+        slots (no sort: the processor asks this for every batch's actors)."""
         st = self.state
-        slots = np.array(
-            sorted({st.users.slot_of[u] for u in users if u in st.users.slot_of}), dtype=np.int64
-        )
+        slot_of = st.users.slot_of
+        slots = np.array([slot_of[u] for u in set(users) if u in slot_of], dtype=np.int64)
         if slots.size == 0:
             return set()
-        _where, items, _values = st.ratings.users_rows(slots)
-        _where, raters, _values = st.ratings.items_rows(np.unique(items))
-        return {str(st.users.id_of[s]) for s in np.unique(raters).tolist()}
+        ratings = st.ratings
+        _where, cells = ratings.by_user.rows(slots)
+        has = np.zeros(st.items.high, dtype=np.bool_)
+        has[ratings.cell_item[cells]] = True
+        _where, raters = ratings.item_users.rows(np.flatnonzero(has))
+        shares = np.zeros(st.users.high, dtype=np.bool_)
+        shares[raters] = True
+        id_of = st.users.id_of
+        return {str(id_of[s]) for s in np.flatnonzero(shares).tolist()}
 
     def mean(self, user: str) -> float:
         """The user's running mean r̄_u = Σ r_u / n_u; UnknownUser if the user has no rating."""

@@ -71,6 +71,7 @@ from stream_cf.processor.batch import BatchProcessor
 from stream_cf.processor.checkpointing import Checkpointer
 from stream_cf.processor.codec import SourceRecord
 from stream_cf.processor.consumer import InputConsumer, Retrying
+from stream_cf.processor.cycle import CycleClock
 from stream_cf.processor.delivery import Delivery
 from stream_cf.processor.metrics import Metric, MetricsServer, processor_metrics
 from stream_cf.processor.pacing import Pacing
@@ -244,7 +245,9 @@ class Processor:
         self.ready.set()
         self._running = True
         scaleout = self.scaleout
+        clock = CycleClock()
         while True:
+            clock.start()
             # scale-out: rebalances. In one (revoked, not yet assigned) the poll waits a little:
             # the join and sync with the coordinator progress only while it is polled
             handover = scaleout.poll(
@@ -267,6 +270,7 @@ class Processor:
                 timeout = 0.0 if busy else settings.poll_timeout
                 limit = pacing.batch_limit
                 records = self.input.poll(targets, timeout, limit)
+                clock.mark("poll")
                 if records:
                     t0 = time.perf_counter()
                     outgoing = self.batch.process(
@@ -287,6 +291,7 @@ class Processor:
                     )
                     summary.batches += 1
                     checkpointer.touched()
+                    clock.mark("batch")
             if tracker.pending and scaleout.settled:
                 # a short slice, then back to the input: an event arriving meanwhile waits for
                 # one slice at most (its actor's list comes first). While records keep coming the
@@ -307,15 +312,18 @@ class Processor:
                 )
                 outgoing.extend(self.batch.list_records(changed, summary))
                 checkpointer.touched()
+                clock.mark("slice")
             # the batch's records (at least once: already handed to the producer as computed)
             # and the slice's lists, acknowledged together (exactly once: with the input
             # positions, in one transaction); then the group offsets (at least once: for
             # monitoring; scale-out: the owned partitions' applied and published positions)
             t4 = time.perf_counter()
             self.delivery.publish(engine, outgoing)
+            clock.mark("publish")
             if records:
                 self.input.commit()
                 scaleout.commit(self.input.positions)
+                clock.mark("commit")
                 logger.debug(
                     "%d records published and committed in %.3fs",
                     len(outgoing),
@@ -329,8 +337,12 @@ class Processor:
             summary.recommend_seconds = tracker.recompute_seconds
             if checkpointer.due():
                 self.topics.check(engine)
+                clock.mark("topics")
                 scaleout.trim()
                 self._checkpoint(engine, summary)
+                clock.mark("checkpoint")
+            if records or outgoing:
+                clock.log(len(records), len(outgoing))
 
     def _behind(self, records: list[SourceRecord], limit: int) -> bool:
         """Whether the processor is catching up: the batch filled its limit and at least a

@@ -120,6 +120,10 @@ RANKINGS = [
     {"rank": "vote", "feedback": "implicit"},  # the neighbours' items near the shared ones
     {"rank": "vote", "rank_neighbour_recency": "latest", "rank_neighbour_half_life": 1.0},
     {"rank": "vote", "rank_damping": -0.5},  # favours popular items: a new rater raises a score
+    # knn_means: a list's reach is the co-raters alone (no μ, b_i), so the co-raters before a
+    # batch are looked up, for the actors who lose an item in it
+    {"rank": "vote", "predictor": "knn_means"},
+    {"rank": "rating", "predictor": "knn_means", "k": 3},
 ]
 event_strategy = st.tuples(
     st.sampled_from(["rate", "rate", "rate", "unrate", "forget"]),
