@@ -4,7 +4,8 @@
    prediction (user_terms: user_kernel.py) and one changed cell's pair update (scatter_cell:
    scatter.py), each described where it is defined.
 
-   The item terms of knn_baseline's item-based residual, in one compiled pass per wanted item.
+   The item terms of knn_baseline's item-based residual, in one compiled scan of u's item rows
+   for up to 64 wanted items at a time.
 
    The same formula and the same floating-point operations, in the same order, as the numpy
    path of stream_cf/engine/item_residual.py (which stays the reference and the fallback).
@@ -25,14 +26,20 @@
    multiply-add), as numpy's np.bincount adds its weights, so the bits equal the numpy path's
    (tests/engine/test_item_kernel.py).
 
-   The read, per wanted item i: i's raters w but u are ranked by slot (through a bitmap over the
-   user slots where it has few words for the raters, else by a sort) and marked with their rank in
-   a dense array over the user slots (``mark``: -1 everywhere on entry and on return); then the
-   rater row of each item j of u (``item_users``, Σ_{j∈I_u} n_j entries, read in order, the next
-   rows prefetched) is scanned branch-free for marked raters, each hit's y (from ``item_values``,
-   the values beside the raters) set at its rater's rank in a bitmap over the ranks, read back in
-   rank order: ascending slot, with no sort of the hits (the item rows are in rating order, not
-   slot order). No gather from the cell table but u's own cells. */
+   The read, per chunk of up to 64 wanted columns (CHUNK): the raters w but u of the chunk's
+   items are ranked by slot over their union (through a bitmap over the user slots where it has
+   few words for the raters, else by a sort) and marked with their rank in a dense array over
+   the user slots (``mark``: -1 everywhere on entry and on return, errors included); beside each
+   rank, the columns it rated (a bit mask, and its entries (c, x = r_wi − r̄_w) in column order).
+   Then the rater row of each item j of u (``item_users``, Σ_{j∈I_u} n_j entries, read once
+   whatever the number of columns, the next rows prefetched) is scanned branch-free for marked
+   raters, each hit's y (from ``item_values``, the values beside the raters) set at its rater's
+   rank in a bitmap over the ranks, read back in rank order (ascending slot, with no sort of the
+   hits: the item rows are in rating order), each hit feeding the sums of every column c it
+   rated (but i = j): so each s_ij still sums its common raters in ascending slot order, as
+   one column alone does. Scratch: O(Σ n_i) for the chunk's raters, O(|I_u|·columns) at most
+   for the candidates, nothing of size users × columns. No gather from the cell table but u's
+   own cells. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
