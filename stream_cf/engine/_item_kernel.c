@@ -4,7 +4,8 @@
    predictions of one user (user_terms_many: user_kernel.py) and one changed cell's pair update
    (scatter_cell: scatter.py), each described where it is defined.
 
-   The item terms of knn_baseline's item-based residual, in one compiled pass per wanted item.
+   The item terms of knn_baseline's item-based residual, in one compiled scan of u's item rows
+   for up to 64 wanted items at a time.
 
    The same formula and the same floating-point operations, in the same order, as the numpy
    path of stream_cf/engine/item_residual.py (which stays the reference and the fallback).
@@ -25,14 +26,20 @@
    multiply-add), as numpy's np.bincount adds its weights, so the bits equal the numpy path's
    (tests/engine/test_item_kernel.py).
 
-   The read, per wanted item i: i's raters w but u are ranked by slot (through a bitmap over the
-   user slots where it has few words for the raters, else by a sort) and marked with their rank in
-   a dense array over the user slots (``mark``: -1 everywhere on entry and on return); then the
-   rater row of each item j of u (``item_users``, Σ_{j∈I_u} n_j entries, read in order, the next
-   rows prefetched) is scanned branch-free for marked raters, each hit's y (from ``item_values``,
-   the values beside the raters) set at its rater's rank in a bitmap over the ranks, read back in
-   rank order: ascending slot, with no sort of the hits (the item rows are in rating order, not
-   slot order). No gather from the cell table but u's own cells. */
+   The read, per chunk of up to 64 wanted columns (CHUNK): the raters w but u of the chunk's
+   items are ranked by slot over their union (through a bitmap over the user slots where it has
+   few words for the raters, else by a sort) and marked with their rank in a dense array over
+   the user slots (``mark``: -1 everywhere on entry and on return, errors included); beside each
+   rank, the columns it rated (a bit mask, and its entries (c, x = r_wi − r̄_w) in column order).
+   Then the rater row of each item j of u (``item_users``, Σ_{j∈I_u} n_j entries, read once
+   whatever the number of columns, the next rows prefetched) is scanned branch-free for marked
+   raters, each hit's y (from ``item_values``, the values beside the raters) set at its rater's
+   rank in a bitmap over the ranks, read back in rank order (ascending slot, with no sort of the
+   hits: the item rows are in rating order), each hit feeding the sums of every column c it
+   rated (but i = j): so each s_ij still sums its common raters in ascending slot order, as
+   one column alone does. Scratch: O(Σ n_i) for the chunk's raters, O(|I_u|·columns) at most
+   for the candidates, nothing of size users × columns. No gather from the cell table but u's
+   own cells. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -53,6 +60,7 @@ typedef struct {
     double sim;
     int64_t slot; /* j's item slot: the tie rule */
     int64_t place;
+    int64_t col; /* the wanted column (within its chunk) */
 } Candidate;
 
 /* The places t in a rater row whose rater is marked, written to ``found`` (one slot past the
@@ -161,6 +169,7 @@ static void sort_candidates(Candidate *a, Candidate *tmp, Py_ssize_t n) {
 }
 
 #define N_BUFS 20
+#define CHUNK 64 /* the wanted columns read in one scan (one bit each in a uint64) */
 #define FAIL(message)                                        \
     do {                                                     \
         PyErr_SetString(PyExc_ValueError, "item_terms: " message); \
@@ -182,7 +191,9 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
     Buf b[N_BUFS];
     memset(b, 0, sizeof(b));
     PyObject *result = NULL;
-    int64_t *mine = NULL, *raters = NULL, *found = NULL;
+    int64_t *mine = NULL, *raters = NULL, *found = NULL, *ent_w = NULL, *offsets = NULL;
+    int32_t *ent_c = NULL;
+    uint64_t *masks = NULL;
     uint64_t *keys = NULL, *bits = NULL, *user_bits = NULL;
     double *r_u = NULL, *xs = NULL;
     Candidate *cand = NULL;
@@ -253,7 +264,8 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
     /* u's items and ratings, in its row's order; the largest item row among them */
     mine = malloc(sizeof(int64_t) * (size_t)(m + 1));
     r_u = malloc(sizeof(double) * (size_t)(m + 1));
-    cand = malloc(sizeof(Candidate) * (size_t)(2 * (m + 1))); /* and the sort's room */
+    Py_ssize_t cand_cap = 2 * (m + 1); /* grown as needed (the candidates of a chunk) */
+    cand = malloc(sizeof(Candidate) * (size_t)cand_cap);
     if (!mine || !r_u || !cand) {
         PyErr_NoMemory();
         goto done;
@@ -282,55 +294,84 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    Py_ssize_t n_raters_cap = 0, total = 0;
-    for (Py_ssize_t c = 0; c < n_cols; c++) {
-        const int64_t i = cols[c];
-        if (i < 0 || i >= n_item_rows) {
-            FAIL("a wanted item is out of range");
+    Py_ssize_t total = 0, n_entries_cap = 0;
+    const Py_ssize_t user_words = (n_users + 63) / 64;
+    for (Py_ssize_t c0 = 0; c0 < n_cols; c0 += CHUNK) {
+        const Py_ssize_t nc = n_cols - c0 < CHUNK ? n_cols - c0 : CHUNK;
+        const int64_t *chunk = cols + c0;
+        /* the chunk's wanted items: their rows checked, their raters counted */
+        Py_ssize_t n_entries = 0;
+        for (Py_ssize_t c = 0; c < nc; c++) {
+            const int64_t i = chunk[c];
+            if (i < 0 || i >= n_item_rows) {
+                FAIL("a wanted item is out of range");
+            }
+            const int64_t i_lo = raters_start[i], n_i = raters_length[i], i_vals = values_start[i];
+            if (i_lo < 0 || n_i < 0 || i_lo + n_i > n_raters_pool || i_vals < 0 ||
+                i_vals + n_i > n_values_pool) {
+                FAIL("i's row is out of its pool");
+            }
+            n_entries += n_i;
         }
-        const int64_t i_lo = raters_start[i], n_i = raters_length[i], i_vals = values_start[i];
-        if (i_lo < 0 || n_i < 0 || i_lo + n_i > n_raters_pool || i_vals < 0 ||
-            i_vals + n_i > n_values_pool) {
-            FAIL("i's row is out of its pool");
-        }
-        if (n_i > n_raters_cap) {
-            const size_t n = (size_t)n_i, words = (n + 63) / 64;
+        if (n_entries > n_entries_cap || !offsets) {
+            const size_t n = (size_t)n_entries + 1, words = (n + 63) / 64; /* (never 0) */
             free(raters);
             free(keys);
             free(xs);
             free(bits);
+            free(ent_w);
+            free(ent_c);
+            free(offsets);
+            free(masks);
             raters = malloc(sizeof(int64_t) * n);
             keys = malloc(sizeof(uint64_t) * 2 * n);
-            xs = malloc(sizeof(double) * 5 * n);
+            xs = malloc(sizeof(double) * 4 * n);
             bits = calloc(words, sizeof(uint64_t)); /* zero, and left zero after each j */
-            if (!raters || !keys || !xs || !bits) {
+            ent_w = malloc(sizeof(int64_t) * n);
+            ent_c = malloc(sizeof(int32_t) * 2 * n);
+            offsets = malloc(sizeof(int64_t) * n);
+            masks = malloc(sizeof(uint64_t) * n);
+            if (!raters || !keys || !xs || !bits || !ent_w || !ent_c || !offsets || !masks) {
                 PyErr_NoMemory();
                 goto done;
             }
-            n_raters_cap = n_i;
+            n_entries_cap = (Py_ssize_t)n;
         }
-        /* i's raters w but u, ranked by slot (rank r: x[r] = r_wi − r̄_w, mean[r] = r̄_w) and
-           marked with their rank */
-        double *x_of = xs, *mean_of = xs + n_i, *yv = xs + 2 * n_i;
-        double *x_raw = xs + 3 * n_i, *mean_raw = xs + 4 * n_i;
-        Py_ssize_t n_marked = 0;
-        for (int64_t t = 0; t < n_i; t++) {
-            const int64_t w = raters_pool[i_lo + t];
-            if (w == u) {
-                continue;
+        /* every (rater w but u, wanted column c) entry, column by column in i's row order, with
+           x = r_wi − r̄_w; the distinct raters marked with their first place (raters[0:n_set]) */
+        double *x_raw = xs, *x_of = xs + n_entries_cap, *mean_of = xs + 2 * n_entries_cap;
+        double *yv = xs + 3 * n_entries_cap;
+        int32_t *c_raw = ent_c, *c_of = ent_c + n_entries_cap;
+        Py_ssize_t n_ent = 0;
+        for (Py_ssize_t c = 0; c < nc; c++) {
+            const int64_t i = chunk[c];
+            const int64_t i_lo = raters_start[i], n_i = raters_length[i], i_vals = values_start[i];
+            for (int64_t t = 0; t < n_i; t++) {
+                const int64_t w = raters_pool[i_lo + t];
+                if (w == u) {
+                    continue;
+                }
+                if (w < 0 || w >= n_users) {
+                    FAIL("a rater of i is out of range");
+                }
+                const double mean = user_sum[w] / (double)user_count[w];
+                x_raw[n_ent] = values_pool[i_vals + t] - mean;
+                c_raw[n_ent] = (int32_t)c;
+                ent_w[n_ent] = w;
+                n_ent++;
+                if (mark[w] < 0) {
+                    mark[w] = n_set;
+                    raters[n_set] = w;
+                    n_set++;
+                }
             }
-            if (w < 0 || w >= n_users) {
-                FAIL("a rater of i is out of range");
-            }
-            mean_raw[n_marked] = user_sum[w] / (double)user_count[w];
-            x_raw[n_marked] = values_pool[i_vals + t] - mean_raw[n_marked];
-            keys[n_marked] = ((uint64_t)w << 32) | (uint64_t)n_marked;
-            n_marked++;
         }
-        const Py_ssize_t user_words = (n_users + 63) / 64;
+        const Py_ssize_t n_marked = n_set;
+        /* the distinct raters ranked by slot (rank r: raters[r], mean_of[r] = r̄_w), marked with
+           their rank */
         if (user_words <= 4 * n_marked + 64) {
             /* few user slots for the raters: ranked through a bitmap over the user slots
-               (O(n_i + n_users / 64), no sort) */
+               (O(n_marked + n_users / 64), no sort) */
             if (!user_bits) {
                 user_bits = calloc((size_t)user_words, sizeof(uint64_t)); /* left zero */
                 if (!user_bits) {
@@ -339,57 +380,82 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
                 }
             }
             for (Py_ssize_t k = 0; k < n_marked; k++) {
-                const int64_t w = (int64_t)(keys[k] >> 32);
+                const int64_t w = raters[k];
                 user_bits[w >> 6] |= (uint64_t)1 << (w & 63);
-                raters[k] = w;
-                mark[w] = k; /* (its place in the row's order until ranked) */
-                n_set = k + 1;
             }
             Py_ssize_t r = 0;
             for (Py_ssize_t word = 0; word < user_words && r < n_marked; word++) {
                 uint64_t set = user_bits[word];
                 user_bits[word] = 0;
                 while (set) {
-                    const int64_t w = word * 64 + __builtin_ctzll(set);
+                    raters[r++] = word * 64 + __builtin_ctzll(set);
                     set &= set - 1;
-                    const int64_t at = mark[w];
-                    raters[r] = w;
-                    mark[w] = r;
-                    x_of[r] = x_raw[at];
-                    mean_of[r] = mean_raw[at];
-                    r++;
                 }
             }
         } else {
-            sort_keys(keys, keys + n_i, n_marked);
+            for (Py_ssize_t k = 0; k < n_marked; k++) {
+                keys[k] = (uint64_t)raters[k];
+            }
+            sort_keys(keys, keys + n_marked, n_marked);
             for (Py_ssize_t r = 0; r < n_marked; r++) {
-                const int64_t w = (int64_t)(keys[r] >> 32);
-                const int64_t at = (int64_t)(keys[r] & 0xffffffffu);
-                raters[r] = w;
-                mark[w] = r;
-                n_set = r + 1;
-                x_of[r] = x_raw[at];
-                mean_of[r] = mean_raw[at];
+                raters[r] = (int64_t)keys[r];
             }
         }
-        /* s_ij per item j of u: its raters that rated i too, summed in ascending slot order */
+        for (Py_ssize_t r = 0; r < n_marked; r++) {
+            const int64_t w = raters[r];
+            mark[w] = r;
+            mean_of[r] = user_sum[w] / (double)user_count[w];
+            offsets[r] = 0;
+            masks[r] = 0;
+        }
+        /* the entries grouped by rank (each rater's columns in chunk order): rank r's entries at
+           [offsets[r], offsets[r + 1]) */
+        for (Py_ssize_t e = 0; e < n_ent; e++) {
+            const int64_t r = mark[ent_w[e]];
+            offsets[r]++;
+            masks[r] |= (uint64_t)1 << c_raw[e];
+        }
+        int64_t at = 0;
+        for (Py_ssize_t r = 0; r < n_marked; r++) {
+            const int64_t n = offsets[r];
+            offsets[r] = at;
+            at += n;
+        }
+        offsets[n_marked] = at;
+        for (Py_ssize_t e = 0; e < n_ent; e++) {
+            const int64_t r = mark[ent_w[e]];
+            const int64_t to = offsets[r]++;
+            x_of[to] = x_raw[e];
+            c_of[to] = c_raw[e];
+        }
+        for (Py_ssize_t r = n_marked; r > 0; r--) {
+            offsets[r] = offsets[r - 1];
+        }
+        offsets[0] = 0;
+        /* s_ij per wanted column c and item j of u: j's raters that rated i too, summed in
+           ascending slot order (the hits of j's row read back by rank) */
+        double sxy[CHUNK], sxx[CHUNK], syy[CHUNK], mag[CHUNK];
+        int64_t hits[CHUNK];
+        for (Py_ssize_t c = 0; c < nc; c++) {
+            sxy[c] = sxx[c] = syy[c] = mag[c] = 0.0;
+            hits[c] = 0;
+        }
         Py_ssize_t n_cand = 0;
         if (m > 0 && n_marked > 0) {
             prefetch_rows(mine[0], raters_start, raters_length, raters_pool, values_start,
                           values_pool);
         }
-        for (int64_t p = 0; p < m; p++) {
+        for (int64_t p = 0; p < m && n_marked > 0; p++) {
             const int64_t j = mine[p];
-            if (p + 1 < m && n_marked > 0) { /* the next rows load while this one is read */
+            if (p + 1 < m) { /* the next rows load while this one is read */
                 prefetch_rows(mine[p + 1], raters_start, raters_length, raters_pool,
                               values_start, values_pool);
             }
-            if (j == i || n_marked == 0) {
-                continue; /* s_ii = 0; no common rater: s = 0 */
+            int32_t same = -1; /* the column of i = j (s_jj = 0: not summed) */
+            for (Py_ssize_t c = 0; c < nc; c++) {
+                if (chunk[c] == j) same = (int32_t)c;
             }
             const int64_t lo = raters_start[j], len = raters_length[j], j_vals = values_start[j];
-            /* the places of the marked raters in j's row: branch-free (each place is written,
-               kept where the rater is marked) */
             uint64_t bad = 0;
             const Py_ssize_t n_hits =
                 scan_row(raters_pool + lo, len, mark, (uint64_t)n_users, found, &bad);
@@ -402,82 +468,143 @@ static PyObject *item_terms(PyObject *self, PyObject *args) {
             /* each hit's y at its rater's rank, the ranks hit set in a bitmap: read back in
                ascending rank (= ascending slot), with no sort */
             int64_t first_word = n_marked, last_word = -1;
+            uint64_t touched = 0;
             for (Py_ssize_t h = 0; h < n_hits; h++) {
                 const int64_t t = found[h];
                 const int64_t r = mark[raters_pool[lo + t]];
                 yv[r] = values_pool[j_vals + t] - mean_of[r];
                 bits[r >> 6] |= (uint64_t)1 << (r & 63);
+                touched |= masks[r];
                 if ((r >> 6) < first_word) first_word = r >> 6;
                 if ((r >> 6) > last_word) last_word = r >> 6;
             }
-            double sxy = 0.0, sxx = 0.0, syy = 0.0, mag = 0.0;
             for (int64_t word = first_word; word <= last_word; word++) {
                 uint64_t set = bits[word];
                 bits[word] = 0;
                 while (set) {
                     const int64_t r = word * 64 + __builtin_ctzll(set);
                     set &= set - 1;
-                    const double x = x_of[r], y = yv[r];
-                    const double xy = x * y;
-                    sxy += xy;
-                    sxx += x * x;
-                    syy += y * y;
-                    mag += fabs(xy);
+                    const double y = yv[r], yy = y * y;
+                    for (int64_t e = offsets[r]; e < offsets[r + 1]; e++) {
+                        const int32_t c = c_of[e];
+                        if (c == same) {
+                            continue;
+                        }
+                        const double x = x_of[e];
+                        const double xy = x * y;
+                        sxy[c] += xy;
+                        sxx[c] += x * x;
+                        syy[c] += yy;
+                        mag[c] += fabs(xy);
+                        hits[c]++;
+                    }
                 }
             }
-            const double norm = sqrt(sxx * syy);
-            double s = 0.0;
-            if (norm > 0 && fabs(sxy) > RELATIVE_ZERO * mag) {
-                s = sxy / norm;
-            }
-            if (s < -1.0) s = -1.0;
-            if (s > 1.0) s = 1.0;
-            if (shrinkage > 0) {
-                const double n = (double)n_hits;
-                s *= n / (n + shrinkage);
-            }
-            if (s > 0) {
-                cand[n_cand].sim = s;
-                cand[n_cand].slot = cell_item[user_pool[u_lo + p]];
-                cand[n_cand].place = p;
-                n_cand++;
+            while (touched) {
+                const int32_t c = (int32_t)__builtin_ctzll(touched);
+                touched &= touched - 1;
+                if (hits[c] == 0) {
+                    continue; /* c = same */
+                }
+                const double norm = sqrt(sxx[c] * syy[c]);
+                double s = 0.0;
+                if (norm > 0 && fabs(sxy[c]) > RELATIVE_ZERO * mag[c]) {
+                    s = sxy[c] / norm;
+                }
+                if (s < -1.0) s = -1.0;
+                if (s > 1.0) s = 1.0;
+                if (shrinkage > 0) {
+                    const double n = (double)hits[c];
+                    s *= n / (n + shrinkage);
+                }
+                sxy[c] = sxx[c] = syy[c] = mag[c] = 0.0;
+                hits[c] = 0;
+                if (s > 0) {
+                    if (n_cand == cand_cap) {
+                        const Py_ssize_t grown_cap = 2 * cand_cap;
+                        Candidate *more = realloc(cand, sizeof(Candidate) * (size_t)grown_cap);
+                        if (!more) {
+                            PyErr_NoMemory();
+                            goto done;
+                        }
+                        cand = more;
+                        cand_cap = grown_cap;
+                    }
+                    cand[n_cand].sim = s;
+                    cand[n_cand].slot = j;
+                    cand[n_cand].place = p;
+                    cand[n_cand].col = c;
+                    n_cand++;
+                }
             }
         }
         for (Py_ssize_t t = 0; t < n_set; t++) {
             mark[raters[t]] = -1;
         }
         n_set = 0;
-        /* M(u;i): the K largest s_ij > 0, ties by the lower item slot; its sums in order */
-        sort_candidates(cand, cand + m + 1, n_cand);
-        const Py_ssize_t chosen = n_cand < k_max ? n_cand : (Py_ssize_t)k_max;
-        if (!sums_only && total + chosen > cap) {
-            FAIL("the output arrays are too small");
-        }
-        double sum_se = 0.0, sum_s = 0.0;
-        for (Py_ssize_t q = 0; q < chosen; q++) {
-            const int64_t p = cand[q].place;
-            const double s = cand[q].sim;
-            const double b_uj = base_u + item_bias[mine[p]];
-            const double e_uj = r_u[p] - b_uj;
-            sum_se += s * e_uj;
-            sum_s += s;
-            if (sums_only) {
-                continue;
+        /* the candidates grouped by column (each in the order of u's items), then per column
+           M(u;i): the K largest s_ij > 0, ties by the lower item slot; its sums in order */
+        if (2 * n_cand > cand_cap) {
+            Candidate *more = realloc(cand, sizeof(Candidate) * (size_t)(2 * n_cand));
+            if (!more) {
+                PyErr_NoMemory();
+                goto done;
             }
-            out_cols[total] = c;
-            out_items[total] = mine[p];
-            out_values[total] = s;
-            out_values[cap + total] = r_u[p];
-            out_values[2 * cap + total] = b_uj;
-            total++;
+            cand = more;
+            cand_cap = 2 * n_cand;
         }
-        if (sums_only) {
-            result = Py_BuildValue("(ddn)", sum_se, sum_s, chosen);
-            goto done;
+        Candidate *grouped = cand + n_cand;
+        Py_ssize_t start[CHUNK + 1];
+        for (Py_ssize_t c = 0; c <= nc; c++) {
+            start[c] = 0;
         }
-        num_den[c] = sum_se;
-        num_den[n_cols + c] = sum_s;
-        count[c] = chosen;
+        for (Py_ssize_t q = 0; q < n_cand; q++) {
+            start[cand[q].col + 1]++;
+        }
+        for (Py_ssize_t c = 0; c < nc; c++) {
+            start[c + 1] += start[c];
+        }
+        {
+            Py_ssize_t fill[CHUNK];
+            memcpy(fill, start, sizeof(Py_ssize_t) * (size_t)nc);
+            for (Py_ssize_t q = 0; q < n_cand; q++) {
+                grouped[fill[cand[q].col]++] = cand[q];
+            }
+        }
+        for (Py_ssize_t c = 0; c < nc; c++) {
+            Candidate *own = grouped + start[c];
+            const Py_ssize_t n_own = start[c + 1] - start[c];
+            sort_candidates(own, cand, n_own);
+            const Py_ssize_t chosen = n_own < k_max ? n_own : (Py_ssize_t)k_max;
+            if (!sums_only && total + chosen > cap) {
+                FAIL("the output arrays are too small");
+            }
+            double sum_se = 0.0, sum_s = 0.0;
+            for (Py_ssize_t q = 0; q < chosen; q++) {
+                const int64_t p = own[q].place;
+                const double s = own[q].sim;
+                const double b_uj = base_u + item_bias[mine[p]];
+                const double e_uj = r_u[p] - b_uj;
+                sum_se += s * e_uj;
+                sum_s += s;
+                if (sums_only) {
+                    continue;
+                }
+                out_cols[total] = c0 + c;
+                out_items[total] = mine[p];
+                out_values[total] = s;
+                out_values[cap + total] = r_u[p];
+                out_values[2 * cap + total] = b_uj;
+                total++;
+            }
+            if (sums_only) {
+                result = Py_BuildValue("(ddn)", sum_se, sum_s, chosen);
+                goto done;
+            }
+            num_den[c0 + c] = sum_se;
+            num_den[n_cols + c0 + c] = sum_s;
+            count[c0 + c] = chosen;
+        }
     }
     result = PyLong_FromSsize_t(total);
 done:
@@ -493,6 +620,10 @@ done:
     free(xs);
     free(bits);
     free(user_bits);
+    free(ent_w);
+    free(ent_c);
+    free(offsets);
+    free(masks);
     for (int t = 0; t < N_BUFS; t++) { /* (those not taken are not held) */
         if (b[t].held) {
             PyBuffer_Release(&b[t].view);

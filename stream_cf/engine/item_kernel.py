@@ -11,10 +11,12 @@ same order (see :mod:`~stream_cf.engine.item_residual` for the formula)::
 each sum from 0.0, term by term, C_ij in ascending rater slot and M(u;i) in its selection order
 (s_ij descending, then u's earlier rating of j), every product rounded before it is added
 (built with -ffp-contract=off), so the bits equal the numpy path's
-(tests/engine/test_item_kernel.py). Per wanted item i, i's raters are marked in a dense array
-over the user slots and the rater row of each item j of u is scanned for them (Σ_{j∈I_u} n_j
-entries read in order, the hits of each j sorted by rater slot): one compiled loop where the
-numpy path makes ~60 calls and ~20 passes over the entries and hits.
+(tests/engine/test_item_kernel.py). The raters of up to 64 wanted items at a time are marked
+(by rank over their union) in a dense array over the user slots, each with the wanted columns it
+rated, and the rater row of each item j of u is scanned once for them (Σ_{j∈I_u} n_j entries
+read in order, whatever the number of columns; the hits of each j read back in rater slot
+order, each feeding the sums of every column it rated): one compiled loop where the numpy path
+makes ~60 calls and ~20 passes over the entries and hits.
 
 The extension is built by ``pip install -e .`` (``[[tool.setuptools.ext-modules]]`` in
 pyproject.toml, optional: a machine without a C compiler installs without it). :data:`KERNEL`

@@ -34,9 +34,10 @@ scanned, and one entry per (common rater, i, j) triple (~3,000 per warm predict 
 
 Where the compiled kernel is built (:mod:`~stream_cf.engine.item_kernel`, ``_item_kernel.c``),
 :func:`item_terms` and :func:`item_sums` read through it: the same sums in the same order, in one
-compiled loop per wanted item (its raters marked over the user slots, the rater rows of u's items
-scanned for them), the same bits (tests/engine/test_item_kernel.py); the numpy functions here
-stay its reference and its fallback.
+compiled scan of the rater rows of u's items for up to 64 wanted items at a time (their raters
+marked over the user slots, each with the wanted items it rated), the same bits
+(tests/engine/test_item_kernel.py); the numpy functions here stay its reference and its
+fallback.
 """
 
 from __future__ import annotations

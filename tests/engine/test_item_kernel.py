@@ -24,6 +24,7 @@ from stream_cf.datasets import dataset_available, dataset_events
 from stream_cf.engine import UserKNN, item_kernel, item_residual
 from stream_cf.engine.predict import read_baseline
 from stream_cf.events import RatingEvent
+from tests.engine.strategies import apply_op, op_lists
 from tests.engine.test_item_residual import ITEMS, USERS, VALUES, events, fed
 
 needs_kernel = pytest.mark.skipif(
@@ -87,6 +88,78 @@ def test_kernel_equals_numpy_bit_for_bit(raws: list[tuple[Any, ...]], k: int, be
         assert_same_terms(model, user, every, k, beta)
         for i in every.tolist():
             assert_same_terms(model, user, np.array([i], dtype=np.int64), k, beta)
+
+
+# more items than the kernel reads in one scan (64 wanted columns): all of them take two chunks
+WIDE = [f"w{n}" for n in range(72)]
+
+
+def ratings_of(items: list[str]) -> st.SearchStrategy[list[tuple[Any, ...]]]:
+    """Ratings alone: a stream dense enough that items share raters with 3+ items (an s_ij > 0
+    needs them; op_lists' short draws seldom have any)."""
+    rate = st.tuples(
+        st.just("rate"), st.sampled_from(USERS), st.sampled_from(items), st.sampled_from(VALUES)
+    )
+    return st.lists(rate, min_size=20, max_size=80)
+
+
+@needs_kernel
+@settings(max_examples=30, deadline=None)
+@given(
+    items=st.sampled_from([ITEMS, WIDE]),
+    data=st.data(),
+    k=st.sampled_from([1, 3, 40]),
+    beta=st.sampled_from([0.0, 2.5]),
+)
+def test_several_columns_in_one_scan_equal_numpy_after_every_event(
+    items: list[str], data: st.DataObject, k: int, beta: float
+) -> None:
+    """The kernel reads several wanted columns in one scan of u's item rows: after every event
+    of a random stream (a user who rated every item, so that every item has a slot and a
+    rater; ratings of a few items; then rates, re-rates, take-backs and forgotten users), for
+    every user, all item slots in a shuffled order (the user's own items among them, items
+    nobody rates any more, and with WIDE more than one chunk of columns) and a shuffled subset
+    of them give the numpy path's bits."""
+    model = UserKNN(item_residual=k)
+    for n, item in enumerate(items):
+        model.rate("seed", item, VALUES[n % len(VALUES)])
+    raws = data.draw(ratings_of(items[:: len(items) // 8]), label="ratings")
+    raws += data.draw(op_lists(USERS, items, VALUES, min_size=1, max_size=40), label="events")
+    rng = data.draw(st.randoms(use_true_random=False), label="rng")
+    for raw in raws:
+        apply_op(model, raw)
+        every = list(range(model.state.items.high))
+        rng.shuffle(every)
+        some = every[: rng.randint(2, 12)]
+        for user in model.users():
+            for cols in (every, some):
+                assert_same_terms(model, user, np.array(cols, dtype=np.int64), k, beta)
+
+
+@needs_kernel
+def test_columns_the_user_rated_alone_or_too_and_items_nobody_else_rated() -> None:
+    """Several columns at once: an item only u rated (no common rater: no term), items u rated
+    itself (s_ii = 0 left out), an item u did not rate, and an item nobody rates any more."""
+    model = UserKNN(item_residual=3, item_shrinkage=0.0, min_k=1)
+    table = [[1.0, 2.0, 1.0, 5.0], [2.0, 3.0, 2.0, 4.0], [4.0, 5.0, 5.0, 2.0], [5.0, 4.0, 4.0, 1.0]]
+    for user, row in zip(["a", "b", "c", "d"], table, strict=True):
+        for item, value in zip(["x", "y", "z", "t"], row, strict=True):
+            model.rate(user, item, value)  # x, y, z alike; t against them
+    model.rate("e", "gone", 4.0)
+    model.unrate("e", "gone")
+    model.rate("me", "x", 5.0)
+    model.rate("me", "y", 2.0)
+    model.rate("me", "solo", 3.5)
+    slots = model.state.items.slot_of
+    cols = np.array([slots[i] for i in ["solo", "t", "x", "gone", "y", "z"]], dtype=np.int64)
+    assert_same_terms(model, "me", cols, 3, 0.0)
+    terms = item_residual.item_terms_compiled(
+        model.state, model.state.users.slot_of["me"], cols, neighbours=3, shrinkage=0.0,
+        mu=0.0, user_bias=0.0, item_bias=np.zeros(model.state.items.high),
+    )  # fmt: skip
+    assert terms.count[0] == 0 and terms.count[3] == 0  # solo: only u; gone: nobody
+    assert terms.count.tolist() == [0, 0, 1, 0, 1, 2]  # t: s < 0; x: y alone (s_xx left out)
+    assert terms.items[terms.colpos == 2].tolist() == [slots["y"]]
 
 
 @needs_kernel
@@ -167,9 +240,14 @@ def test_kernel_equals_numpy_on_ml100k() -> None:
     state = model.state
     rng = random.Random(5)
     slots = list(range(state.items.high))
-    for user in rng.sample(model.users(), 30):
+    sampled = rng.sample(model.users(), 30)
+    users_wide = set(sampled[:5])
+    for user in sampled:
         wanted = np.array(rng.sample(slots, 12), dtype=np.int64)
         assert_same_terms(model, user, wanted, 40, model.settings.item_shrinkage)
+        if user in users_wide:  # more columns than one scan reads (64)
+            wide = np.array(rng.sample(slots, 150), dtype=np.int64)
+            assert_same_terms(model, user, wide, 40, model.settings.item_shrinkage)
         for i in wanted[:4].tolist():
             assert_same_terms(model, user, np.array([i], dtype=np.int64), 40, 100.0)
 
