@@ -51,10 +51,8 @@
 #define RELATIVE_ZERO 1e-12
 
 #include "_kernel_buf.h"
+#include "_kernel_sort.h"
 
-#define I64 8, "lq"
-#define I32 4, "i"
-#define F64 8, "d"
 
 typedef struct {
     double sim;
@@ -81,34 +79,6 @@ static Py_ssize_t scan_row(const int32_t *restrict row, int64_t len, const int64
     return n;
 }
 
-/* Sorts n uint64 keys ascending (merge sort, tmp: room for n; a sorted run costs one compare). */
-static void sort_keys(uint64_t *a, uint64_t *tmp, Py_ssize_t n) {
-    if (n <= 16) {
-        for (Py_ssize_t k = 1; k < n; k++) {
-            const uint64_t key = a[k];
-            Py_ssize_t b = k;
-            while (b > 0 && a[b - 1] > key) {
-                a[b] = a[b - 1];
-                b--;
-            }
-            a[b] = key;
-        }
-        return;
-    }
-    const Py_ssize_t half = n / 2;
-    sort_keys(a, tmp, half);
-    sort_keys(a + half, tmp + half, n - half);
-    if (a[half - 1] <= a[half]) {
-        return;
-    }
-    memcpy(tmp, a, sizeof(uint64_t) * (size_t)n);
-    Py_ssize_t x = 0, y = half, k = 0;
-    while (x < half && y < n) {
-        a[k++] = tmp[y] < tmp[x] ? tmp[y++] : tmp[x++];
-    }
-    while (x < half) a[k++] = tmp[x++];
-    while (y < n) a[k++] = tmp[y++];
-}
 
 /* Asks the memory for item j's rater row and value row (read next; their lines mostly miss the
    caches: the rows of u's items are scattered over the pools). No effect on any value. */

@@ -1,9 +1,15 @@
-/* The buffer check shared by the engine's C kernels (_item_kernel.c, _rank_kernel.c): each
+/* The buffer check shared by the engine's C kernels (_item_kernel.c, _rank_kernel.c,
+   _select_kernel.c): each
    argument array is taken as a C-contiguous buffer of the expected item size and type code, or
    the call fails with a TypeError naming it. Include after <Python.h> and <string.h>. */
 
 #ifndef STREAM_CF_KERNEL_BUF_H
 #define STREAM_CF_KERNEL_BUF_H
+
+/* (item size, accepted type codes) of the argument arrays' element types, for ``take`` */
+#define I64 8, "lq"
+#define I32 4, "i"
+#define F64 8, "d"
 
 typedef struct {
     Py_buffer view;

@@ -51,9 +51,6 @@ typedef struct {
     const char *name;
 } Spec;
 
-#define I64 8, "lq"
-#define I32 4, "i"
-#define F64 8, "d"
 
 static int take_all(PyObject **objs, Buf *b, const Spec *spec, int n) {
     for (int t = 0; t < n; t++) {

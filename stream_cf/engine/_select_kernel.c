@@ -23,43 +23,14 @@
 #include <string.h>
 
 #include "_kernel_buf.h"
+#include "_kernel_sort.h"
 
-#define I64 8
-#define I32 4
-#define F64 8
 #define N_BUFS 15
 
 typedef struct {
     int64_t seq;
     int64_t at; /* the entry's place in the column's p order */
 } Tied;
-
-/* Sorts n uint64 keys ascending (merge sort, tmp: room for n). */
-static void sort_u64(uint64_t *a, uint64_t *tmp, Py_ssize_t n) {
-    if (n <= 16) {
-        for (Py_ssize_t x = 1; x < n; x++) {
-            const uint64_t key = a[x];
-            Py_ssize_t y = x;
-            while (y > 0 && a[y - 1] > key) {
-                a[y] = a[y - 1];
-                y--;
-            }
-            a[y] = key;
-        }
-        return;
-    }
-    const Py_ssize_t half = n / 2;
-    sort_u64(a, tmp, half);
-    sort_u64(a + half, tmp + half, n - half);
-    if (a[half - 1] <= a[half]) {
-        return;
-    }
-    memcpy(tmp, a, sizeof(uint64_t) * (size_t)n);
-    Py_ssize_t x = 0, y = half, z = 0;
-    while (x < half && y < n) a[z++] = tmp[y] < tmp[x] ? tmp[y++] : tmp[x++];
-    while (x < half) a[z++] = tmp[x++];
-    while (y < n) a[z++] = tmp[y++];
-}
 
 static inline int tied_before(const Tied *x, const Tied *y) {
     return x->seq != y->seq ? x->seq < y->seq : x->at < y->at;
@@ -119,14 +90,11 @@ static PyObject *select_columns(PyObject *self, PyObject *args) {
         int writable;
         const char *name;
     } spec[N_BUFS] = {
-        {I64, "qlL", 0, "cols"},        {I64, "qlL", 0, "slots"},
-        {I64, "qlL", 0, "group"},       {I64, "qlL", 1, "position"},
-        {I64, "qlL", 0, "cells_start"}, {I64, "qlL", 0, "cells_length"},
-        {I32, "iI", 0, "cells_pool"},   {I32, "iI", 0, "cell_user"},
-        {I64, "qlL", 0, "cell_seq"},    {I32, "iI", 0, "cell_item"},
-        {F64, "d", 0, "cell_value"},    {I64, "qlL", 1, "out_rows"},
-        {I64, "qlL", 1, "out_colpos"},  {I64, "qlL", 1, "out_items"},
-        {F64, "d", 1, "out_values"},
+        {I64, 0, "cols"},        {I64, 0, "slots"},       {I64, 0, "group"},
+        {I64, 1, "position"},    {I64, 0, "cells_start"}, {I64, 0, "cells_length"},
+        {I32, 0, "cells_pool"},  {I32, 0, "cell_user"},   {I64, 0, "cell_seq"},
+        {I32, 0, "cell_item"},   {F64, 0, "cell_value"},  {I64, 1, "out_rows"},
+        {I64, 1, "out_colpos"},  {I64, 1, "out_items"},   {F64, 1, "out_values"},
     };
     for (int t = 0; t < N_BUFS; t++) {
         if (take(objs[t], &b[t], spec[t].size, spec[t].formats, spec[t].writable, spec[t].name) <
@@ -207,7 +175,7 @@ static PyObject *select_columns(PyObject *self, PyObject *args) {
                 keys[m++] = ((uint64_t)p << 32) | (uint64_t)t;
             }
         }
-        sort_u64(keys, keys + m, m);
+        sort_keys(keys, keys + m, m);
         Py_ssize_t take_n = m;
         memset(chosen, 1, (size_t)m);
         if (m > k) {

@@ -63,6 +63,18 @@ def op_lists(
     )
 
 
+def tie_prone_streams(
+    users: Sequence[str], items: Sequence[str], values: Sequence[float]
+) -> st.SearchStrategy[list[tuple[Any, ...]]]:
+    """:func:`op_lists` of two kinds: ``values`` over every given id, and ratings 1 or 5 by seven
+    users of four items (many raters with equal w, re-rated: ties at the k-th neighbour that the
+    earlier rating breaks, not the place in the item's row)."""
+    return st.one_of(
+        op_lists(users, items, values, min_size=1, max_size=40),
+        op_lists(users[:7], items[:4], [1.0, 5.0], min_size=20, max_size=40),
+    )
+
+
 def apply_op(model: UserKNN, op: tuple[Any, ...]) -> None:
     """One tuple of :func:`op_lists` applied to ``model`` (a take-back of nothing, or forgetting
     an unknown user, is skipped)."""

@@ -26,19 +26,14 @@ from hypothesis import strategies as st
 from stream_cf.datasets import dataset_available, dataset_events
 from stream_cf.engine import UserKNN, knn, select_kernel
 from stream_cf.engine.neighbours import neighbourhood_of
-from tests.engine.strategies import apply_op, op_lists
+from tests.engine.strategies import apply_op, tie_prone_streams
 from tests.engine.test_item_residual import ITEMS, USERS, VALUES
 
 needs_kernel = pytest.mark.skipif(
     select_kernel.KERNEL is None, reason="the kernel is not built (no C compiler?)"
 )
 
-# half steps on 8 x 8; two values on 7 users x 4 items (many raters with equal w: ties at the
-# k-th place that the earlier rating breaks)
-events = st.one_of(
-    op_lists(USERS, ITEMS, VALUES, min_size=1, max_size=40),
-    op_lists(USERS[:7], ITEMS[:4], [1.0, 5.0], min_size=20, max_size=40),
-)
+events = tie_prone_streams(USERS, ITEMS, VALUES)
 configs = st.fixed_dictionaries(
     {
         "k": st.sampled_from([1, 2, 3, 40]),

@@ -28,7 +28,7 @@ from stream_cf.datasets import dataset_available, dataset_events
 from stream_cf.engine import UserKNN, user_kernel
 from stream_cf.engine.predict import neighbours_of, read_baseline, sequential_sum
 from stream_cf.events import RatingEvent
-from tests.engine.strategies import apply_op, op_lists
+from tests.engine.strategies import apply_op, tie_prone_streams
 from tests.engine.test_item_residual import ITEMS, USERS, VALUES
 
 needs_kernel = pytest.mark.skipif(
@@ -36,12 +36,7 @@ needs_kernel = pytest.mark.skipif(
 )
 
 
-# half steps on 8 x 8; two values on 7 users x 4 items (many raters with equal w, re-rated: ties
-# at the k-th neighbour that the earlier rating breaks, not the place in the item's row)
-events = st.one_of(
-    op_lists(USERS, ITEMS, VALUES, min_size=1, max_size=40),
-    op_lists(USERS[:7], ITEMS[:4], [1.0, 5.0], min_size=20, max_size=40),
-)
+events = tie_prone_streams(USERS, ITEMS, VALUES)
 configs = st.fixed_dictionaries(
     {
         "k": st.sampled_from([1, 2, 3, 40]),

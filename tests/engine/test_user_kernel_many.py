@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from stream_cf.datasets import dataset_available, dataset_events
 from stream_cf.engine import UserKNN, user_kernel
 from stream_cf.engine.predict import read_baseline, user_columns
-from tests.engine.strategies import apply_op, op_lists
+from tests.engine.strategies import apply_op, tie_prone_streams
 from tests.engine.test_item_residual import ITEMS, USERS, VALUES
 from tests.engine.test_user_kernel import uniform_events
 
@@ -42,10 +42,7 @@ def kernel() -> None:
         pytest.skip("the kernel is not built (no C compiler?)")
 
 
-events = st.one_of(
-    op_lists(USERS, ITEMS, VALUES, min_size=1, max_size=40),
-    op_lists(USERS[:7], ITEMS[:4], [1.0, 5.0], min_size=20, max_size=40),
-)
+events = tie_prone_streams(USERS, ITEMS, VALUES)
 configs = st.fixed_dictionaries(
     {
         "k": st.sampled_from([1, 2, 3, 40]),
