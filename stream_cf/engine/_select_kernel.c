@@ -176,10 +176,8 @@ static PyObject *select_columns(PyObject *self, PyObject *args) {
             }
         }
         sort_keys(keys, keys + m, m);
-        Py_ssize_t take_n = m;
         memset(chosen, 1, (size_t)m);
         if (m > k) {
-            take_n = k;
             memset(chosen + k, 0, (size_t)(m - k));
             const int64_t run = group[keys[k - 1] >> 32];
             if (group[keys[k] >> 32] == run) {
@@ -197,10 +195,9 @@ static PyObject *select_columns(PyObject *self, PyObject *args) {
                 }
                 sort_tied(tied, tied + n_run, n_run);
                 for (Py_ssize_t r = 0; r < need; r++) chosen[tied[r].at] = 1;
-                take_n = m; /* (the chosen flags decide) */
             }
         }
-        for (Py_ssize_t e = 0; e < take_n; e++) {
+        for (Py_ssize_t e = 0; e < m; e++) {
             if (!chosen[e]) {
                 continue;
             }

@@ -55,13 +55,6 @@ def select(
     way. Wanted items read from their rows go through the compiled kernel where it is built
     (:mod:`~stream_cf.engine.select_kernel`: the same pairs in the same order)."""
     ratings = st.ratings
-    if cols is not None and source != "users":
-        by_items = int(ratings.item_count[cols].sum())
-        if source == "items" or by_items < int(ratings.user_count[nb.slots].sum()):
-            compiled = select_kernel.select_columns(st, nb, cols, k)
-            if compiled is not None:
-                rows, colpos, items, values = compiled
-                return Picked(rows, colpos, items, values, n_cols=int(cols.size))
     if cols is None:
         n_cols = st.items.high
         where, held = ratings.by_user.rows(nb.slots)
@@ -72,6 +65,10 @@ def select(
         by_items = int(ratings.item_count[cols].sum())
         cheaper = by_items < int(ratings.user_count[nb.slots].sum())
         if source == "items" or (source == "auto" and cheaper):
+            compiled = select_kernel.select_columns(st, nb, cols, k)
+            if compiled is not None:
+                rows, colpos, items, values = compiled
+                return Picked(rows, colpos, items, values, n_cols=n_cols)
             colpos, held = ratings.by_item.rows(cols)
             cells = held.astype(np.int64)
             position = np.full(st.users.high, -1, dtype=np.int64)

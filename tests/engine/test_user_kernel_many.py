@@ -30,7 +30,7 @@ from stream_cf.engine import UserKNN, user_kernel
 from stream_cf.engine.predict import read_baseline, user_columns
 from tests.engine.strategies import apply_op, tie_prone_streams
 from tests.engine.test_item_residual import ITEMS, USERS, VALUES
-from tests.engine.test_user_kernel import uniform_events
+from tests.engine.test_user_kernel import CONFIG_CHOICES, uniform_events
 
 
 @pytest.fixture(autouse=True)
@@ -43,16 +43,7 @@ def kernel() -> None:
 
 
 events = tie_prone_streams(USERS, ITEMS, VALUES)
-configs = st.fixed_dictionaries(
-    {
-        "k": st.sampled_from([1, 2, 3, 40]),
-        "min_similarity": st.sampled_from([0.0, None, -0.5, 0.2]),
-        "shrinkage": st.sampled_from([0.0, 2.5, 100.0]),
-        "min_support": st.sampled_from([1, 2]),
-        "baseline_reg_users": st.sampled_from([5.0, 0.0]),
-        "item_residual": st.sampled_from([0, 2]),
-    }
-)
+configs = st.fixed_dictionaries({**CONFIG_CHOICES, "item_residual": st.sampled_from([0, 2])})
 
 
 @contextmanager
