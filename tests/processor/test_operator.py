@@ -199,7 +199,9 @@ def test_a_crash_loop_with_a_backlog_still_moves_the_checkpoint(
     uninterrupted run's."""
     settings = make_settings(feedback="implicit", max_batch=20_000, checkpoint_interval=30.0)
     ensure_topics(settings)
-    events: list[Event] = instacart_or_generated(30_000)
+    # a backlog the faster processor still needs several kill intervals for (30,000 purchases
+    # were once done within the first 2 s)
+    events: list[Event] = instacart_or_generated(60_000)
     produce_events(kafka_bootstrap, settings.input_topic, events)
     log = tmp_path / "crash-loop.log"
     seen = [0]
